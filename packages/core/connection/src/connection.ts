@@ -1,0 +1,1080 @@
+import { Element } from 'ltx'
+import {
+  ConnectionError,
+  JIDError,
+  PluginError,
+  StreamError,
+  TimeoutError,
+  XMPPError,
+} from './errors.js'
+import type { Negotiator, NegotiationContext, StreamFeature, WaitOptions } from './features.js'
+import { featureNegotiator } from './feature-negotiator.js'
+import { type HookMap, type HookName, Hooks } from './hooks.js'
+import type { JID } from './jid.js'
+import { compose, InboundContext, type Middleware, OutboundContext } from './middleware.js'
+import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from './namespaces.js'
+import type { AnyPlugin, ApiOf, ApisOf, MiddlewareOptions, PluginContext } from './plugin.js'
+import type { ConnectionState } from './state.js'
+import { StreamParser, type StreamParserOptions } from './stream-parser.js'
+import type { Transport, TransportFactory } from './transport.js'
+import { serialize, STREAM_FOOTER, streamHeader } from './xml-serializer.js'
+
+export interface ConnectionTimeouts {
+  /** Opening the transport. Default 10 s. */
+  connect?: number
+  /** Each wait during negotiation (a header, a feature reply). Default 10 s. */
+  negotiation?: number
+  /** Waiting for the peer's `</stream:stream>` after ours. Default 2 s. */
+  close?: number
+  /** An async plugin setup. Default 5 s. */
+  pluginSetup?: number
+}
+
+export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly AnyPlugin[]> {
+  /** Creates the transport for each connection attempt. */
+  transport: TransportFactory
+  /** The XMPP domain (client: the server's domain; component: the component's name). */
+  domain: string
+  /** The service address handed to the transport, e.g. `xmpp://example.com:5222`. */
+  service?: string
+  /** `xml:lang` of our stream header. */
+  lang?: string
+  /** Content namespace of the stream. Default `jabber:client`. */
+  xmlns?: string
+  /** Negotiation strategy. Default: stream features in priority order. */
+  negotiator?: Negotiator
+  /** Plugins, in registration order. Their APIs appear on `connection.plugins`. */
+  plugins?: T
+  /** Reader limits (stanza size, depth, attributes). */
+  limits?: StreamParserOptions
+  timeouts?: ConnectionTimeouts
+  /** How many see-other-host redirects connect() follows. Default 3. */
+  maxRedirects?: number
+  /** Inbound elements buffered while a handler is busy before the transport is paused. Default 1000. */
+  inboundHighWater?: number
+}
+
+interface Waiter {
+  match: (element: Element) => boolean
+  resolve: (element: Element) => void
+  reject: (error: Error) => void
+  timer: ReturnType<typeof setTimeout>
+  last: boolean
+}
+
+interface Registered {
+  plugin: AnyPlugin
+  api: unknown
+  controller: AbortController
+  disposers: (() => void | Promise<void>)[]
+}
+
+const RESOLVED: Promise<void> = Promise.resolve()
+/** Elements the peer may send during negotiation that no waiter took yet. */
+const MAX_PENDING_WHILE_NEGOTIATING = 64
+
+/**
+ * One XMPP stream over one transport at a time, with its plugin registry. connect() may be
+ * called again after a disconnection: plugins and their state carry over.
+ */
+export class Connection<A extends object = Record<string, unknown>> {
+  readonly domain: string
+  readonly service: string | undefined
+  readonly xmlns: string
+  readonly lang: string | undefined
+  readonly hooks: Hooks
+  /** The APIs of the registered plugins, keyed by plugin name. */
+  readonly plugins: A
+  /** Our address once bound (set by the bind feature, or by the component negotiator). */
+  jid: JID | undefined = undefined
+  /**
+   * Set by a plugin that can resume the session after a drop (stream management): then a
+   * disconnection does not end the session, and `session-end` is left to that plugin.
+   */
+  resumable = false
+
+  #state: ConnectionState = 'disconnected'
+  readonly #options: ConnectionOptions
+  readonly #timeouts: Required<ConnectionTimeouts>
+  readonly #negotiator: Negotiator
+  readonly #registered: Registered[] = []
+  readonly #names = new Set<string>()
+  readonly #inboundLayers: { fn: Middleware<InboundContext>; plugin: string; priority: number }[] =
+    []
+  readonly #outboundLayers: {
+    fn: Middleware<OutboundContext>
+    plugin: string
+    priority: number
+  }[] = []
+  readonly #features: StreamFeature[] = []
+  readonly #handled: ((ctx: InboundContext) => void)[] = []
+  readonly #rawTaps: ((direction: 'in' | 'out', data: string | Uint8Array) => void)[] = []
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
+  readonly #setups: Promise<void>[] = []
+  #frozen = false
+  #disposed = false
+
+  #inbound: (ctx: InboundContext) => void | Promise<void> = () => undefined
+  #outbound: (ctx: OutboundContext) => void | Promise<void> = () => undefined
+
+  // Per-stream state.
+  #transport: Transport | undefined
+  #parser: StreamParser | undefined
+  #root: Element = new Element('stream:stream')
+  #header: Record<string, string> = {}
+  #headerWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined
+  #waiters: Waiter[] = []
+  #pending: Element[] = []
+  #inQueue: Element[] = []
+  #busy = false
+  #paused = false
+  #outBuffer: string[] = []
+  #flushScheduled = false
+  #blocked = false
+  #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
+  #failure: XMPPError | undefined
+  #closed: Promise<void> = RESOLVED
+  #markClosed: () => void = () => undefined
+  #attempt: AbortController | undefined
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options
+    this.domain = options.domain
+    this.service = options.service
+    this.xmlns = options.xmlns ?? NS_CLIENT
+    this.lang = options.lang
+    this.#negotiator = options.negotiator ?? featureNegotiator
+    this.#timeouts = {
+      connect: options.timeouts?.connect ?? 10_000,
+      negotiation: options.timeouts?.negotiation ?? 10_000,
+      close: options.timeouts?.close ?? 2_000,
+      pluginSetup: options.timeouts?.pluginSetup ?? 5_000,
+    }
+    this.hooks = new Hooks((error, hook) => this.#reportHookError(error, hook))
+    this.plugins = {} as A
+    for (const plugin of options.plugins ?? []) this.use(plugin)
+  }
+
+  get state(): ConnectionState {
+    return this.#state
+  }
+
+  /** The transport of the current stream, if any. */
+  get transport(): Transport | undefined {
+    return this.#transport
+  }
+
+  /** The peer's stream header on the current stream. */
+  get header(): Readonly<Record<string, string>> {
+    return this.#header
+  }
+
+  /**
+   * Registers a plugin. Its dependencies must already be registered. Fails once the
+   * registry froze (at the first connect()).
+   */
+  use<P extends AnyPlugin>(plugin: P): Connection<A & { [K in P['name']]: ApiOf<P> }> {
+    if (this.#frozen) {
+      throw new PluginError(
+        'registry-frozen',
+        plugin.name,
+        `cannot register plugin "${plugin.name}": the plugin registry froze when connect() was first called. Pass it in createConnection({ plugins: [...] }) or call use() before connect().`,
+      )
+    }
+    if (this.#names.has(plugin.name)) {
+      throw new PluginError(
+        'duplicate-plugin',
+        plugin.name,
+        `plugin "${plugin.name}" is already registered`,
+      )
+    }
+    for (const dependency of plugin.dependencies) {
+      if (!this.#names.has(dependency.name)) {
+        throw new PluginError(
+          'missing-dependency',
+          plugin.name,
+          `plugin "${plugin.name}" depends on plugin "${dependency.name}", which is not registered: register "${dependency.name}" before "${plugin.name}"`,
+        )
+      }
+    }
+    const entry: Registered = {
+      plugin,
+      api: undefined,
+      controller: new AbortController(),
+      disposers: [],
+    }
+    this.#names.add(plugin.name)
+    this.#registered.push(entry)
+    let result: unknown
+    try {
+      result = plugin.setup(this.#contextFor(entry), plugin.options)
+    } catch (error) {
+      this.#names.delete(plugin.name)
+      this.#registered.pop()
+      throw new PluginError(
+        'setup-failed',
+        plugin.name,
+        `setup of plugin "${plugin.name}" failed: ${describe(error)}`,
+        error,
+      )
+    }
+    if (isPromise(result)) {
+      this.#setups.push(this.#awaitSetup(entry, result))
+    } else {
+      entry.api = result
+      ;(this.plugins as Record<string, unknown>)[plugin.name] = result
+    }
+    return this as unknown as Connection<A & { [K in P['name']]: ApiOf<P> }>
+  }
+
+  async #awaitSetup(entry: Registered, result: Promise<unknown>): Promise<void> {
+    const name = entry.plugin.name
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new PluginError(
+              'setup-timeout',
+              name,
+              `setup of plugin "${name}" did not finish within ${this.#timeouts.pluginSetup} ms`,
+            ),
+          ),
+        this.#timeouts.pluginSetup,
+      )
+    })
+    try {
+      entry.api = await Promise.race([result, timeout])
+      ;(this.plugins as Record<string, unknown>)[name] = entry.api
+    } catch (error) {
+      if (error instanceof PluginError) throw error
+      throw new PluginError(
+        'setup-failed',
+        name,
+        `setup of plugin "${name}" failed: ${describe(error)}`,
+        error,
+      )
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Resolves once every plugin's (possibly async) setup finished. */
+  async ready(): Promise<void> {
+    await Promise.all(this.#setups)
+  }
+
+  #contextFor(entry: Registered): PluginContext {
+    const name = entry.plugin.name
+    const declared = new Set(entry.plugin.dependencies.map((d) => d.name))
+    const sorted = <T extends { priority: number }>(list: T[], item: T) => {
+      // Stable insertion by priority: ties keep registration order.
+      let i = list.length
+      while (i > 0 && (list[i - 1] as T).priority > item.priority) i--
+      list.splice(i, 0, item)
+    }
+    const layer = (options: MiddlewareOptions | undefined) => options?.priority ?? 0
+    return {
+      connection: this as unknown as Connection,
+      hooks: this.hooks,
+      signal: entry.controller.signal,
+      get: <P extends AnyPlugin>(plugin: P): ApiOf<P> => {
+        if (!declared.has(plugin.name)) {
+          throw new PluginError(
+            'missing-dependency',
+            name,
+            `plugin "${name}" asked for plugin "${plugin.name}" without declaring it in dependencies`,
+          )
+        }
+        const found = this.#registered.find((r) => r.plugin.name === plugin.name)
+        return found?.api as ApiOf<P>
+      },
+      inbound: (fn, options) => {
+        this.#assertOpen(name)
+        sorted(this.#inboundLayers, { fn, plugin: name, priority: layer(options) })
+      },
+      outbound: (fn, options) => {
+        this.#assertOpen(name)
+        sorted(this.#outboundLayers, { fn, plugin: name, priority: layer(options) })
+      },
+      feature: (feature) => {
+        this.#assertOpen(name)
+        if (this.#features.some((f) => f.name === feature.name)) {
+          throw new PluginError(
+            'duplicate-plugin',
+            name,
+            `stream feature "${feature.name}" is already registered`,
+          )
+        }
+        sorted(this.#features, feature)
+      },
+      onHandled: (fn) => {
+        this.#handled.push(fn)
+      },
+      onRaw: (fn) => {
+        this.#rawTaps.push(fn)
+      },
+      setTimeout: (fn, ms) => {
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer)
+          fn()
+        }, ms)
+        this.#timers.add(timer)
+        return timer
+      },
+      onDispose: (fn) => {
+        entry.disposers.push(fn)
+      },
+    }
+  }
+
+  #assertOpen(plugin: string): void {
+    if (this.#frozen) {
+      throw new PluginError(
+        'registry-frozen',
+        plugin,
+        `plugin "${plugin}" tried to extend the connection after the registry froze at connect(); do it in setup()`,
+      )
+    }
+  }
+
+  /** Composes the pipelines once; later registrations fail. */
+  #freeze(): void {
+    if (this.#frozen) return
+    this.#frozen = true
+    this.#inbound = compose(this.#inboundLayers, (ctx) => this.#deliver(ctx))
+    this.#outbound = compose(this.#outboundLayers, (ctx) => this.#writeElement(ctx))
+  }
+
+  /**
+   * Opens the transport and negotiates the stream. Resolves when online; rejects with a
+   * typed error (and the connection is disconnected) otherwise.
+   */
+  async connect(): Promise<void> {
+    if (this.#disposed) throw new ConnectionError('not-connected', 'the connection was disposed')
+    if (this.#state !== 'disconnected') {
+      throw new ConnectionError('not-connected', `connect() called while ${this.#state}`)
+    }
+    this.#freeze()
+    await this.ready()
+    const max = this.#options.maxRedirects ?? 3
+    let host: string | undefined
+    let port: number | undefined
+    for (let count = 0; ; count++) {
+      try {
+        await this.#connectOnce(host, port)
+        return
+      } catch (error) {
+        if (
+          !(error instanceof StreamError) ||
+          error.condition !== 'see-other-host' ||
+          !error.remote
+        ) {
+          throw error
+        }
+        const where = error.element?.getChild('see-other-host', NS_STREAM_ERRORS)?.getText() ?? ''
+        const target = parseRedirect(where)
+        if (!target) throw error
+        if (count >= max) {
+          throw new ConnectionError(
+            'redirect-limit',
+            `gave up after ${max} see-other-host redirects (last: ${where})`,
+            error,
+          )
+        }
+        host = target.host
+        port = target.port
+        await this.hooks.emit('redirect', { host, port, count: count + 1 })
+      }
+    }
+  }
+
+  async #connectOnce(host: string | undefined, port: number | undefined): Promise<void> {
+    const attempt = new AbortController()
+    this.#attempt = attempt
+    this.#failure = undefined
+    this.#closed = new Promise((resolve) => {
+      this.#markClosed = resolve
+    })
+    this.#setState('connecting')
+    const transport = this.#options.transport()
+    this.#transport = transport
+    const connectTimer = setTimeout(
+      () =>
+        attempt.abort(
+          new TimeoutError(`transport did not connect within ${this.#timeouts.connect} ms`),
+        ),
+      this.#timeouts.connect,
+    )
+    try {
+      await raceSignal(
+        transport.connect(
+          { service: this.service, domain: this.domain, host, port, signal: attempt.signal },
+          {
+            data: (chunk) => this.#onData(transport, chunk),
+            close: (error) => this.#onTransportClose(transport, error),
+            drain: () => this.#onDrain(transport),
+          },
+        ),
+        attempt.signal,
+      )
+      clearTimeout(connectTimer)
+      this.#setState('negotiating')
+      const nc = this.#negotiationContext(transport)
+      await this.#openStream()
+      await this.#negotiator.negotiate(nc)
+      if (this.#transport !== transport || this.#failure) throw this.#failure ?? closedError()
+      this.#setState('online')
+      // Elements that arrived during negotiation and that no feature took go through the
+      // inbound pipeline now, in order.
+      const pending = this.#pending
+      this.#pending = []
+      for (const element of pending) this.#enqueue(element)
+      await this.hooks.emit('online', { resumed: nc.resumed })
+    } catch (error) {
+      clearTimeout(connectTimer)
+      const typed = this.#failure ?? toXMPPError(error)
+      if (this.#transport === transport) {
+        if (typed instanceof StreamError && !typed.remote && this.#parser) {
+          this.#sendStreamError(typed)
+        }
+        this.#teardown(typed, false)
+      }
+      await this.#closed
+      throw typed
+    }
+  }
+
+  #negotiationContext(transport: Transport): NegotiationContext {
+    const self = this
+    return {
+      connection: this as unknown as Connection,
+      transport,
+      domain: this.domain,
+      get header() {
+        return self.#header
+      },
+      features: this.#features,
+      completed: new Set<string>(),
+      resumed: false,
+      send: (element) => this.send(element),
+      waitFor: (match, options) => this.#waitFor(match, options),
+      restart: () => this.#openStream(),
+    }
+  }
+
+  /** Starts a stream (initially or on restart): fresh reader, our header, the peer's header. */
+  #openStream(): Promise<void> {
+    this.#parser?.stop()
+    this.#pending = []
+    this.#root = new Element('stream:stream')
+    this.#header = {}
+    const parser = new StreamParser(
+      {
+        streamStart: (attrs) => this.#onStreamStart(parser, attrs),
+        element: (element) => {
+          if (this.#parser === parser) this.#onElement(element)
+        },
+        streamEnd: () => {
+          if (this.#parser === parser) this.#onStreamEnd()
+        },
+        error: (error) => {
+          if (this.#parser === parser) this.#fail(error)
+        },
+      },
+      this.#options.limits,
+    )
+    this.#parser = parser
+    const header = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new TimeoutError(`no stream header within ${this.#timeouts.negotiation} ms`)),
+        this.#timeouts.negotiation,
+      )
+      this.#headerWaiter = {
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        },
+        reject: (error) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      }
+    })
+    this.#writeRaw(streamHeader(this.#negotiator.streamAttributes(this as unknown as Connection)))
+    return header
+  }
+
+  #onStreamStart(parser: StreamParser, attrs: Record<string, string>): void {
+    if (this.#parser !== parser) return
+    // RFC 6120 §4.9.3.10: the stream element must be in the streams namespace with our
+    // content namespace as default.
+    if (attrs.xmlns !== undefined && attrs.xmlns !== this.xmlns) {
+      this.#fail(
+        new StreamError(
+          'invalid-namespace',
+          `peer opened a stream with content namespace "${attrs.xmlns}"`,
+        ),
+      )
+      return
+    }
+    if (attrs.version !== undefined && !attrs.version.startsWith('1.')) {
+      this.#fail(
+        new StreamError('unsupported-version', `peer speaks XMPP version ${attrs.version}`),
+      )
+      return
+    }
+    this.#header = attrs
+    // Top-level elements get this (childless) element as parent, so that namespace lookups
+    // (getNS, is(name, ns)) see the stream's declarations without the stream holding them.
+    this.#root = new Element('stream:stream', { ...attrs, xmlns: attrs.xmlns ?? this.xmlns })
+    const waiter = this.#headerWaiter
+    this.#headerWaiter = undefined
+    waiter?.resolve()
+    void this.hooks.emit('stream-start', { attrs })
+  }
+
+  #onData(transport: Transport, chunk: Uint8Array | string): void {
+    if (this.#transport !== transport) return
+    for (let i = 0; i < this.#rawTaps.length; i++) {
+      ;(this.#rawTaps[i] as (direction: 'in', data: string | Uint8Array) => void)('in', chunk)
+    }
+    this.#parser?.write(chunk)
+  }
+
+  #onElement(element: Element): void {
+    element.parent = this.#root
+    if (this.#waiters.length > 0) {
+      for (let i = 0; i < this.#waiters.length; i++) {
+        const waiter = this.#waiters[i] as Waiter
+        let matched = false
+        try {
+          matched = waiter.match(element)
+        } catch (error) {
+          this.#waiters.splice(i, 1)
+          clearTimeout(waiter.timer)
+          waiter.reject(toXMPPError(error))
+          return
+        }
+        if (matched) {
+          this.#waiters.splice(i, 1)
+          clearTimeout(waiter.timer)
+          // A restart follows: nothing more from this stream may be acted upon.
+          if (waiter.last) this.#parser?.stop()
+          waiter.resolve(element)
+          return
+        }
+      }
+    }
+    if (this.#isStreamError(element)) {
+      this.#onRemoteStreamError(element)
+      return
+    }
+    if (this.#state === 'negotiating' || this.#state === 'connecting') {
+      if (this.#pending.length >= MAX_PENDING_WHILE_NEGOTIATING) {
+        this.#fail(
+          new StreamError('policy-violation', 'too many unexpected elements during negotiation'),
+        )
+        return
+      }
+      this.#pending.push(element)
+      return
+    }
+    this.#enqueue(element)
+  }
+
+  #waitFor(match: (element: Element) => boolean, options: WaitOptions = {}): Promise<Element> {
+    for (let i = 0; i < this.#pending.length; i++) {
+      const element = this.#pending[i] as Element
+      if (match(element)) {
+        this.#pending.splice(i, 1)
+        if (options.last) {
+          this.#parser?.stop()
+          this.#pending = []
+        }
+        return Promise.resolve(element)
+      }
+    }
+    if (!this.#transport || this.#failure) return Promise.reject(this.#failure ?? closedError())
+    const timeout = options.timeout ?? this.#timeouts.negotiation
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        match,
+        resolve,
+        reject,
+        last: options.last ?? false,
+        timer: setTimeout(() => {
+          const i = this.#waiters.indexOf(waiter)
+          if (i >= 0) this.#waiters.splice(i, 1)
+          reject(new TimeoutError(`the peer did not answer within ${timeout} ms`))
+        }, timeout),
+      }
+      this.#waiters.push(waiter)
+    })
+  }
+
+  #isStreamError(element: Element): boolean {
+    return element.getName() === 'error' && element.getNS() === NS_STREAM
+  }
+
+  #onRemoteStreamError(element: Element): void {
+    let condition = 'undefined-condition'
+    let text: string | undefined
+    for (const child of element.getChildElements()) {
+      if (child.getNS() !== NS_STREAM_ERRORS) continue
+      if (child.getName() === 'text') text = child.getText()
+      else condition = child.getName()
+    }
+    const error = new StreamError(
+      condition,
+      `the peer closed the stream: ${condition}${text ? ` (${text})` : ''}`,
+      {
+        remote: true,
+        element,
+        ...(text === undefined ? {} : { text }),
+      },
+    )
+    // RFC 6120 §4.9.1.1: after a stream error the stream is closed; answer with ours.
+    this.#failure = error
+    this.#writeRaw(STREAM_FOOTER)
+    this.#transport?.end()
+    this.#rejectWaiters(error)
+  }
+
+  #onStreamEnd(): void {
+    if (this.#closing) {
+      // Our close was answered: the stream is closed cleanly.
+      this.#transport?.end()
+      return
+    }
+    // RFC 6120 §4.4: the peer closed the stream; close ours and the transport.
+    this.#failure ??= new ConnectionError('disconnected', 'the peer closed the stream')
+    this.#writeRaw(STREAM_FOOTER)
+    this.#transport?.end()
+    this.#rejectWaiters(this.#failure)
+  }
+
+  /** We detected a stream-level error: tell the peer, close, report. */
+  #fail(error: StreamError | XMPPError): void {
+    if (this.#failure) return
+    this.#failure = error
+    this.#parser?.stop()
+    if (error instanceof StreamError && !error.remote) this.#sendStreamError(error)
+    this.#transport?.end()
+    // Don't wait for the peer: a hostile peer may never close.
+    const transport = this.#transport
+    const timer = setTimeout(() => {
+      if (this.#transport === transport) transport?.destroy()
+    }, this.#timeouts.close)
+    timer.unref?.()
+    this.#rejectWaiters(error)
+  }
+
+  #sendStreamError(error: StreamError): void {
+    const el = new Element('stream:error')
+    el.c(error.condition ?? 'undefined-condition', { xmlns: NS_STREAM_ERRORS })
+    this.#writeRaw(serialize(el) + STREAM_FOOTER)
+  }
+
+  #rejectWaiters(error: Error): void {
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer)
+      waiter.reject(error)
+    }
+    const header = this.#headerWaiter
+    this.#headerWaiter = undefined
+    header?.reject(error)
+  }
+
+  #onTransportClose(transport: Transport, error?: Error): void {
+    if (this.#transport !== transport) return
+    const clean = this.#closing !== undefined && !this.#failure
+    const failure =
+      this.#failure ??
+      (clean
+        ? undefined
+        : new ConnectionError(
+            'disconnected',
+            error ? `the transport failed: ${error.message}` : 'the transport closed',
+            error,
+          ))
+    this.#teardown(failure, clean)
+  }
+
+  /** Ends the current stream's state and reports the disconnection once. */
+  #teardown(error: XMPPError | undefined, clean: boolean): void {
+    const transport = this.#transport
+    if (!transport) return
+    this.#transport = undefined
+    this.#parser?.stop()
+    this.#parser = undefined
+    this.#attempt?.abort(error ?? closedError())
+    this.#attempt = undefined
+    transport.destroy()
+    const failure = error ?? closedError()
+    this.#rejectWaiters(failure)
+    this.#pending = []
+    this.#inQueue = []
+    this.#busy = false
+    this.#paused = false
+    this.#outBuffer = []
+    this.#blocked = false
+    if (this.#closing) {
+      clearTimeout(this.#closing.timer)
+      this.#closing.resolve()
+      this.#closing = undefined
+    }
+    this.#setState('disconnected', error)
+    if (error && !clean) this.#report(error)
+    const done = this.hooks.emit('disconnected', { error, clean })
+    const end = () => {
+      if (!this.resumable) void this.hooks.emit('session-end', { error })
+      this.#markClosed()
+    }
+    if (done) done.then(end, end)
+    else end()
+  }
+
+  /**
+   * Closes the stream cleanly: our `</stream:stream>`, then waits (bounded) for the peer's
+   * before closing the transport.
+   */
+  async disconnect(): Promise<void> {
+    const transport = this.#transport
+    if (!transport) return
+    if (this.#closing) return this.#closed
+    this.#setState('disconnecting')
+    const closed = this.#closed
+    await new Promise<void>((resolve) => {
+      this.#closing = {
+        resolve,
+        timer: setTimeout(() => {
+          if (this.#transport === transport) transport.destroy()
+          this.#onTransportClose(transport)
+        }, this.#timeouts.close),
+      }
+      if (this.#parser?.stopped === false) this.#writeRaw(STREAM_FOOTER)
+      else transport.end()
+    })
+    await closed
+  }
+
+  /** Disconnects, then tears the plugins down in reverse registration order. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return
+    await this.disconnect()
+    this.#disposed = true
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers.clear()
+    for (let i = this.#registered.length - 1; i >= 0; i--) {
+      const entry = this.#registered[i] as Registered
+      entry.controller.abort(new ConnectionError('disconnected', 'the connection was disposed'))
+      for (let j = entry.disposers.length - 1; j >= 0; j--) {
+        try {
+          await (entry.disposers[j] as () => void | Promise<void>)()
+        } catch (error) {
+          this.#report(
+            new PluginError(
+              'setup-failed',
+              entry.plugin.name,
+              `teardown of plugin "${entry.plugin.name}" failed: ${describe(error)}`,
+              error,
+            ),
+          )
+        }
+      }
+    }
+    this.hooks.clear()
+  }
+
+  /**
+   * Sends an element through the outbound pipeline. Resolves when it was written, or, when
+   * a plugin tracks delivery (stream management), when the peer acknowledged it. Rejects
+   * with ConnectionError `not-connected` when there is no stream to write to and no plugin
+   * took the element.
+   */
+  send(element: Element): Promise<void> {
+    if (!this.#frozen) {
+      return Promise.reject(new ConnectionError('not-connected', 'send() before connect()'))
+    }
+    const ctx = new OutboundContext(element)
+    let result: void | Promise<void>
+    try {
+      result = this.#outbound(ctx)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (result !== undefined && isPromise(result)) {
+      return result.then(() => ctx.delivery)
+    }
+    return ctx.delivery ?? RESOLVED
+  }
+
+  /** Outbound terminal: serialize and queue for the per-tick write. */
+  #writeElement(ctx: OutboundContext): void {
+    if (!this.#transport || this.#failure || this.#closing) {
+      throw new ConnectionError(
+        'not-connected',
+        `cannot send <${ctx.element.name}/>: the connection is ${this.#state}`,
+      )
+    }
+    const data = serialize(ctx.element)
+    ctx.data = data
+    ctx.written = true
+    this.#outBuffer.push(data)
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      queueMicrotask(() => this.#flush())
+    }
+  }
+
+  /** Writes immediately (stream headers, footers, errors), after anything queued. */
+  #writeRaw(data: string): void {
+    this.#outBuffer.push(data)
+    this.#flush()
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false
+    const transport = this.#transport
+    if (!transport || this.#blocked || this.#outBuffer.length === 0) return
+    const parts = this.#outBuffer
+    this.#outBuffer = []
+    if (this.#rawTaps.length > 0) {
+      for (const part of parts) for (const tap of this.#rawTaps) tap('out', part)
+    }
+    // One write per tick: the transport sees batches, not one call per stanza.
+    const ok = transport.write(parts.length === 1 ? (parts[0] as string) : parts.join(''))
+    if (!ok) this.#blocked = true
+  }
+
+  #onDrain(transport: Transport): void {
+    if (this.#transport !== transport) return
+    this.#blocked = false
+    this.#flush()
+  }
+
+  /** Inbound elements are handled one at a time, in order. */
+  #enqueue(element: Element): void {
+    if (this.#busy) {
+      this.#inQueue.push(element)
+      if (!this.#paused && this.#inQueue.length >= (this.#options.inboundHighWater ?? 1000)) {
+        this.#paused = true
+        this.#transport?.pause?.()
+      }
+      return
+    }
+    this.#process(element)
+  }
+
+  #process(element: Element): void {
+    const ctx = new InboundContext(element, element.getName())
+    if (ctx.kind === 'stanza' && ctx.name === 'iq' && (ctx.type === 'get' || ctx.type === 'set')) {
+      // An iq request needs an answer addressed from its `to` and to its `from`: check
+      // both now (only for requests; other stanzas are parsed lazily).
+      try {
+        void ctx.to
+      } catch (error) {
+        this.#fail(
+          new StreamError('improper-addressing', `iq with an invalid 'to': ${describe(error)}`),
+        )
+        return
+      }
+      try {
+        void ctx.from
+      } catch (error) {
+        this.#fail(new StreamError('invalid-from', `iq with an invalid 'from': ${describe(error)}`))
+        return
+      }
+    }
+    let result: void | Promise<void>
+    try {
+      result = this.#inbound(ctx)
+    } catch (error) {
+      this.#inboundFailed(ctx, error)
+      this.#complete(ctx)
+      return
+    }
+    if (result !== undefined && isPromise(result)) {
+      this.#busy = true
+      result.then(
+        () => this.#completeAsync(ctx),
+        (error: unknown) => {
+          this.#inboundFailed(ctx, error)
+          this.#completeAsync(ctx)
+        },
+      )
+      return
+    }
+    this.#complete(ctx)
+  }
+
+  #completeAsync(ctx: InboundContext): void {
+    this.#complete(ctx)
+    this.#busy = false
+    while (!this.#busy && this.#inQueue.length > 0) {
+      this.#process(this.#inQueue.shift() as Element)
+    }
+    if (this.#paused && this.#inQueue.length === 0) {
+      this.#paused = false
+      this.#transport?.resume?.()
+    }
+  }
+
+  #inboundFailed(ctx: InboundContext, error: unknown): void {
+    if (error instanceof JIDError) {
+      const badFrom = safeInvalid(() => ctx.from)
+      this.#fail(
+        new StreamError(
+          badFrom ? 'invalid-from' : 'improper-addressing',
+          `stanza with an invalid address: ${error.message}`,
+        ),
+      )
+      return
+    }
+    if (needsAnswer(ctx) && !ctx.handled) {
+      ctx.handled = true
+      this.#answerError(ctx, 'internal-server-error', 'wait')
+    }
+    this.#report(error)
+  }
+
+  /** After every middleware settled: answer unhandled requests, tell onHandled listeners. */
+  #complete(ctx: InboundContext): void {
+    if (!ctx.handled && needsAnswer(ctx) && !this.#failure) {
+      // RFC 6120 §8.4: a request nobody handles gets service-unavailable.
+      ctx.handled = true
+      this.#answerError(ctx, 'service-unavailable', 'cancel')
+    }
+    for (let i = 0; i < this.#handled.length; i++) {
+      try {
+        ;(this.#handled[i] as (ctx: InboundContext) => void)(ctx)
+      } catch (error) {
+        this.#report(error)
+      }
+    }
+  }
+
+  #answerError(ctx: InboundContext, condition: string, type: string): void {
+    const { id, from } = ctx.element.attrs
+    const reply = new Element('iq', { type: 'error', id, to: from })
+    reply.c('error', { type }).c(condition, { xmlns: NS_STANZA_ERRORS })
+    this.send(reply).catch((error: unknown) => this.#report(error))
+  }
+
+  /** Inbound terminal: the app's catch-all hooks. */
+  #deliver(ctx: InboundContext): void | Promise<void> {
+    if (ctx.kind === 'stanza') {
+      return this.hooks.emit('stanza', {
+        element: ctx.element,
+        name: ctx.name as HookMap['stanza']['name'],
+      })
+    }
+    return this.hooks.emit('nonza', { element: ctx.element })
+  }
+
+  #setState(state: ConnectionState, cause?: Error): void {
+    const previous = this.#state
+    if (previous === state) return
+    this.#state = state
+    void this.hooks.emit('state', { state, previous, cause })
+  }
+
+  #report(error: unknown): void {
+    const err = error instanceof Error ? error : new Error(String(error))
+    if (this.hooks.has('error')) void this.hooks.emit('error', { error: err })
+  }
+
+  #reportHookError(error: unknown, hook: HookName): void {
+    if (hook === 'error') {
+      // A failing error handler has nowhere else to go.
+      queueMicrotask(() => {
+        throw error
+      })
+      return
+    }
+    this.#report(error)
+  }
+}
+
+/** Creates a connection; `connection.plugins` is typed from the plugins passed. */
+export function createConnection<const T extends readonly AnyPlugin[] = []>(
+  options: ConnectionOptions<T>,
+): Connection<ApisOf<T>> {
+  return new Connection<ApisOf<T>>(options)
+}
+
+function needsAnswer(ctx: InboundContext): boolean {
+  return ctx.name === 'iq' && (ctx.type === 'get' || ctx.type === 'set')
+}
+
+function isPromise<T>(value: unknown): value is Promise<T> {
+  return (
+    typeof value === 'object' && value !== null && typeof (value as Promise<T>).then === 'function'
+  )
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+function safeInvalid(read: () => unknown): boolean {
+  try {
+    read()
+    return false
+  } catch {
+    return true
+  }
+}
+
+function closedError(): ConnectionError {
+  return new ConnectionError('disconnected', 'the connection closed')
+}
+
+function toXMPPError(error: unknown): XMPPError {
+  if (error instanceof XMPPError) return error
+  return new ConnectionError('transport', describe(error), error)
+}
+
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
+}
+
+/** RFC 6120 §4.9.3.19: see-other-host carries `host`, `host:port` or `[v6]:port`. */
+export function parseRedirect(text: string): { host: string; port?: number } | undefined {
+  const value = text.trim()
+  if (!value) return undefined
+  const v6 = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(value)
+  if (v6) return withPort(v6[1] as string, v6[2])
+  const plain = /^([^\s:/[\]]+)(?::(\d{1,5}))?$/.exec(value)
+  if (plain) return withPort(plain[1] as string, plain[2])
+  return undefined
+}
+
+function withPort(
+  host: string,
+  port: string | undefined,
+): { host: string; port?: number } | undefined {
+  if (port === undefined) return { host }
+  const n = Number(port)
+  if (n < 1 || n > 65535) return undefined
+  return { host, port: n }
+}
+
+export type { HookMap }

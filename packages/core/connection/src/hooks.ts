@@ -1,0 +1,137 @@
+import type { Element } from 'ltx'
+import type { XMPPError } from './errors.js'
+import type { ConnectionState } from './state.js'
+
+/**
+ * Named, typed events. Each value is the payload handed to handlers of that hook.
+ * Packages add hook names by declaration merging:
+ *
+ * ```ts
+ * declare module '@core/connection' {
+ *   interface HookMap { 'post-resume': { resumed: true } }
+ * }
+ * ```
+ */
+export interface HookMap {
+  /** Every state change, with what caused it. */
+  state: { state: ConnectionState; previous: ConnectionState; cause?: Error | undefined }
+  /** The stream header the peer sent (after every restart). */
+  'stream-start': { attrs: Readonly<Record<string, string>> }
+  /** Stream negotiation finished; `resumed` says whether a previous session was resumed. */
+  online: { resumed: boolean }
+  /** The transport is gone. `error` is set unless the close was requested and clean. */
+  disconnected: { error?: XMPPError | undefined; clean: boolean }
+  /**
+   * The session is over for good (not resumable): pending requests should fail. A plugin
+   * that can resume sessions (stream management) delays this until resumption failed.
+   */
+  'session-end': { error?: XMPPError | undefined }
+  /** The peer asked us to reconnect elsewhere (RFC 6120 §4.9.3.19). */
+  redirect: { host: string; port?: number | undefined; count: number }
+  /** An error that is reported, not thrown: a failing handler, a stream error. */
+  error: { error: Error }
+  /** A stanza that reached the end of the inbound pipeline: the app's catch-all. */
+  stanza: { element: Element; name: 'message' | 'presence' | 'iq' }
+  /** A nonza that reached the end of the inbound pipeline. */
+  nonza: { element: Element }
+}
+
+export type HookName = keyof HookMap
+export type HookHandler<K extends HookName> = (payload: HookMap[K]) => void | Promise<void>
+
+/**
+ * Hooks run their handlers in registration order, awaiting each. When every handler is
+ * synchronous, emit() is synchronous too and returns undefined (no promise per call).
+ */
+export class Hooks {
+  readonly #handlers = new Map<HookName, HookHandler<HookName>[]>()
+  readonly #report: (error: unknown, hook: HookName) => void
+
+  constructor(report: (error: unknown, hook: HookName) => void) {
+    this.#report = report
+  }
+
+  /** Adds a handler; returns a function that removes it. */
+  on<K extends HookName>(name: K, handler: HookHandler<K>): () => void {
+    const list = this.#handlers.get(name) ?? []
+    // Copy on write: an emit in progress keeps iterating the list it started with.
+    this.#handlers.set(name, [...list, handler as HookHandler<HookName>])
+    return () => this.off(name, handler)
+  }
+
+  /** Adds a handler that runs once. */
+  once<K extends HookName>(name: K, handler: HookHandler<K>): () => void {
+    const off = this.on(name, (payload) => {
+      off()
+      return handler(payload)
+    })
+    return off
+  }
+
+  off<K extends HookName>(name: K, handler: HookHandler<K>): void {
+    const list = this.#handlers.get(name)
+    if (!list) return
+    const next = list.filter((h) => h !== handler)
+    if (next.length === 0) this.#handlers.delete(name)
+    else this.#handlers.set(name, next)
+  }
+
+  has(name: HookName): boolean {
+    return this.#handlers.has(name)
+  }
+
+  /** Resolves on the next emission of `name`. */
+  next<K extends HookName>(name: K): Promise<HookMap[K]> {
+    return new Promise((resolve) => {
+      this.once(name, resolve)
+    })
+  }
+
+  /**
+   * Runs the handlers in order. A handler that throws or rejects is reported through the
+   * `error` hook (or to the connection's reporter for the `error` hook itself) and the
+   * remaining handlers still run.
+   */
+  emit<K extends HookName>(name: K, payload: HookMap[K]): Promise<void> | undefined {
+    const list = this.#handlers.get(name)
+    if (!list) return undefined
+    for (let i = 0; i < list.length; i++) {
+      let result: void | Promise<void>
+      try {
+        result = (list[i] as HookHandler<K>)(payload)
+      } catch (error) {
+        this.#report(error, name)
+        continue
+      }
+      if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+        return this.#finishAsync(name, payload, list, i, result)
+      }
+    }
+    return undefined
+  }
+
+  async #finishAsync<K extends HookName>(
+    name: K,
+    payload: HookMap[K],
+    list: HookHandler<HookName>[],
+    index: number,
+    pending: Promise<void>,
+  ): Promise<void> {
+    try {
+      await pending
+    } catch (error) {
+      this.#report(error, name)
+    }
+    for (let i = index + 1; i < list.length; i++) {
+      try {
+        await (list[i] as HookHandler<K>)(payload)
+      } catch (error) {
+        this.#report(error, name)
+      }
+    }
+  }
+
+  clear(): void {
+    this.#handlers.clear()
+  }
+}

@@ -1,0 +1,521 @@
+import { JIDError } from './errors.js'
+
+/*
+ * XMPP addresses (JIDs) as defined by RFC 7622.
+ *
+ *   jid = [ localpart "@" ] domainpart [ "/" resourcepart ]
+ *
+ * What is implemented, and what is knowingly simplified:
+ *
+ * - Localpart: the PRECIS UsernameCaseMapped profile (RFC 8265 §3.3) reduced to its
+ *   observable essentials: fullwidth/halfwidth forms are width-mapped, the string is
+ *   lowercased (Unicode toLowerCase) and put in NFC, then the eight characters RFC 7622
+ *   §3.3.1 forbids, all whitespace and all control characters are rejected. The finer
+ *   PRECIS IdentifierClass rules (unassigned code points, symbols, the bidi rule, the
+ *   contextual rules for joiners) are not enforced.
+ * - Domainpart: IDNA2008 (RFC 5890-5892) is out of scope. ASCII names are checked against
+ *   the DNS hostname syntax (letters, digits, hyphen, plus underscore, which appears in real
+ *   DNS names) and lowercased; non-ASCII names are width-mapped, have the ideographic full
+ *   stops turned into '.', are lowercased and put in NFC, and only reject characters that
+ *   could never appear in a hostname. No Punycode conversion, so the 63-octet label limit is
+ *   only checked for ASCII labels. IP literals: IPv4 (it is valid hostname syntax anyway) and
+ *   IPv6 inside square brackets.
+ * - Resourcepart: the PRECIS OpaqueString profile (RFC 8265 §4.2) reduced to: non-ASCII
+ *   spaces become U+0020, NFC, and control characters are rejected. Case is preserved.
+ *
+ * Plain ASCII input (the overwhelmingly common case) never touches String#normalize.
+ */
+
+/** RFC 7622 §3.2-§3.4: every part present in a JID is 1 to 1023 octets of UTF-8. */
+const MAX_PART_BYTES = 1023
+/** RFC 1035 §2.3.4 (via RFC 5890): a DNS label is at most 63 octets. */
+const MAX_LABEL = 63
+
+// Flags for the 128 ASCII code units, so the fast paths are a table lookup per character.
+const LOCAL_BAD = 1 // forbidden in a localpart
+const DNS_OK = 2 // allowed in a hostname label
+const UPPER = 4 // needs lowercasing
+const CTRL = 8 // C0 control or DEL: forbidden in every part
+const FLAGS = new Uint8Array(128)
+for (let c = 0; c < 128; c++) {
+  let f = 0
+  if (c < 0x20 || c === 0x7f) f |= CTRL | LOCAL_BAD
+  if (c === 0x20) f |= LOCAL_BAD
+  if ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x5f) f |= DNS_OK
+  if (c >= 0x41 && c <= 0x5a) f |= DNS_OK | UPPER
+  FLAGS[c] = f
+}
+// RFC 7622 §3.3.1: the localpart must not contain these eight characters.
+for (const ch of '"&\'/:<>@') FLAGS[ch.charCodeAt(0)]! |= LOCAL_BAD
+
+// Unicode slow paths (only reached when a part contains a code unit >= 0x80).
+const WIDTH_FORMS = /[\uff01-\uffef]/g // fullwidth and halfwidth forms (RFC 8265 width mapping)
+const IDEOGRAPHIC_STOP = /\u3002/g // after width mapping, the remaining IDNA label separator
+const NON_ASCII_SPACE = /\p{Zs}/gu // OpaqueString maps these to U+0020
+const LOCAL_BAD_U = /[\p{Cc}\p{Cs}\p{White_Space}"&'/:<>@]/u
+const DOMAIN_BAD_U = /[\p{Cc}\p{Cs}\p{White_Space}]/u
+const RESOURCE_BAD_U = /[\p{Cc}\p{Cs}]/u
+
+// tryParse()/isValidJID() run the same code in "quiet" mode: failures throw this shared
+// sentinel instead of building a JIDError (and its stack trace).
+const QUIET_FAILURE: unique symbol = Symbol('invalid JID')
+let quiet = false
+// Set by JID.#trusted() so that the constructor skips validation of already-normalised parts.
+let trusted = false
+
+function quote(s: string): string {
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s)
+}
+
+function describe(cp: number): string {
+  const hex = cp.toString(16).toUpperCase().padStart(4, '0')
+  // Show the character itself only when it is printable.
+  const printable = cp > 0x20 && !(cp >= 0x7f && cp <= 0xa0) && !(cp >= 0xd800 && cp <= 0xdfff)
+  return printable ? `U+${hex} (${String.fromCodePoint(cp)})` : `U+${hex}`
+}
+
+function fail(src: string | undefined, message: string): never {
+  if (quiet) throw QUIET_FAILURE
+  throw new JIDError(
+    src === undefined ? `invalid JID: ${message}` : `invalid JID ${quote(src)}: ${message}`,
+  )
+}
+
+/** UTF-8 length of a string that contains no lone surrogates. */
+function utf8Length(s: string): number {
+  let n = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) n += 1
+    else if (c < 0x800) n += 2
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4 // a pair: the caller rejected lone surrogates already
+      i++
+    } else n += 3
+  }
+  return n
+}
+
+function checkLength(src: string | undefined, part: string, bytes: number): void {
+  if (bytes > MAX_PART_BYTES)
+    fail(src, `${part} is ${bytes} bytes long (at most ${MAX_PART_BYTES})`)
+}
+
+function widthMap(s: string): string {
+  return s.replace(WIDTH_FORMS, (c) => c.normalize('NFKC'))
+}
+
+function rejectMatch(src: string | undefined, part: string, value: string, re: RegExp): void {
+  const m = re.exec(value)
+  if (m)
+    fail(
+      src,
+      `${part} ${quote(value)} contains forbidden character ${describe(m[0].codePointAt(0)!)}`,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Localpart (RFC 7622 §3.3)
+
+function normLocal(l: string, src: string | undefined): string {
+  let upper = false
+  for (let i = 0; i < l.length; i++) {
+    const c = l.charCodeAt(i)
+    if (c >= 0x80) return normLocalUnicode(l, src)
+    const f = FLAGS[c]!
+    if (f & LOCAL_BAD) {
+      fail(src, `localpart ${quote(l)} contains forbidden character ${describe(c)} at index ${i}`)
+    }
+    if (f & UPPER) upper = true
+  }
+  checkLength(src, 'localpart', l.length)
+  return upper ? l.toLowerCase() : l
+}
+
+function normLocalUnicode(l: string, src: string | undefined): string {
+  // UsernameCaseMapped order (RFC 8265 §3.3.2): width mapping, case mapping, then NFC.
+  const out = widthMap(l).toLowerCase().normalize('NFC')
+  rejectMatch(src, 'localpart', out, LOCAL_BAD_U)
+  checkLength(src, 'localpart', utf8Length(out))
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domainpart (RFC 7622 §3.2)
+
+function normDomain(d: string, src: string | undefined): string {
+  if (d.length === 0) fail(src, 'the domainpart is empty')
+  if (d.charCodeAt(0) === 0x5b /* [ */) return normIPLiteral(d, src)
+  for (let i = 0; i < d.length; i++) {
+    if (d.charCodeAt(i) >= 0x80) return normDomainUnicode(d, src)
+  }
+  return checkLabels(d, src, d)
+}
+
+function normDomainUnicode(d: string, src: string | undefined): string {
+  // A rough stand-in for the IDNA2008 mappings of RFC 5895: width mapping, the ideographic
+  // full stop as a label separator, lowercase, NFC.
+  const out = widthMap(d).replace(IDEOGRAPHIC_STOP, '.').toLowerCase().normalize('NFC')
+  rejectMatch(src, 'domainpart', out, DOMAIN_BAD_U)
+  return checkLabels(out, src, d)
+}
+
+/**
+ * Strips one trailing dot (RFC 7622 §3.2 says a final label separator is removed), then
+ * checks each label: non-empty, at most 63 characters when ASCII, only LDH characters (plus
+ * underscore) among its ASCII characters, no hyphen at either end. Lowercases ASCII.
+ */
+function checkLabels(d: string, src: string | undefined, original: string): string {
+  let end = d.length
+  if (d.charCodeAt(end - 1) === 0x2e) end--
+  if (end === 0) fail(src, `domainpart ${quote(original)} is empty`)
+  let upper = false
+  let ascii = true
+  let labelStart = 0
+  let labelAscii = true
+  for (let i = 0; i <= end; i++) {
+    const c = i === end ? 0x2e : d.charCodeAt(i)
+    if (c === 0x2e) {
+      const len = i - labelStart
+      if (len === 0) fail(src, `domainpart ${quote(original)} has an empty label`)
+      if (labelAscii && len > MAX_LABEL) {
+        fail(
+          src,
+          `domainpart ${quote(original)} has a label of ${len} characters (at most ${MAX_LABEL})`,
+        )
+      }
+      if (d.charCodeAt(labelStart) === 0x2d || d.charCodeAt(i - 1) === 0x2d) {
+        fail(src, `domainpart ${quote(original)} has a label that starts or ends with "-"`)
+      }
+      labelStart = i + 1
+      labelAscii = true
+      continue
+    }
+    if (c >= 0x80) {
+      ascii = false
+      labelAscii = false
+      continue
+    }
+    const f = FLAGS[c]!
+    if (!(f & DNS_OK)) {
+      fail(src, `domainpart ${quote(original)} contains forbidden character ${describe(c)}`)
+    }
+    if (f & UPPER) upper = true
+  }
+  const out = end === d.length ? d : d.slice(0, end)
+  checkLength(src, 'domainpart', ascii ? out.length : utf8Length(out))
+  return upper ? out.toLowerCase() : out
+}
+
+/** RFC 7622 §3.2 allows an IP literal; IPv6 is written in brackets as in URIs (RFC 3986). */
+function normIPLiteral(d: string, src: string | undefined): string {
+  const inner = d.charCodeAt(d.length - 1) === 0x5d ? d.slice(1, -1) : undefined
+  if (inner === undefined || !isIPv6(inner)) {
+    fail(src, `domainpart ${quote(d)} is not a valid bracketed IPv6 address`)
+  }
+  return d.toLowerCase()
+}
+
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/
+const IPV4_OCTET = /^(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/
+
+function isIPv4(s: string): boolean {
+  const p = s.split('.')
+  return p.length === 4 && p.every((o) => IPV4_OCTET.test(o))
+}
+
+/** Number of 16-bit groups in a ':'-separated run, or -1 when malformed. */
+function countGroups(run: string, allowIPv4Tail: boolean): number {
+  if (run === '') return 0
+  const groups = run.split(':')
+  let n = 0
+  for (let i = 0; i < groups.length; i++) {
+    const g = groups[i]!
+    if (allowIPv4Tail && i === groups.length - 1 && g.includes('.')) {
+      if (!isIPv4(g)) return -1
+      n += 2
+    } else if (HEX_GROUP.test(g)) n += 1
+    else return -1
+  }
+  return n
+}
+
+/** RFC 4291 §2.2 text forms, without zone identifiers. */
+function isIPv6(s: string): boolean {
+  const gap = s.indexOf('::')
+  if (gap === -1) return countGroups(s, true) === 8
+  if (s.indexOf('::', gap + 1) !== -1) return false
+  const head = countGroups(s.slice(0, gap), false)
+  const tail = countGroups(s.slice(gap + 2), true)
+  return head >= 0 && tail >= 0 && head + tail <= 7
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resourcepart (RFC 7622 §3.4)
+
+function normResource(r: string, src: string | undefined): string {
+  for (let i = 0; i < r.length; i++) {
+    const c = r.charCodeAt(i)
+    if (c >= 0x80) return normResourceUnicode(r, src)
+    if (FLAGS[c]! & CTRL) {
+      fail(
+        src,
+        `resourcepart ${quote(r)} contains forbidden character ${describe(c)} at index ${i}`,
+      )
+    }
+  }
+  checkLength(src, 'resourcepart', r.length)
+  return r
+}
+
+function normResourceUnicode(r: string, src: string | undefined): string {
+  // OpaqueString (RFC 8265 §4.2.2): non-ASCII spaces to U+0020, no case mapping, NFC.
+  const out = r.replace(NON_ASCII_SPACE, ' ').normalize('NFC')
+  rejectMatch(src, 'resourcepart', out, RESOURCE_BAD_U)
+  checkLength(src, 'resourcepart', utf8Length(out))
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** An immutable, normalised XMPP address. Two JIDs are the same address iff their parts are equal. */
+export class JID {
+  /** Normalised localpart, '' when absent. */
+  readonly local: string
+  /** Normalised domainpart. */
+  readonly domain: string
+  /** Resourcepart, '' when absent. Case-sensitive. */
+  readonly resource: string
+  #string: string | undefined
+  #bare: JID | undefined
+
+  /**
+   * Builds a JID from its parts, normalising and validating each one; '' means the part is
+   * absent. Throws JIDError.
+   */
+  constructor(local: string, domain: string, resource = '') {
+    if (trusted) {
+      trusted = false
+      this.local = local
+      this.domain = domain
+      this.resource = resource
+      return
+    }
+    if (typeof local !== 'string' || typeof domain !== 'string' || typeof resource !== 'string') {
+      fail(undefined, 'the parts of a JID must be strings')
+    }
+    this.local = local === '' ? '' : normLocal(local, undefined)
+    this.domain = normDomain(domain, undefined)
+    this.resource = resource === '' ? '' : normResource(resource, undefined)
+  }
+
+  static #trusted(local: string, domain: string, resource: string): JID {
+    trusted = true
+    return new JID(local, domain, resource)
+  }
+
+  /**
+   * Parses a JID (RFC 7622 §3.1): the resourcepart is everything after the first '/', so it may
+   * itself contain '/' and '@'; the localpart is what comes before the last '@' ahead of that.
+   * Throws JIDError.
+   */
+  static parse(s: string): JID {
+    if (typeof s !== 'string') fail(undefined, `expected a string, got ${typeof s}`)
+    const slash = s.indexOf('/')
+    let bareEnd = s.length
+    let resource = ''
+    if (slash !== -1) {
+      if (slash === s.length - 1) fail(s, 'the resourcepart after "/" is empty')
+      resource = normResource(s.slice(slash + 1), s)
+      bareEnd = slash
+    }
+    const at = bareEnd === 0 ? -1 : s.lastIndexOf('@', bareEnd - 1)
+    let local = ''
+    let domainStart = 0
+    if (at !== -1) {
+      if (at === 0) fail(s, 'the localpart before "@" is empty')
+      local = normLocal(s.slice(0, at), s)
+      domainStart = at + 1
+    }
+    if (domainStart === bareEnd) fail(s, 'the domainpart is missing')
+    const domain = normDomain(s.slice(domainStart, bareEnd), s)
+    return JID.#trusted(local, domain, resource)
+  }
+
+  /** Like parse(), but returns undefined for an invalid JID instead of throwing. */
+  static tryParse(s: string): JID | undefined {
+    quiet = true
+    try {
+      return JID.parse(s)
+    } catch (e) {
+      if (e === QUIET_FAILURE) return undefined
+      throw e
+    } finally {
+      quiet = false
+    }
+  }
+
+  /** The JID without its resource (this same object when it is already bare). */
+  bare(): JID {
+    if (this.resource === '') return this
+    this.#bare ??= JID.#trusted(this.local, this.domain, '')
+    return this.#bare
+  }
+
+  isBare(): boolean {
+    return this.resource === ''
+  }
+
+  toString(): string {
+    if (this.#string === undefined) {
+      let s = this.local === '' ? this.domain : `${this.local}@${this.domain}`
+      if (this.resource !== '') s += `/${this.resource}`
+      this.#string = s
+    }
+    return this.#string
+  }
+
+  /** Same address? A string is parsed first; an invalid string is never equal. */
+  equals(other: JID | string): boolean {
+    if (other instanceof JID) {
+      return (
+        this === other ||
+        (this.domain === other.domain &&
+          this.local === other.local &&
+          this.resource === other.resource)
+      )
+    }
+    if (typeof other !== 'string') return false
+    if (other === this.toString()) return true
+    const j = JID.tryParse(other)
+    return j !== undefined && this.equals(j)
+  }
+
+  /** The same bare JID with another resource; '' gives the bare JID. Throws JIDError. */
+  withResource(r: string): JID {
+    if (typeof r !== 'string') fail(undefined, 'the resourcepart must be a string')
+    if (r === '') return this.bare()
+    return JID.#trusted(this.local, this.domain, normResource(r, undefined))
+  }
+}
+
+/** Alias of JID.parse(). */
+export function jid(s: string): JID {
+  return JID.parse(s)
+}
+
+export function isValidJID(s: string): boolean {
+  return JID.tryParse(s) !== undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cheap comparisons on raw strings
+
+function bareEnd(s: string): number {
+  const slash = s.indexOf('/')
+  return slash === -1 ? s.length : slash
+}
+
+/**
+ * The normalised bare JID of a raw JID string, e.g. 'User@Example.COM./res' -> 'user@example.com'.
+ * For ASCII input this only slices and lowercases; non-ASCII input is fully parsed. It does not
+ * validate and never throws: for an invalid JID the result is just the (ASCII-lowercased) text
+ * before the first '/'.
+ */
+export function bareString(s: string): string {
+  const end = bareEnd(s)
+  let upper = false
+  for (let i = 0; i < end; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80) {
+      const j = JID.tryParse(s)
+      return j === undefined ? s.slice(0, end) : j.bare().toString()
+    }
+    if (c >= 0x41 && c <= 0x5a) upper = true
+  }
+  const stop = end > 0 && s.charCodeAt(end - 1) === 0x2e ? end - 1 : end
+  const b = stop === s.length ? s : s.slice(0, stop)
+  return upper ? b.toLowerCase() : b
+}
+
+/**
+ * Do two raw JID strings have the same bare JID? Resources are ignored. For ASCII this is an
+ * allocation-free, case-insensitive comparison of the text before the first '/' (ignoring a
+ * trailing dot on the domain), which is exactly what normalisation does to ASCII JIDs. When
+ * non-ASCII characters are involved both strings are parsed. The comparison does not validate
+ * and never throws; when a non-ASCII string is not a valid JID, the bare texts must be identical.
+ */
+export function sameBareJID(a: string, b: string): boolean {
+  let ea = bareEnd(a)
+  let eb = bareEnd(b)
+  if (ea > 0 && a.charCodeAt(ea - 1) === 0x2e) ea--
+  if (eb > 0 && b.charCodeAt(eb - 1) === 0x2e) eb--
+  if (ea !== eb) {
+    // Different lengths can only match if normalisation changes a length, i.e. non-ASCII.
+    return hasNonASCII(a, ea) || hasNonASCII(b, eb) ? sameBareSlow(a, b) : false
+  }
+  for (let i = 0; i < ea; i++) {
+    let ca = a.charCodeAt(i)
+    let cb = b.charCodeAt(i)
+    if (ca === cb) {
+      if (ca >= 0x80) return sameBareSlow(a, b)
+      continue
+    }
+    if (ca >= 0x80 || cb >= 0x80) return sameBareSlow(a, b)
+    if (ca >= 0x41 && ca <= 0x5a) ca += 0x20
+    if (cb >= 0x41 && cb <= 0x5a) cb += 0x20
+    // Two different ASCII characters preceded only by matching ASCII: normalisation (lowercase,
+    // NFC composition of a base with following marks) can never make these equal.
+    if (ca !== cb) return false
+  }
+  return true
+}
+
+function hasNonASCII(s: string, end: number): boolean {
+  for (let i = 0; i < end; i++) if (s.charCodeAt(i) >= 0x80) return true
+  return false
+}
+
+function sameBareSlow(a: string, b: string): boolean {
+  const ja = JID.tryParse(a)
+  const jb = JID.tryParse(b)
+  if (ja === undefined || jb === undefined) return a.slice(0, bareEnd(a)) === b.slice(0, bareEnd(b))
+  return ja.local === jb.local && ja.domain === jb.domain
+}
+
+// ---------------------------------------------------------------------------------------------
+// XEP-0106 JID Escaping (for localparts only)
+
+const ESCAPES: Record<string, string> = {
+  ' ': '\\20',
+  '"': '\\22',
+  '&': '\\26',
+  "'": '\\27',
+  '/': '\\2f',
+  ':': '\\3a',
+  '<': '\\3c',
+  '>': '\\3e',
+  '@': '\\40',
+  '\\': '\\5c',
+}
+// A backslash is only escaped when what follows it would otherwise read as an escape sequence.
+const ESCAPE_RE = /[ "&'/:<>@]|\\(?=20|22|26|27|2f|3a|3c|3e|40|5c)/g
+const UNESCAPE_RE = /\\(20|22|26|27|2f|3a|3c|3e|40|5c)/g
+
+/**
+ * XEP-0106: turns a username that contains characters a localpart forbids (space " & ' / : < > @)
+ * into one that does not, e.g. 'd\'artagnan' -> 'd\\27artagnan'. A leading or trailing space is
+ * not allowed by XEP-0106 and throws JIDError. Other invalid characters are left for parse().
+ */
+export function escapeLocal(s: string): string {
+  if (s.startsWith(' ') || s.endsWith(' ')) {
+    throw new JIDError(`cannot escape ${quote(s)}: a localpart must not begin or end with a space`)
+  }
+  return s.replace(ESCAPE_RE, (c) => ESCAPES[c]!)
+}
+
+/** XEP-0106: the inverse of escapeLocal(), a single left-to-right pass over the ten sequences. */
+export function unescapeLocal(s: string): string {
+  if (s.indexOf('\\') === -1) return s
+  return s.replace(UNESCAPE_RE, (_m, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+}

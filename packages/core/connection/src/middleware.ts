@@ -1,0 +1,110 @@
+import type { Element } from 'ltx'
+import { PluginError } from './errors.js'
+import { JID } from './jid.js'
+
+/** RFC 6120 §8: the three stanza kinds. Every other top-level element is a nonza. */
+export type StanzaName = 'message' | 'presence' | 'iq'
+export type ElementKind = 'stanza' | 'nonza'
+
+export function isStanzaName(name: string): name is StanzaName {
+  return name === 'message' || name === 'presence' || name === 'iq'
+}
+
+export type Next = () => void | Promise<void>
+export type Middleware<C> = (ctx: C, next: Next) => void | Promise<void>
+
+/** What an inbound middleware sees: one element read from the stream. */
+export class InboundContext {
+  readonly element: Element
+  readonly kind: ElementKind
+  /** Local name of the element (`message`, `iq`, `r`, ...). */
+  readonly name: string
+  /**
+   * Set by whoever takes charge of the element (the IQ caller, a router handler). An iq
+   * get/set that nobody handled is answered service-unavailable (RFC 6120 §8.4).
+   */
+  handled = false
+  #from: JID | null | undefined = null
+  #to: JID | null | undefined = null
+
+  constructor(element: Element, name: string) {
+    this.element = element
+    this.name = name
+    this.kind = isStanzaName(name) ? 'stanza' : 'nonza'
+  }
+
+  /** The sender, parsed on first access (never eagerly). Throws JIDError when invalid. */
+  get from(): JID | undefined {
+    if (this.#from === null) this.#from = parseAddress(this.element.attrs.from)
+    return this.#from
+  }
+
+  /** The recipient, parsed on first access. Throws JIDError when invalid. */
+  get to(): JID | undefined {
+    if (this.#to === null) this.#to = parseAddress(this.element.attrs.to)
+    return this.#to
+  }
+
+  /** The `type` attribute, as a string ('' when absent). */
+  get type(): string {
+    const t = this.element.attrs.type
+    return typeof t === 'string' ? t : ''
+  }
+}
+
+function parseAddress(value: unknown): JID | undefined {
+  if (value === undefined || value === null) return undefined
+  return JID.parse(String(value))
+}
+
+/** What an outbound middleware sees: one element on its way to the transport. */
+export class OutboundContext {
+  /** The element to write. A middleware may replace it before calling next(). */
+  element: Element
+  readonly kind: ElementKind
+  /** After next(): true when the element was handed to the transport. */
+  written = false
+  /** After next(): the exact XML that was written. */
+  data: string | undefined = undefined
+  /**
+   * A middleware that tracks delivery (stream management) sets this; send() then settles
+   * when it settles instead of when the element was written.
+   */
+  delivery: Promise<void> | undefined = undefined
+
+  constructor(element: Element) {
+    this.element = element
+    this.kind = isStanzaName(element.name) ? 'stanza' : 'nonza'
+  }
+}
+
+/**
+ * Composes middleware into one function, once (when the registry freezes). Each call runs
+ * the layers in order; a layer that does not call next() stops the element there.
+ * Calling next() twice from one layer is a bug and throws a PluginError.
+ */
+export function compose<C>(
+  layers: readonly { fn: Middleware<C>; plugin: string }[],
+  terminal: (ctx: C) => void | Promise<void>,
+): (ctx: C) => void | Promise<void> {
+  const n = layers.length
+  if (n === 0) return terminal
+  const fns = layers.map((l) => l.fn)
+  const owners = layers.map((l) => l.plugin)
+  return (ctx: C) => {
+    let index = -1
+    const dispatch = (i: number): void | Promise<void> => {
+      if (i <= index) {
+        throw new PluginError(
+          'next-called-twice',
+          owners[i - 1] ?? 'unknown',
+          `middleware of plugin "${owners[i - 1]}" called next() more than once for one element`,
+        )
+      }
+      index = i
+      if (i === n) return terminal(ctx)
+      return (fns[i] as Middleware<C>)(ctx, () => dispatch(i + 1))
+    }
+    return dispatch(0)
+  }
+}

@@ -1,0 +1,219 @@
+import { Element } from 'ltx'
+import type { Connection } from './connection.js'
+import { StanzaError } from './errors.js'
+import { JID } from './jid.js'
+import type { InboundContext } from './middleware.js'
+import { NS_STANZA_ERRORS } from './namespaces.js'
+import { definePlugin } from './plugin.js'
+import type { Iq, Message, MessageType, Presence, PresenceType } from './stanza.js'
+
+/** Which stanzas a handler wants. Every field given must match. */
+export interface RouteFilter<T extends string> {
+  /** The `type` attribute (one or several). `normal` also matches a message with no type. */
+  type?: T | readonly T[]
+  /** Sender: a bare JID matches any of its resources; a full JID matches exactly. */
+  from?: string | JID
+  /** Namespace of a child element (the payload), e.g. `urn:xmpp:receipts`. */
+  xmlns?: string
+  /** Local name of that child, e.g. `body`. */
+  child?: string
+}
+
+/** Handed to every route handler along with the stanza. */
+export interface RouteContext {
+  readonly connection: Connection
+  /** The sender (parsed on first access). */
+  readonly from: JID | undefined
+  readonly to: JID | undefined
+  /** The first child matching the route's `xmlns`/`child`, if the route named one. */
+  readonly payload: Element | undefined
+}
+
+export type Handler<S> = (stanza: S, ctx: RouteContext) => void | Promise<void>
+/**
+ * Answers an iq get/set: return the payload of the result (or nothing for an empty
+ * result); throw a StanzaError to answer with that error.
+ */
+export type IqHandler = (
+  request: Iq,
+  ctx: RouteContext & { readonly payload: Element },
+) => Element | undefined | undefined | Promise<Element | undefined | undefined>
+
+export interface RouterApi {
+  /** Handles messages: `router.message({ type: 'chat', child: 'body' }, (msg) => ...)`. */
+  message(filter: RouteFilter<MessageType>, handler: Handler<Message>): () => void
+  message(handler: Handler<Message>): () => void
+  presence(filter: RouteFilter<PresenceType | 'available'>, handler: Handler<Presence>): () => void
+  presence(handler: Handler<Presence>): () => void
+  /** Answers iq requests whose payload is `<child xmlns=xmlns/>` (any name when child is omitted). */
+  iq(type: 'get' | 'set', xmlns: string, handler: IqHandler, child?: string): () => void
+  /** Handles a nonza (a top-level element that is not a stanza) by name and namespace. */
+  nonza(name: string, xmlns: string | undefined, handler: Handler<Element>): () => void
+}
+
+interface Route {
+  types: ReadonlySet<string> | undefined
+  from: JID | undefined
+  xmlns: string | undefined
+  child: string | undefined
+  handler: (stanza: Element, ctx: RouteContext) => unknown
+}
+
+/** Runs after other inbound middleware (it is where stanzas end up). */
+const PRIORITY = 100
+
+/**
+ * Routes inbound stanzas to handlers registered by stanza name, type, payload namespace and
+ * sender. Every matching message/presence handler runs, in registration order; the first
+ * matching iq handler answers the request. Stanzas no route matched continue to the
+ * `stanza` hook; iq requests nobody answers get service-unavailable from the core.
+ */
+export const router = definePlugin({
+  name: 'router',
+  setup(ctx): RouterApi {
+    const routes = new Map<string, Route[]>()
+
+    const add = (key: string, route: Route) => {
+      routes.set(key, [...(routes.get(key) ?? []), route])
+      return () => {
+        const list = routes.get(key)?.filter((r) => r !== route) ?? []
+        if (list.length > 0) routes.set(key, list)
+        else routes.delete(key)
+      }
+    }
+
+    const route = (name: string, a: unknown, b: unknown) => {
+      const filter = (typeof a === 'function' ? {} : a) as RouteFilter<string>
+      const handler = (typeof a === 'function' ? a : b) as Route['handler']
+      return add(name, compile(filter, handler))
+    }
+
+    ctx.inbound(
+      (c, next) => {
+        const key = c.kind === 'stanza' ? c.name : `${c.name} ${c.element.getNS() ?? ''}`
+        const list = routes.get(key === 'iq' ? `iq ${c.type}` : key)
+        if (!list) return next()
+        if (c.name === 'iq') return answer(ctx.connection, c, list, next)
+        return dispatch(ctx.connection, c, list, next)
+      },
+      { priority: PRIORITY },
+    )
+
+    return {
+      message: (a: unknown, b?: unknown) => route('message', a, b),
+      presence: (a: unknown, b?: unknown) => route('presence', a, b),
+      iq: (type, xmlns, handler, child) =>
+        add(
+          `iq ${type}`,
+          compile({ xmlns, ...(child ? { child } : {}) }, handler as Route['handler']),
+        ),
+      nonza: (name, xmlns, handler) =>
+        add(`${name} ${xmlns ?? ''}`, compile({}, handler as Route['handler'])),
+    } as RouterApi
+  },
+})
+
+function compile(filter: RouteFilter<string>, handler: Route['handler']): Route {
+  const types =
+    filter.type === undefined
+      ? undefined
+      : new Set<string>(typeof filter.type === 'string' ? [filter.type] : filter.type)
+  const from =
+    filter.from === undefined
+      ? undefined
+      : typeof filter.from === 'string'
+        ? JID.parse(filter.from)
+        : filter.from
+  return { types, from, xmlns: filter.xmlns, child: filter.child, handler }
+}
+
+/** The payload a route asks for, or null when the stanza does not match the route. */
+function match(route: Route, c: InboundContext): Element | undefined | null {
+  if (route.types) {
+    const type = c.type || defaultType(c.name)
+    if (!route.types.has(type)) return null
+  }
+  if (route.from) {
+    const sender = c.from
+    if (!sender) return null
+    if (route.from.isBare() ? !route.from.equals(sender.bare()) : !route.from.equals(sender))
+      return null
+  }
+  if (route.xmlns === undefined && route.child === undefined) return undefined
+  for (const child of c.element.children) {
+    if (typeof child === 'string') continue
+    if (route.child !== undefined && child.getName() !== route.child) continue
+    if (route.xmlns !== undefined && child.getNS() !== route.xmlns) continue
+    return child
+  }
+  return null
+}
+
+function defaultType(name: string): string {
+  // RFC 6121 §5.2.2: no type means normal; RFC 6121 §4.7.1: no type means available.
+  return name === 'message' ? 'normal' : name === 'presence' ? 'available' : ''
+}
+
+function routeContext(
+  connection: Connection,
+  c: InboundContext,
+  payload: Element | undefined,
+): RouteContext {
+  return {
+    connection,
+    get from() {
+      return c.from
+    },
+    get to() {
+      return c.to
+    },
+    payload,
+  }
+}
+
+async function dispatch(
+  connection: Connection,
+  c: InboundContext,
+  list: readonly Route[],
+  next: () => void | Promise<void>,
+): Promise<void> {
+  let matched = false
+  for (const route of list) {
+    const payload = match(route, c)
+    if (payload === null) continue
+    matched = true
+    c.handled = true
+    await route.handler(c.element, routeContext(connection, c, payload))
+  }
+  if (!matched) await next()
+}
+
+async function answer(
+  connection: Connection,
+  c: InboundContext,
+  list: readonly Route[],
+  next: () => void | Promise<void>,
+): Promise<void> {
+  for (const route of list) {
+    const payload = match(route, c)
+    if (!payload) continue
+    const { id, from } = c.element.attrs
+    let reply: Element
+    try {
+      const result = await route.handler(c.element, routeContext(connection, c, payload))
+      reply = new Element('iq', { type: 'result', id, to: from })
+      if (result instanceof Element) reply.cnode(result)
+    } catch (error) {
+      // Anything but a StanzaError is a bug: the core answers internal-server-error.
+      if (!(error instanceof StanzaError)) throw error
+      reply = new Element('iq', { type: 'error', id, to: from })
+      const el = reply.c('error', { type: error.type })
+      el.c(error.condition ?? 'undefined-condition', { xmlns: NS_STANZA_ERRORS })
+      if (error.text) el.c('text', { xmlns: NS_STANZA_ERRORS }).t(error.text)
+    }
+    c.handled = true
+    await connection.send(reply)
+    return
+  }
+  await next()
+}

@@ -1,0 +1,1327 @@
+import { Element } from 'ltx'
+import { StreamError } from './errors.js'
+
+/**
+ * Streaming reader for an XMPP stream (RFC 6120 §4, §11).
+ *
+ * A hand-written state machine that keeps its state across chunks, so bytes may be split
+ * anywhere (inside a name, an attribute value, an entity, a CDATA marker or a multi-byte
+ * UTF-8 character). Each chunk is scanned once: unfinished tokens are carried over as the
+ * unfinished piece only, never by re-scanning what was already read, so the cost is linear
+ * in the input size.
+ *
+ * It enforces RFC 6120 §11 restricted XML (no DOCTYPE, comments, processing instructions or
+ * entity references other than the predefined ones and character references), XML 1.0 and
+ * Namespaces well-formedness (names, characters, attribute uniqueness, declared prefixes,
+ * matching end tags) and size limits, and reports the first problem as a StreamError with the
+ * stream error condition to send.
+ */
+
+export interface StreamParserOptions {
+  /**
+   * Maximum size of a top-level element (a stanza or nonza), in decoded characters (UTF-16
+   * code units) from the `<` that opens it to the `>` that closes it. Also bounds the stream
+   * header (counted from the start of the stream). Default 1 MiB (1_048_576).
+   */
+  maxStanzaSize?: number
+  /** Maximum nesting depth of a stanza; the stanza itself is depth 1. Default 64. */
+  maxDepth?: number
+  /** Maximum number of attributes on one element, xmlns declarations included. Default 128. */
+  maxAttributes?: number
+}
+
+export interface StreamParserHandlers {
+  /** The `<stream:stream ...>` header's attributes (including xmlns and xmlns:stream). */
+  streamStart(attrs: Record<string, string>): void
+  /** Each complete top-level child of the stream (a stanza or nonza); its parent is null. */
+  element(el: Element): void
+  /** `</stream:stream>`: the parser is done, later input is ignored. */
+  streamEnd(): void
+  /** Called at most once; afterwards the parser is dead. */
+  error(err: StreamError): void
+}
+
+const DEFAULT_MAX_STANZA_SIZE = 1_048_576
+const DEFAULT_MAX_DEPTH = 64
+const DEFAULT_MAX_ATTRIBUTES = 128
+
+const STREAMS_NS = 'http://etherx.jabber.org/streams'
+const XML_NS = 'http://www.w3.org/XML/1998/namespace'
+const XMLNS_NS = 'http://www.w3.org/2000/xmlns/'
+
+const NOT_WELL_FORMED = 'not-well-formed'
+const RESTRICTED_XML = 'restricted-xml'
+const POLICY_VIOLATION = 'policy-violation'
+const BAD_FORMAT = 'bad-format'
+
+// Tokenizer states.
+const PROLOG = 0 // before the stream header: whitespace, then '<'
+const TEXT0 = 1 // between top-level elements: whitespace only
+const TEXT = 2 // character data inside a stanza
+const LT = 3 // after '<'
+const START_NAME = 4 // in a start tag's name
+const IN_TAG = 5 // in a start tag, after the name or an attribute value
+const ATTR_NAME = 6
+const ATTR_EQ = 7 // after an attribute name, before '='
+const ATTR_QUOTE = 8 // after '=', before the opening quote
+const ATTR_VALUE = 9
+const EMPTY_GT = 10 // after '/' in a start tag
+const END_START = 11 // after '</'
+const END_NAME = 12
+const END_GT = 13 // after an end tag's name, before '>'
+const ENT = 14 // after '&'
+const ENT_NAME = 15
+const CHARREF = 16 // after '&#'
+const CHARREF_DEC = 17
+const CHARREF_HEX = 18
+const BANG = 19 // after '<!'
+const BANG_DASH = 20 // after '<!-'
+const CDATA_OPEN = 21 // matching 'CDATA['
+const CDATA = 22
+const XMLDECL = 23 // inside '<?' at the very start of the stream
+const DEAD = 24
+
+// ASCII name character table.
+const NAME_START = 1
+const NAME_CHAR = 2
+const ASCII_NAME = new Uint8Array(128)
+for (let c = 0; c < 128; c++) {
+  const start =
+    (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f /* _ */ || c === 0x3a /* : */
+  const name = start || (c >= 0x30 && c <= 0x39) || c === 0x2d /* - */ || c === 0x2e /* . */
+  ASCII_NAME[c] = (start ? NAME_START : 0) | (name ? NAME_CHAR : 0)
+}
+
+/** XML 1.0 (5th ed.) NameStartChar, for a BMP code unit >= 0x80 that is not a surrogate. */
+function isNameStartBmp(c: number): boolean {
+  return (
+    (c >= 0xc0 && c <= 0xd6) ||
+    (c >= 0xd8 && c <= 0xf6) ||
+    (c >= 0xf8 && c <= 0x2ff) ||
+    (c >= 0x370 && c <= 0x37d) ||
+    (c >= 0x37f && c <= 0x1fff) ||
+    c === 0x200c ||
+    c === 0x200d ||
+    (c >= 0x2070 && c <= 0x218f) ||
+    (c >= 0x2c00 && c <= 0x2fef) ||
+    (c >= 0x3001 && c <= 0xd7ff) ||
+    (c >= 0xf900 && c <= 0xfdcf) ||
+    (c >= 0xfdf0 && c <= 0xfffd)
+  )
+}
+
+function isNameCharBmp(c: number): boolean {
+  return (
+    isNameStartBmp(c) || c === 0xb7 || (c >= 0x300 && c <= 0x36f) || c === 0x203f || c === 0x2040
+  )
+}
+
+/** Width (1 or 2 code units) of the NameStartChar at s[i], or 0 when there is none. */
+function nameStartWidth(s: string, i: number): number {
+  const c = s.charCodeAt(i)
+  if (c < 0x80) return (ASCII_NAME[c]! & NAME_START) !== 0 ? 1 : 0
+  if (c >= 0xd800 && c <= 0xdb7f) {
+    // U+10000..U+EFFFF
+    const d = s.charCodeAt(i + 1)
+    return d >= 0xdc00 && d <= 0xdfff ? 2 : 0
+  }
+  return isNameStartBmp(c) ? 1 : 0
+}
+
+/** Index of the first code unit at or after i (bounded by end) that does not continue a Name. */
+function scanName(s: string, i: number, end: number): number {
+  for (; i < end; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) {
+      if ((ASCII_NAME[c]! & NAME_CHAR) === 0) return i
+    } else if (c >= 0xd800 && c <= 0xdb7f) {
+      const d = s.charCodeAt(i + 1)
+      if (d >= 0xdc00 && d <= 0xdfff) i++
+      else return i
+    } else if (!isNameCharBmp(c)) {
+      return i
+    }
+  }
+  return i
+}
+
+/** A QName's prefix is valid when it has at most one colon with a non-empty NCName on both sides. */
+function validQName(name: string, colon: number): boolean {
+  return (
+    colon > 0 &&
+    colon < name.length - 1 &&
+    name.indexOf(':', colon + 1) === -1 &&
+    nameStartWidth(name, colon + 1) !== 0
+  )
+}
+
+function isXmlChar(v: number): boolean {
+  return (
+    v === 0x9 ||
+    v === 0xa ||
+    v === 0xd ||
+    (v >= 0x20 && v <= 0xd7ff) ||
+    (v >= 0xe000 && v <= 0xfffd) ||
+    (v >= 0x10000 && v <= 0x10ffff)
+  )
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d
+}
+
+function isLocalStream(name: string, colon: number): boolean {
+  return colon === -1 ? name === 'stream' : name.length - colon === 7 && name.endsWith('stream')
+}
+
+const XML_DECL =
+  /^xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:"1\.[0-9]+"|'1\.[0-9]+')(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:"([A-Za-z][A-Za-z0-9._-]*)"|'([A-Za-z][A-Za-z0-9._-]*)'))?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:"(?:yes|no)"|'(?:yes|no)'))?[ \t\r\n]*$/
+
+function positiveInt(value: number | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer`)
+  return value
+}
+
+/** Length of the UTF-8 sequence a valid lead byte starts (0 for an invalid lead byte). */
+function utf8SequenceLength(b: number): number {
+  if (b >= 0xc2 && b <= 0xdf) return 2
+  if (b >= 0xe0 && b <= 0xef) return 3
+  if (b >= 0xf0 && b <= 0xf4) return 4
+  return 0
+}
+
+export class StreamParser {
+  private readonly _h: StreamParserHandlers
+  private readonly _maxSize: number
+  private readonly _maxDepth: number
+  private readonly _maxAttrs: number
+
+  // Decoding. A fatal decoder is used on slices that hold only complete UTF-8 sequences (the
+  // bytes of an unfinished sequence at the end of a chunk are held back in _pendBytes), which is
+  // equivalent to `{ stream: true }` decoding but takes Node's fast path.
+  private readonly _decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+  private _pendBytes: Uint8Array | null = null
+  private _heldHigh = '' // a high surrogate ending a string chunk, waiting for its pair
+  private _bomChecked = false
+
+  private _dead = false
+  private _busy = false
+  private _queue: (Uint8Array | string)[] = []
+  private _thrown: { error: unknown } | undefined = undefined
+
+  // Tokenizer state carried between chunks.
+  private _state = PROLOG
+  private _acc = '' // unfinished name, entity name or XML declaration
+  private _attrAcc = '' // unfinished attribute value
+  private _text = '' // character data of the current element not yet added to its children
+  private _quote = 0
+  private _sawSpace = false
+  private _entReturn = TEXT
+  private _charVal = 0
+  private _charDigits = 0
+  private _matchPos = 0 // position in 'CDATA[' or in the XML declaration
+  private _cdataPend = '' // ']' or ']]' that may start a CDATA section's end marker
+  private _textBrackets = 0 // ']' count at the end of the previous chunk's character data
+  private _declQ = false // previous chunk ended with '?' inside the XML declaration
+  private _pendingCR = false // previous chunk ended with '\r' inside data: drop a leading '\n'
+  private _declAllowed = true
+  private _endMatch = false
+
+  // Size limit: while _inLimit, the current top-level element may use up to _limitAt (an index
+  // in the current chunk) characters.
+  private _inLimit = true
+  private _limitAt = 0
+  private _remaining: number
+
+  // Tree state.
+  private _headerDone = false
+  private _headerName = ''
+  private _defaultNs: string | undefined = undefined
+  private _depth = 0
+  private _cur: Element | null = null
+  private readonly _stack: (Element | null)[] = []
+  private _tagName = ''
+  private _attrName = ''
+  private readonly _attrNames: string[] = []
+  private readonly _attrValues: string[] = []
+  private _nAttrs = 0
+  private readonly _nsPrefixes: string[] = []
+  private readonly _nsUris: string[] = []
+  private _nsLen = 0
+  private readonly _nsMarks: number[] = []
+
+  constructor(handlers: StreamParserHandlers, options: StreamParserOptions = {}) {
+    this._h = handlers
+    this._maxSize = positiveInt(options.maxStanzaSize, DEFAULT_MAX_STANZA_SIZE, 'maxStanzaSize')
+    this._maxDepth = positiveInt(options.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth')
+    this._maxAttrs = positiveInt(options.maxAttributes, DEFAULT_MAX_ATTRIBUTES, 'maxAttributes')
+    this._remaining = this._maxSize
+  }
+
+  /** true once the parser ignores input: after stop(), an error, or the end of the stream. */
+  get stopped(): boolean {
+    return this._dead
+  }
+
+  /** Discard the parser: the current write() returns right away and later writes are ignored. */
+  stop(): void {
+    this._dead = true
+    this._state = DEAD
+    this._queue.length = 0
+  }
+
+  /**
+   * Feed bytes (or already decoded text). Bad input is reported through handlers.error, never
+   * thrown. If a handler throws, parsing of the chunk still completes and the first exception is
+   * rethrown when write() returns. A write() from inside a handler is queued and processed after
+   * the current chunk.
+   */
+  write(chunk: Uint8Array | string): void {
+    if (this._dead) return
+    if (this._busy) {
+      this._queue.push(chunk)
+      return
+    }
+    this._busy = true
+    try {
+      this._feed(chunk)
+      while (this._queue.length > 0 && !this._dead) this._feed(this._queue.shift()!)
+    } finally {
+      this._busy = false
+      if (this._dead) this._queue.length = 0
+    }
+    const thrown = this._thrown
+    if (thrown !== undefined) {
+      this._thrown = undefined
+      throw thrown.error
+    }
+  }
+
+  private _feed(chunk: Uint8Array | string): void {
+    let s: string
+    if (typeof chunk === 'string') {
+      s = chunk
+      if (this._heldHigh !== '') {
+        s = this._heldHigh + s
+        this._heldHigh = ''
+      }
+      const n = s.length
+      if (n > 0) {
+        const last = s.charCodeAt(n - 1)
+        if (last >= 0xd800 && last <= 0xdbff) {
+          this._heldHigh = s.slice(n - 1)
+          s = s.slice(0, n - 1)
+        }
+      }
+    } else {
+      const decoded = this._decode(chunk)
+      if (decoded === null) {
+        this._fail(NOT_WELL_FORMED, 'invalid UTF-8')
+        return
+      }
+      s = decoded
+    }
+    if (s.length === 0) return
+    if (!this._bomChecked) {
+      this._bomChecked = true
+      if (s.charCodeAt(0) === 0xfeff) {
+        s = s.slice(1)
+        if (s.length === 0) return
+      }
+    }
+    this._parse(s)
+  }
+
+  /** Decodes the complete UTF-8 sequences of b (with held-back bytes); null on invalid UTF-8. */
+  private _decode(b: Uint8Array): string | null {
+    const n = b.length
+    let start = 0
+    let head = ''
+    try {
+      const pend = this._pendBytes
+      if (pend !== null) {
+        const need = utf8SequenceLength(pend[0]!) - pend.length
+        const take = need < n ? need : n
+        for (let k = 0; k < take; k++) if ((b[k]! & 0xc0) !== 0x80) return null
+        const merged = new Uint8Array(pend.length + take)
+        merged.set(pend)
+        merged.set(b.subarray(0, take), pend.length)
+        if (take < need) {
+          this._pendBytes = merged
+          return ''
+        }
+        this._pendBytes = null
+        head = this._decoder.decode(merged)
+        start = take
+      }
+      let stop = n
+      // An unfinished sequence at the end is held back for the next chunk.
+      for (let k = n - 1; k >= start && k >= n - 3; k--) {
+        const x = b[k]!
+        if ((x & 0xc0) === 0x80) continue
+        const len = utf8SequenceLength(x)
+        if (len > n - k) stop = k
+        break
+      }
+      if (stop < n) this._pendBytes = b.slice(stop)
+      if (start === stop) return head
+      const body = this._decoder.decode(start === 0 && stop === n ? b : b.subarray(start, stop))
+      return head === '' ? body : head + body
+    } catch {
+      return null
+    }
+  }
+
+  private _fail(condition: string, message: string): false {
+    if (!this._dead) {
+      this._dead = true
+      this._state = DEAD
+      try {
+        this._h.error(new StreamError(condition, message))
+      } catch (error) {
+        this._thrown ??= { error }
+      }
+    }
+    return false
+  }
+
+  private _emit(el: Element): boolean {
+    try {
+      this._h.element(el)
+    } catch (error) {
+      this._thrown ??= { error }
+    }
+    return !this._dead
+  }
+
+  /** The last index of s the current size limit allows, never between a surrogate pair. */
+  private _clampEnd(s: string, limitAt: number): number {
+    const len = s.length
+    if (limitAt >= len) return len
+    if (limitAt > 0) {
+      const h = s.charCodeAt(limitAt - 1)
+      if (h >= 0xd800 && h <= 0xdbff) return limitAt - 1
+    }
+    return limitAt
+  }
+
+  private _lookup(prefix: string): string | undefined {
+    const prefixes = this._nsPrefixes
+    for (let k = this._nsLen - 1; k >= 0; k--) {
+      if (prefixes[k] === prefix) return this._nsUris[k]
+    }
+    return prefix === 'xml' ? XML_NS : undefined
+  }
+
+  private _parse(s: string): void {
+    const len = s.length
+    let i = 0
+    let tokStart = 0
+    let state = this._state
+    let c = 0
+    let end = len
+    if (this._inLimit) {
+      this._limitAt = this._remaining
+      end = this._clampEnd(s, this._limitAt)
+    }
+    if (this._pendingCR) {
+      this._pendingCR = false
+      if (end > 0 && s.charCodeAt(0) === 0x0a) i = tokStart = 1
+    }
+
+    while (i < end) {
+      switch (state) {
+        case TEXT: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (c > 0x3e) {
+              if (c < 0xd800) continue
+              if (c <= 0xdbff) {
+                const d = s.charCodeAt(i + 1)
+                if (d >= 0xdc00 && d <= 0xdfff) {
+                  i++
+                  continue
+                }
+              } else if (c >= 0xe000 && c <= 0xfffd) continue
+              this._fail(NOT_WELL_FORMED, 'illegal character in text')
+              return
+            }
+            if (c >= 0x20) {
+              if (c === 0x3c || c === 0x26 || c === 0x3e) break
+              continue
+            }
+            if (c === 0x0a || c === 0x09) continue
+            if (c === 0x0d) {
+              // End-of-line handling: "\r\n" and "\r" become "\n".
+              if (i > tokStart) this._text += s.slice(tokStart, i)
+              if (s.charCodeAt(i + 1) !== 0x0a) this._text += '\n'
+              tokStart = i + 1
+              continue
+            }
+            this._fail(NOT_WELL_FORMED, 'illegal character in text')
+            return
+          }
+          if (i >= end) break
+          if (c === 0x3e) {
+            // ']]>' is not allowed in character data.
+            const b1 = i >= 1 ? s.charCodeAt(i - 1) === 0x5d : this._textBrackets >= 1
+            const b2 =
+              i >= 2
+                ? s.charCodeAt(i - 2) === 0x5d
+                : i === 1
+                  ? this._textBrackets >= 1
+                  : this._textBrackets >= 2
+            if (b1 && b2) {
+              this._fail(NOT_WELL_FORMED, "']]>' in character data")
+              return
+            }
+            i++
+            continue
+          }
+          if (i > tokStart) this._text += s.slice(tokStart, i)
+          i++
+          if (c === 0x3c) {
+            state = LT
+          } else {
+            this._entReturn = TEXT
+            state = ENT
+          }
+          continue
+        }
+
+        case TEXT0: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!(c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09)) break
+          }
+          if (i >= end) break
+          if (c !== 0x3c) {
+            this._fail(BAD_FORMAT, 'text at the stream level')
+            return
+          }
+          // A top-level element starts: its size is bounded from this '<'.
+          this._inLimit = true
+          this._limitAt = i + this._maxSize
+          end = this._clampEnd(s, this._limitAt)
+          i++
+          state = LT
+          continue
+        }
+
+        case LT: {
+          c = s.charCodeAt(i)
+          const w = nameStartWidth(s, i)
+          if (w !== 0) {
+            if (this._headerDone && this._depth >= this._maxDepth) {
+              this._fail(POLICY_VIOLATION, `elements nested deeper than ${this._maxDepth}`)
+              return
+            }
+            this._declAllowed = false
+            this._nAttrs = 0
+            tokStart = i
+            i += w
+            state = START_NAME
+            continue
+          }
+          if (c === 0x2f) {
+            if (!this._headerDone) {
+              this._fail(NOT_WELL_FORMED, 'end tag before the stream header')
+              return
+            }
+            i++
+            state = END_START
+            continue
+          }
+          if (c === 0x21) {
+            this._declAllowed = false
+            i++
+            state = BANG
+            continue
+          }
+          if (c === 0x3f) {
+            if (!this._declAllowed) {
+              this._fail(RESTRICTED_XML, 'processing instruction')
+              return
+            }
+            this._declAllowed = false
+            this._matchPos = 0
+            this._declQ = false
+            i++
+            tokStart = i
+            state = XMLDECL
+            continue
+          }
+          this._fail(NOT_WELL_FORMED, "invalid character after '<'")
+          return
+        }
+
+        case START_NAME: {
+          i = scanName(s, i, end)
+          if (i >= end) break
+          c = s.charCodeAt(i)
+          if (this._acc === '') {
+            this._tagName = s.slice(tokStart, i)
+          } else {
+            this._tagName = this._acc + s.slice(tokStart, i)
+            this._acc = ''
+          }
+          if (c === 0x3e) {
+            i++
+            if (!this._open(false)) return
+            if (!this._inLimit) end = len
+            state = this._depth === 0 ? TEXT0 : TEXT
+            tokStart = i
+            continue
+          }
+          if (isSpace(c)) {
+            this._sawSpace = true
+            state = IN_TAG
+          } else if (c === 0x2f) {
+            state = EMPTY_GT
+          } else {
+            this._fail(NOT_WELL_FORMED, 'invalid character in element name')
+            return
+          }
+          i++
+          continue
+        }
+
+        case IN_TAG: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d) this._sawSpace = true
+            else break
+          }
+          if (i >= end) break
+          if (c === 0x3e) {
+            i++
+            if (!this._open(false)) return
+            if (!this._inLimit) end = len
+            state = this._depth === 0 ? TEXT0 : TEXT
+            tokStart = i
+            continue
+          }
+          if (c === 0x2f) {
+            i++
+            state = EMPTY_GT
+            continue
+          }
+          const w = nameStartWidth(s, i)
+          if (w === 0 || !this._sawSpace) {
+            this._fail(NOT_WELL_FORMED, 'invalid character in start tag')
+            return
+          }
+          if (this._nAttrs >= this._maxAttrs) {
+            this._fail(POLICY_VIOLATION, `more than ${this._maxAttrs} attributes`)
+            return
+          }
+          tokStart = i
+          i += w
+          state = ATTR_NAME
+          continue
+        }
+
+        case ATTR_NAME: {
+          i = scanName(s, i, end)
+          if (i >= end) break
+          c = s.charCodeAt(i)
+          if (this._acc === '') {
+            this._attrName = s.slice(tokStart, i)
+          } else {
+            this._attrName = this._acc + s.slice(tokStart, i)
+            this._acc = ''
+          }
+          i++
+          if (c === 0x3d) state = ATTR_QUOTE
+          else if (isSpace(c)) state = ATTR_EQ
+          else {
+            this._fail(NOT_WELL_FORMED, 'invalid character in attribute name')
+            return
+          }
+          continue
+        }
+
+        case ATTR_EQ: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+          }
+          if (i >= end) break
+          if (c !== 0x3d) {
+            this._fail(NOT_WELL_FORMED, "expected '=' after attribute name")
+            return
+          }
+          i++
+          state = ATTR_QUOTE
+          continue
+        }
+
+        case ATTR_QUOTE: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+          }
+          if (i >= end) break
+          if (c !== 0x22 && c !== 0x27) {
+            this._fail(NOT_WELL_FORMED, 'unquoted attribute value')
+            return
+          }
+          this._quote = c
+          i++
+          tokStart = i
+          state = ATTR_VALUE
+          continue
+        }
+
+        case ATTR_VALUE: {
+          const q = this._quote
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (c > 0x3c) {
+              if (c < 0xd800) continue
+              if (c <= 0xdbff) {
+                const d = s.charCodeAt(i + 1)
+                if (d >= 0xdc00 && d <= 0xdfff) {
+                  i++
+                  continue
+                }
+              } else if (c >= 0xe000 && c <= 0xfffd) continue
+              this._fail(NOT_WELL_FORMED, 'illegal character in attribute value')
+              return
+            }
+            if (c >= 0x20) {
+              if (c === q || c === 0x3c || c === 0x26) break
+              continue
+            }
+            if (c === 0x09 || c === 0x0a) {
+              // Attribute-value normalisation: literal whitespace becomes a space.
+              this._attrAcc += i > tokStart ? s.slice(tokStart, i) + ' ' : ' '
+              tokStart = i + 1
+              continue
+            }
+            if (c === 0x0d) {
+              if (i > tokStart) this._attrAcc += s.slice(tokStart, i)
+              // "\r\n" is one line break: the '\n' that follows becomes the space.
+              if (s.charCodeAt(i + 1) !== 0x0a) this._attrAcc += ' '
+              tokStart = i + 1
+              continue
+            }
+            this._fail(NOT_WELL_FORMED, 'illegal character in attribute value')
+            return
+          }
+          if (i >= end) break
+          if (c === q) {
+            let value: string
+            if (this._attrAcc === '') {
+              value = s.slice(tokStart, i)
+            } else {
+              value = this._attrAcc + s.slice(tokStart, i)
+              this._attrAcc = ''
+            }
+            const n = this._nAttrs
+            this._attrNames[n] = this._attrName
+            this._attrValues[n] = value
+            this._nAttrs = n + 1
+            this._sawSpace = false
+            i++
+            state = IN_TAG
+            continue
+          }
+          if (c === 0x3c) {
+            this._fail(NOT_WELL_FORMED, "'<' in attribute value")
+            return
+          }
+          if (i > tokStart) this._attrAcc += s.slice(tokStart, i)
+          i++
+          this._entReturn = ATTR_VALUE
+          state = ENT
+          continue
+        }
+
+        case EMPTY_GT: {
+          if (s.charCodeAt(i) !== 0x3e) {
+            this._fail(NOT_WELL_FORMED, "expected '>' after '/'")
+            return
+          }
+          i++
+          if (!this._open(true)) return
+          if (!this._inLimit) end = len
+          state = this._depth === 0 ? TEXT0 : TEXT
+          tokStart = i
+          continue
+        }
+
+        case END_START: {
+          const w = nameStartWidth(s, i)
+          if (w === 0) {
+            this._fail(NOT_WELL_FORMED, 'invalid end tag')
+            return
+          }
+          tokStart = i
+          i += w
+          state = END_NAME
+          continue
+        }
+
+        case END_NAME: {
+          i = scanName(s, i, end)
+          if (i >= end) break
+          const expected = this._depth > 0 ? this._cur!.name : this._headerName
+          let match: boolean
+          if (this._acc === '') {
+            match = i - tokStart === expected.length && s.startsWith(expected, tokStart)
+          } else {
+            match = this._acc + s.slice(tokStart, i) === expected
+            this._acc = ''
+          }
+          if (!match) {
+            this._fail(NOT_WELL_FORMED, `mismatched end tag: expected </${expected}>`)
+            return
+          }
+          c = s.charCodeAt(i)
+          i++
+          if (c === 0x3e) {
+            if (!this._close()) return
+            if (!this._inLimit) end = len
+            state = this._depth === 0 ? TEXT0 : TEXT
+            tokStart = i
+            continue
+          }
+          if (!isSpace(c)) {
+            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
+            return
+          }
+          state = END_GT
+          continue
+        }
+
+        case END_GT: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+          }
+          if (i >= end) break
+          if (c !== 0x3e) {
+            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
+            return
+          }
+          i++
+          if (!this._close()) return
+          if (!this._inLimit) end = len
+          state = this._depth === 0 ? TEXT0 : TEXT
+          tokStart = i
+          continue
+        }
+
+        case ENT: {
+          c = s.charCodeAt(i)
+          if (c === 0x23) {
+            i++
+            state = CHARREF
+            continue
+          }
+          const w = nameStartWidth(s, i)
+          if (w === 0) {
+            this._fail(NOT_WELL_FORMED, "'&' not starting a reference")
+            return
+          }
+          tokStart = i
+          i += w
+          state = ENT_NAME
+          continue
+        }
+
+        case ENT_NAME: {
+          i = scanName(s, i, end)
+          // The predefined entities have at most 4 letters: anything longer is another entity.
+          if (this._acc.length + (i - tokStart) > 4) {
+            this._fail(RESTRICTED_XML, 'entity reference')
+            return
+          }
+          if (i >= end) break
+          if (s.charCodeAt(i) !== 0x3b) {
+            this._fail(NOT_WELL_FORMED, "'&' not starting a reference")
+            return
+          }
+          const name = this._acc + s.slice(tokStart, i)
+          this._acc = ''
+          const ch =
+            name === 'amp'
+              ? '&'
+              : name === 'lt'
+                ? '<'
+                : name === 'gt'
+                  ? '>'
+                  : name === 'quot'
+                    ? '"'
+                    : name === 'apos'
+                      ? "'"
+                      : ''
+          if (ch === '') {
+            this._fail(RESTRICTED_XML, `entity reference &${name};`)
+            return
+          }
+          i++
+          tokStart = i
+          if (this._entReturn === TEXT) {
+            this._text += ch
+            state = TEXT
+          } else {
+            this._attrAcc += ch
+            state = ATTR_VALUE
+          }
+          continue
+        }
+
+        case CHARREF: {
+          c = s.charCodeAt(i)
+          if (c === 0x78) {
+            this._charVal = 0
+            this._charDigits = 0
+            state = CHARREF_HEX
+          } else if (c >= 0x30 && c <= 0x39) {
+            this._charVal = c - 0x30
+            this._charDigits = 1
+            state = CHARREF_DEC
+          } else {
+            this._fail(NOT_WELL_FORMED, 'invalid character reference')
+            return
+          }
+          i++
+          continue
+        }
+
+        case CHARREF_DEC:
+        case CHARREF_HEX: {
+          const hex = state === CHARREF_HEX
+          let v = this._charVal
+          let digits = this._charDigits
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            let d: number
+            if (c >= 0x30 && c <= 0x39) d = c - 0x30
+            else if (hex && c >= 0x61 && c <= 0x66) d = c - 0x57
+            else if (hex && c >= 0x41 && c <= 0x46) d = c - 0x37
+            else break
+            v = hex ? v * 16 + d : v * 10 + d
+            digits++
+            if (v > 0x10ffff) {
+              this._fail(NOT_WELL_FORMED, 'character reference out of range')
+              return
+            }
+          }
+          this._charVal = v
+          this._charDigits = digits
+          if (i >= end) break
+          if (c !== 0x3b || digits === 0) {
+            this._fail(NOT_WELL_FORMED, 'invalid character reference')
+            return
+          }
+          if (!isXmlChar(v)) {
+            this._fail(NOT_WELL_FORMED, `character reference to an illegal character (${v})`)
+            return
+          }
+          const ch = String.fromCodePoint(v)
+          i++
+          tokStart = i
+          if (this._entReturn === TEXT) {
+            this._text += ch
+            state = TEXT
+          } else {
+            this._attrAcc += ch
+            state = ATTR_VALUE
+          }
+          continue
+        }
+
+        case BANG: {
+          c = s.charCodeAt(i)
+          if (c === 0x5b) {
+            if (!this._headerDone) {
+              this._fail(NOT_WELL_FORMED, 'CDATA section before the stream header')
+              return
+            }
+            if (this._depth === 0) {
+              this._fail(BAD_FORMAT, 'CDATA section at the stream level')
+              return
+            }
+            this._matchPos = 0
+            i++
+            state = CDATA_OPEN
+            continue
+          }
+          if (c === 0x2d) {
+            i++
+            state = BANG_DASH
+            continue
+          }
+          if (c === 0x44) {
+            this._fail(RESTRICTED_XML, 'DOCTYPE declaration')
+            return
+          }
+          this._fail(NOT_WELL_FORMED, "invalid markup after '<!'")
+          return
+        }
+
+        case BANG_DASH: {
+          if (s.charCodeAt(i) === 0x2d) this._fail(RESTRICTED_XML, 'comment')
+          else this._fail(NOT_WELL_FORMED, "invalid markup after '<!-'")
+          return
+        }
+
+        case CDATA_OPEN: {
+          let p = this._matchPos
+          for (; i < end && p < 6; i++, p++) {
+            if (s.charCodeAt(i) !== 'CDATA['.charCodeAt(p)) {
+              this._fail(NOT_WELL_FORMED, "invalid markup after '<!['")
+              return
+            }
+          }
+          this._matchPos = p
+          if (p < 6) break
+          tokStart = i
+          this._cdataPend = ''
+          state = CDATA
+          continue
+        }
+
+        case CDATA: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (c > 0x3e) {
+              if (c < 0xd800) continue
+              if (c <= 0xdbff) {
+                const d = s.charCodeAt(i + 1)
+                if (d >= 0xdc00 && d <= 0xdfff) {
+                  i++
+                  continue
+                }
+              } else if (c >= 0xe000 && c <= 0xfffd) continue
+              this._fail(NOT_WELL_FORMED, 'illegal character in CDATA section')
+              return
+            }
+            if (c >= 0x20) {
+              if (c === 0x3e) {
+                if (
+                  i - tokStart >= 2
+                    ? s.charCodeAt(i - 1) === 0x5d && s.charCodeAt(i - 2) === 0x5d
+                    : (this._cdataPend + s.slice(tokStart, i)).endsWith(']]')
+                ) {
+                  break
+                }
+              }
+              continue
+            }
+            if (c === 0x0a || c === 0x09) continue
+            if (c === 0x0d) {
+              this._text += this._cdataPend + s.slice(tokStart, i)
+              this._cdataPend = ''
+              if (s.charCodeAt(i + 1) !== 0x0a) this._text += '\n'
+              tokStart = i + 1
+              continue
+            }
+            this._fail(NOT_WELL_FORMED, 'illegal character in CDATA section')
+            return
+          }
+          if (i >= end) break
+          // i is at the '>' of ']]>'.
+          const pend = this._cdataPend
+          if (i - tokStart >= 2) {
+            if (i - 2 > tokStart || pend !== '') this._text += pend + s.slice(tokStart, i - 2)
+          } else {
+            const t = pend + s.slice(tokStart, i)
+            this._text += t.slice(0, t.length - 2)
+          }
+          this._cdataPend = ''
+          i++
+          tokStart = i
+          state = TEXT
+          continue
+        }
+
+        case XMLDECL: {
+          let p = this._matchPos
+          for (; i < end; i++, p++) {
+            c = s.charCodeAt(i)
+            if (p < 4) {
+              // The target must be exactly 'xml' followed by whitespace.
+              if (p < 3 ? c !== 'xml'.charCodeAt(p) : !isSpace(c)) {
+                if (p === 3 && c === 0x3f) this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
+                else this._fail(RESTRICTED_XML, 'processing instruction')
+                return
+              }
+            } else if (c === 0x3e && (i > tokStart ? s.charCodeAt(i - 1) === 0x3f : this._declQ)) {
+              break
+            }
+          }
+          this._matchPos = p
+          if (i >= end) break
+          const decl = this._acc + s.slice(tokStart, i)
+          this._acc = ''
+          const m = XML_DECL.exec(decl.slice(0, -1))
+          if (m === null) {
+            this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
+            return
+          }
+          const encoding = m[1] ?? m[2]
+          if (encoding !== undefined && encoding.toLowerCase() !== 'utf-8') {
+            this._fail('unsupported-encoding', `unsupported encoding ${encoding}`)
+            return
+          }
+          i++
+          state = PROLOG
+          continue
+        }
+
+        case PROLOG: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+            this._declAllowed = false
+          }
+          if (i >= end) break
+          if (c !== 0x3c) {
+            this._fail(NOT_WELL_FORMED, 'text before the stream header')
+            return
+          }
+          i++
+          state = LT
+          continue
+        }
+
+        default:
+          // DEAD
+          return
+      }
+    }
+
+    if (this._dead) return
+    if (i < len) {
+      this._fail(POLICY_VIOLATION, `element larger than ${this._maxSize} characters`)
+      return
+    }
+
+    // Chunk end: keep the unfinished token.
+    this._state = state
+    switch (state) {
+      case TEXT: {
+        if (len > tokStart) this._text += s.slice(tokStart, len)
+        let b = 0
+        if (s.charCodeAt(len - 1) === 0x5d) {
+          b = len >= 2 ? (s.charCodeAt(len - 2) === 0x5d ? 2 : 1) : this._textBrackets >= 1 ? 2 : 1
+        }
+        this._textBrackets = b
+        this._pendingCR = s.charCodeAt(len - 1) === 0x0d
+        break
+      }
+      case ATTR_VALUE:
+        if (len > tokStart) this._attrAcc += s.slice(tokStart, len)
+        this._pendingCR = s.charCodeAt(len - 1) === 0x0d
+        break
+      case CDATA: {
+        const pend = this._cdataPend
+        const t = pend === '' ? s.slice(tokStart, len) : pend + s.slice(tokStart, len)
+        const q = t.endsWith(']]') ? 2 : t.endsWith(']') ? 1 : 0
+        if (t.length > q) this._text += q === 0 ? t : t.slice(0, t.length - q)
+        this._cdataPend = q === 0 ? '' : q === 1 ? ']' : ']]'
+        this._pendingCR = s.charCodeAt(len - 1) === 0x0d
+        break
+      }
+      case START_NAME:
+      case ATTR_NAME:
+      case END_NAME:
+      case ENT_NAME:
+        if (len > tokStart) this._acc += s.slice(tokStart, len)
+        break
+      case XMLDECL:
+        if (len > tokStart) {
+          this._acc += s.slice(tokStart, len)
+          this._declQ = s.charCodeAt(len - 1) === 0x3f
+        }
+        break
+      default:
+        break
+    }
+    if (this._inLimit) this._remaining = this._limitAt - len
+  }
+
+  /** A start tag is complete (its name in _tagName, attributes in _attrNames/_attrValues). */
+  private _open(selfClosing: boolean): boolean {
+    const name = this._tagName
+    const n = this._nAttrs
+    const names = this._attrNames
+    const values = this._attrValues
+    const attrs: Record<string, string> = {}
+    const mark = this._nsLen
+    let prefixed = 0
+
+    for (let k = 0; k < n; k++) {
+      const an = names[k]!
+      const av = values[k]!
+      if (k > 0) {
+        let dup = false
+        if (k < 8) {
+          for (let j = 0; j < k; j++) {
+            if (names[j] === an) {
+              dup = true
+              break
+            }
+          }
+        } else {
+          dup = Object.hasOwn(attrs, an)
+        }
+        if (dup) return this._fail(NOT_WELL_FORMED, `duplicate attribute ${an}`)
+      }
+      if (an.charCodeAt(0) === 0x78 && an.startsWith('xmlns')) {
+        if (an.length > 5) {
+          if (an.charCodeAt(5) === 0x3a) {
+            const prefix = an.slice(6)
+            if (prefix.length === 0 || prefix.indexOf(':') !== -1 || nameStartWidth(prefix, 0) === 0) {
+              return this._fail(NOT_WELL_FORMED, `invalid namespace declaration ${an}`)
+            }
+            if (
+              av === '' ||
+              prefix === 'xmlns' ||
+              (prefix === 'xml' ? av !== XML_NS : av === XML_NS || av === XMLNS_NS)
+            ) {
+              return this._fail(NOT_WELL_FORMED, `invalid namespace declaration ${an}`)
+            }
+            this._nsPrefixes[this._nsLen] = prefix
+            this._nsUris[this._nsLen] = av
+            this._nsLen++
+          } else if (an.indexOf(':') !== -1) {
+            prefixed++
+          }
+        }
+      } else if (an.indexOf(':') !== -1) {
+        prefixed++
+      }
+      if (an === '__proto__') {
+        Object.defineProperty(attrs, an, { value: av, enumerable: true, writable: true, configurable: true })
+      } else {
+        attrs[an] = av
+      }
+    }
+
+    // Prefixes must be declared (by this element or an ancestor, the stream header included).
+    const colon = name.indexOf(':')
+    let uri: string | undefined
+    if (colon !== -1) {
+      if (!validQName(name, colon)) return this._fail(NOT_WELL_FORMED, `invalid element name ${name}`)
+      uri = this._lookup(name.slice(0, colon))
+      if (uri === undefined) return this._fail(NOT_WELL_FORMED, `undeclared namespace prefix in <${name}>`)
+    }
+    if (prefixed > 0 && !this._checkPrefixedAttrs(prefixed)) return false
+
+    if (!this._headerDone) return this._openHeader(name, colon, uri, attrs, selfClosing)
+
+    const depth = this._depth
+    if (depth === 0 && isLocalStream(name, colon)) {
+      if (colon === -1) uri = attrs['xmlns'] ?? this._defaultNs
+      if (uri === STREAMS_NS) return this._fail(BAD_FORMAT, 'stream header inside the stream')
+    }
+
+    const el = new Element(name)
+    el.attrs = attrs
+    const parent = this._cur
+    if (parent !== null) {
+      if (this._text !== '') {
+        parent.children.push(this._text)
+        this._text = ''
+      }
+      parent.children.push(el)
+      el.parent = parent
+    }
+    if (selfClosing) {
+      this._nsLen = mark
+      if (depth === 0) {
+        this._inLimit = false
+        return this._emit(el)
+      }
+      return true
+    }
+    this._stack[depth] = el
+    this._nsMarks[depth] = mark
+    this._depth = depth + 1
+    this._cur = el
+    return true
+  }
+
+  private _checkPrefixedAttrs(prefixed: number): boolean {
+    const names = this._attrNames
+    let seen: Set<string> | undefined
+    for (let k = 0; k < this._nAttrs; k++) {
+      const an = names[k]!
+      const colon = an.indexOf(':')
+      if (colon === -1 || (colon === 5 && an.startsWith('xmlns'))) continue
+      if (!validQName(an, colon)) return this._fail(NOT_WELL_FORMED, `invalid attribute name ${an}`)
+      const uri = this._lookup(an.slice(0, colon))
+      if (uri === undefined) return this._fail(NOT_WELL_FORMED, `undeclared namespace prefix in attribute ${an}`)
+      if (prefixed > 1) {
+        // Two attributes with the same namespace and local name are duplicates.
+        seen ??= new Set()
+        const key = `{${uri}}${an.slice(colon + 1)}`
+        if (seen.has(key)) return this._fail(NOT_WELL_FORMED, `duplicate attribute ${an}`)
+        seen.add(key)
+      }
+    }
+    return true
+  }
+
+  private _openHeader(
+    name: string,
+    colon: number,
+    prefixUri: string | undefined,
+    attrs: Record<string, string>,
+    selfClosing: boolean,
+  ): boolean {
+    const uri = colon === -1 ? attrs['xmlns'] : prefixUri
+    if (uri !== STREAMS_NS) {
+      return this._fail('invalid-namespace', `stream header not in the ${STREAMS_NS} namespace`)
+    }
+    if (!isLocalStream(name, colon)) return this._fail(BAD_FORMAT, `<${name}> is not a stream header`)
+    if (selfClosing) return this._fail(BAD_FORMAT, 'self-closing stream header')
+    this._headerDone = true
+    this._headerName = name
+    this._defaultNs = attrs['xmlns']
+    this._inLimit = false
+    try {
+      this._h.streamStart(attrs)
+    } catch (error) {
+      this._thrown ??= { error }
+    }
+    return !this._dead
+  }
+
+  /** An end tag matching the current element (or the stream header at depth 0) is complete. */
+  private _close(): boolean {
+    if (this._depth === 0) {
+      this._dead = true
+      this._state = DEAD
+      this._inLimit = false
+      try {
+        this._h.streamEnd()
+      } catch (error) {
+        this._thrown ??= { error }
+      }
+      return false
+    }
+    const d = this._depth - 1
+    const el = this._cur!
+    if (this._text !== '') {
+      el.children.push(this._text)
+      this._text = ''
+    }
+    this._nsLen = this._nsMarks[d]!
+    this._depth = d
+    if (d === 0) {
+      this._cur = null
+      this._stack[0] = null
+      this._inLimit = false
+      return this._emit(el)
+    }
+    this._cur = this._stack[d - 1]!
+    return true
+  }
+}

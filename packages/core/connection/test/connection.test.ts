@@ -1,0 +1,507 @@
+import { Element } from 'ltx'
+import { describe, expect, test } from 'vitest'
+import {
+  ConnectionError,
+  createConnection,
+  definePlugin,
+  FeaturePriority,
+  type HookMap,
+  type StreamFeature,
+  StreamError,
+  xml,
+} from '../src/index.js'
+import { MemoryPeer } from '../src/testing.js'
+import { online, record, SHORT, tick } from './helpers.js'
+
+describe('stream opening and closing', () => {
+  test('sends a client stream header and goes online through the states', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      lang: 'en',
+      timeouts: SHORT,
+    })
+    const states = record<HookMap['state']>((fn) => conn.hooks.on('state', fn))
+    const onlines = record<HookMap['online']>((fn) => conn.hooks.on('online', fn))
+    const connecting = conn.connect()
+    const header = await peer.nextHeader()
+    expect(header).toMatchObject({
+      to: 'example.com',
+      version: '1.0',
+      xmlns: 'jabber:client',
+      'xmlns:stream': 'http://etherx.jabber.org/streams',
+      'xml:lang': 'en',
+    })
+    peer.open({ features: '' })
+    await connecting
+    expect(conn.state).toBe('online')
+    expect(states.map((s) => s.state)).toEqual(['connecting', 'negotiating', 'online'])
+    expect(onlines).toEqual([{ resumed: false }])
+  })
+
+  test('disconnect() closes the stream and waits for the peer', async () => {
+    const { peer, conn } = await online()
+    const disconnected = record<HookMap['disconnected']>((fn) => conn.hooks.on('disconnected', fn))
+    peer.answerClose = false
+    const closing = conn.disconnect()
+    await peer.waitForEnd()
+    expect(peer.written.at(-1)).toBe('</stream:stream>')
+    expect(conn.state).toBe('disconnecting')
+    peer.send('</stream:stream>')
+    await closing
+    expect(conn.state).toBe('disconnected')
+    expect(disconnected).toEqual([{ error: undefined, clean: true }])
+    expect(peer.connected).toBe(false)
+  })
+
+  test('disconnect() does not hang when the peer never answers', async () => {
+    const { peer, conn } = await online()
+    peer.answerClose = false
+    const started = Date.now()
+    await conn.disconnect()
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(peer.connected).toBe(false)
+  })
+
+  test('the peer closing its stream is answered and reported', async () => {
+    const { peer, conn } = await online()
+    const disconnected = conn.hooks.next('disconnected')
+    peer.send('</stream:stream>')
+    const { error, clean } = await disconnected
+    expect(clean).toBe(false)
+    expect(error).toBeInstanceOf(ConnectionError)
+    expect(peer.written.at(-1)).toBe('</stream:stream>')
+  })
+
+  test('a dropped transport is reported as disconnected with an error, then session-end', async () => {
+    const { peer, conn } = await online()
+    const events: string[] = []
+    conn.hooks.on('disconnected', ({ error }) => {
+      events.push(`disconnected:${error?.code}`)
+    })
+    conn.hooks.on('session-end', () => {
+      events.push('session-end')
+    })
+    peer.close(new Error('ECONNRESET'))
+    await tick()
+    expect(events).toEqual(['disconnected:disconnected', 'session-end'])
+    expect(conn.state).toBe('disconnected')
+  })
+
+  test('a connect timeout ends in a TimeoutError', async () => {
+    const peer = new MemoryPeer()
+    peer.hang = true
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: { ...SHORT, connect: 50 },
+    })
+    await expect(conn.connect()).rejects.toMatchObject({ code: 'timeout' })
+    expect(conn.state).toBe('disconnected')
+  })
+
+  test('a peer that never sends its header ends in a TimeoutError and a closed transport', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: { ...SHORT, negotiation: 50 },
+    })
+    await expect(conn.connect()).rejects.toMatchObject({ code: 'timeout' })
+    expect(peer.connected).toBe(false)
+  })
+
+  test('connect() can be called again after a disconnection, with the same plugins', async () => {
+    let setups = 0
+    const counter = definePlugin({
+      name: 'counter',
+      setup() {
+        setups++
+        return { value: 1 }
+      },
+    })
+    const { peer, conn } = await online([counter])
+    peer.close()
+    await tick()
+    const again = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await again
+    expect(conn.state).toBe('online')
+    expect(setups).toBe(1)
+    expect(conn.plugins.counter.value).toBe(1)
+  })
+})
+
+describe('stream errors', () => {
+  test('a stream error from the peer is typed, answered and closes the connection', async () => {
+    const { peer, conn } = await online()
+    const disconnected = conn.hooks.next('disconnected')
+    peer.send(
+      "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced</text></stream:error>",
+    )
+    const { error } = await disconnected
+    expect(error).toBeInstanceOf(StreamError)
+    expect(error).toMatchObject({
+      condition: 'conflict',
+      remote: true,
+      text: 'Replaced',
+      code: 'stream-error',
+    })
+    expect(peer.written.at(-1)).toBe('</stream:stream>')
+    expect(peer.connected).toBe(false)
+  })
+
+  test('see-other-host reconnects to the new host, keeping the domain', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const redirects = record<HookMap['redirect']>((fn) => conn.hooks.on('redirect', fn))
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open()
+    peer.send(
+      "<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>[2001:db8::1]:5223</see-other-host></stream:error>",
+    )
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await connecting
+    expect(peer.targets.map((t) => [t.domain, t.host, t.port])).toEqual([
+      ['example.com', undefined, undefined],
+      ['example.com', '2001:db8::1', 5223],
+    ])
+    expect(redirects).toEqual([{ host: '2001:db8::1', port: 5223, count: 1 }])
+  })
+
+  test('redirects are capped', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+      maxRedirects: 2,
+    })
+    const connecting = conn.connect()
+    const outcome = connecting.then(
+      () => undefined,
+      (error: unknown) => error,
+    )
+    for (let i = 0; i < 3; i++) {
+      await peer.nextHeader()
+      peer.open()
+      peer.send(
+        "<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>other.example</see-other-host></stream:error>",
+      )
+    }
+    const error = await outcome
+    expect(error).toBeInstanceOf(ConnectionError)
+    expect(error).toMatchObject({ code: 'redirect-limit' })
+    expect(peer.targets).toHaveLength(3)
+  })
+})
+
+describe('stream features', () => {
+  const log: string[] = []
+  const feature = (
+    name: string,
+    priority: number,
+    result: 'restart' | 'continue' | 'done',
+  ): StreamFeature => ({
+    name,
+    priority,
+    applies: (features) => features.getChild(name) !== undefined,
+    async negotiate(_features, nc) {
+      log.push(name)
+      if (name === 'starttls') {
+        await nc.send(xml('starttls', { xmlns: 'urn:ietf:params:xml:ns:xmpp-tls' }))
+        await nc.waitFor((el) => el.name === 'proceed', { last: true })
+      }
+      return result
+    },
+  })
+
+  test('run in priority order whatever the registration order, restart and resume counting', async () => {
+    log.length = 0
+    const plugin = definePlugin({
+      name: 'features',
+      setup(ctx) {
+        ctx.feature(feature('enable', FeaturePriority.SM_ENABLE, 'continue'))
+        ctx.feature(feature('bind', FeaturePriority.BIND, 'continue'))
+        ctx.feature(feature('starttls', FeaturePriority.STARTTLS, 'restart'))
+      },
+    })
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+      plugins: [plugin],
+    })
+    const stanzas = record<HookMap['stanza']>((fn) => conn.hooks.on('stanza', fn))
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '<starttls/><bind/><enable/>' })
+    expect((await peer.nextElement()).name).toBe('starttls')
+    // The NO STARTTLS injection class: bytes after <proceed/> in the same read are dropped.
+    peer.send(
+      "<proceed/><message from='evil@example.com' to='me@example.com'><body>injected</body></message>",
+    )
+    peer.restart()
+    await peer.nextHeader()
+    peer.open({ features: '<bind/><enable/>' })
+    await connecting
+    expect(log).toEqual(['starttls', 'bind', 'enable'])
+    expect(stanzas).toEqual([])
+  })
+
+  test('a required feature that no plugin negotiates fails the connection', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({
+      features: "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>",
+    })
+    await expect(connecting).rejects.toMatchObject({ code: 'negotiation-failed' })
+    expect(peer.connected).toBe(false)
+  })
+
+  test('a feature that waits for an answer that never comes times out', async () => {
+    const plugin = definePlugin({
+      name: 'slow',
+      setup(ctx) {
+        ctx.feature({
+          name: 'x',
+          priority: 1,
+          applies: () => true,
+          async negotiate(_f, nc) {
+            await nc.waitFor((el) => el.name === 'never', { timeout: 30 })
+            return 'done'
+          },
+        })
+      },
+    })
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+      plugins: [plugin],
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '<x/>' })
+    await expect(connecting).rejects.toMatchObject({ code: 'timeout' })
+    expect(peer.connected).toBe(false)
+  })
+})
+
+describe('outbound pipeline', () => {
+  test('a middleware can change, replace or drop elements; after next() it sees what was written', async () => {
+    const written: (string | undefined)[] = []
+    const plugin = definePlugin({
+      name: 'rewrite',
+      setup(ctx) {
+        ctx.outbound(async (c, next) => {
+          if (c.element.attrs.drop) return
+          if (c.element.name === 'presence') c.element = xml('presence', { type: 'unavailable' })
+          c.element.attrs.stamped = 'yes'
+          await next()
+          written.push(c.data)
+        })
+      },
+    })
+    const { peer, conn } = await online([plugin])
+    await conn.send(xml('message', { to: 'a@example.com', drop: '1' }))
+    await conn.send(xml('message', { to: 'b@example.com' }))
+    await conn.send(xml('presence'))
+    const first = await peer.nextElement()
+    const second = await peer.nextElement()
+    expect(first.attrs).toMatchObject({ to: 'b@example.com', stamped: 'yes' })
+    expect(second.attrs).toMatchObject({ type: 'unavailable', stamped: 'yes' })
+    expect(peer.queued).toHaveLength(0)
+    expect(written).toEqual([first.toString(), second.toString()])
+  })
+
+  test('writes in one tick are batched into one transport write', async () => {
+    const { peer, conn } = await online()
+    const before = peer.written.length
+    const sends = [1, 2, 3].map((i) => conn.send(xml('message', { id: `m${i}` })))
+    await Promise.all(sends)
+    await tick()
+    expect(peer.written.length - before).toBe(1)
+    expect(peer.written.at(-1)).toBe('<message id="m1"/><message id="m2"/><message id="m3"/>')
+  })
+
+  test('backpressure: nothing more is written until the transport drains', async () => {
+    const { peer, conn } = await online()
+    peer.block()
+    await conn.send(xml('message', { id: 'a' }))
+    await tick()
+    const count = peer.written.length
+    await conn.send(xml('message', { id: 'b' }))
+    await conn.send(xml('message', { id: 'c' }))
+    await tick()
+    expect(peer.written.length).toBe(count)
+    peer.drain()
+    expect(peer.written.at(-1)).toBe('<message id="b"/><message id="c"/>')
+  })
+
+  test('text that looks like markup arrives as text', async () => {
+    const { peer, conn } = await online()
+    const evil = '</body></message><iq type="set" id="x"><query/></iq>'
+    await conn.send(xml('message', { to: 'a@example.com' }, xml('body', null, evil)))
+    const received = await peer.nextElement()
+    expect(received.getChildText('body')).toBe(evil)
+    expect(peer.queued).toHaveLength(0)
+  })
+
+  test('send() while disconnected rejects with ConnectionError not-connected', async () => {
+    const { peer, conn } = await online()
+    peer.close()
+    await tick()
+    await expect(conn.send(xml('message'))).rejects.toMatchObject({ code: 'not-connected' })
+  })
+})
+
+describe('inbound pipeline', () => {
+  test('elements are tagged stanza or nonza and pass middleware in priority order', async () => {
+    const seen: string[] = []
+    const a = definePlugin({
+      name: 'a',
+      setup(ctx) {
+        ctx.inbound((c, next) => {
+          seen.push(`a:${c.kind}:${c.name}`)
+          return next()
+        })
+      },
+    })
+    const b = definePlugin({
+      name: 'b',
+      setup(ctx) {
+        ctx.inbound(
+          (c, next) => {
+            seen.push(`b:${c.kind}:${c.name}`)
+            return next()
+          },
+          { priority: -1 },
+        )
+      },
+    })
+    const { peer, conn } = await online([a, b])
+    const nonzas = conn.hooks.next('nonza')
+    peer.send("<message from='x@example.com'><body>1</body></message><r xmlns='urn:xmpp:sm:3'/>")
+    await nonzas
+    expect(seen).toEqual(['b:stanza:message', 'a:stanza:message', 'b:nonza:r', 'a:nonza:r'])
+  })
+
+  test('elements are handled one at a time, in order, and onHandled fires after async handling', async () => {
+    const order: string[] = []
+    const slow = definePlugin({
+      name: 'slow',
+      setup(ctx) {
+        ctx.inbound(async (c, next) => {
+          if (c.element.attrs.id === '1') await tick(20)
+          order.push(`handled ${c.element.attrs.id}`)
+          await next()
+        })
+        ctx.onHandled((c) => {
+          order.push(`complete ${c.element.attrs.id}`)
+        })
+      },
+    })
+    const { peer, conn } = await online([slow])
+    const done = new Promise<void>((resolve) => {
+      conn.hooks.on('stanza', ({ element }) => {
+        if (element.attrs.id === '3') resolve()
+      })
+    })
+    peer.send("<message id='1'/><message id='2'/><message id='3'/>")
+    await done
+    await tick()
+    expect(order).toEqual([
+      'handled 1',
+      'complete 1',
+      'handled 2',
+      'complete 2',
+      'handled 3',
+      'complete 3',
+    ])
+  })
+
+  test('a throwing middleware is reported and the connection stays up', async () => {
+    const plugin = definePlugin({
+      name: 'boom',
+      setup(ctx) {
+        ctx.inbound(() => {
+          throw new Error('handler bug')
+        })
+      },
+    })
+    const { peer, conn } = await online([plugin])
+    const error = conn.hooks.next('error')
+    peer.send("<message id='1'/>")
+    expect((await error).error.message).toBe('handler bug')
+    expect(conn.state).toBe('online')
+  })
+
+  test('stanzas get the stream namespace through their parent', async () => {
+    const { peer, conn } = await online()
+    const stanza = conn.hooks.next('stanza')
+    peer.send("<message id='1'><body>x</body></message>")
+    const { element } = await stanza
+    expect(element.is('message', 'jabber:client')).toBe(true)
+    expect(element.getChild('body')?.getNS()).toBe('jabber:client')
+  })
+})
+
+describe('iq requests nobody handles (RFC 6120 §8.4)', () => {
+  test('an unhandled get/set is answered service-unavailable', async () => {
+    const { peer } = await online()
+    peer.send(
+      "<iq type='get' id='q1' from='juliet@example.com/balcony'><query xmlns='urn:example:unknown'/></iq>",
+    )
+    const reply = await peer.nextElement()
+    expect(reply.attrs).toMatchObject({ type: 'error', id: 'q1', to: 'juliet@example.com/balcony' })
+    expect(reply.getChild('error')?.attrs.type).toBe('cancel')
+    expect(
+      reply
+        .getChild('error')
+        ?.getChild('service-unavailable', 'urn:ietf:params:xml:ns:xmpp-stanzas'),
+    ).toBeDefined()
+  })
+
+  test('results and errors are never answered', async () => {
+    const { peer, conn } = await online()
+    const stanzas = record<HookMap['stanza']>((fn) => conn.hooks.on('stanza', fn))
+    peer.send(
+      "<iq type='result' id='r1' from='example.com'/><iq type='error' id='r2' from='example.com'><error type='cancel'/></iq>",
+    )
+    await tick(10)
+    expect(stanzas).toHaveLength(2)
+    expect(peer.queued).toHaveLength(0)
+  })
+})
+
+describe('element model', () => {
+  test('xml() builds elements and skips empty children and attributes', () => {
+    const el = xml(
+      'message',
+      { to: 'a@b', type: undefined, n: 3 },
+      xml('body', null, 'hi'),
+      null,
+      false,
+      [xml('x')],
+    )
+    expect(el.toString()).toBe('<message to="a@b" n="3"><body>hi</body><x/></message>')
+    expect(el).toBeInstanceOf(Element)
+  })
+})
