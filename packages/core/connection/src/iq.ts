@@ -144,7 +144,7 @@ export const iq = definePlugin({
  */
 function fromMatches(to: string | undefined, from: unknown, self: JID | undefined): boolean {
   if (from === undefined || from === null || from === '') {
-    return to === undefined || self?.bare().equals(to)
+    return to === undefined || self?.bare().equals(to) === true
   }
   const sender = JID.tryParse(String(from))
   if (!sender) return false
