@@ -435,9 +435,8 @@ export class Connection<A extends object = Record<string, unknown>> {
       clearTimeout(connectTimer)
       const typed = this.#failure ?? toXMPPError(error)
       if (this.#transport === transport) {
-        if (typed instanceof StreamError && !typed.remote && this.#parser) {
-          this.#sendStreamError(typed)
-        }
+        // A stream error was already sent by #fail(); otherwise close our stream politely.
+        if (!this.#failure && this.#parser) this.#writeRaw(STREAM_FOOTER)
         this.#teardown(typed, false)
       }
       await this.#closed

@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest'
 import { type HookMap, StreamError, type XMPPError } from '../src/index.js'
-import type { MemoryPeer } from '../src/testing.js'
-import { online } from './helpers.js'
+import { createConnection } from '../src/index.js'
+import { MemoryPeer } from '../src/testing.js'
+import { online, SHORT } from './helpers.js'
 
 const NS_STREAM_ERRORS = 'urn:ietf:params:xml:ns:xmpp-streams'
 
@@ -152,6 +153,26 @@ describe('hostile input through the connection', () => {
       'invalid-from',
     )
   })
+})
+
+test('bad input during negotiation: one stream error, connect() rejects with it', async () => {
+  const peer = new MemoryPeer()
+  const conn = createConnection({
+    transport: peer.transport,
+    domain: 'example.com',
+    timeouts: SHORT,
+  })
+  const connecting = conn.connect()
+  await peer.nextHeader()
+  peer.open()
+  peer.send('<!-- comment --><stream:features/>')
+  const error = await connecting.catch((e: unknown) => e)
+  expect(error).toBeInstanceOf(StreamError)
+  expect(error).toMatchObject({ condition: 'restricted-xml' })
+  const sent = peer.written.join('')
+  expect(sent.match(/<stream:error>/g)).toHaveLength(1)
+  expect(sent.endsWith('</stream:error></stream:stream>')).toBe(true)
+  expect(peer.connected).toBe(false)
 })
 
 describe('chunk boundaries', () => {
