@@ -13,11 +13,11 @@ import { XMPPError } from './errors.js'
  * string is used as is; only then do we look closer (illegal characters, escaping).
  */
 
-// Anything that needs a closer look in text: markup characters, C0 controls (tab/LF/CR
-// included, they are cheap to re-check), any surrogate code unit (legal in pairs, so the slow
-// path decides), U+FFFE and U+FFFF.
+// Anything that needs a closer look in text: markup characters, C0 controls other than tab and
+// LF (CR included: see escapeText), any surrogate code unit (legal in pairs, so the slow path
+// decides), U+FFFE and U+FFFF.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: C0 controls are what we look for
-const TEXT_SUSPECT = /[&<>\u0000-\u0008\u000b\u000c\u000e-\u001f\ud800-\udfff\ufffe\uffff]/
+const TEXT_SUSPECT = /[&<>\u0000-\u0008\u000b-\u001f\ud800-\udfff\ufffe\uffff]/
 // The same for attribute values, which also escape quotes and tab/LF/CR.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: C0 controls are what we look for
 const ATTR_SUSPECT = /[&<>"'\u0000-\u001f\ud800-\udfff\ufffe\uffff]/
@@ -53,9 +53,11 @@ function escapeSlow(s: string, attr: boolean, elName?: string, attrName?: string
     if (c > 0x3e && c < 0xd800) continue // the bulk of text: nothing to do
     let rep: string
     if (c < 0x20) {
-      if (c !== 0x09 && c !== 0x0a && c !== 0x0d) illegal(s, i, place(attr, elName, attrName))
-      if (!attr) continue
-      rep = c === 0x09 ? '&#9;' : c === 0x0a ? '&#10;' : '&#13;'
+      if (c === 0x0d) rep = '&#13;'
+      else if (c === 0x09 || c === 0x0a) {
+        if (!attr) continue
+        rep = c === 0x09 ? '&#9;' : '&#10;'
+      } else illegal(s, i, place(attr, elName, attrName))
     } else if (c === 0x26) rep = '&amp;'
     else if (c === 0x3c) rep = '&lt;'
     else if (c === 0x3e) rep = '&gt;'
@@ -77,9 +79,10 @@ function escapeSlow(s: string, attr: boolean, elName?: string, attrName?: string
 }
 
 /**
- * Escapes character data: & < > (escaping '>' always also rules out ']]>'). Returns the same
- * string when nothing needs escaping. Throws XMPPError('invalid-xml-char') for characters
- * XML 1.0 does not allow.
+ * Escapes character data: & < > (escaping '>' always also rules out ']]>'), and CR as &#13;
+ * because a parser turns a literal CR (or CR LF) into LF (XML 1.0 §2.11), which would change
+ * the text. Returns the same string when nothing needs escaping. Throws
+ * XMPPError('invalid-xml-char') for characters XML 1.0 does not allow.
  */
 export function escapeText(s: string): string {
   return TEXT_SUSPECT.test(s) ? escapeSlow(s, false) : s
