@@ -111,7 +111,17 @@ export class Connection<A extends object = Record<string, unknown>> {
   readonly #rawTaps: ((direction: 'in' | 'out', data: string | Uint8Array) => void)[] = []
   readonly #timers = new Set<ReturnType<typeof setTimeout>>()
   readonly #setups: Promise<void>[] = []
+  /** No more use(): set by the first connect(). */
   #frozen = false
+  /** Pipelines composed: set once every async setup finished. */
+  #composed = false
+  #connecting: Promise<void> | undefined
+  /** Set by disconnect() while connecting: the attempt stops with this error. */
+  #cancelled: XMPPError | undefined
+  /** Increments per transport: completions of an older stream's elements are ignored. */
+  #generation = 0
+  #footerSent = false
+  #failTimer: ReturnType<typeof setTimeout> | undefined
   #disposed = false
 
   #inbound: (ctx: InboundContext) => void | Promise<void> = () => undefined
@@ -219,7 +229,11 @@ export class Connection<A extends object = Record<string, unknown>> {
       )
     }
     if (isPromise(result)) {
-      this.#setups.push(this.#awaitSetup(entry, result))
+      const setup = this.#awaitSetup(entry, result)
+      // ready() (and so connect()) reports a failure; this only keeps it from also being
+      // an unhandled rejection while nobody awaits it yet.
+      setup.catch(() => undefined)
+      this.#setups.push(setup)
     } else {
       entry.api = result
       ;(this.plugins as Record<string, unknown>)[plugin.name] = result
@@ -329,7 +343,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   #assertOpen(plugin: string): void {
-    if (this.#frozen) {
+    if (this.#composed) {
       throw new PluginError(
         'registry-frozen',
         plugin,
@@ -338,10 +352,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
   }
 
-  /** Composes the pipelines once; later registrations fail. */
-  #freeze(): void {
-    if (this.#frozen) return
-    this.#frozen = true
+  /** Composes the pipelines once, after every setup finished; later extensions fail. */
+  #compose(): void {
+    if (this.#composed) return
+    this.#composed = true
     this.#inbound = compose(this.#inboundLayers, (ctx) => this.#deliver(ctx))
     this.#outbound = compose(this.#outboundLayers, (ctx) => this.#writeElement(ctx))
   }
@@ -350,19 +364,35 @@ export class Connection<A extends object = Record<string, unknown>> {
    * Opens the transport and negotiates the stream. Resolves when online; rejects with a
    * typed error (and the connection is disconnected) otherwise.
    */
-  async connect(): Promise<void> {
-    if (this.#disposed) throw new ConnectionError('not-connected', 'the connection was disposed')
-    if (this.#state !== 'disconnected') {
-      throw new ConnectionError('not-connected', `connect() called while ${this.#state}`)
+  connect(): Promise<void> {
+    if (this.#disposed) {
+      return Promise.reject(new ConnectionError('not-connected', 'the connection was disposed'))
     }
-    this.#freeze()
+    // A second call while connecting joins the attempt in flight.
+    if (this.#connecting) return this.#connecting
+    if (this.#state !== 'disconnected') {
+      return Promise.reject(
+        new ConnectionError('not-connected', `connect() called while ${this.#state}`),
+      )
+    }
+    this.#frozen = true
+    this.#cancelled = undefined
+    const connecting = this.#connectWithRedirects().finally(() => {
+      this.#connecting = undefined
+    })
+    this.#connecting = connecting
+    return connecting
+  }
+
+  async #connectWithRedirects(): Promise<void> {
     await this.ready()
+    this.#compose()
     const max = this.#options.maxRedirects ?? 3
     let host: string | undefined
     let port: number | undefined
     for (let count = 0; ; count++) {
       try {
-        await this.#connectOnce(host, port)
+        await this.#connectOnce(host, port, count < max)
         return
       } catch (error) {
         if (
@@ -389,15 +419,29 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
   }
 
-  async #connectOnce(host: string | undefined, port: number | undefined): Promise<void> {
+  async #connectOnce(
+    host: string | undefined,
+    port: number | undefined,
+    mayRedirect: boolean,
+  ): Promise<void> {
+    if (this.#cancelled) throw this.#cancelled
     const attempt = new AbortController()
     this.#attempt = attempt
     this.#failure = undefined
+    this.#footerSent = false
+    this.#generation++
     this.#closed = new Promise((resolve) => {
       this.#markClosed = resolve
     })
     this.#setState('connecting')
-    const transport = this.#options.transport()
+    let transport: Transport
+    try {
+      transport = this.#options.transport()
+    } catch (error) {
+      this.#setState('disconnected', toXMPPError(error))
+      this.#markClosed()
+      throw toXMPPError(error)
+    }
     this.#transport = transport
     const connectTimer = setTimeout(
       () =>
@@ -420,35 +464,47 @@ export class Connection<A extends object = Record<string, unknown>> {
       )
       clearTimeout(connectTimer)
       this.#setState('negotiating')
-      const nc = this.#negotiationContext(transport)
-      await this.#openStream()
-      await this.#negotiator.negotiate(nc)
+      const nc = this.#negotiationContext(transport, attempt.signal)
+      // Whatever a feature awaits (a TLS upgrade, a hash), a drop or a timeout ends it here.
+      await raceSignal(this.#openStream(), attempt.signal)
+      await raceSignal(this.#negotiator.negotiate(nc), attempt.signal)
       if (this.#transport !== transport || this.#failure) throw this.#failure ?? closedError()
-      this.#setState('online')
       // Elements that arrived during negotiation and that no feature took go through the
-      // inbound pipeline now, in order.
+      // inbound pipeline now, in order (one of them may still end the stream).
       const pending = this.#pending
       this.#pending = []
-      for (const element of pending) this.#enqueue(element)
+      this.#setState('online')
+      for (const element of pending) {
+        if (this.#failure) break
+        this.#enqueue(element)
+      }
+      if (this.#transport !== transport || this.#failure) throw this.#failure ?? closedError()
       await this.hooks.emit('online', { resumed: nc.resumed })
     } catch (error) {
       clearTimeout(connectTimer)
       const typed = this.#failure ?? toXMPPError(error)
+      const closed = this.#closed
       if (this.#transport === transport) {
         // A stream error was already sent by #fail(); otherwise close our stream politely.
-        if (!this.#failure && this.#parser) this.#writeRaw(STREAM_FOOTER)
-        this.#teardown(typed, false)
+        if (!this.#failure && this.#parser) this.#writeFooter()
+        const redirect =
+          mayRedirect &&
+          typed instanceof StreamError &&
+          typed.remote &&
+          typed.condition === 'see-other-host'
+        this.#teardown(typed, false, redirect ? 'redirect' : 'connect')
       }
-      await this.#closed
+      await closed
       throw typed
     }
   }
 
-  #negotiationContext(transport: Transport): NegotiationContext {
+  #negotiationContext(transport: Transport, signal: AbortSignal): NegotiationContext {
     const self = this
     return {
       connection: this as unknown as Connection,
       transport,
+      signal,
       domain: this.domain,
       get header() {
         return self.#header
@@ -633,10 +689,12 @@ export class Connection<A extends object = Record<string, unknown>> {
         ...(text === undefined ? {} : { text }),
       },
     )
-    // RFC 6120 §4.9.1.1: after a stream error the stream is closed; answer with ours.
+    // RFC 6120 §4.9.1.1: after a stream error the stream is closed; answer with ours and
+    // act on nothing the peer sends after it.
     this.#failure = error
-    this.#writeRaw(STREAM_FOOTER)
-    this.#transport?.end()
+    this.#parser?.stop()
+    this.#writeFooter()
+    this.#endTransport()
     this.#rejectWaiters(error)
   }
 
@@ -648,8 +706,8 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     // RFC 6120 §4.4: the peer closed the stream; close ours and the transport.
     this.#failure ??= new ConnectionError('disconnected', 'the peer closed the stream')
-    this.#writeRaw(STREAM_FOOTER)
-    this.#transport?.end()
+    this.#writeFooter()
+    this.#endTransport()
     this.#rejectWaiters(this.#failure)
   }
 
@@ -659,20 +717,38 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#failure = error
     this.#parser?.stop()
     if (error instanceof StreamError && !error.remote) this.#sendStreamError(error)
-    this.#transport?.end()
-    // Don't wait for the peer: a hostile peer may never close.
-    const transport = this.#transport
-    const timer = setTimeout(() => {
-      if (this.#transport === transport) transport?.destroy()
-    }, this.#timeouts.close)
-    timer.unref?.()
+    this.#endTransport()
     this.#rejectWaiters(error)
   }
 
   #sendStreamError(error: StreamError): void {
     const el = new Element('stream:error')
     el.c(error.condition ?? 'undefined-condition', { xmlns: NS_STREAM_ERRORS })
-    this.#writeRaw(serialize(el) + STREAM_FOOTER)
+    this.#writeRaw(serialize(el))
+    this.#writeFooter()
+  }
+
+  /** Our `</stream:stream>`, at most once per stream. */
+  #writeFooter(): void {
+    if (this.#footerSent || !this.#transport) return
+    this.#footerSent = true
+    this.#writeRaw(STREAM_FOOTER)
+  }
+
+  /**
+   * Half-closes the transport after what we wrote, and destroys it if the peer has not
+   * closed within the close timeout: a hostile peer may never close.
+   */
+  #endTransport(): void {
+    const transport = this.#transport
+    if (!transport || this.#failTimer) return
+    transport.end()
+    this.#failTimer = setTimeout(() => {
+      this.#failTimer = undefined
+      if (this.#transport !== transport) return
+      transport.destroy()
+      this.#onTransportClose(transport)
+    }, this.#timeouts.close)
   }
 
   #rejectWaiters(error: Error): void {
@@ -699,11 +775,26 @@ export class Connection<A extends object = Record<string, unknown>> {
             error ? `the transport failed: ${error.message}` : 'the transport closed',
             error,
           ))
+    if (this.#state === 'connecting' || this.#state === 'negotiating') {
+      // connect() is in flight: it tears down and throws (or follows a redirect) itself.
+      this.#failure ??= failure
+      this.#attempt?.abort(this.#failure)
+      return
+    }
     this.#teardown(failure, clean)
   }
 
   /** Ends the current stream's state and reports the disconnection once. */
-  #teardown(error: XMPPError | undefined, clean: boolean): void {
+  /**
+   * `kind`: 'drop' (the stream was up), 'connect' (connect() fails and throws the error
+   * itself, so it is not reported again), 'redirect' (connect() follows a see-other-host:
+   * nothing is reported and the session does not end).
+   */
+  #teardown(
+    error: XMPPError | undefined,
+    clean: boolean,
+    kind: 'drop' | 'connect' | 'redirect' = 'drop',
+  ): void {
     const transport = this.#transport
     if (!transport) return
     this.#transport = undefined
@@ -711,7 +802,14 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#parser = undefined
     this.#attempt?.abort(error ?? closedError())
     this.#attempt = undefined
-    transport.destroy()
+    clearTimeout(this.#failTimer)
+    this.#failTimer = undefined
+    // Let what we wrote last (a stream error, our footer) go out, but not wait forever.
+    transport.end()
+    const closeTimeout = this.#timeouts.close
+    const killer = setTimeout(() => transport.destroy(), closeTimeout)
+    ;(killer as { unref?: () => void }).unref?.()
+    const markClosed = this.#markClosed
     const failure = error ?? closedError()
     this.#rejectWaiters(failure)
     this.#pending = []
@@ -726,11 +824,15 @@ export class Connection<A extends object = Record<string, unknown>> {
       this.#closing = undefined
     }
     this.#setState('disconnected', error)
-    if (error && !clean) this.#report(error)
+    if (kind === 'redirect') {
+      markClosed()
+      return
+    }
+    if (kind === 'drop' && error && !clean) this.#report(error)
     const done = this.hooks.emit('disconnected', { error, clean })
     const end = () => {
       if (!this.resumable) void this.hooks.emit('session-end', { error })
-      this.#markClosed()
+      markClosed()
     }
     if (done) done.then(end, end)
     else end()
@@ -741,6 +843,15 @@ export class Connection<A extends object = Record<string, unknown>> {
    * before closing the transport.
    */
   async disconnect(): Promise<void> {
+    const connecting = this.#connecting
+    if (connecting && this.#state !== 'online') {
+      // Stop the attempt in flight; connect() rejects with this error.
+      const error = new ConnectionError('disconnected', 'disconnect() was called while connecting')
+      this.#cancelled = error
+      this.#attempt?.abort(error)
+      await connecting.catch(() => undefined)
+      return
+    }
     const transport = this.#transport
     if (!transport) return
     if (this.#closing) return this.#closed
@@ -754,7 +865,7 @@ export class Connection<A extends object = Record<string, unknown>> {
           this.#onTransportClose(transport)
         }, this.#timeouts.close),
       }
-      if (this.#parser?.stopped === false) this.#writeRaw(STREAM_FOOTER)
+      if (this.#parser?.stopped === false) this.#writeFooter()
       else transport.end()
     })
     await closed
@@ -795,7 +906,7 @@ export class Connection<A extends object = Record<string, unknown>> {
    * took the element.
    */
   send(element: Element): Promise<void> {
-    if (!this.#frozen) {
+    if (!this.#composed) {
       return Promise.reject(new ConnectionError('not-connected', 'send() before connect()'))
     }
     const ctx = new OutboundContext(element)
@@ -829,16 +940,19 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
   }
 
-  /** Writes immediately (stream headers, footers, errors), after anything queued. */
+  /**
+   * Writes immediately (stream headers, footers, errors), after anything queued, even when
+   * the transport asked us to wait: control data must not be lost before a close.
+   */
   #writeRaw(data: string): void {
     this.#outBuffer.push(data)
-    this.#flush()
+    this.#flush(true)
   }
 
-  #flush(): void {
-    this.#flushScheduled = false
+  #flush(force = false): void {
+    if (!force) this.#flushScheduled = false
     const transport = this.#transport
-    if (!transport || this.#blocked || this.#outBuffer.length === 0) return
+    if (!transport || (this.#blocked && !force) || this.#outBuffer.length === 0) return
     const parts = this.#outBuffer
     this.#outBuffer = []
     if (this.#rawTaps.length > 0) {
@@ -898,11 +1012,12 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     if (result !== undefined && isPromise(result)) {
       this.#busy = true
+      const generation = this.#generation
       result.then(
-        () => this.#completeAsync(ctx),
+        () => this.#completeAsync(ctx, generation),
         (error: unknown) => {
-          this.#inboundFailed(ctx, error)
-          this.#completeAsync(ctx)
+          if (generation === this.#generation) this.#inboundFailed(ctx, error)
+          this.#completeAsync(ctx, generation)
         },
       )
       return
@@ -910,7 +1025,9 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#complete(ctx)
   }
 
-  #completeAsync(ctx: InboundContext): void {
+  #completeAsync(ctx: InboundContext, generation: number): void {
+    // The stream this element came from is gone: its handling no longer counts.
+    if (generation !== this.#generation) return
     this.#complete(ctx)
     this.#busy = false
     while (!this.#busy && this.#inQueue.length > 0) {
@@ -942,7 +1059,7 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   /** After every middleware settled: answer unhandled requests, tell onHandled listeners. */
   #complete(ctx: InboundContext): void {
-    if (!ctx.handled && needsAnswer(ctx) && !this.#failure) {
+    if (!ctx.handled && needsAnswer(ctx) && this.#transport && !this.#failure && !this.#closing) {
       // RFC 6120 §8.4: a request nobody handles gets service-unavailable.
       ctx.handled = true
       this.#answerError(ctx, 'service-unavailable', 'cancel')
@@ -957,8 +1074,9 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   #answerError(ctx: InboundContext, condition: string, type: string): void {
-    const { id, from } = ctx.element.attrs
-    const reply = new Element('iq', { type: 'error', id, to: from })
+    // The answer comes from the address the request was sent to (a component serves many).
+    const { id, from, to } = ctx.element.attrs
+    const reply = new Element('iq', { type: 'error', id, to: from, from: to })
     reply.c('error', { type }).c(condition, { xmlns: NS_STANZA_ERRORS })
     this.send(reply).catch((error: unknown) => this.#report(error))
   }
@@ -1038,7 +1156,11 @@ function toXMPPError(error: unknown): XMPPError {
 }
 
 function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
+  if (signal.aborted) {
+    // The loser's outcome no longer matters, but must not surface as an unhandled rejection.
+    promise.catch(() => undefined)
+    return Promise.reject(signal.reason)
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })

@@ -23,10 +23,10 @@ export const featureNegotiator: Negotiator = {
   async negotiate(nc: NegotiationContext): Promise<void> {
     for (;;) {
       const features = await nc.waitFor(isFeatures)
+      assertRequiredCovered(features, nc)
       const applicable = nc.features.filter(
         (feature) => !nc.completed.has(feature.name) && feature.applies(features, nc),
       )
-      if (applicable.length === 0) assertNothingRequired(features)
       let restarted = false
       for (const feature of applicable) {
         const result = await feature.negotiate(features, nc)
@@ -44,15 +44,20 @@ export const featureNegotiator: Negotiator = {
 }
 
 /**
- * RFC 6120 §4.3.2: a feature marked `<required/>` must be negotiated. Without a plugin for
- * it, going online would be wrong (e.g. STARTTLS required but no TLS support configured).
+ * RFC 6120 §4.3.2: a feature marked `<required/>` must be negotiated. Without a registered
+ * feature that negotiates it, going on would be wrong (STARTTLS required but no TLS plugin:
+ * the next step would send credentials in the clear), so negotiation fails first.
  */
-function assertNothingRequired(features: Element): void {
+function assertRequiredCovered(features: Element, nc: NegotiationContext): void {
   for (const offered of features.getChildElements()) {
-    if (offered.getChild('required')) {
+    if (!offered.getChild('required')) continue
+    const name = offered.getName()
+    const xmlns = offered.getNS()
+    const covered = nc.features.some((f) => f.offers?.name === name && f.offers.xmlns === xmlns)
+    if (!covered) {
       throw new ConnectionError(
         'negotiation-failed',
-        `the server requires stream feature <${offered.getName()} xmlns="${offered.getNS()}"/> and no registered plugin negotiates it`,
+        `the server requires stream feature <${name} xmlns="${xmlns}"/> and no registered plugin negotiates it`,
       )
     }
   }

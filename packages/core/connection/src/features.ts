@@ -30,6 +30,12 @@ export interface StreamFeature {
   /** Unique name; recorded in `completed` once it ran. */
   readonly name: string
   readonly priority: number
+  /**
+   * The `<stream:features/>` child this feature negotiates. When the server marks an offered
+   * child `<required/>` (RFC 6120 §4.3.2) and no registered feature names it, negotiation
+   * fails instead of going on without it (e.g. STARTTLS required, no TLS plugin).
+   */
+  readonly offers?: { readonly name: string; readonly xmlns: string }
   /** Whether this feature applies to what the server offered (and the current state). */
   applies(features: Element, nc: NegotiationContext): boolean
   negotiate(features: Element, nc: NegotiationContext): Promise<FeatureResult>
@@ -51,6 +57,8 @@ export interface WaitOptions {
 export interface NegotiationContext {
   readonly connection: Connection
   readonly transport: Transport
+  /** Aborted when this connection attempt ends (drop, timeout, disconnect()). */
+  readonly signal: AbortSignal
   /** The domain we connect to (the reference identity for TLS). */
   readonly domain: string
   /** The stream header the peer sent on the current stream. */

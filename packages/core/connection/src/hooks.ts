@@ -45,6 +45,7 @@ export type HookHandler<K extends HookName> = (payload: HookMap[K]) => void | Pr
  */
 export class Hooks {
   readonly #handlers = new Map<HookName, HookHandler<HookName>[]>()
+  readonly #nexts = new Set<(error: Error) => void>()
   readonly #report: (error: unknown, hook: HookName) => void
 
   constructor(report: (error: unknown, hook: HookName) => void) {
@@ -82,8 +83,16 @@ export class Hooks {
 
   /** Resolves on the next emission of `name`. */
   next<K extends HookName>(name: K): Promise<HookMap[K]> {
-    return new Promise((resolve) => {
-      this.once(name, resolve)
+    return new Promise((resolve, reject) => {
+      const off = this.once(name, (payload) => {
+        this.#nexts.delete(fail)
+        resolve(payload)
+      })
+      const fail = (error: Error) => {
+        off()
+        reject(error)
+      }
+      this.#nexts.add(fail)
     })
   }
 
@@ -131,7 +140,11 @@ export class Hooks {
     }
   }
 
+  /** Removes every handler; pending next() promises reject. */
   clear(): void {
     this.#handlers.clear()
+    const pending = [...this.#nexts]
+    this.#nexts.clear()
+    for (const fail of pending) fail(new Error('the hooks were cleared (connection disposed)'))
   }
 }

@@ -29,7 +29,7 @@ export function redact(data: string, inside: boolean): { text: string; inside: b
   let out = ''
   let pos = 0
   if (inside) {
-    const end = data.indexOf('<')
+    const end = data.indexOf('</')
     if (end < 0) return { text: REDACTED, inside: true }
     out = REDACTED
     pos = end
@@ -38,7 +38,8 @@ export function redact(data: string, inside: boolean): { text: string; inside: b
   let open: RegExpExecArray | null = OPEN_SECRET.exec(data)
   while (open) {
     const textStart = open.index + open[0].length
-    const textEnd = data.indexOf('<', textStart)
+    // Up to the closing tag: a CDATA section inside the secret is secret too.
+    const textEnd = data.indexOf('</', textStart)
     out += data.slice(pos, textStart)
     if (textEnd < 0) return { text: out + (textStart < data.length ? REDACTED : ''), inside: true }
     if (textEnd > textStart) out += REDACTED
@@ -62,11 +63,22 @@ export const packetLog = definePlugin({
   setup(ctx, options): PacketLogApi {
     const api: PacketLogApi = { enabled: options.enabled }
     const inside = { in: false, out: false }
+    // A chunk may end inside a tag: hold that tail back until the tag is complete, so that
+    // a secret's opening tag is always seen whole.
+    const carry = { in: '', out: '' }
     // Inbound chunks may split a multi-byte character: decode as a stream.
     const decoder = new TextDecoder()
     ctx.onRaw((direction, data) => {
       if (!api.enabled) return
-      const text = typeof data === 'string' ? data : decoder.decode(data, { stream: true })
+      let text =
+        carry[direction] +
+        (typeof data === 'string' ? data : decoder.decode(data, { stream: true }))
+      const open = text.lastIndexOf('<')
+      if (open > text.lastIndexOf('>') && text.length - open < 4096) {
+        carry[direction] = text.slice(open)
+        text = text.slice(0, open)
+        if (!text) return
+      } else carry[direction] = ''
       const result = redact(text, inside[direction])
       inside[direction] = result.inside
       options.write(`${direction === 'in' ? 'IN ' : 'OUT'} ${result.text}`)

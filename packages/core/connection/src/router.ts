@@ -197,16 +197,16 @@ async function answer(
   for (const route of list) {
     const payload = match(route, c)
     if (!payload) continue
-    const { id, from } = c.element.attrs
+    const { id, from, to } = c.element.attrs
     let reply: Element
     try {
       const result = await route.handler(c.element, routeContext(connection, c, payload))
-      reply = new Element('iq', { type: 'result', id, to: from })
+      reply = new Element('iq', { type: 'result', id, to: from, from: to })
       if (result instanceof Element) reply.cnode(result)
     } catch (error) {
       // Anything but a StanzaError is a bug: the core answers internal-server-error.
       if (!(error instanceof StanzaError)) throw error
-      reply = new Element('iq', { type: 'error', id, to: from })
+      reply = new Element('iq', { type: 'error', id, to: from, from: to })
       const el = reply.c('error', { type: error.type })
       el.c(error.condition ?? 'undefined-condition', { xmlns: NS_STANZA_ERRORS })
       if (error.text) el.c('text', { xmlns: NS_STANZA_ERRORS }).t(error.text)

@@ -155,6 +155,63 @@ function validQName(name: string, colon: number): boolean {
   )
 }
 
+// Element and attribute names repeat from stanza to stanza: a small cache, looked up by the
+// name's first two characters, returns the same (internalized) string for the same name. That
+// saves scanning and slicing the name, and makes the stores on the attrs object fast (V8 keys
+// objects by internalized strings).
+const NAME_CACHE_SIZE = 512
+const NAME_CACHE: string[] = new Array<string>(NAME_CACHE_SIZE).fill('')
+const NAME_CACHE_FLAGS = new Uint8Array(NAME_CACHE_SIZE)
+/** Flag of a name that needs the slow path of _open: a prefixed name, or `__proto__`. */
+const SPECIAL_NAME = 1
+
+function nameFlags(name: string): number {
+  return name.indexOf(':') !== -1 || name === '__proto__' ? SPECIAL_NAME : 0
+}
+
+/**
+ * The Name starting at s[i] (a NameStartChar), or '' when it is not finished before `end`.
+ * Its flags are stored in flagsOut[0].
+ */
+function readName(s: string, i: number, end: number, flagsOut: Uint8Array): string {
+  const h = (s.charCodeAt(i) * 31 + s.charCodeAt(i + 1)) & (NAME_CACHE_SIZE - 1)
+  const cached = NAME_CACHE[h]!
+  const n = cached.length
+  if (n !== 0 && i + n < end) {
+    let k = 0
+    while (k < n && cached.charCodeAt(k) === s.charCodeAt(i + k)) k++
+    if (k === n) {
+      const t = s.charCodeAt(i + n)
+      if (t < 0x80 && (ASCII_NAME[t]! & NAME_CHAR) === 0) {
+        flagsOut[0] = flagsOut[0]! | NAME_CACHE_FLAGS[h]!
+        return cached
+      }
+    }
+  }
+  const j = scanName(s, i, end)
+  if (j >= end) return ''
+  let name = s.slice(i, j)
+  const flags = nameFlags(name)
+  if (j - i <= 32) {
+    name = Object.keys({ [name]: 0 })[0]!
+    NAME_CACHE[h] = name
+    NAME_CACHE_FLAGS[h] = flags
+  }
+  flagsOut[0] = flagsOut[0]! | flags
+  return name
+}
+
+function isDuplicate(
+  names: string[],
+  k: number,
+  name: string,
+  attrs: Record<string, string>,
+): boolean {
+  if (k >= 8) return Object.hasOwn(attrs, name)
+  for (let j = 0; j < k; j++) if (names[j] === name) return true
+  return false
+}
+
 function isXmlChar(v: number): boolean {
   return (
     v === 0x9 ||
@@ -174,12 +231,22 @@ function isLocalStream(name: string, colon: number): boolean {
   return colon === -1 ? name === 'stream' : name.length - colon === 7 && name.endsWith('stream')
 }
 
+// Runs of characters that need no attention in character data, in attribute values and in
+// CDATA sections. What stops them: markup and quote delimiters, '\r' (end-of-line handling),
+// '\t' and '\n' in attribute values (normalised to spaces), characters XML does not allow, and
+// surrogates (checked for pairing by the caller).
+const TEXT_RUN = /[^<&>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*/y
+const CDATA_RUN = /[^>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*/y
+const APOS_RUN = /[^'<&\x00-\x1f\ud800-\udfff\ufffe\uffff]*/y
+const QUOT_RUN = /[^"<&\x00-\x1f\ud800-\udfff\ufffe\uffff]*/y
+
 const XML_DECL =
   /^xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:"1\.[0-9]+"|'1\.[0-9]+')(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:"([A-Za-z][A-Za-z0-9._-]*)"|'([A-Za-z][A-Za-z0-9._-]*)'))?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:"(?:yes|no)"|'(?:yes|no)'))?[ \t\r\n]*$/
 
 function positiveInt(value: number | undefined, fallback: number, what: string): number {
   if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer`)
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${what} must be a positive integer`)
   return value
 }
 
@@ -246,6 +313,7 @@ export class StreamParser {
   private readonly _attrNames: string[] = []
   private readonly _attrValues: string[] = []
   private _nAttrs = 0
+  private readonly _special = new Uint8Array(1) // SPECIAL_NAME: the tag has a prefixed or unusual name
   private readonly _nsPrefixes: string[] = []
   private readonly _nsUris: string[] = []
   private _nsLen = 0
@@ -433,36 +501,37 @@ export class StreamParser {
     while (i < end) {
       switch (state) {
         case TEXT: {
-          for (; i < end; i++) {
+          // Skip ordinary characters with a sticky regular expression (much faster than a
+          // charCodeAt loop on long text), then look at the character that stopped it.
+          for (;;) {
+            TEXT_RUN.lastIndex = i
+            TEXT_RUN.test(s)
+            i = TEXT_RUN.lastIndex
+            if (i >= end) break
             c = s.charCodeAt(i)
-            if (c > 0x3e) {
-              if (c < 0xd800) continue
-              if (c <= 0xdbff) {
-                const d = s.charCodeAt(i + 1)
-                if (d >= 0xdc00 && d <= 0xdfff) {
-                  i++
-                  continue
-                }
-              } else if (c >= 0xe000 && c <= 0xfffd) continue
-              this._fail(NOT_WELL_FORMED, 'illegal character in text')
-              return
-            }
-            if (c >= 0x20) {
-              if (c === 0x3c || c === 0x26 || c === 0x3e) break
-              continue
-            }
-            if (c === 0x0a || c === 0x09) continue
+            if (c === 0x3c || c === 0x26 || c === 0x3e) break
             if (c === 0x0d) {
               // End-of-line handling: "\r\n" and "\r" become "\n".
               if (i > tokStart) this._text += s.slice(tokStart, i)
               if (s.charCodeAt(i + 1) !== 0x0a) this._text += '\n'
-              tokStart = i + 1
+              i++
+              tokStart = i
               continue
+            }
+            if (c >= 0xd800 && c <= 0xdbff) {
+              const d = s.charCodeAt(i + 1)
+              if (d >= 0xdc00 && d <= 0xdfff) {
+                i += 2
+                continue
+              }
             }
             this._fail(NOT_WELL_FORMED, 'illegal character in text')
             return
           }
-          if (i >= end) break
+          if (i >= end) {
+            i = end
+            break
+          }
           if (c === 0x3e) {
             // ']]>' is not allowed in character data.
             const b1 = i >= 1 ? s.charCodeAt(i - 1) === 0x5d : this._textBrackets >= 1
@@ -519,8 +588,8 @@ export class StreamParser {
             }
             this._declAllowed = false
             this._nAttrs = 0
+            this._special[0] = 0
             tokStart = i
-            i += w
             state = START_NAME
             continue
           }
@@ -557,15 +626,23 @@ export class StreamParser {
         }
 
         case START_NAME: {
-          i = scanName(s, i, end)
-          if (i >= end) break
-          c = s.charCodeAt(i)
-          if (this._acc === '') {
-            this._tagName = s.slice(tokStart, i)
+          if (i === tokStart && this._acc === '') {
+            const name = readName(s, i, end, this._special)
+            if (name === '') {
+              i = end
+              break
+            }
+            this._tagName = name
+            i += name.length
           } else {
-            this._tagName = this._acc + s.slice(tokStart, i)
+            i = scanName(s, i, end)
+            if (i >= end) break
+            const name = this._acc + s.slice(tokStart, i)
             this._acc = ''
+            this._tagName = name
+            this._special[0] = this._special[0]! | nameFlags(name)
           }
+          c = s.charCodeAt(i)
           if (c === 0x3e) {
             i++
             if (!this._open(false)) return
@@ -617,24 +694,43 @@ export class StreamParser {
             return
           }
           tokStart = i
-          i += w
           state = ATTR_NAME
           continue
         }
 
         case ATTR_NAME: {
-          i = scanName(s, i, end)
-          if (i >= end) break
-          c = s.charCodeAt(i)
-          if (this._acc === '') {
-            this._attrName = s.slice(tokStart, i)
+          if (i === tokStart && this._acc === '') {
+            const name = readName(s, i, end, this._special)
+            if (name === '') {
+              i = end
+              break
+            }
+            this._attrName = name
+            i += name.length
           } else {
-            this._attrName = this._acc + s.slice(tokStart, i)
+            i = scanName(s, i, end)
+            if (i >= end) break
+            const name = this._acc + s.slice(tokStart, i)
             this._acc = ''
+            this._attrName = name
+            this._special[0] = this._special[0]! | nameFlags(name)
           }
+          c = s.charCodeAt(i)
           i++
-          if (c === 0x3d) state = ATTR_QUOTE
-          else if (isSpace(c)) state = ATTR_EQ
+          if (c === 0x3d) {
+            // Fast path: '=' directly followed by the opening quote.
+            if (i < end) {
+              const d = s.charCodeAt(i)
+              if (d === 0x27 || d === 0x22) {
+                this._quote = d
+                i++
+                tokStart = i
+                state = ATTR_VALUE
+                continue
+              }
+            }
+            state = ATTR_QUOTE
+          } else if (isSpace(c)) state = ATTR_EQ
           else {
             this._fail(NOT_WELL_FORMED, 'invalid character in attribute name')
             return
@@ -676,41 +772,54 @@ export class StreamParser {
 
         case ATTR_VALUE: {
           const q = this._quote
-          for (; i < end; i++) {
+          for (;;) {
+            // Short values are quicker to scan by hand, long ones with a regular expression.
+            const stop = i + 24 < end ? i + 24 : end
+            for (; i < stop; i++) {
+              c = s.charCodeAt(i)
+              if (c > 0x3c ? c >= 0xd800 : c < 0x20 || c === q || c === 0x3c || c === 0x26) break
+            }
+            if (i === stop && i < end) {
+              const run = q === 0x27 ? APOS_RUN : QUOT_RUN
+              run.lastIndex = i
+              run.test(s)
+              i = run.lastIndex
+            }
+            if (i >= end) break
             c = s.charCodeAt(i)
-            if (c > 0x3c) {
-              if (c < 0xd800) continue
-              if (c <= 0xdbff) {
-                const d = s.charCodeAt(i + 1)
-                if (d >= 0xdc00 && d <= 0xdfff) {
-                  i++
-                  continue
-                }
-              } else if (c >= 0xe000 && c <= 0xfffd) continue
-              this._fail(NOT_WELL_FORMED, 'illegal character in attribute value')
-              return
-            }
-            if (c >= 0x20) {
-              if (c === q || c === 0x3c || c === 0x26) break
-              continue
-            }
+            if (c === q || c === 0x3c || c === 0x26) break
             if (c === 0x09 || c === 0x0a) {
               // Attribute-value normalisation: literal whitespace becomes a space.
               this._attrAcc += i > tokStart ? s.slice(tokStart, i) + ' ' : ' '
-              tokStart = i + 1
+              i++
+              tokStart = i
               continue
             }
             if (c === 0x0d) {
               if (i > tokStart) this._attrAcc += s.slice(tokStart, i)
               // "\r\n" is one line break: the '\n' that follows becomes the space.
               if (s.charCodeAt(i + 1) !== 0x0a) this._attrAcc += ' '
-              tokStart = i + 1
+              i++
+              tokStart = i
+              continue
+            }
+            if (c >= 0xd800 && c <= 0xdbff) {
+              const d = s.charCodeAt(i + 1)
+              if (d >= 0xdc00 && d <= 0xdfff) {
+                i += 2
+                continue
+              }
+            } else if (c >= 0xe000 && c <= 0xfffd) {
+              i++
               continue
             }
             this._fail(NOT_WELL_FORMED, 'illegal character in attribute value')
             return
           }
-          if (i >= end) break
+          if (i >= end) {
+            i = end
+            break
+          }
           if (c === q) {
             let value: string
             if (this._attrAcc === '') {
@@ -753,6 +862,21 @@ export class StreamParser {
         }
 
         case END_START: {
+          // Fast path: the expected name followed by '>' (the common case).
+          const expected = this._depth > 0 ? this._cur!.name : this._headerName
+          const n = expected.length
+          if (i + n < end && s.charCodeAt(i + n) === 0x3e) {
+            let k = 0
+            while (k < n && expected.charCodeAt(k) === s.charCodeAt(i + k)) k++
+            if (k === n) {
+              i += n + 1
+              if (!this._close()) return
+              if (!this._inLimit) end = len
+              state = this._depth === 0 ? TEXT0 : TEXT
+              tokStart = i
+              continue
+            }
+          }
           const w = nameStartWidth(s, i)
           if (w === 0) {
             this._fail(NOT_WELL_FORMED, 'invalid end tag')
@@ -987,44 +1111,45 @@ export class StreamParser {
         }
 
         case CDATA: {
-          for (; i < end; i++) {
+          for (;;) {
+            CDATA_RUN.lastIndex = i
+            CDATA_RUN.test(s)
+            i = CDATA_RUN.lastIndex
+            if (i >= end) break
             c = s.charCodeAt(i)
-            if (c > 0x3e) {
-              if (c < 0xd800) continue
-              if (c <= 0xdbff) {
-                const d = s.charCodeAt(i + 1)
-                if (d >= 0xdc00 && d <= 0xdfff) {
-                  i++
-                  continue
-                }
-              } else if (c >= 0xe000 && c <= 0xfffd) continue
-              this._fail(NOT_WELL_FORMED, 'illegal character in CDATA section')
-              return
-            }
-            if (c >= 0x20) {
-              if (c === 0x3e) {
-                if (
-                  i - tokStart >= 2
-                    ? s.charCodeAt(i - 1) === 0x5d && s.charCodeAt(i - 2) === 0x5d
-                    : (this._cdataPend + s.slice(tokStart, i)).endsWith(']]')
-                ) {
-                  break
-                }
+            if (c === 0x3e) {
+              if (
+                i - tokStart >= 2
+                  ? s.charCodeAt(i - 1) === 0x5d && s.charCodeAt(i - 2) === 0x5d
+                  : (this._cdataPend + s.slice(tokStart, i)).endsWith(']]')
+              ) {
+                break
               }
+              i++
               continue
             }
-            if (c === 0x0a || c === 0x09) continue
             if (c === 0x0d) {
               this._text += this._cdataPend + s.slice(tokStart, i)
               this._cdataPend = ''
               if (s.charCodeAt(i + 1) !== 0x0a) this._text += '\n'
-              tokStart = i + 1
+              i++
+              tokStart = i
               continue
+            }
+            if (c >= 0xd800 && c <= 0xdbff) {
+              const d = s.charCodeAt(i + 1)
+              if (d >= 0xdc00 && d <= 0xdfff) {
+                i += 2
+                continue
+              }
             }
             this._fail(NOT_WELL_FORMED, 'illegal character in CDATA section')
             return
           }
-          if (i >= end) break
+          if (i >= end) {
+            i = end
+            break
+          }
           // i is at the '>' of ']]>'.
           const pend = this._cdataPend
           if (i - tokStart >= 2) {
@@ -1149,72 +1274,38 @@ export class StreamParser {
   /** A start tag is complete (its name in _tagName, attributes in _attrNames/_attrValues). */
   private _open(selfClosing: boolean): boolean {
     const name = this._tagName
-    const n = this._nAttrs
-    const names = this._attrNames
-    const values = this._attrValues
-    const attrs: Record<string, string> = {}
+    // The attributes go straight into the new Element's attrs object (the header has none).
+    const el = this._headerDone ? new Element(name) : null
+    const attrs: Record<string, string> = el === null ? {} : el.attrs
     const mark = this._nsLen
-    let prefixed = 0
-
-    for (let k = 0; k < n; k++) {
-      const an = names[k]!
-      const av = values[k]!
-      if (k > 0) {
-        let dup = false
-        if (k < 8) {
-          for (let j = 0; j < k; j++) {
-            if (names[j] === an) {
-              dup = true
-              break
-            }
-          }
-        } else {
-          dup = Object.hasOwn(attrs, an)
-        }
-        if (dup) return this._fail(NOT_WELL_FORMED, `duplicate attribute ${an}`)
-      }
-      if (an.charCodeAt(0) === 0x78 && an.startsWith('xmlns')) {
-        if (an.length > 5) {
-          if (an.charCodeAt(5) === 0x3a) {
-            const prefix = an.slice(6)
-            if (prefix.length === 0 || prefix.indexOf(':') !== -1 || nameStartWidth(prefix, 0) === 0) {
-              return this._fail(NOT_WELL_FORMED, `invalid namespace declaration ${an}`)
-            }
-            if (
-              av === '' ||
-              prefix === 'xmlns' ||
-              (prefix === 'xml' ? av !== XML_NS : av === XML_NS || av === XMLNS_NS)
-            ) {
-              return this._fail(NOT_WELL_FORMED, `invalid namespace declaration ${an}`)
-            }
-            this._nsPrefixes[this._nsLen] = prefix
-            this._nsUris[this._nsLen] = av
-            this._nsLen++
-          } else if (an.indexOf(':') !== -1) {
-            prefixed++
-          }
-        }
-      } else if (an.indexOf(':') !== -1) {
-        prefixed++
-      }
-      if (an === '__proto__') {
-        Object.defineProperty(attrs, an, { value: av, enumerable: true, writable: true, configurable: true })
-      } else {
-        attrs[an] = av
-      }
-    }
-
-    // Prefixes must be declared (by this element or an ancestor, the stream header included).
-    const colon = name.indexOf(':')
+    let colon = -1
     let uri: string | undefined
-    if (colon !== -1) {
-      if (!validQName(name, colon)) return this._fail(NOT_WELL_FORMED, `invalid element name ${name}`)
-      uri = this._lookup(name.slice(0, colon))
-      if (uri === undefined) return this._fail(NOT_WELL_FORMED, `undeclared namespace prefix in <${name}>`)
+    if (this._special[0] === 0) {
+      // Fast path: no prefixes (so no namespace declarations to track) and ordinary names.
+      const n = this._nAttrs
+      const names = this._attrNames
+      const values = this._attrValues
+      for (let k = 0; k < n; k++) {
+        const an = names[k]!
+        if (k > 0 && isDuplicate(names, k, an, attrs)) {
+          return this._fail(NOT_WELL_FORMED, `duplicate attribute ${an}`)
+        }
+        attrs[an] = values[k]!
+      }
+    } else {
+      if (!this._slowAttrs(attrs)) return false
+      // Prefixes must be declared (by this element or an ancestor, the stream header included).
+      colon = name.indexOf(':')
+      if (colon !== -1) {
+        if (!validQName(name, colon))
+          return this._fail(NOT_WELL_FORMED, `invalid element name ${name}`)
+        uri = this._lookup(name.slice(0, colon))
+        if (uri === undefined)
+          return this._fail(NOT_WELL_FORMED, `undeclared namespace prefix in <${name}>`)
+      }
     }
-    if (prefixed > 0 && !this._checkPrefixedAttrs(prefixed)) return false
 
-    if (!this._headerDone) return this._openHeader(name, colon, uri, attrs, selfClosing)
+    if (el === null) return this._openHeader(name, colon, uri, attrs, selfClosing)
 
     const depth = this._depth
     if (depth === 0 && isLocalStream(name, colon)) {
@@ -1222,8 +1313,6 @@ export class StreamParser {
       if (uri === STREAMS_NS) return this._fail(BAD_FORMAT, 'stream header inside the stream')
     }
 
-    const el = new Element(name)
-    el.attrs = attrs
     const parent = this._cur
     if (parent !== null) {
       if (this._text !== '') {
@@ -1248,6 +1337,51 @@ export class StreamParser {
     return true
   }
 
+  /** Attributes of a tag with prefixed or unusual names: namespace declarations and checks. */
+  private _slowAttrs(attrs: Record<string, string>): boolean {
+    const n = this._nAttrs
+    const names = this._attrNames
+    const values = this._attrValues
+    let prefixed = 0
+    for (let k = 0; k < n; k++) {
+      const an = names[k]!
+      const av = values[k]!
+      if (k > 0 && isDuplicate(names, k, an, attrs)) {
+        return this._fail(NOT_WELL_FORMED, `duplicate attribute ${an}`)
+      }
+      const colon = an.indexOf(':')
+      if (colon === 5 && an.startsWith('xmlns')) {
+        const prefix = an.slice(6)
+        if (prefix.length === 0 || prefix.indexOf(':') !== -1 || nameStartWidth(prefix, 0) === 0) {
+          return this._fail(NOT_WELL_FORMED, `invalid namespace declaration ${an}`)
+        }
+        if (
+          av === '' ||
+          prefix === 'xmlns' ||
+          (prefix === 'xml' ? av !== XML_NS : av === XML_NS || av === XMLNS_NS)
+        ) {
+          return this._fail(NOT_WELL_FORMED, `invalid namespace declaration ${an}`)
+        }
+        this._nsPrefixes[this._nsLen] = prefix
+        this._nsUris[this._nsLen] = av
+        this._nsLen++
+      } else if (colon !== -1) {
+        prefixed++
+      }
+      if (an === '__proto__') {
+        Object.defineProperty(attrs, an, {
+          value: av,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        })
+      } else {
+        attrs[an] = av
+      }
+    }
+    return prefixed === 0 || this._checkPrefixedAttrs(prefixed)
+  }
+
   private _checkPrefixedAttrs(prefixed: number): boolean {
     const names = this._attrNames
     let seen: Set<string> | undefined
@@ -1257,7 +1391,8 @@ export class StreamParser {
       if (colon === -1 || (colon === 5 && an.startsWith('xmlns'))) continue
       if (!validQName(an, colon)) return this._fail(NOT_WELL_FORMED, `invalid attribute name ${an}`)
       const uri = this._lookup(an.slice(0, colon))
-      if (uri === undefined) return this._fail(NOT_WELL_FORMED, `undeclared namespace prefix in attribute ${an}`)
+      if (uri === undefined)
+        return this._fail(NOT_WELL_FORMED, `undeclared namespace prefix in attribute ${an}`)
       if (prefixed > 1) {
         // Two attributes with the same namespace and local name are duplicates.
         seen ??= new Set()
@@ -1280,7 +1415,8 @@ export class StreamParser {
     if (uri !== STREAMS_NS) {
       return this._fail('invalid-namespace', `stream header not in the ${STREAMS_NS} namespace`)
     }
-    if (!isLocalStream(name, colon)) return this._fail(BAD_FORMAT, `<${name}> is not a stream header`)
+    if (!isLocalStream(name, colon))
+      return this._fail(BAD_FORMAT, `<${name}> is not a stream header`)
     if (selfClosing) return this._fail(BAD_FORMAT, 'self-closing stream header')
     this._headerDone = true
     this._headerName = name

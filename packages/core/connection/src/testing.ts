@@ -25,7 +25,7 @@ export class MemoryPeer {
   #headers: Record<string, string>[] = []
   #elements: Element[] = []
   #ended = false
-  #waiting: (() => void) | undefined
+  readonly #waiting = new Set<() => void>()
   #blocked = false
 
   /** The factory to give to createConnection({ transport }). */
@@ -46,6 +46,7 @@ export class MemoryPeer {
     this.#transport = transport
     this.#events = events
     this.#ended = false
+    this.#blocked = false
     this.#headers = []
     this.#elements = []
     this.restart()
@@ -161,9 +162,9 @@ export class MemoryPeer {
   }
 
   #wake(): void {
-    const waiting = this.#waiting
-    this.#waiting = undefined
-    waiting?.()
+    const waiting = [...this.#waiting]
+    this.#waiting.clear()
+    for (const wake of waiting) wake()
   }
 
   async #until(ready: () => boolean, timeout: number, what: string): Promise<void> {
@@ -172,11 +173,13 @@ export class MemoryPeer {
       const left = deadline - Date.now()
       if (left <= 0) throw new Error(`MemoryPeer: waited ${timeout} ms for ${what}`)
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left)
-        this.#waiting = () => {
+        const wake = () => {
           clearTimeout(timer)
+          this.#waiting.delete(wake)
           resolve()
         }
+        const timer = setTimeout(wake, left)
+        this.#waiting.add(wake)
       })
     }
   }

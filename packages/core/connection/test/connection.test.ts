@@ -505,3 +505,199 @@ describe('element model', () => {
     expect(el).toBeInstanceOf(Element)
   })
 })
+
+describe('races and failure paths', () => {
+  test('a second connect() joins the attempt in flight', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const a = conn.connect()
+    const b = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await Promise.all([a, b])
+    expect(peer.targets).toHaveLength(1)
+  })
+
+  test('disconnect() while connecting stops the attempt', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const connecting = conn.connect()
+    const outcome = connecting.catch((e: unknown) => e)
+    await peer.nextHeader()
+    await conn.disconnect()
+    expect(await outcome).toMatchObject({ code: 'disconnected' })
+    expect(conn.state).toBe('disconnected')
+    expect(peer.connected).toBe(false)
+  })
+
+  test('a drop while a feature awaits its own work ends connect()', async () => {
+    const plugin = definePlugin({
+      name: 'stuck',
+      setup(ctx) {
+        ctx.feature({
+          name: 'stuck',
+          priority: 1,
+          applies: () => true,
+          negotiate: () => new Promise<never>(() => undefined),
+        })
+      },
+    })
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+      plugins: [plugin],
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '<x/>' })
+    await tick(5)
+    peer.close(new Error('reset'))
+    await expect(connecting).rejects.toMatchObject({ code: 'disconnected' })
+    expect(conn.state).toBe('disconnected')
+  })
+
+  test('a disconnected handler may reconnect at once', async () => {
+    const { peer, conn } = await online()
+    let again: Promise<void> | undefined
+    conn.hooks.once('disconnected', () => {
+      again = conn.connect()
+    })
+    peer.close()
+    await tick()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await again
+    expect(conn.state).toBe('online')
+    await conn.disconnect()
+    expect(conn.state).toBe('disconnected')
+  })
+
+  test('a transport factory that throws leaves the connection reusable', async () => {
+    let fail = true
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: () => {
+        if (fail) throw new Error('no socket')
+        return peer.transport()
+      },
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    await expect(conn.connect()).rejects.toMatchObject({ code: 'transport' })
+    expect(conn.state).toBe('disconnected')
+    fail = false
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await connecting
+    expect(conn.state).toBe('online')
+  })
+
+  test('after a stream error from the peer: one footer, nothing more is processed', async () => {
+    const { peer, conn } = await online()
+    const stanzas = record<HookMap['stanza']>((fn) => conn.hooks.on('stanza', fn))
+    const disconnected = conn.hooks.next('disconnected')
+    peer.answerClose = false
+    peer.send(
+      "<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error><message id='late'/></stream:stream>",
+    )
+    await disconnected
+    expect(peer.written.filter((w) => w.includes('</stream:stream>'))).toHaveLength(1)
+    expect(stanzas).toEqual([])
+  })
+
+  test('a followed redirect reports no disconnection and no session end', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const events: string[] = []
+    for (const name of ['disconnected', 'session-end', 'error'] as const) {
+      conn.hooks.on(name, () => {
+        events.push(name)
+      })
+    }
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open()
+    peer.send(
+      "<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>other.example</see-other-host></stream:error>",
+    )
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await connecting
+    expect(events).toEqual([])
+  })
+
+  test('a required feature is refused even when other features apply', async () => {
+    const sasl = definePlugin({
+      name: 'sasl-like',
+      setup(ctx) {
+        ctx.feature({
+          name: 'sasl',
+          priority: FeaturePriority.SASL,
+          offers: { name: 'mechanisms', xmlns: 'urn:ietf:params:xml:ns:xmpp-sasl' },
+          applies: () => true,
+          negotiate: async () => 'done',
+        })
+      },
+    })
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+      plugins: [sasl],
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({
+      features:
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>",
+    })
+    await expect(connecting).rejects.toMatchObject({ code: 'negotiation-failed' })
+  })
+
+  test('a failing async setup rejects connect() and nothing else', async () => {
+    const broken = definePlugin({
+      name: 'broken',
+      setup: async () => {
+        throw new Error('cannot start')
+      },
+    })
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+      plugins: [broken],
+    })
+    await tick(5)
+    await expect(conn.connect()).rejects.toMatchObject({ code: 'setup-failed', plugin: 'broken' })
+  })
+
+  test('answers to requests come from the address they were sent to', async () => {
+    const { peer } = await online()
+    peer.send(
+      "<iq type='set' id='c1' to='bot@component.example.com' from='amy@example.com/a'><x xmlns='urn:example'/></iq>",
+    )
+    const reply = await peer.nextElement()
+    expect(reply.attrs).toMatchObject({
+      from: 'bot@component.example.com',
+      to: 'amy@example.com/a',
+      type: 'error',
+    })
+  })
+})

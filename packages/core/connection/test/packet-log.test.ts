@@ -51,5 +51,17 @@ describe('packet log', () => {
     const b = redact('cGFydA==</response><r/>', a.inside)
     expect(b).toEqual({ text: '[redacted]</response><r/>', inside: false })
     expect(redact("<success xmlns='x'/>text", false).text).toBe("<success xmlns='x'/>text")
+    expect(redact('<challenge><![CDATA[c2VjcmV0]]></challenge>', false).text).toBe(
+      '<challenge>[redacted]</challenge>',
+    )
+  })
+
+  test('a chunk boundary inside the opening tag does not leak the secret', async () => {
+    const lines: string[] = []
+    const { peer } = await online([packetLog.with({ enabled: true, write: (l) => lines.push(l) })])
+    peer.send("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'")
+    peer.send('>cj1zZWNyZXQ=</challenge>')
+    expect(lines.join('\n')).not.toContain('cj1zZWNyZXQ=')
+    expect(lines.join('')).toContain('[redacted]')
   })
 })

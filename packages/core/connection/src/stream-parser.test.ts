@@ -1,0 +1,655 @@
+import { describe, expect, test } from 'vitest'
+import type { Element } from 'ltx'
+import type { StreamError } from './errors.js'
+import { StreamParser } from './stream-parser.js'
+import type { StreamParserOptions } from './stream-parser.js'
+
+const STREAMS_NS = 'http://etherx.jabber.org/streams'
+const HEADER = `<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS_NS}' to='capulet.lit' version='1.0'>`
+const encoder = new TextEncoder()
+
+interface Run {
+  parser: StreamParser
+  events: string[]
+  elements: Element[]
+  errors: StreamError[]
+}
+
+function makeParser(
+  options?: StreamParserOptions,
+  onElement?: (el: Element, run: Run) => void,
+): Run {
+  const run: Run = {
+    parser: undefined as unknown as StreamParser,
+    events: [],
+    elements: [],
+    errors: [],
+  }
+  run.parser = new StreamParser(
+    {
+      streamStart: (attrs) => run.events.push(`start ${JSON.stringify(attrs)}`),
+      element: (el) => {
+        expect(el.parent).toBeNull()
+        run.elements.push(el)
+        run.events.push(`element ${el.toString()}`)
+        onElement?.(el, run)
+      },
+      streamEnd: () => run.events.push('end'),
+      error: (err) => {
+        run.errors.push(err)
+        run.events.push(`error ${err.condition}`)
+      },
+    },
+    options,
+  )
+  return run
+}
+
+function feed(chunks: (string | Uint8Array)[], options?: StreamParserOptions): Run {
+  const run = makeParser(options)
+  for (const chunk of chunks) run.parser.write(chunk)
+  return run
+}
+
+/** The events for input written whole, in two pieces at every split point, and byte by byte. */
+function allSplits(input: string, options?: StreamParserOptions): string[] {
+  const bytes = encoder.encode(input)
+  const whole = feed([bytes], options).events
+  for (let k = 0; k <= bytes.length; k++) {
+    const events = feed([bytes.subarray(0, k), bytes.subarray(k)], options).events
+    if (JSON.stringify(events) !== JSON.stringify(whole)) {
+      expect({ split: k, events }).toEqual({ split: k, events: whole })
+    }
+  }
+  const byteByByte = feed(
+    Array.from(bytes, (b) => Uint8Array.of(b)),
+    options,
+  ).events
+  expect(byteByByte).toEqual(whole)
+  return whole
+}
+
+/** The error condition for input (checked the same at every split point), or undefined. */
+function conditionOf(
+  input: string | Uint8Array,
+  options?: StreamParserOptions,
+): string | undefined {
+  const bytes = typeof input === 'string' ? encoder.encode(input) : input
+  const run = feed([bytes], options)
+  expect(run.errors.length).toBeLessThanOrEqual(1)
+  const condition = run.errors[0]?.condition
+  if (bytes.length <= 4096) {
+    for (let k = 0; k <= bytes.length; k++) {
+      const split = feed([bytes.subarray(0, k), bytes.subarray(k)], options)
+      expect(split.errors.length).toBeLessThanOrEqual(1)
+      expect({ split: k, condition: split.errors[0]?.condition }).toEqual({ split: k, condition })
+    }
+    const byteByByte = feed(
+      Array.from(bytes, (b) => Uint8Array.of(b)),
+      options,
+    )
+    expect(byteByByte.errors[0]?.condition).toBe(condition)
+  }
+  return condition
+}
+
+/** The single top-level element parsed from a stanza after the standard header. */
+function parseStanza(stanza: string, options?: StreamParserOptions): Element {
+  const run = feed([HEADER + stanza], options)
+  expect(run.errors).toEqual([])
+  expect(run.elements).toHaveLength(1)
+  return run.elements[0]!
+}
+
+const CLIENT_STREAM =
+  `<?xml version='1.0' encoding='UTF-8'?>` +
+  `<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS_NS}' ` +
+  `to='capulet.lit' version='1.0' xml:lang='en'>\n` +
+  `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><required/></bind>` +
+  `<sm xmlns='urn:xmpp:sm:3'/></stream:features>\n  ` +
+  `<message to='juliet@capulet.lit/balcony' from="romeo@montague.lit/orchard" id='m&amp;1' type='chat'>` +
+  `<body>Wherefore art thou? 1 &lt; 2 &amp;&amp; 3 &gt; 2 &quot;q&quot; &apos;a&apos; &#65;&#x42;&#x1F600; ` +
+  `<![CDATA[<raw> & ]] stuff]]> café 😀 日本</body>` +
+  `<thread>e0ffe42b28561960c6b12b944a092794b9683a38</thread></message>\n` +
+  `<iq type='result' id='roster_1'><query xmlns='jabber:iq:roster' ver='ver11'>` +
+  `<item jid='romeo@example.net' name='Roméo' subscription='both'><group>Friends</group></item>` +
+  `<x:data xmlns:x='jabber:x:data' x:type='form'><x:field var='a\tb\r\nc'/></x:data>` +
+  `</query></iq>\t` +
+  `<presence from='juliet@example.com/balcony'><show>away</show><status>be\r\nright back</status>` +
+  `<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='http://psi-im.org' ` +
+  `ver='q07IKJEyjvHSyhy//CH0CxmKi8w='/></presence>` +
+  `</stream:stream>`
+
+describe('a realistic client stream', () => {
+  test('parses into the header, top-level elements and the end', () => {
+    const run = feed([encoder.encode(CLIENT_STREAM)])
+    expect(run.errors).toEqual([])
+    expect(run.events[0]).toBe(
+      `start {"xmlns":"jabber:client","xmlns:stream":"${STREAMS_NS}","to":"capulet.lit","version":"1.0","xml:lang":"en"}`,
+    )
+    expect(run.events.at(-1)).toBe('end')
+    expect(run.elements.map((el) => el.name)).toEqual([
+      'stream:features',
+      'message',
+      'iq',
+      'presence',
+    ])
+    const [features, message, iq, presence] = run.elements as [Element, Element, Element, Element]
+
+    expect(features.toString()).toBe(
+      '<stream:features><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"><required/></bind>' +
+        '<sm xmlns="urn:xmpp:sm:3"/></stream:features>',
+    )
+
+    expect(message.attrs).toEqual({
+      to: 'juliet@capulet.lit/balcony',
+      from: 'romeo@montague.lit/orchard',
+      id: 'm&1',
+      type: 'chat',
+    })
+    const body = message.getChild('body')!
+    expect(body.parent).toBe(message)
+    // Text, references and the CDATA section are merged into one string.
+    expect(body.children).toEqual([
+      `Wherefore art thou? 1 < 2 && 3 > 2 "q" 'a' AB😀 <raw> & ]] stuff café 😀 日本`,
+    ])
+    expect(message.getChildText('thread')).toBe('e0ffe42b28561960c6b12b944a092794b9683a38')
+
+    const query = iq.getChild('query', 'jabber:iq:roster')!
+    expect(query.getChild('item')!.attrs).toEqual({
+      jid: 'romeo@example.net',
+      name: 'Roméo',
+      subscription: 'both',
+    })
+    expect(query.getChild('item')!.getChildText('group')).toBe('Friends')
+    const data = query.getChild('data', 'jabber:x:data')!
+    expect(data.name).toBe('x:data')
+    expect(data.attrs['x:type']).toBe('form')
+    // Attribute-value normalisation: tab and line breaks ("\r\n" is one) become spaces.
+    expect(data.getChild('field')!.attrs).toEqual({ var: 'a b c' })
+
+    // End-of-line handling in text: "\r\n" becomes "\n".
+    expect(presence.getChildText('status')).toBe('be\nright back')
+    expect(presence.getChild('c', 'http://jabber.org/protocol/caps')!.attrs.ver).toBe(
+      'q07IKJEyjvHSyhy//CH0CxmKi8w=',
+    )
+  })
+
+  test('gives identical results for every split into two chunks, and byte by byte', () => {
+    const whole = allSplits(CLIENT_STREAM)
+    expect(whole).toHaveLength(6)
+    expect(whole.some((e) => e.startsWith('error'))).toBe(false)
+  })
+
+  test('gives identical results for random splits into many chunks, as bytes and as strings', () => {
+    const bytes = encoder.encode(CLIENT_STREAM)
+    const whole = feed([bytes]).events
+    let seed = 42
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed % n
+    }
+    for (let round = 0; round < 200; round++) {
+      const byteChunks: Uint8Array[] = []
+      const stringChunks: string[] = []
+      for (let at = 0; at < bytes.length; ) {
+        const size = 1 + random(40)
+        byteChunks.push(bytes.subarray(at, at + size))
+        at += size
+      }
+      for (let at = 0; at < CLIENT_STREAM.length; ) {
+        const size = 1 + random(40)
+        stringChunks.push(CLIENT_STREAM.slice(at, at + size))
+        at += size
+      }
+      expect(feed(byteChunks).events).toEqual(whole)
+      // String chunks may split a surrogate pair (the emoji).
+      expect(feed(stringChunks).events).toEqual(whole)
+    }
+  })
+
+  test('whitespace keepalives between stanzas are ignored', () => {
+    const run = feed([HEADER, ' ', '\n', '<presence/>\r\n\t ', ' ', '<presence/>', '   '])
+    expect(run.errors).toEqual([])
+    expect(run.events.slice(1)).toEqual(['element <presence/>', 'element <presence/>'])
+  })
+
+  test('a stream header without an XML declaration, and later input after the end is ignored', () => {
+    const run = feed([`${HEADER}<presence/></stream:stream><presence/>`, 'garbage <'])
+    expect(run.events.slice(1)).toEqual(['element <presence/>', 'end'])
+    expect(run.parser.stopped).toBe(true)
+  })
+
+  test('a UTF-8 byte order mark at the start is skipped', () => {
+    const run = feed([
+      Uint8Array.of(0xef, 0xbb),
+      Uint8Array.of(0xbf),
+      encoder.encode(`${HEADER}<presence/>`),
+    ])
+    expect(run.errors).toEqual([])
+    expect(run.events.slice(1)).toEqual(['element <presence/>'])
+  })
+})
+
+describe('characters', () => {
+  test('multi-byte UTF-8 characters split across chunks', () => {
+    // é (2 bytes), € (3 bytes), 😀 (4 bytes), in text and in an attribute value.
+    const stanza = "<message id='é€😀'><body>é€😀</body></message>"
+    const bytes = encoder.encode(HEADER + stanza)
+    const start = encoder.encode(HEADER + "<message id='").length
+    for (let k = start; k < bytes.length; k++) {
+      for (const size of [1, 2, 3]) {
+        const run = feed([
+          bytes.subarray(0, k),
+          bytes.subarray(k, k + size),
+          bytes.subarray(k + size),
+        ])
+        expect(run.errors).toEqual([])
+        expect(run.elements[0]!.attrs.id).toBe('é€😀')
+        expect(run.elements[0]!.getChildText('body')).toBe('é€😀')
+      }
+    }
+  })
+
+  test('invalid UTF-8 is not-well-formed', () => {
+    const header = encoder.encode(`${HEADER}<message><body>`)
+    const withBytes = (...b: number[]) =>
+      Uint8Array.from([...header, ...b, ...encoder.encode('</body></message>')])
+    expect(conditionOf(withBytes(0xff))).toBe('not-well-formed')
+    // Overlong encoding of '/'.
+    expect(conditionOf(withBytes(0xc0, 0xaf))).toBe('not-well-formed')
+    // Overlong three-byte encoding, an encoded surrogate, a code point above U+10FFFF.
+    expect(conditionOf(withBytes(0xe0, 0x80, 0xaf))).toBe('not-well-formed')
+    expect(conditionOf(withBytes(0xed, 0xa0, 0x80))).toBe('not-well-formed')
+    expect(conditionOf(withBytes(0xf4, 0x90, 0x80, 0x80))).toBe('not-well-formed')
+    // A truncated sequence followed by ASCII, a stray continuation byte.
+    expect(conditionOf(withBytes(0xe2, 0x82, 0x41))).toBe('not-well-formed')
+    expect(conditionOf(withBytes(0x80))).toBe('not-well-formed')
+  })
+
+  test('characters XML does not allow are not-well-formed', () => {
+    expect(conditionOf(`${HEADER}<message><body>a\u0001b</body></message>`)).toBe('not-well-formed')
+    expect(conditionOf(`${HEADER}<message id='a\u001fb'/>`)).toBe('not-well-formed')
+    expect(conditionOf(`${HEADER}<message><body>\ufffe</body></message>`)).toBe('not-well-formed')
+    expect(conditionOf(`${HEADER}<message><![CDATA[\u0000]]></message>`)).toBe('not-well-formed')
+    // A lone surrogate can only come from a string chunk.
+    expect(feed([`${HEADER}<message><body>\ud800x</body></message>`]).errors[0]?.condition).toBe(
+      'not-well-formed',
+    )
+    expect(feed([`${HEADER}<message id='\udc00'/>`]).errors[0]?.condition).toBe('not-well-formed')
+    // Private-use and other BMP characters above the surrogates are fine.
+    expect(
+      parseStanza("<message id='\ue000\ufffd'><body>\uff01\ufeff</body></message>").toString(),
+    ).toBe('<message id="\ue000\ufffd"><body>\uff01\ufeff</body></message>')
+  })
+
+  test('character references', () => {
+    const el = parseStanza(
+      `<message id='&#60;&#x3E;&#0000065;'><body>&#x1F600;&#233;&#xd;&#10;</body></message>`,
+    )
+    expect(el.attrs.id).toBe('<>A')
+    // References to white space are kept as they are (not normalised).
+    expect(el.getChildText('body')).toBe('😀é\r\n')
+    expect(parseStanza(`<message a='&#9;&#10;&#13;'/>`).attrs.a).toBe('\t\n\r')
+    for (const ref of [
+      '&#0;',
+      '&#x0;',
+      '&#xD800;',
+      '&#xFFFE;',
+      '&#x110000;',
+      '&#99999999999;',
+      '&#;',
+      '&#x;',
+      '&#a;',
+      '&#65',
+    ]) {
+      expect({
+        ref,
+        condition: conditionOf(`${HEADER}<message><body>${ref} </body></message>`),
+      }).toEqual({
+        ref,
+        condition: 'not-well-formed',
+      })
+    }
+  })
+
+  test('predefined entities in text and attributes, and raw & or < are not-well-formed', () => {
+    const el = parseStanza(
+      `<message a="&lt;&gt;&amp;&quot;&apos;" b='"' c="'"><body>&lt;&gt;&amp;&quot;&apos;"'></body></message>`,
+    )
+    expect(el.attrs).toEqual({ a: `<>&"'`, b: '"', c: "'" })
+    expect(el.getChildText('body')).toBe(`<>&"'"'>`)
+    expect(conditionOf(`${HEADER}<message><body>a & b</body></message>`)).toBe('not-well-formed')
+    expect(conditionOf(`${HEADER}<message><body>&amp</body></message>`)).toBe('not-well-formed')
+    expect(conditionOf(`${HEADER}<message id='a & b'/>`)).toBe('not-well-formed')
+    expect(conditionOf(`${HEADER}<message id='a<b'/>`)).toBe('not-well-formed')
+    expect(conditionOf(`${HEADER}<message><body>a ]]> b</body></message>`)).toBe('not-well-formed')
+    expect(parseStanza(`<message><body>]] ]>]]&gt;</body></message>`).getChildText('body')).toBe(
+      ']] ]>]]>',
+    )
+  })
+
+  test('CDATA sections', () => {
+    const el = parseStanza(
+      `<message><body>a<![CDATA[]]>b<![CDATA[]]]]><![CDATA[ ]]]>x c<![CDATA[\r\n<&>]]]]]></body></message>`,
+    )
+    expect(el.getChild('body')!.children).toEqual([`ab]] ]x c\n<&>]]]`])
+    expect(conditionOf(`${HEADER}<message><![CDATX[a]]></message>`)).toBe('not-well-formed')
+  })
+})
+
+describe('restricted XML (RFC 6120 §11)', () => {
+  test('a DOCTYPE (billion laughs) is refused before it is read', () => {
+    const laughs =
+      `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">` +
+      `<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">` +
+      `<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>` +
+      `<stream:stream xmlns:stream='${STREAMS_NS}'>&lol3;`
+    expect(conditionOf(laughs)).toBe('restricted-xml')
+    // Detected as soon as '<!D' is seen.
+    expect(feed(['<!', 'D']).errors[0]?.condition).toBe('restricted-xml')
+    expect(conditionOf(`${HEADER}<!DOCTYPE x>`)).toBe('restricted-xml')
+    expect(conditionOf(`${HEADER}<message><!DOCTYPE x></message>`)).toBe('restricted-xml')
+  })
+
+  test('comments', () => {
+    expect(conditionOf(`<!-- hi --><stream:stream xmlns:stream='${STREAMS_NS}'>`)).toBe(
+      'restricted-xml',
+    )
+    expect(conditionOf(`${HEADER}<!-- hi -->`)).toBe('restricted-xml')
+    expect(conditionOf(`${HEADER}<message><!-- hi --></message>`)).toBe('restricted-xml')
+    expect(feed([HEADER, '<message><!-', '-']).errors[0]?.condition).toBe('restricted-xml')
+  })
+
+  test('processing instructions other than the initial XML declaration', () => {
+    expect(conditionOf(`${HEADER}<message><?php echo 1 ?></message>`)).toBe('restricted-xml')
+    expect(conditionOf(`${HEADER}<?foo?>`)).toBe('restricted-xml')
+    expect(conditionOf(`<?xml-stylesheet href='a'?>${HEADER}`)).toBe('restricted-xml')
+    // The XML declaration is only allowed at the very start.
+    expect(conditionOf(` <?xml version='1.0'?>${HEADER}`)).toBe('restricted-xml')
+    expect(conditionOf(`<?xml version='1.0'?><?xml version='1.0'?>${HEADER}`)).toBe(
+      'restricted-xml',
+    )
+    expect(conditionOf(`<?xml?>${HEADER}`)).toBe('not-well-formed')
+    expect(conditionOf(`<?xml version='2.0'?>${HEADER}`)).toBe('not-well-formed')
+  })
+
+  test('entity references other than the predefined ones, in text and in attributes', () => {
+    expect(conditionOf(`${HEADER}<message><body>&foo;</body></message>`)).toBe('restricted-xml')
+    expect(conditionOf(`${HEADER}<message><body>&nbsp;</body></message>`)).toBe('restricted-xml')
+    expect(conditionOf(`${HEADER}<message id='&foo;'/>`)).toBe('restricted-xml')
+    expect(conditionOf(`${HEADER}<message id='&verylongentityname;'/>`)).toBe('restricted-xml')
+    expect(conditionOf(`${HEADER}&amp;`)).toBe('bad-format')
+  })
+
+  test('the XML declaration: encodings', () => {
+    expect(conditionOf(`<?xml version='1.0' encoding='ISO-8859-1'?>${HEADER}`)).toBe(
+      'unsupported-encoding',
+    )
+    expect(conditionOf(`<?xml version="1.0" encoding="UTF-16"?>${HEADER}`)).toBe(
+      'unsupported-encoding',
+    )
+    expect(
+      conditionOf(`<?xml version="1.0" encoding="utf-8" standalone='yes' ?>${HEADER}<presence/>`),
+    ).toBeUndefined()
+    expect(
+      conditionOf(`<?xml version='1.0' encoding='UTF-8'?>\n${HEADER}<presence/>`),
+    ).toBeUndefined()
+  })
+})
+
+describe('well-formedness', () => {
+  test.each([
+    ['mismatched end tag', '<message><body></message></body>'],
+    ['end tag of the stream inside a stanza', '<message><body>hi</stream:stream>'],
+    ['end tag with a prefix mismatch', '<message><x:a xmlns:x="u"></a></message>'],
+    ['duplicate attribute', `<message id='1' id='2'/>`],
+    [
+      'duplicate attribute through namespaces',
+      `<message xmlns:a='u' xmlns:b='u' a:z='1' b:z='2'/>`,
+    ],
+    ['unquoted attribute value', '<message id=1/>'],
+    ['attribute without a value', '<message id/>'],
+    ['no space between attributes', `<message a='1'b='2'/>`],
+    ['bad element name', '<1message/>'],
+    ['bad character in a name', '<mess@ge/>'],
+    ['empty local name', '<a:/>'],
+    ['two colons', "<a:b:c xmlns:a='u'/>"],
+    ['undeclared element prefix', '<foo:message/>'],
+    ['undeclared attribute prefix', `<message foo:id='1'/>`],
+    ['prefix used outside its scope', `<message><a xmlns:x='u'/><x:b/></message>`],
+    ['xmlns prefix on an element', `<xmlns:a/>`],
+    ['empty namespace declaration', `<message xmlns:x=''/>`],
+    ['binding the xml prefix elsewhere', `<message xmlns:xml='urn:other'/>`],
+    ['space after <', '< message/>'],
+    ['junk in an end tag', '<message></message x>'],
+  ])('%s is not-well-formed', (_, stanza) => {
+    expect(conditionOf(HEADER + stanza)).toBe('not-well-formed')
+  })
+
+  test('namespace prefixes: from the header, from ancestors, and xml:', () => {
+    const run = feed([
+      `<stream:stream xmlns='jabber:server' xmlns:stream='${STREAMS_NS}' xmlns:db='jabber:server:dialback'>`,
+      `<db:result from='a' to='b'>key</db:result>`,
+      `<stream:error><not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`,
+      `<message xml:lang='en' xmlns:p='urn:p'><p:x p:a='1'><p:y/></p:x><body xml:lang='fr'/></message>`,
+    ])
+    expect(run.errors).toEqual([])
+    expect(run.elements.map((el) => el.name)).toEqual(['db:result', 'stream:error', 'message'])
+    expect(run.elements[0]!.getText()).toBe('key')
+    expect(run.elements[2]!.getChild('x', 'urn:p')!.attrs['p:a']).toBe('1')
+  })
+
+  test('mixed content keeps text and children in order', () => {
+    const el = parseStanza('<message><body>a<b/>c<i>d</i>e</body></message>')
+    expect(el.getChild('body')!.children.map((c) => (typeof c === 'string' ? c : c.name))).toEqual([
+      'a',
+      'b',
+      'c',
+      'i',
+      'e',
+    ])
+  })
+
+  test('unusual but legal names and layout', () => {
+    const el = parseStanza(`<message\n\tid = "1"  x-y.z_é='2' ><body\n>t</body ></message >`)
+    expect(el.attrs).toEqual({ id: '1', 'x-y.z_é': '2' })
+    expect(el.getChildText('body')).toBe('t')
+    // An attribute named __proto__ is an ordinary attribute.
+    const proto = parseStanza(`<message __proto__='x' constructor='y'/>`)
+    expect(Object.keys(proto.attrs)).toEqual(['__proto__', 'constructor'])
+    expect(proto.attrs.__proto__).toBe('x')
+  })
+})
+
+describe('the stream header', () => {
+  test('emits the header attributes', () => {
+    const run = feed([
+      `<s:stream xmlns:s='${STREAMS_NS}' xmlns='jabber:client' from='a'>`,
+      '<s:features/>',
+    ])
+    expect(run.events).toEqual([
+      `start {"xmlns:s":"${STREAMS_NS}","xmlns":"jabber:client","from":"a"}`,
+      'element <s:features/>',
+    ])
+  })
+
+  test('a wrong stream namespace is invalid-namespace', () => {
+    expect(conditionOf(`<stream:stream xmlns:stream='http://example.com/streams'>`)).toBe(
+      'invalid-namespace',
+    )
+    expect(conditionOf(`<stream xmlns='jabber:client'>`)).toBe('invalid-namespace')
+    expect(conditionOf(`<stream:stream xmlns='jabber:client'>`)).toBe('not-well-formed')
+  })
+
+  test('a root element other than a stream header is refused', () => {
+    expect(conditionOf(`<stream:foo xmlns:stream='${STREAMS_NS}'>`)).toBe('bad-format')
+    expect(conditionOf(`<stream:stream xmlns:stream='${STREAMS_NS}'/>`)).toBe('bad-format')
+    expect(conditionOf(`hello ${HEADER}`)).toBe('not-well-formed')
+    expect(conditionOf(`</stream:stream>`)).toBe('not-well-formed')
+  })
+
+  test('a second stream header inside the stream is bad-format', () => {
+    expect(
+      conditionOf(HEADER + `<stream:stream xmlns:stream='${STREAMS_NS}' xmlns='jabber:client'>`),
+    ).toBe('bad-format')
+    expect(conditionOf(HEADER + HEADER)).toBe('bad-format')
+    expect(conditionOf(HEADER + `<stream xmlns='${STREAMS_NS}'>`)).toBe('bad-format')
+    // Not a stream header: other names, other namespaces.
+    expect(conditionOf(HEADER + `<stream xmlns='urn:other'/>`)).toBeUndefined()
+  })
+
+  test('text at the stream level is bad-format', () => {
+    expect(conditionOf(`${HEADER}  hello`)).toBe('bad-format')
+    expect(conditionOf(`${HEADER}<presence/>x`)).toBe('bad-format')
+    expect(conditionOf(`${HEADER}<![CDATA[ ]]>`)).toBe('bad-format')
+  })
+})
+
+describe('limits', () => {
+  test('a 10 MB stanza is refused without buffering it (default 1 MiB limit)', () => {
+    const run = makeParser()
+    run.parser.write(HEADER)
+    run.parser.write('<message><body>')
+    const chunk = encoder.encode('a'.repeat(64 * 1024))
+    let written = 0
+    while (written < 160 && !run.parser.stopped) {
+      run.parser.write(chunk)
+      written++
+    }
+    expect(run.errors.map((e) => e.condition)).toEqual(['policy-violation'])
+    // The error comes with the chunk that crosses 1 MiB, not at the end of the stanza.
+    expect(written).toBe(16)
+  })
+
+  test('the size limit is exact, counts from the opening <, and is per stanza', () => {
+    const options = { maxStanzaSize: 200 }
+    const stanza = (n: number) => `<message><body>${'x'.repeat(n - 32)}</body></message>`
+    const fits = stanza(200)
+    expect(fits.length).toBe(200)
+    expect(conditionOf(`${HEADER}  ${fits}  ${fits}${fits}`, options)).toBeUndefined()
+    const tooBig = stanza(201)
+    expect(conditionOf(`${HEADER}${tooBig}`, options)).toBe('policy-violation')
+    // It also bounds the stream header.
+    expect(
+      conditionOf(`<stream:stream xmlns:stream='${STREAMS_NS}' a='${'x'.repeat(200)}'>`, options),
+    ).toBe('policy-violation')
+  })
+
+  test('a huge stream header is refused', () => {
+    const run = feed([
+      `<stream:stream xmlns:stream='${STREAMS_NS}' a='`,
+      'x'.repeat(2 * 1024 * 1024),
+    ])
+    expect(run.errors.map((e) => e.condition)).toEqual(['policy-violation'])
+  })
+
+  test('10,000 nested elements are refused quickly', () => {
+    const started = performance.now()
+    const run = feed([HEADER + '<a>'.repeat(10_000)])
+    expect(run.errors.map((e) => e.condition)).toEqual(['policy-violation'])
+    expect(performance.now() - started).toBeLessThan(500)
+    // The limit is exact: the stanza itself is depth 1.
+    const deep = (n: number) => `${'<a>'.repeat(n)}${'</a>'.repeat(n)}`
+    expect(conditionOf(HEADER + deep(64))).toBeUndefined()
+    expect(conditionOf(HEADER + deep(65))).toBe('policy-violation')
+    expect(conditionOf(HEADER + deep(3), { maxDepth: 2 })).toBe('policy-violation')
+  })
+
+  test('100,000 attributes are refused quickly', () => {
+    const attrs = Array.from({ length: 100_000 }, (_, k) => `a${k}='x'`).join(' ')
+    const started = performance.now()
+    const run = feed([`${HEADER}<message ${attrs}/>`], { maxStanzaSize: 16 * 1024 * 1024 })
+    expect(run.errors.map((e) => e.condition)).toEqual(['policy-violation'])
+    expect(run.errors[0]!.message).toMatch(/attributes/)
+    expect(performance.now() - started).toBeLessThan(500)
+    // The limit is exact, and xmlns declarations count.
+    const many = (n: number) => Array.from({ length: n }, (_, k) => `xmlns:p${k}='u${k}'`).join(' ')
+    expect(conditionOf(`${HEADER}<message ${many(128)}/>`)).toBeUndefined()
+    expect(conditionOf(`${HEADER}<message ${many(129)}/>`)).toBe('policy-violation')
+    expect(conditionOf(`${HEADER}<message a='1' b='2' c='3'/>`, { maxAttributes: 2 })).toBe(
+      'policy-violation',
+    )
+  })
+
+  test('a 16 MiB stanza parses with a raised limit, quickly', () => {
+    const size = 16 * 1024 * 1024
+    const open = "<message xmlns='jabber:client'><body>"
+    const close = '</body></message>'
+    const text = 'é'.repeat(1024) + 'x'.repeat(size - open.length - close.length - 1024)
+    const bytes = encoder.encode(HEADER + open + text + close)
+    const run = makeParser({ maxStanzaSize: size })
+    const started = performance.now()
+    for (let at = 0; at < bytes.length; at += 64 * 1024)
+      run.parser.write(bytes.subarray(at, at + 64 * 1024))
+    const elapsed = performance.now() - started
+    expect(run.errors).toEqual([])
+    const body = run.elements[0]!.getChild('body')!
+    expect(body.children).toHaveLength(1)
+    expect(body.getText().length).toBe(text.length)
+    expect(body.getText().startsWith('éé')).toBe(true)
+    expect(elapsed).toBeLessThan(1000)
+    // One character more is too much.
+    const over = makeParser({ maxStanzaSize: size - 1 })
+    for (let at = 0; at < bytes.length; at += 64 * 1024)
+      over.parser.write(bytes.subarray(at, at + 64 * 1024))
+    expect(over.errors.map((e) => e.condition)).toEqual(['policy-violation'])
+  })
+})
+
+describe('lifecycle', () => {
+  test('stop() inside element() discards the rest of the chunk and later writes', () => {
+    const run = makeParser(undefined, (el, r) => {
+      if (el.name === 'proceed') r.parser.stop()
+    })
+    run.parser.write(
+      HEADER +
+        "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\u0016\u0003\u0001 binary TLS <junk>&foo;",
+    )
+    expect(run.parser.stopped).toBe(true)
+    run.parser.write('<presence/>')
+    expect(run.events.slice(1)).toEqual([
+      'element <proceed xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>',
+    ])
+    expect(run.errors).toEqual([])
+  })
+
+  test('error() is called once and the parser is dead afterwards', () => {
+    const run = makeParser()
+    run.parser.write(`${HEADER}<message><body>&foo; &bar; <!-- x --></body>`)
+    run.parser.write('<presence/><!DOCTYPE x>')
+    run.parser.write(encoder.encode('</stream:stream>'))
+    expect(run.events.slice(1)).toEqual(['error restricted-xml'])
+    expect(run.parser.stopped).toBe(true)
+  })
+
+  test('a write from inside a handler is queued, and a throwing handler does not break parsing', () => {
+    const received: string[] = []
+    const parser: StreamParser = new StreamParser({
+      streamStart() {
+        parser.write('<presence id="queued"/>')
+      },
+      element(el) {
+        received.push(el.attrs.id)
+        if (el.attrs.id === '1') throw new Error('handler failed')
+      },
+      streamEnd() {
+        received.push('end')
+      },
+      error(err) {
+        received.push(`error ${err.condition}`)
+      },
+    })
+    expect(() => parser.write(`${HEADER}<presence id='1'/><presence id='2'/>`)).toThrow(
+      'handler failed',
+    )
+    parser.write('</stream:stream>')
+    expect(received).toEqual(['1', '2', 'queued', 'end'])
+  })
+
+  test('invalid options are refused', () => {
+    const handlers = { streamStart() {}, element() {}, streamEnd() {}, error() {} }
+    expect(() => new StreamParser(handlers, { maxStanzaSize: 0 })).toThrow(RangeError)
+    expect(() => new StreamParser(handlers, { maxDepth: 1.5 })).toThrow(RangeError)
+  })
+})
