@@ -59,7 +59,7 @@ interface Waiter {
   resolve: (element: Element) => void
   reject: (error: Error) => void
   timer: ReturnType<typeof setTimeout>
-  last: boolean
+  last: boolean | ((element: Element) => boolean)
 }
 
 interface Registered {
@@ -615,7 +615,7 @@ export class Connection<A extends object = Record<string, unknown>> {
           this.#waiters.splice(i, 1)
           clearTimeout(waiter.timer)
           // A restart follows: nothing more from this stream may be acted upon.
-          if (waiter.last) this.#parser?.stop()
+          if (endsStream(waiter.last, element)) this.#parser?.stop()
           waiter.resolve(element)
           return
         }
@@ -643,7 +643,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       const element = this.#pending[i] as Element
       if (match(element)) {
         this.#pending.splice(i, 1)
-        if (options.last) {
+        if (endsStream(options.last, element)) {
           this.#parser?.stop()
           this.#pending = []
         }
@@ -1121,6 +1121,13 @@ export function createConnection<const T extends readonly AnyPlugin[] = []>(
   options: ConnectionOptions<T>,
 ): Connection<ApisOf<T>> {
   return new Connection<ApisOf<T>>(options)
+}
+
+function endsStream(
+  last: boolean | ((element: Element) => boolean) | undefined,
+  element: Element,
+): boolean {
+  return typeof last === 'function' ? last(element) : last === true
 }
 
 function needsAnswer(ctx: InboundContext): boolean {

@@ -48,9 +48,11 @@ export interface WaitOptions {
    * The matched element is the last one of this stream: a restart follows (STARTTLS
    * `<proceed/>`, SASL `<success/>`). Everything the peer sent after it on the old stream
    * is discarded unread (RFC 6120 §5.3.3, §6.4.6: nothing may be acted on from before the
-   * restart; this closes the STARTTLS command injection hole).
+   * restart; this closes the STARTTLS command injection hole). A function decides per
+   * matched element: SASL waits for a challenge, a success or a failure, and only a success
+   * ends the stream.
    */
-  last?: boolean
+  last?: boolean | ((element: Element) => boolean)
 }
 
 /** Handed to the negotiator and to features while a stream is being negotiated. */
