@@ -293,7 +293,6 @@ export class StreamParser {
   private _declQ = false // previous chunk ended with '?' inside the XML declaration
   private _pendingCR = false // previous chunk ended with '\r' inside data: drop a leading '\n'
   private _declAllowed = true
-  private _endMatch = false
 
   // Size limit: while _inLimit, the current top-level element may use up to _limitAt (an index
   // in the current chunk) characters.
@@ -410,7 +409,7 @@ export class StreamParser {
       const pend = this._pendBytes
       if (pend !== null) {
         const need = utf8SequenceLength(pend[0]!) - pend.length
-        const take = need < n ? need : n
+        const take = Math.min(need, n)
         for (let k = 0; k < take; k++) if ((b[k]! & 0xc0) !== 0x80) return null
         const merged = new Uint8Array(pend.length + take)
         merged.set(pend)
@@ -774,7 +773,7 @@ export class StreamParser {
           const q = this._quote
           for (;;) {
             // Short values are quicker to scan by hand, long ones with a regular expression.
-            const stop = i + 24 < end ? i + 24 : end
+            const stop = Math.min(i + 24, end)
             for (; i < stop; i++) {
               c = s.charCodeAt(i)
               if (c > 0x3c ? c >= 0xd800 : c < 0x20 || c === q || c === 0x3c || c === 0x26) break
@@ -790,7 +789,7 @@ export class StreamParser {
             if (c === q || c === 0x3c || c === 0x26) break
             if (c === 0x09 || c === 0x0a) {
               // Attribute-value normalisation: literal whitespace becomes a space.
-              this._attrAcc += i > tokStart ? s.slice(tokStart, i) + ' ' : ' '
+              this._attrAcc += i > tokStart ? `${s.slice(tokStart, i)} ` : ' '
               i++
               tokStart = i
               continue
@@ -1305,11 +1304,22 @@ export class StreamParser {
       }
     }
 
+    // Don't keep the strings of the last tag alive (they may be large).
+    const n = this._nAttrs
+    if (n !== 0) {
+      const names = this._attrNames
+      const values = this._attrValues
+      for (let k = 0; k < n; k++) {
+        names[k] = ''
+        values[k] = ''
+      }
+    }
+
     if (el === null) return this._openHeader(name, colon, uri, attrs, selfClosing)
 
     const depth = this._depth
     if (depth === 0 && isLocalStream(name, colon)) {
-      if (colon === -1) uri = attrs['xmlns'] ?? this._defaultNs
+      if (colon === -1) uri = attrs.xmlns ?? this._defaultNs
       if (uri === STREAMS_NS) return this._fail(BAD_FORMAT, 'stream header inside the stream')
     }
 
@@ -1411,7 +1421,7 @@ export class StreamParser {
     attrs: Record<string, string>,
     selfClosing: boolean,
   ): boolean {
-    const uri = colon === -1 ? attrs['xmlns'] : prefixUri
+    const uri = colon === -1 ? attrs.xmlns : prefixUri
     if (uri !== STREAMS_NS) {
       return this._fail('invalid-namespace', `stream header not in the ${STREAMS_NS} namespace`)
     }
@@ -1420,7 +1430,7 @@ export class StreamParser {
     if (selfClosing) return this._fail(BAD_FORMAT, 'self-closing stream header')
     this._headerDone = true
     this._headerName = name
-    this._defaultNs = attrs['xmlns']
+    this._defaultNs = attrs.xmlns
     this._inLimit = false
     try {
       this._h.streamStart(attrs)

@@ -16,10 +16,8 @@ import { XMPPError } from './errors.js'
 // Anything that needs a closer look in text: markup characters, C0 controls other than tab and
 // LF (CR included: see escapeText), any surrogate code unit (legal in pairs, so the slow path
 // decides), U+FFFE and U+FFFF.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: C0 controls are what we look for
 const TEXT_SUSPECT = /[&<>\u0000-\u0008\u000b-\u001f\ud800-\udfff\ufffe\uffff]/
 // The same for attribute values, which also escape quotes and tab/LF/CR.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: C0 controls are what we look for
 const ATTR_SUSPECT = /[&<>"'\u0000-\u001f\ud800-\udfff\ufffe\uffff]/
 
 /** Where a string sits, for error messages: 'text', or an attribute, of an element or not. */
