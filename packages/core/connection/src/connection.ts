@@ -50,6 +50,8 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
   timeouts?: ConnectionTimeouts
   /** How many see-other-host redirects connect() follows. Default 3. */
   maxRedirects?: number
+  /** Characters buffered while the transport is blocked before send() waits for it to drain. Default 1 MiB. */
+  outboundHighWater?: number
   /** Inbound elements buffered while a handler is busy before the transport is paused. Default 1000. */
   inboundHighWater?: number
 }
@@ -139,6 +141,10 @@ export class Connection<A extends object = Record<string, unknown>> {
   #busy = false
   #paused = false
   #outBuffer: string[] = []
+  /** Characters waiting in #outBuffer while the transport asked us to wait. */
+  #outBuffered = 0
+  /** send() calls waiting for the transport to drain (outbound backpressure). */
+  #drainWaiters: (() => void)[] = []
   #flushScheduled = false
   #blocked = false
   #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
@@ -817,7 +823,9 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#busy = false
     this.#paused = false
     this.#outBuffer = []
+    this.#outBuffered = 0
     this.#blocked = false
+    this.#releaseDrainWaiters()
     if (this.#closing) {
       clearTimeout(this.#closing.timer)
       this.#closing.resolve()
@@ -923,7 +931,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   /** Outbound terminal: serialize and queue for the per-tick write. */
-  #writeElement(ctx: OutboundContext): void {
+  #writeElement(ctx: OutboundContext): void | Promise<void> {
     if (!this.#transport || this.#failure || this.#closing) {
       throw new ConnectionError(
         'not-connected',
@@ -938,6 +946,21 @@ export class Connection<A extends object = Record<string, unknown>> {
       this.#flushScheduled = true
       queueMicrotask(() => this.#flush())
     }
+    if (this.#blocked) {
+      // The peer reads slower than we write: past the high-water mark, send() settles only
+      // once the transport drained, so that a sender that awaits send() is slowed down
+      // instead of growing this buffer without bound.
+      this.#outBuffered += data.length
+      if (this.#outBuffered > (this.#options.outboundHighWater ?? 1_048_576)) {
+        return new Promise((resolve) => this.#drainWaiters.push(resolve))
+      }
+    }
+  }
+
+  #releaseDrainWaiters(): void {
+    const waiters = this.#drainWaiters
+    this.#drainWaiters = []
+    for (const resolve of waiters) resolve()
   }
 
   /**
@@ -966,7 +989,9 @@ export class Connection<A extends object = Record<string, unknown>> {
   #onDrain(transport: Transport): void {
     if (this.#transport !== transport) return
     this.#blocked = false
+    this.#outBuffered = 0
     this.#flush()
+    if (!this.#blocked) this.#releaseDrainWaiters()
   }
 
   /** Inbound elements are handled one at a time, in order. */

@@ -701,3 +701,22 @@ describe('races and failure paths', () => {
     })
   })
 })
+
+test('outbound backpressure: past the high-water mark send() waits for the drain', async () => {
+  const { peer, conn } = await online([], { outboundHighWater: 150 })
+  peer.block()
+  await conn.send(xml('message', { id: 'first' }))
+  await tick()
+  const big = 'x'.repeat(80)
+  await conn.send(xml('message', { id: 'a' }, big))
+  let settled = false
+  const waiting = conn.send(xml('message', { id: 'b' }, big)).then(() => {
+    settled = true
+  })
+  await tick(10)
+  expect(settled).toBe(false)
+  peer.drain()
+  await waiting
+  expect(settled).toBe(true)
+  expect(peer.written.at(-1)).toContain('id="b"')
+})
