@@ -31,16 +31,27 @@ export const featureNegotiator: Negotiator = {
       for (const feature of applicable) {
         const result = await feature.negotiate(features, nc)
         nc.completed.add(feature.name)
-        if (result === 'done') return
+        if (result === 'done') return assertRequiredRan(nc)
         if (result === 'restart') {
           await nc.restart()
           restarted = true
           break
         }
       }
-      if (!restarted) return
+      if (!restarted) return assertRequiredRan(nc)
     }
   },
+}
+
+/** Features marked `required` must have run before the session goes online. */
+function assertRequiredRan(nc: NegotiationContext): void {
+  const missing = nc.features.filter((f) => f.required && !nc.completed.has(f.name))
+  if (missing.length > 0) {
+    throw new ConnectionError(
+      'negotiation-failed',
+      `negotiation ended without ${missing.map((f) => `"${f.name}"`).join(', ')}: the server did not offer ${missing.length > 1 ? 'them' : 'it'}`,
+    )
+  }
 }
 
 /**

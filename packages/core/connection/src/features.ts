@@ -36,6 +36,11 @@ export interface StreamFeature {
    * fails instead of going on without it (e.g. STARTTLS required, no TLS plugin).
    */
   readonly offers?: { readonly name: string; readonly xmlns: string }
+  /**
+   * Negotiation may not complete before this feature ran (SASL: a client must not go
+   * online unauthenticated because the server offered no mechanisms).
+   */
+  readonly required?: boolean
   /** Whether this feature applies to what the server offered (and the current state). */
   applies(features: Element, nc: NegotiationContext): boolean
   negotiate(features: Element, nc: NegotiationContext): Promise<FeatureResult>

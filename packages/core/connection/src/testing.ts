@@ -17,6 +17,8 @@ export class MemoryPeer {
   accept = true
   /** When true, connect() never settles (test connect timeouts). */
   hang = false
+  /** What the transport reports as `secure` (pretend TLS, to test TLS-only paths). */
+  secure = false
   /** Answer the connection's `</stream:stream>` with ours, as a server does. */
   answerClose = true
   #events: TransportEvents | undefined
@@ -187,12 +189,15 @@ export class MemoryPeer {
 
 /** The connection's side of a MemoryPeer. */
 export class MemoryTransport implements Transport {
-  readonly secure = false
   #peer: MemoryPeer
   #events: TransportEvents | undefined
 
   constructor(peer: MemoryPeer) {
     this.#peer = peer
+  }
+
+  get secure(): boolean {
+    return this.#peer.secure
   }
 
   connect(target: ConnectTarget, events: TransportEvents): Promise<void> {

@@ -720,3 +720,30 @@ test('outbound backpressure: past the high-water mark send() waits for the drain
   expect(settled).toBe(true)
   expect(peer.written.at(-1)).toContain('id="b"')
 })
+
+test('a required feature that never ran stops the session from going online', async () => {
+  const auth = definePlugin({
+    name: 'auth',
+    setup(ctx) {
+      ctx.feature({
+        name: 'auth',
+        priority: FeaturePriority.SASL,
+        required: true,
+        applies: (features) => features.getChild('mechanisms') !== undefined,
+        negotiate: async () => 'restart',
+      })
+    },
+  })
+  const peer = new MemoryPeer()
+  const conn = createConnection({
+    transport: peer.transport,
+    domain: 'example.com',
+    timeouts: SHORT,
+    plugins: [auth],
+  })
+  const connecting = conn.connect()
+  await peer.nextHeader()
+  peer.open({ features: "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>" })
+  await expect(connecting).rejects.toMatchObject({ code: 'negotiation-failed' })
+  expect(conn.state).toBe('disconnected')
+})
