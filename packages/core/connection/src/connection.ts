@@ -776,11 +776,14 @@ export class Connection<A extends object = Record<string, unknown>> {
       this.#failure ??
       (clean
         ? undefined
-        : new ConnectionError(
-            'disconnected',
-            error ? `the transport failed: ${error.message}` : 'the transport closed',
-            error,
-          ))
+        : // A transport that knows why it closed (a TLS failure) says so with a typed error.
+          error instanceof XMPPError
+          ? error
+          : new ConnectionError(
+              'disconnected',
+              error ? `the transport failed: ${error.message}` : 'the transport closed',
+              error,
+            ))
     if (this.#state === 'connecting' || this.#state === 'negotiating') {
       // connect() is in flight: it tears down and throws (or follows a redirect) itself.
       this.#failure ??= failure
