@@ -1,0 +1,175 @@
+import { parseArgs } from 'node:util'
+import { createClient } from '@client/preset'
+import { type Message, TimeoutError, xml } from '@core/connection'
+import { startTestServer, type TestServer } from '@test/server'
+
+export interface DemoSettings {
+  service: string | undefined
+  jid: string | undefined
+  password: string | undefined
+  tlsInsecure: boolean
+  allowPlaintext: boolean
+  debug: boolean
+}
+
+const USAGE =
+  'usage: pnpm demo [--service xmpp://HOST:PORT --jid USER@DOMAIN --password PW] [--tls-insecure] [--allow-plaintext] [--debug]'
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      service: { type: 'string' },
+      jid: { type: 'string' },
+      password: { type: 'string' },
+      'tls-insecure': { type: 'boolean', default: false },
+      'allow-plaintext': { type: 'boolean', default: false },
+      debug: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  })
+}
+
+/** Command line first, then XMPP_SERVICE / XMPP_JID / XMPP_PASSWORD. */
+export function readSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettings {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (error) {
+    throw new UsageError(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`)
+  }
+  const { values } = parsed
+  if (values.help) throw new UsageError(USAGE)
+  return {
+    service: values.service ?? env.XMPP_SERVICE,
+    jid: values.jid ?? env.XMPP_JID,
+    password: values.password ?? env.XMPP_PASSWORD,
+    tlsInsecure: values['tls-insecure'] ?? false,
+    allowPlaintext: values['allow-plaintext'] ?? false,
+    debug: values.debug ?? false,
+  }
+}
+
+class UsageError extends Error {}
+
+/** Every step has a deadline: the demo never hangs. */
+const STEP_TIMEOUT = 10_000
+
+/**
+ * Runs the demo and returns the exit code: 0 only when every step succeeded. Prints one line
+ * per step; on failure the last line names the error's class, XMPP condition and code.
+ */
+export async function runDemo(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  print: (line: string) => void,
+): Promise<number> {
+  let server: TestServer | undefined
+  let client: ReturnType<typeof createClient> | undefined
+  const step = async <T>(name: string, run: () => Promise<T>, describe?: (value: T) => string) => {
+    const started = performance.now()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TimeoutError(`${name}: no outcome within ${STEP_TIMEOUT} ms`)),
+        STEP_TIMEOUT,
+      )
+    })
+    try {
+      const value = await Promise.race([run(), deadline])
+      const ms = (performance.now() - started).toFixed(1)
+      print(`ok   ${name} (${ms} ms)${describe ? `: ${describe(value)}` : ''}`)
+      return value
+    } catch (error) {
+      print(`FAIL ${name}`)
+      throw error
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  try {
+    const settings = readSettings(argv, env)
+    let { service, jid, password } = settings
+    let ca: string | undefined
+    if (!service && !jid) {
+      const user = 'demo'
+      const secret = crypto.randomUUID()
+      server = await step(
+        'start the embedded test server',
+        () => startTestServer({ users: { [user]: secret } }),
+        (s) => s.service,
+      )
+      service = server.service
+      jid = `${user}@${server.domain}`
+      password = secret
+      ca = server.certs.ca
+    }
+    if (!jid || password === undefined)
+      throw new UsageError(`--jid and --password are required with --service\n${USAGE}`)
+    const c = createClient({
+      ...(service ? { service } : {}),
+      jid,
+      password,
+      tls: { insecure: settings.tlsInsecure, ...(ca ? { ca } : {}) },
+      allowPlaintext: settings.allowPlaintext,
+      debug: settings.debug ? (line: string) => print(`  | ${line}`) : false,
+    })
+    client = c
+    await step(
+      'log in',
+      () => c.connect(),
+      () => `${c.jid?.toString()} via ${c.plugins.sasl.mechanism}`,
+    )
+    await step(
+      'ping the server (XEP-0199)',
+      () => c.plugins.ping.ping(),
+      (ms) => `${ms.toFixed(1)} ms round trip`,
+    )
+    const token = crypto.randomUUID()
+    const received = new Promise<Message>((resolve) => {
+      c.plugins.router.message({ child: 'body' }, (msg) => {
+        if (msg.getChildText('body') === token) resolve(msg)
+      })
+    })
+    await step(
+      'send initial presence and a message to our own JID',
+      async () => {
+        await c.send(xml('presence'))
+        const to = c.jid?.bare().toString() ?? jid
+        await c.send(xml('message', { to, type: 'chat' }, xml('body', null, token)))
+        return to
+      },
+      (to) => `to ${to}`,
+    )
+    await step(
+      'receive it',
+      () => received,
+      (msg) => `from ${String(msg.attrs.from)}`,
+    )
+    await step('close the stream', () => c.disconnect())
+    print('done: every step succeeded')
+    return 0
+  } catch (error) {
+    if (error instanceof UsageError) {
+      print(error.message)
+      return 2
+    }
+    print(describeError(error))
+    return 1
+  } finally {
+    if (client && client.state !== 'disconnected') await client.disconnect()
+    await server?.close()
+  }
+}
+
+/** `<Class> <condition> (code <code>): <message>` */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return `Error: ${String(error)}`
+  const { code, condition } = error as { code?: unknown; condition?: unknown }
+  const parts = [error.constructor.name]
+  if (typeof condition === 'string') parts.push(condition)
+  if (typeof code === 'string') parts.push(`(code ${code})`)
+  return `${parts.join(' ')}: ${error.message}`
+}

@@ -1,0 +1,110 @@
+import { startTestServer } from '@test/server'
+import { describe, expect, test } from 'vitest'
+import { describeError, runDemo } from '../src/demo.js'
+
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const lines: string[] = []
+  const code = await runDemo(argv, env, (line) => lines.push(line))
+  return { code, lines }
+}
+
+describe('the demo', () => {
+  test('with no server configured: every step against the embedded server, exit 0', async () => {
+    const { code, lines } = await run([])
+    expect(code).toBe(0)
+    expect(lines.map((l) => l.split(' (')[0])).toEqual([
+      'ok   start the embedded test server',
+      'ok   log in',
+      'ok   ping the server',
+      'ok   send initial presence and a message to our own JID',
+      'ok   receive it',
+      'ok   close the stream',
+      'done: every step succeeded',
+    ])
+  })
+
+  test('against a given server, from the environment, with the packet log', async () => {
+    const server = await startTestServer({ users: { eve: 'pw' } })
+    try {
+      const { code, lines } = await run(['--tls-insecure', '--debug'], {
+        XMPP_SERVICE: server.service,
+        XMPP_JID: `eve@${server.domain}`,
+        XMPP_PASSWORD: 'pw',
+      })
+      expect(code).toBe(0)
+      expect(lines.some((l) => l.startsWith('  | OUT <starttls'))).toBe(true)
+      expect(lines.join('\n')).not.toMatch(/cHc=|\0pw/)
+    } finally {
+      await server.close()
+    }
+  })
+
+  test('without --tls-insecure an untrusted certificate fails the login', async () => {
+    const server = await startTestServer({ users: { eve: 'pw' } })
+    try {
+      const { code, lines } = await run([
+        '--service',
+        server.service,
+        '--jid',
+        `eve@${server.domain}`,
+        '--password',
+        'pw',
+      ])
+      expect(code).toBe(1)
+      expect(lines.at(-2)).toBe('FAIL log in')
+      expect(lines.at(-1)).toMatch(/^TLSError \(code certificate\): /)
+    } finally {
+      await server.close()
+    }
+  })
+
+  test('a failing step exits non-zero and the last line names class, condition and code', async () => {
+    const server = await startTestServer({
+      users: { eve: 'pw' },
+      faults: { inject: { step: 'bind', data: '<!-- no comments in XMPP -->' } },
+    })
+    try {
+      const { code, lines } = await run([
+        '--service',
+        server.service,
+        '--jid',
+        `eve@${server.domain}`,
+        '--password',
+        'pw',
+        '--tls-insecure',
+      ])
+      expect(code).toBe(1)
+      expect(lines.at(-1)).toMatch(/^StreamError restricted-xml \(code stream-error\): /)
+    } finally {
+      await server.close()
+    }
+  })
+
+  test('a wrong password: SASLError not-authorized', async () => {
+    const server = await startTestServer({ users: { eve: 'pw' } })
+    try {
+      const { code, lines } = await run([
+        '--service',
+        server.service,
+        '--jid',
+        `eve@${server.domain}`,
+        '--password',
+        'nope',
+        '--tls-insecure',
+      ])
+      expect(code).toBe(1)
+      expect(lines.at(-1)).toMatch(/^SASLError not-authorized \(code sasl-error\)/)
+    } finally {
+      await server.close()
+    }
+  })
+
+  test('usage errors exit 2', async () => {
+    expect((await run(['--service', 'xmpp://127.0.0.1:1'])).code).toBe(2)
+    expect((await run(['--bogus'])).code).toBe(2)
+  })
+
+  test('describeError for errors without a condition', () => {
+    expect(describeError(new TypeError('x'))).toBe('TypeError: x')
+  })
+})

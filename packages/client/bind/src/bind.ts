@@ -1,0 +1,146 @@
+import {
+  definePlugin,
+  FeaturePriority,
+  JID,
+  JIDError,
+  type NegotiationContext,
+  xml,
+} from '@core/connection'
+import { BindError, stanzaErrorOf } from './errors.js'
+
+/** RFC 6120 §7. */
+export const NS_BIND = 'urn:ietf:params:xml:ns:xmpp-bind'
+/** RFC 3921 §3 (dropped by RFC 6121, still offered by some servers). */
+export const NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session'
+
+type Element = ReturnType<typeof xml>
+
+export interface BindOptions {
+  /** The resource to ask for; the server may assign another one. Default: the server picks. */
+  resource?: string | undefined
+}
+
+export interface BindApi {
+  /** The full JID bound last (also `connection.jid`). */
+  readonly jid: JID | undefined
+}
+
+/**
+ * Resource binding (RFC 6120 §7) and, where a server still requires it, session
+ * establishment (RFC 3921 §3), as stream features. On success `connection.jid` is the full
+ * JID the server assigned. Both are skipped on a resumed session (XEP-0198).
+ */
+export const bind = definePlugin({
+  name: 'bind',
+  options: {} as BindOptions,
+  setup(ctx, options): BindApi {
+    const resource = options.resource === '' ? undefined : options.resource
+    if (resource !== undefined) checkResource(resource)
+    let bound: JID | undefined
+
+    ctx.feature({
+      name: 'bind',
+      priority: FeaturePriority.BIND,
+      offers: { name: 'bind', xmlns: NS_BIND },
+      applies: (features, nc) => !nc.resumed && features.getChild('bind', NS_BIND) !== undefined,
+      async negotiate(_features, nc) {
+        // applies() ran before the features of this round did: a resume may have happened.
+        if (nc.resumed) return 'continue'
+        const jid = await bindResource(nc, resource)
+        bound = jid
+        nc.connection.jid = jid
+        // Not 'done': stream management may still be enabled after binding.
+        return 'continue'
+      },
+    })
+
+    ctx.feature({
+      name: 'session',
+      priority: FeaturePriority.SESSION,
+      offers: { name: 'session', xmlns: NS_SESSION },
+      // RFC 3921 §3 required it; servers that keep it for old clients mark it <optional/>
+      // (draft-cridland-xmpp-session-01), and then it is skipped.
+      applies: (features, nc) => {
+        const session = features.getChild('session', NS_SESSION)
+        return !nc.resumed && session !== undefined && session.getChild('optional') === undefined
+      },
+      async negotiate(_features, nc) {
+        if (nc.resumed) return 'continue'
+        await request(nc, 'session', 'session establishment', xml('session', { xmlns: NS_SESSION }))
+        return 'continue'
+      },
+    })
+
+    return {
+      get jid() {
+        return bound
+      },
+    }
+  },
+})
+
+/** Fails at setup, rather than have the server refuse it (RFC 7622 §3.4). Throws JIDError. */
+function checkResource(resource: string): void {
+  JID.parse(`example.invalid/${resource}`)
+}
+
+/** RFC 6120 §7.4 - §7.6: asks for a resource (or none) and reads back the full JID. */
+async function bindResource(nc: NegotiationContext, resource: string | undefined): Promise<JID> {
+  const payload = xml(
+    'bind',
+    { xmlns: NS_BIND },
+    resource === undefined ? null : xml('resource', null, resource),
+  )
+  const result = await request(nc, 'bind', 'resource binding', payload)
+  const text = result.getChild('bind', NS_BIND)?.getChildText('jid')
+  if (text === null || text === undefined) {
+    throw new BindError('the bind result carries no <jid/>', { element: result })
+  }
+  let jid: JID
+  try {
+    jid = JID.parse(text.trim())
+  } catch (error) {
+    if (!(error instanceof JIDError)) throw error
+    throw new BindError(`the server bound an invalid JID: ${error.message}`, {
+      condition: 'jid-malformed',
+      element: result,
+      cause: error,
+    })
+  }
+  // §7.6.1: the result is a full JID (localpart@domainpart/resourcepart).
+  if (jid.isBare() || jid.local === '') {
+    throw new BindError(`the server bound "${jid}", which is not a full JID`, {
+      condition: 'jid-malformed',
+      element: result,
+    })
+  }
+  return jid
+}
+
+let counter = 0
+const prefix = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(4)), (b) =>
+  b.toString(16).padStart(2, '0'),
+).join('')
+
+/**
+ * An iq set during negotiation (the iq plugin only works once online): sent through the
+ * outbound pipeline, its answer taken by id with waitFor (bounded by the negotiation
+ * timeout). `type='error'` becomes a StanzaError.
+ */
+async function request(
+  nc: NegotiationContext,
+  name: string,
+  what: string,
+  payload: Element,
+): Promise<Element> {
+  const id = `${name}-${prefix}-${(counter++).toString(36)}`
+  await nc.send(xml('iq', { type: 'set', id }, payload))
+  const answer = await nc.waitFor(
+    (el) =>
+      el.name === 'iq' &&
+      el.attrs.id === id &&
+      (el.attrs.type === 'result' || el.attrs.type === 'error'),
+  )
+  if (answer.attrs.type === 'error') throw stanzaErrorOf(answer, what)
+  return answer
+}

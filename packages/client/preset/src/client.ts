@@ -1,0 +1,87 @@
+import { bind } from '@client/bind'
+import { sasl } from '@client/sasl'
+import {
+  type AnyPlugin,
+  type ApisOf,
+  type Connection,
+  type ConnectionTimeouts,
+  createConnection,
+  iq,
+  JID,
+  packetLog,
+  router,
+  type StreamParserOptions,
+} from '@core/connection'
+import { starttls, tcp } from '@transport/tcp'
+import { ping } from '@xep/0199-ping'
+
+export interface ClientOptions<T extends readonly AnyPlugin[] = readonly AnyPlugin[]> {
+  /** `xmpp://host[:port]` (STARTTLS) or `xmpps://host[:port]` (direct TLS). Default: SRV lookup of the JID's domain. */
+  service?: string
+  /** Your address: `user@domain`, optionally with `/resource`. */
+  jid: string
+  password?: string
+  /** Called at each login instead of keeping the password in the options. */
+  credentials?: () =>
+    | { username: string; password: string }
+    | Promise<{ username: string; password: string }>
+  /** Resource to bind (default: the JID's resource, else the server picks one). */
+  resource?: string
+  tls?: {
+    /** Accept a certificate that does not verify. Off by default; never silently. */
+    insecure?: boolean
+    /** Extra trusted CA certificates (PEM). */
+    ca?: string | Buffer | (string | Buffer)[]
+  }
+  /** Permit a stream without TLS and PLAIN without TLS. Off by default. */
+  allowPlaintext?: boolean
+  /** SASL mechanisms in order of preference (default SCRAM-SHA-256, SCRAM-SHA-1, PLAIN). */
+  mechanisms?: string[]
+  /** The redacted packet log: true writes to standard error; a function gets each line. */
+  debug?: boolean | ((line: string) => void)
+  timeouts?: ConnectionTimeouts
+  limits?: StreamParserOptions
+  /** More plugins, registered after the preset's own. */
+  plugins?: T
+}
+
+/**
+ * A client assembled from the usual pieces: TCP with STARTTLS or direct TLS, SASL (SCRAM,
+ * PLAIN), resource binding, IQ, routing, XEP-0199 ping and the packet log.
+ */
+export function createClient<const T extends readonly AnyPlugin[] = []>(options: ClientOptions<T>) {
+  const address = JID.parse(options.jid)
+  const allowPlaintext = options.allowPlaintext ?? false
+  const resource = options.resource ?? (address.resource || undefined)
+  const plugins = [
+    starttls.with({ allowPlaintext }),
+    sasl.with({
+      ...(options.credentials
+        ? { credentials: options.credentials }
+        : { username: address.local, password: options.password ?? '' }),
+      ...(options.mechanisms ? { mechanisms: options.mechanisms } : {}),
+      allowPlainWithoutTLS: allowPlaintext,
+    }),
+    bind.with(resource === undefined ? {} : { resource }),
+    iq,
+    router,
+    ping,
+    packetLog.with({
+      enabled: options.debug !== undefined && options.debug !== false,
+      ...(typeof options.debug === 'function' ? { write: options.debug } : {}),
+    }),
+    ...(options.plugins ?? []),
+  ] as const
+  const connection = createConnection({
+    transport: tcp({
+      allowPlaintext,
+      ...(options.tls ? { tls: options.tls } : {}),
+    }),
+    domain: address.domain,
+    ...(options.service === undefined ? {} : { service: options.service }),
+    ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
+    plugins,
+  })
+  return connection as Connection<ApisOf<typeof plugins>>
+}

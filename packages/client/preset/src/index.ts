@@ -1,0 +1,1 @@
+export { type ClientOptions, createClient } from './client.js'

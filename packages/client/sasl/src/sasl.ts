@@ -1,0 +1,250 @@
+import {
+  definePlugin,
+  FeaturePriority,
+  type NegotiationContext,
+  SASLError,
+  xml,
+} from '@core/connection'
+import { fromBase64, toBase64 } from './base64.js'
+import { randomBytes } from './crypto.js'
+import { CredentialsError } from './errors.js'
+import type { Credentials, MechanismSession } from './mechanism.js'
+import { createPlain } from './plain.js'
+import { createScram } from './scram.js'
+
+/** RFC 6120 §6.4: the SASL namespace of XMPP. */
+export const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
+
+type Element = ReturnType<typeof xml>
+
+/** The mechanisms this package implements, strongest first. */
+export const SUPPORTED_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] as const
+
+export interface SASLOptions {
+  /** Give username and password, or `credentials`. */
+  username?: string | undefined
+  password?: string | undefined
+  /**
+   * Called at each login for the username and password, so that the plugin's options need
+   * not hold the password. Wins over `username` / `password`.
+   */
+  credentials?: (() => Credentials | Promise<Credentials>) | undefined
+  /** Authorization identity: to act as another identity than the username's. */
+  authzid?: string | undefined
+  /** Mechanisms to use, in order of preference. */
+  mechanisms: readonly string[]
+  /** Allow PLAIN on a connection without TLS (it sends the password as is). */
+  allowPlainWithoutTLS: boolean
+  /** SCRAM: the fewest PBKDF2 iterations accepted from the server (RFC 5802 §9: 4096). */
+  minIterations: number
+  /** SCRAM: the most PBKDF2 iterations accepted (a hostile server cannot make us spin). */
+  maxIterations: number
+  /** SCRAM client nonce (tests). Default: 24 random bytes, base64. */
+  nonce?: (() => string) | undefined
+}
+
+export interface SASLApi {
+  /** The mechanism of the last successful login. */
+  readonly mechanism: string | undefined
+}
+
+const DEFAULTS: SASLOptions = {
+  mechanisms: [...SUPPORTED_MECHANISMS],
+  allowPlainWithoutTLS: false,
+  minIterations: 4096,
+  maxIterations: 600_000,
+}
+
+const isSupported = (name: string): boolean =>
+  (SUPPORTED_MECHANISMS as readonly string[]).includes(name)
+
+/**
+ * SASL authentication (RFC 6120 §6) as a stream feature: SCRAM-SHA-256 (RFC 7677),
+ * SCRAM-SHA-1 (RFC 5802) and PLAIN (RFC 4616), the first of `mechanisms` that the server
+ * offers. Failures are SASLError with the server's condition (`not-authorized`, ...).
+ */
+export const sasl = definePlugin({
+  name: 'sasl',
+  options: DEFAULTS,
+  setup(ctx, options): SASLApi {
+    checkOptions(options)
+    let mechanism: string | undefined
+
+    ctx.feature({
+      name: 'sasl',
+      priority: FeaturePriority.SASL,
+      offers: { name: 'mechanisms', xmlns: NS_SASL },
+      // A client never goes online unauthenticated, even if the server offers no SASL.
+      required: true,
+      applies: (features, nc) =>
+        !nc.completed.has('sasl') && features.getChild('mechanisms', NS_SASL) !== undefined,
+      async negotiate(features, nc) {
+        const offered = (features.getChild('mechanisms', NS_SASL)?.getChildren('mechanism') ?? [])
+          .map((m) => m.getText().trim())
+          .filter((m) => m !== '')
+        const name = choose(offered, options, nc.transport.secure)
+        const credentials = await credentialsOf(options)
+        const session = start(name, credentials, options)
+        await authenticate(session, nc)
+        mechanism = name
+        return 'restart'
+      },
+    })
+
+    return {
+      get mechanism() {
+        return mechanism
+      },
+    }
+  },
+})
+
+function checkOptions(options: SASLOptions): void {
+  if (options.mechanisms.length === 0) throw new TypeError('sasl: `mechanisms` is empty')
+  for (const name of options.mechanisms) {
+    if (!isSupported(name)) {
+      throw new TypeError(
+        `sasl: unsupported mechanism "${name}" (supported: ${SUPPORTED_MECHANISMS.join(', ')})`,
+      )
+    }
+  }
+  if (!Number.isSafeInteger(options.minIterations) || options.minIterations < 1) {
+    throw new TypeError('sasl: `minIterations` must be a positive integer')
+  }
+  if (
+    !Number.isSafeInteger(options.maxIterations) ||
+    options.maxIterations < options.minIterations
+  ) {
+    throw new TypeError('sasl: `maxIterations` must be an integer no less than `minIterations`')
+  }
+  if (
+    !options.credentials &&
+    (typeof options.username !== 'string' || typeof options.password !== 'string')
+  ) {
+    throw new TypeError('sasl: give `username` and `password`, or `credentials`')
+  }
+}
+
+/**
+ * The first preferred mechanism the server offers that may be used here. When none, the
+ * error lists what the server offered and why each was refused.
+ */
+function choose(offered: readonly string[], options: SASLOptions, secure: boolean): string {
+  for (const name of options.mechanisms) {
+    if (!offered.includes(name)) continue
+    if (name === 'PLAIN' && !secure && !options.allowPlainWithoutTLS) continue
+    return name
+  }
+  const reasons = offered.map((name) => {
+    if (!isSupported(name)) return `${name}: not supported`
+    if (!options.mechanisms.includes(name)) return `${name}: not in options.mechanisms`
+    return `${name}: refused without TLS (set allowPlainWithoutTLS to allow it)`
+  })
+  return failNoMechanism(offered, reasons)
+}
+
+function failNoMechanism(offered: readonly string[], reasons: string[]): never {
+  throw new SASLError('invalid-mechanism', {
+    message:
+      offered.length === 0
+        ? 'no acceptable SASL mechanism: the server offered none'
+        : `no acceptable SASL mechanism: the server offered ${offered.join(', ')} (${reasons.join('; ')})`,
+  })
+}
+
+async function credentialsOf(options: SASLOptions): Promise<Credentials> {
+  let given: { username?: string | undefined; password?: string | undefined } | undefined
+  try {
+    given = options.credentials
+      ? await options.credentials()
+      : { username: options.username, password: options.password }
+  } catch (error) {
+    throw new CredentialsError('credentials() failed', error)
+  }
+  if (typeof given?.username !== 'string' || typeof given.password !== 'string') {
+    throw new CredentialsError('credentials() must return { username, password } as strings')
+  }
+  return { username: given.username, password: given.password }
+}
+
+function start(name: string, credentials: Credentials, options: SASLOptions): MechanismSession {
+  if (name === 'PLAIN') return createPlain({ ...credentials, authzid: options.authzid })
+  return createScram(name === 'SCRAM-SHA-256' ? 'SHA-256' : 'SHA-1', {
+    ...credentials,
+    authzid: options.authzid,
+    nonce: options.nonce ? options.nonce() : toBase64(randomBytes(24)),
+    minIterations: options.minIterations,
+    maxIterations: options.maxIterations,
+  })
+}
+
+const isReply = (el: Element): boolean =>
+  el.getNS() === NS_SASL &&
+  (el.name === 'challenge' || el.name === 'success' || el.name === 'failure')
+
+/** Only `<success/>` ends the stream: a restart follows it (RFC 6120 §6.4.6). */
+const isSuccess = (el: Element): boolean => el.name === 'success'
+
+/** RFC 6120 §6.4.2 - §6.4.6: the exchange, from `<auth/>` to `<success/>` or `<failure/>`. */
+async function authenticate(session: MechanismSession, nc: NegotiationContext): Promise<void> {
+  const initial = await session.start()
+  // §6.4.2: a zero-length initial response is sent as '='.
+  await nc.send(
+    xml(
+      'auth',
+      { xmlns: NS_SASL, mechanism: session.name },
+      initial.length > 0 ? toBase64(initial) : '=',
+    ),
+  )
+  for (;;) {
+    const reply = await nc.waitFor(isReply, { last: isSuccess })
+    if (reply.name === 'failure') throw failureOf(reply)
+    if (reply.name === 'success') {
+      // §6.3.10: the outcome of the exchange may come as additional data with success. The
+      // stream already ended with it: an error here aborts the login, nothing is answered.
+      await session.success(dataOf(reply))
+      return
+    }
+    let response: Uint8Array
+    try {
+      response = await session.challenge(dataOf(reply) ?? new Uint8Array(0))
+    } catch (error) {
+      // §6.4.4: we give up on the exchange; the connection closes with this error.
+      if (!nc.signal.aborted) await nc.send(xml('abort', { xmlns: NS_SASL }))
+      throw error
+    }
+    await nc.send(
+      xml('response', { xmlns: NS_SASL }, response.length > 0 ? toBase64(response) : ''),
+    )
+  }
+}
+
+/** The base64 payload of a challenge or success; undefined when the element is empty. */
+function dataOf(el: Element): Uint8Array | undefined {
+  const text = el.getText().trim()
+  if (text === '') return undefined
+  // An empty payload may be written as '=' (RFC 6120 §6.4.2).
+  if (text === '=') return new Uint8Array(0)
+  const data = fromBase64(text)
+  if (!data) {
+    throw new SASLError('incorrect-encoding', {
+      message: `the server's <${el.name}/> is not valid base64`,
+      element: el,
+    })
+  }
+  return data
+}
+
+/** RFC 6120 §6.4.5: the defined condition of a `<failure/>`, with its text. */
+function failureOf(el: Element): SASLError {
+  let condition: string | undefined
+  let text: string | undefined
+  for (const child of el.getChildElements()) {
+    if (child.name === 'text') text = child.getText()
+    else condition ??= child.name
+  }
+  return new SASLError(condition ?? 'undefined-condition', {
+    element: el,
+    ...(text ? { text } : {}),
+  })
+}

@@ -1,0 +1,197 @@
+import { SASLError } from '@core/connection'
+import { fromBase64, toBase64 } from './base64.js'
+import {
+  type CryptoBackend,
+  defaultBackend,
+  HASH_BYTES,
+  type HashName,
+  timingSafeEqual,
+} from './crypto.js'
+import type { Credentials, MechanismSession } from './mechanism.js'
+import { saslprep } from './saslprep.js'
+
+export interface ScramOptions extends Credentials {
+  /** Authorization identity (RFC 5802 §5.1 `a=`), when it differs from the username's. */
+  authzid?: string | undefined
+  /** The client nonce: printable ASCII without ','. */
+  nonce: string
+  /** Iteration counts the server may ask for; anything outside is refused. */
+  minIterations: number
+  maxIterations: number
+  /** Default: node:crypto, WebCrypto where node:crypto is missing. */
+  crypto?: CryptoBackend | undefined
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** RFC 5802 §5.1 `printable`: %x21-2B / %x2D-7E (no ','). */
+const PRINTABLE = /^[\x21-\x2b\x2d-\x7e]+$/
+
+/** RFC 5802 §5.1: a saslname has '=' and ',' escaped as =3D and =2C. */
+export function escapeSaslname(name: string): string {
+  return name.replace(/=/g, '=3D').replace(/,/g, '=2C')
+}
+
+/** The mechanism name for a hash: SCRAM-SHA-1 or SCRAM-SHA-256. */
+export function scramName(hash: HashName): string {
+  return `SCRAM-${hash}`
+}
+
+function invalid(message: string): SASLError {
+  return new SASLError('invalid-server-message', { message: `SCRAM: ${message}` })
+}
+
+function badSignature(message: string): SASLError {
+  return new SASLError('invalid-server-signature', { message: `SCRAM: ${message}` })
+}
+
+/**
+ * Splits a SCRAM message into its attributes (RFC 5802 §7): `a=value` pairs in order. Only
+ * single-letter names; values keep any '=' they contain.
+ */
+function attributes(message: string): [string, string][] {
+  const out: [string, string][] = []
+  for (const part of message.split(',')) {
+    if (!/^[A-Za-z]=/.test(part)) throw invalid('malformed attribute in the server message')
+    out.push([part.charAt(0), part.slice(2)])
+  }
+  return out
+}
+
+function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length)
+  for (let i = 0; i < a.length; i++) out[i] = (a[i] as number) ^ (b[i] as number)
+  return out
+}
+
+type State = 'initial' | 'first-sent' | 'final-sent' | 'verified'
+
+/**
+ * The client side of SCRAM (RFC 5802; SHA-256: RFC 7677) without channel binding (gs2
+ * header `n`). The server must prove it knows the password too: a success without a
+ * matching `v=` fails with SASLError `invalid-server-signature`.
+ */
+export function createScram(hash: HashName, options: ScramOptions): MechanismSession {
+  if (!PRINTABLE.test(options.nonce)) {
+    throw new TypeError('SCRAM: the client nonce must be printable ASCII without ","')
+  }
+  // RFC 5802 §5.1: the username is SASLprepped; an empty result aborts the exchange.
+  const username = saslprep(options.username)
+  if (username === '') {
+    throw new SASLError('invalid-username', { message: 'SCRAM: the username is empty' })
+  }
+  // RFC 5802 §2.2 Normalize(): the password is SASLprepped as well.
+  const password = encoder.encode(saslprep(options.password))
+  const gs2Header =
+    options.authzid === undefined ? 'n,,' : `n,a=${escapeSaslname(options.authzid)},`
+  const clientFirstBare = `n=${escapeSaslname(username)},r=${options.nonce}`
+  let state: State = 'initial'
+  let serverSignature: Uint8Array | undefined
+
+  const crypto = async () => options.crypto ?? (await defaultBackend())
+
+  async function clientFinal(serverFirst: string): Promise<string> {
+    const attrs = attributes(serverFirst)
+    // RFC 5802 §5.1 `m`: a mandatory extension we do not know; we must fail.
+    if (attrs[0]?.[0] === 'm') throw invalid('the server requires an unsupported extension (m=)')
+    const [r, s, i] = attrs
+    if (r?.[0] !== 'r' || s?.[0] !== 's' || i?.[0] !== 'i') {
+      throw invalid('the server-first-message must start with r=, s= and i=')
+    }
+    const nonce = r[1]
+    // RFC 5802 §5.1: the server appends its part to our nonce.
+    if (!nonce.startsWith(options.nonce) || nonce.length <= options.nonce.length) {
+      throw invalid('the server nonce does not extend the client nonce')
+    }
+    if (!PRINTABLE.test(nonce)) throw invalid('the server nonce has invalid characters')
+    const salt = fromBase64(s[1])
+    if (!salt || salt.length === 0) throw invalid('the salt is empty or not valid base64')
+    if (!/^[1-9][0-9]{0,9}$/.test(i[1])) throw invalid('the iteration count is not a number')
+    const iterations = Number(i[1])
+    if (iterations < options.minIterations) {
+      throw invalid(
+        `the server asks for ${iterations} iterations, fewer than the minimum (${options.minIterations})`,
+      )
+    }
+    if (iterations > options.maxIterations) {
+      throw invalid(
+        `the server asks for ${iterations} iterations, more than the maximum (${options.maxIterations})`,
+      )
+    }
+
+    // RFC 5802 §3: SaltedPassword, ClientKey, StoredKey, AuthMessage, proofs.
+    const backend = await crypto()
+    const saltedPassword = await backend.pbkdf2(hash, password, salt, iterations, HASH_BYTES[hash])
+    const clientKey = await backend.hmac(hash, saltedPassword, encoder.encode('Client Key'))
+    const storedKey = await backend.digest(hash, clientKey)
+    const withoutProof = `c=${toBase64(encoder.encode(gs2Header))},r=${nonce}`
+    const authMessage = encoder.encode(`${clientFirstBare},${serverFirst},${withoutProof}`)
+    const clientSignature = await backend.hmac(hash, storedKey, authMessage)
+    const serverKey = await backend.hmac(hash, saltedPassword, encoder.encode('Server Key'))
+    serverSignature = await backend.hmac(hash, serverKey, authMessage)
+    return `${withoutProof},p=${toBase64(xor(clientKey, clientSignature))}`
+  }
+
+  function verify(serverFinal: string): void {
+    const attrs = attributes(serverFinal)
+    const [first] = attrs
+    // RFC 5802 §7 server-error: the server refused us, and says why.
+    if (first?.[0] === 'e') {
+      throw new SASLError(first[1] || 'other-error', {
+        text: first[1],
+        message: `SCRAM: the server reported an error: ${first[1]}`,
+      })
+    }
+    if (first?.[0] !== 'v') throw badSignature('the server sent no signature (v=)')
+    const received = fromBase64(first[1])
+    const expected = serverSignature as Uint8Array
+    if (!received || !timingSafeEqual(received, expected)) {
+      throw badSignature('the server signature does not match: it does not know the password')
+    }
+    state = 'verified'
+  }
+
+  function text(data: Uint8Array, what: string): string {
+    try {
+      return decoder.decode(data)
+    } catch {
+      throw invalid(`the ${what} is not valid UTF-8`)
+    }
+  }
+
+  return {
+    name: scramName(hash),
+    async start() {
+      if (state !== 'initial') throw new Error('SCRAM: start() called twice')
+      state = 'first-sent'
+      return encoder.encode(gs2Header + clientFirstBare)
+    },
+    async challenge(data) {
+      if (state === 'first-sent') {
+        const final = await clientFinal(text(data, 'server-first-message'))
+        state = 'final-sent'
+        return encoder.encode(final)
+      }
+      if (state === 'final-sent') {
+        // Some servers send server-final in a challenge and an empty success after it.
+        verify(text(data, 'server-final-message'))
+        return new Uint8Array(0)
+      }
+      throw invalid('unexpected challenge')
+    },
+    async success(data) {
+      if (data !== undefined && data.length > 0) {
+        if (state !== 'final-sent' && state !== 'verified') {
+          throw badSignature('the server reported success before the exchange was complete')
+        }
+        verify(text(data, 'server-final-message'))
+        return
+      }
+      // RFC 5802 §5: without v= the server never proved it knows the password.
+      if (state !== 'verified') {
+        throw badSignature('the server reported success without proving it knows the password')
+      }
+    },
+  }
+}

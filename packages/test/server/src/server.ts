@@ -1,0 +1,367 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createServer, type Server, type Socket } from 'node:net'
+import { createSecureContext, type SecureContext } from 'node:tls'
+import { JID, type StreamParserOptions, type xml } from '@core/connection'
+import { testCerts } from './certs.js'
+import { TestServerError } from './errors.js'
+import type { ServerEvent, ServerEventMap, ServerEventName, ServerEventOf } from './events.js'
+import type { Faults } from './faults.js'
+import { saslprep } from './saslprep.js'
+import { deriveScramCredentials, type ScramCredentials, SCRAM_MECHANISMS } from './scram.js'
+import {
+  type Interceptor,
+  Session,
+  type SessionHost,
+  type TestSession,
+  type UserRecord,
+} from './session.js'
+
+type Element = ReturnType<typeof xml>
+
+export interface TestServerOptions {
+  /** The XMPP domain served. Default 'localhost'. */
+  domain?: string
+  /** Accounts: user name -> password. SCRAM data is derived from them at start. */
+  users?: Readonly<Record<string, string>>
+  /**
+   * The certificate for STARTTLS (PEM), with the CA that signed it for `server.certs.ca`.
+   * Default: the bundled test certificate. `false`: STARTTLS is not offered.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string } | false
+  /**
+   * SASL mechanisms offered, in this order. Default ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'].
+   * Implemented: PLAIN, SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-512. Other names are offered
+   * all the same (to test a client's choice) and fail with invalid-mechanism when chosen.
+   */
+  mechanisms?: readonly string[]
+  /** SASL only after STARTTLS. Default true (false when `tls` is false). */
+  requireTls?: boolean
+  /** SCRAM iteration count. Default 4096. */
+  scramIterations?: number
+  /** Faults for the sessions to come; also settable later through `server.faults`. */
+  faults?: Faults
+  /**
+   * TLS from the first byte (XEP-0368 direct TLS) instead of STARTTLS: `service` is then
+   * `xmpps://127.0.0.1:port`. Default false. Needs `tls`.
+   */
+  directTls?: boolean
+  /** Port on 127.0.0.1. Default 0: any free port. */
+  port?: number
+  /** Reader limits (RFC 6120 §13.12); over them the session ends with policy-violation. */
+  limits?: StreamParserOptions
+}
+
+/** An element a client sent, with its session. */
+export interface ReceivedElement {
+  readonly session: TestSession
+  readonly element: Element
+}
+
+const DEFAULT_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] as const
+const DEFAULT_LIMITS: StreamParserOptions = { maxStanzaSize: 256 * 1024 }
+const CLOSE_TIMEOUT_MS = 1000
+
+type Listener = (event: ServerEvent) => void
+
+/** An in-process XMPP server for tests. Start one with `startTestServer()`. */
+export class TestServer {
+  readonly host = '127.0.0.1' as const
+  readonly domain: string
+  /** The CA that signed the server's certificate, for clients' `ca` option. */
+  readonly certs: { readonly ca: string }
+  /** Faults copied into every new session (see `Faults.once`). */
+  faults: Faults
+  readonly #net: Server
+  readonly #secureContext: SecureContext | undefined
+  readonly #directTls: boolean
+  readonly #mechanisms: readonly string[]
+  readonly #requireTls: boolean
+  readonly #iterations: number
+  readonly #limits: StreamParserOptions
+  readonly #users = new Map<string, UserRecord>()
+  readonly #sessions: Session[] = []
+  readonly #online = new Map<string, Session>()
+  readonly #sockets = new Set<Socket>()
+  readonly #log: ServerEvent[] = []
+  readonly #received: ReceivedElement[] = []
+  readonly #listeners = new Map<ServerEventName, Set<Listener>>()
+  readonly #interceptors: Interceptor[] = []
+  readonly #host: SessionHost
+  #port = 0
+  #closing: Promise<void> | undefined
+
+  /** @internal use startTestServer() */
+  constructor(options: TestServerOptions = {}) {
+    const domain = options.domain ?? 'localhost'
+    let parsed: JID | undefined
+    try {
+      parsed = JID.parse(domain)
+    } catch (cause) {
+      throw new TestServerError(
+        'invalid-options',
+        `domain ${JSON.stringify(domain)} is not a valid domain`,
+        cause,
+      )
+    }
+    if (parsed.local !== '' || parsed.resource !== '') {
+      throw new TestServerError('invalid-options', 'domain must be a bare domain')
+    }
+    this.domain = parsed.domain
+    const tls = options.tls
+    if (tls === false) {
+      if (options.requireTls === true) {
+        throw new TestServerError('invalid-options', 'requireTls needs tls (it is false)')
+      }
+      this.#secureContext = undefined
+      this.certs = { ca: '' }
+    } else {
+      const cert = tls?.cert ?? testCerts.cert
+      const key = tls?.key ?? testCerts.key
+      this.#secureContext = createSecureContext({ cert, key })
+      this.certs = { ca: tls === undefined ? testCerts.ca : (tls.ca ?? String(cert)) }
+    }
+    this.#directTls = options.directTls ?? false
+    if (this.#directTls && tls === false) {
+      throw new TestServerError('invalid-options', 'directTls needs tls (it is false)')
+    }
+    this.#requireTls = options.requireTls ?? tls !== false
+    this.#mechanisms = [...(options.mechanisms ?? DEFAULT_MECHANISMS)]
+    this.#iterations = options.scramIterations ?? 4096
+    if (!Number.isInteger(this.#iterations) || this.#iterations < 1) {
+      throw new TestServerError('invalid-options', 'scramIterations must be a positive integer')
+    }
+    this.#limits = { ...DEFAULT_LIMITS, ...options.limits }
+    this.faults = { ...options.faults }
+    for (const [name, password] of Object.entries(options.users ?? {})) {
+      this.addUser(name, password)
+    }
+    this.#host = this.#makeHost()
+    this.#net = createServer((socket) => this.#accept(socket))
+  }
+
+  /** The port it listens on, on 127.0.0.1. */
+  get port(): number {
+    return this.#port
+  }
+
+  /** `xmpp://127.0.0.1:port` (`xmpps://` with directTls), for a client's `service` option. */
+  get service(): string {
+    return `${this.#directTls ? 'xmpps' : 'xmpp'}://${this.host}:${this.#port}`
+  }
+
+  /** Every session since the start, in order, open or closed. */
+  get sessions(): readonly TestSession[] {
+    return this.#sessions
+  }
+
+  /** Every element that clients sent, in order, with its session. */
+  get received(): readonly ReceivedElement[] {
+    return this.#received
+  }
+
+  /** Every event so far, in order. */
+  get log(): readonly ServerEvent[] {
+    return this.#log
+  }
+
+  /**
+   * Adds an account (or changes its password). The name is normalised as a JID localpart;
+   * SCRAM data is derived now, once per enabled SCRAM mechanism.
+   */
+  addUser(name: string, password: string): void {
+    let local: string
+    try {
+      local = new JID(saslprep(name), this.domain).local
+    } catch (cause) {
+      throw new TestServerError('invalid-user', 'the user name is not a valid JID localpart', cause)
+    }
+    if (local === '') throw new TestServerError('invalid-user', 'the user name is empty')
+    const scram = new Map<string, ScramCredentials>()
+    const salt = randomBytes(16)
+    for (const mechanism of this.#mechanisms) {
+      const hash = SCRAM_MECHANISMS[mechanism]
+      if (hash !== undefined) {
+        scram.set(mechanism, deriveScramCredentials(password, hash, this.#iterations, salt))
+      }
+    }
+    // PLAIN compares digests, so that the comparison is constant-time.
+    const digest = createHash('sha256').update(saslprep(password), 'utf8').digest()
+    this.#users.set(local, {
+      name: local,
+      scram,
+      passwordMatches: (candidate) =>
+        timingSafeEqual(createHash('sha256').update(saslprep(candidate), 'utf8').digest(), digest),
+    })
+  }
+
+  /**
+   * Handles elements of bound sessions before the built-in logic (to answer disco, say): the
+   * interceptor returns true when it handled the element. Returns a function that removes it.
+   */
+  intercept(interceptor: Interceptor): () => void {
+    this.#interceptors.push(interceptor)
+    return () => {
+      const i = this.#interceptors.indexOf(interceptor)
+      if (i !== -1) this.#interceptors.splice(i, 1)
+    }
+  }
+
+  /** Listens to an event; returns a function that stops listening. */
+  on<K extends ServerEventName>(type: K, listener: (event: ServerEventOf<K>) => void): () => void {
+    let set = this.#listeners.get(type)
+    if (set === undefined) {
+      set = new Set()
+      this.#listeners.set(type, set)
+    }
+    // One map for every event type: the type parameter ties each listener to its own.
+    const l = listener as unknown as Listener
+    set.add(l)
+    return () => set.delete(l)
+  }
+
+  /**
+   * The first event of this type (already logged or to come) that passes `predicate`. Rejects
+   * with TestServerError('timeout') after `timeout` ms (default 5000).
+   */
+  waitFor<K extends ServerEventName>(
+    type: K,
+    predicate: (event: ServerEventOf<K>) => boolean = () => true,
+    timeout = 5000,
+  ): Promise<ServerEventOf<K>> {
+    for (const e of this.#log) {
+      if (e.type !== type) continue
+      const match = e as unknown as ServerEventOf<K>
+      if (predicate(match)) return Promise.resolve(match)
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off()
+        reject(new TestServerError('timeout', `no ${type} event within ${timeout} ms`))
+      }, timeout)
+      const off = this.on(type, (e) => {
+        if (!predicate(e)) return
+        clearTimeout(timer)
+        off()
+        resolve(e)
+      })
+    })
+  }
+
+  /** @internal */
+  async listen(port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#net.once('error', reject)
+      this.#net.listen(port, this.host, () => {
+        this.#net.off('error', reject)
+        resolve()
+      })
+    })
+    const address = this.#net.address()
+    this.#port = typeof address === 'object' && address !== null ? address.port : port
+  }
+
+  /**
+   * Ends every session (stream error system-shutdown, RFC 6120 §4.9.3.20), stops listening,
+   * and resolves once the port is free. Calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= new Promise<void>((resolve) => {
+      this.#net.close(() => resolve())
+      for (const s of this.#sessions) if (!s.closed) s.close('system-shutdown')
+      for (const s of this.#sessions) if (!s.closed) s.drop()
+      // A client that never reads must not hold the port.
+      const timer = setTimeout(() => {
+        for (const socket of this.#sockets) socket.destroy()
+      }, CLOSE_TIMEOUT_MS)
+      timer.unref()
+    })
+    return this.#closing
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing !== undefined) {
+      socket.destroy()
+      return
+    }
+    this.#sockets.add(socket)
+    socket.once('close', () => this.#sockets.delete(socket))
+    const { once, ...faults } = this.faults
+    if (once) this.faults = {}
+    const session = new Session(this.#host, socket, this.#sessions.length + 1, faults)
+    this.#sessions.push(session)
+    session.start()
+  }
+
+  #emit<K extends ServerEventName>(type: K, fields: ServerEventMap[K]): void {
+    const event = { type, ...fields } as ServerEvent
+    this.#log.push(event)
+    if (type === 'element') {
+      const e = fields as ServerEventMap['element']
+      this.#received.push({ session: e.session, element: e.element })
+    }
+    const set = this.#listeners.get(type)
+    if (set === undefined) return
+    for (const l of [...set]) {
+      try {
+        l(event)
+      } catch (error) {
+        // A listener's bug belongs to the test that added it: raise it there, not in the
+        // session that happened to emit the event.
+        queueMicrotask(() => {
+          throw error
+        })
+      }
+    }
+  }
+
+  #makeHost(): SessionHost {
+    const server = this
+    const users = this.#users
+    const online = this.#online
+    return {
+      domain: this.domain,
+      mechanisms: this.#mechanisms,
+      requireTls: this.#requireTls,
+      secureContext: this.#secureContext,
+      directTls: this.#directTls,
+      limits: this.#limits,
+      scramIterations: this.#iterations,
+      interceptors: this.#interceptors,
+      emit: (type, fields) => server.#emit(type, fields),
+      user(name) {
+        const local = JID.tryParse(`${saslprep(name)}@${server.domain}`)?.local
+        return local === undefined || local === '' ? undefined : users.get(local)
+      },
+      bind(session, username, resource) {
+        const base = new JID(username, server.domain, resource)
+        let full = resource === '' ? base.withResource(randomBytes(6).toString('hex')) : base
+        // RFC 6120 §7.7.2.2: a resource in use gets a different one, never a conflict.
+        while (online.has(full.toString())) {
+          full = base.withResource(`${resource || 'r'}-${randomBytes(3).toString('hex')}`)
+        }
+        online.set(full.toString(), session)
+        return full
+      },
+      unbind(session) {
+        const jid = session.jid
+        if (jid !== undefined && online.get(jid.toString()) === session)
+          online.delete(jid.toString())
+      },
+      find(full) {
+        return online.get(full.toString())
+      },
+      resourcesOf(bare) {
+        const out: Session[] = []
+        for (const s of online.values()) if (s.jid?.bare().equals(bare)) out.push(s)
+        return out
+      },
+    }
+  }
+}
+
+/** Starts a test server on 127.0.0.1 (a free port unless `port` is given). */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const server = new TestServer(options)
+  await server.listen(options.port ?? 0)
+  return server
+}

@@ -1,0 +1,105 @@
+import {
+  definePlugin,
+  type FeatureResult,
+  FeaturePriority,
+  type NegotiationContext,
+  type StreamFeature,
+  xml,
+} from '@core/connection'
+import { TLSError } from './errors.js'
+import { isTcpTransport } from './tcp-transport.js'
+
+/** An element as the core hands it over (an ltx Element). */
+type Element = Parameters<StreamFeature['negotiate']>[0]
+
+/** RFC 6120 §5.4: the STARTTLS namespace. */
+export const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls'
+
+export interface StartTlsOptions {
+  /**
+   * Go on without TLS when the server offers no STARTTLS (and the transport is not
+   * encrypted). Default false. `tcp({ allowPlaintext: true })` has the same effect: plaintext
+   * is allowed when either one is set. It never allows going on after STARTTLS failed.
+   */
+  allowPlaintext: boolean
+}
+
+const isProceedOrFailure = (element: Element): boolean =>
+  (element.name === 'proceed' || element.name === 'failure') && element.getNS() === NS_TLS
+
+/**
+ * STARTTLS (RFC 6120 §5) as a stream feature. It runs first (FeaturePriority.STARTTLS) on
+ * every stream that is not encrypted yet, and makes TLS mandatory: without an offer the
+ * connection fails with TLSError `tls-required` unless plaintext was allowed.
+ */
+export const starttls = definePlugin({
+  name: 'starttls',
+  options: { allowPlaintext: false } as StartTlsOptions,
+  setup(ctx, options) {
+    ctx.feature(starttlsFeature(options))
+  },
+})
+
+function starttlsFeature(options: StartTlsOptions): StreamFeature {
+  return {
+    name: 'starttls',
+    priority: FeaturePriority.STARTTLS,
+    offers: { name: 'starttls', xmlns: NS_TLS },
+    // Whenever the channel is not encrypted, whatever the server offered: no offer is
+    // exactly the case that must fail (RFC 6120 §5.3.1, §13.9.5: no downgrade).
+    applies: (_features, nc) => !nc.transport.secure,
+    negotiate: (features, nc) => negotiate(features, nc, options),
+  }
+}
+
+async function negotiate(
+  features: Element,
+  nc: NegotiationContext,
+  options: StartTlsOptions,
+): Promise<FeatureResult> {
+  const transport = nc.transport
+  const plaintextAllowed =
+    options.allowPlaintext || (isTcpTransport(transport) && transport.allowPlaintext)
+  if (!isTcpTransport(transport)) {
+    // Another transport that is not encrypted cannot be upgraded here.
+    if (plaintextAllowed) return 'continue'
+    throw new TLSError(
+      'tls-required',
+      `the connection to ${nc.domain} is not encrypted and its transport cannot start TLS; use an encrypted transport or allow plaintext`,
+    )
+  }
+  if (!features.getChild('starttls', NS_TLS)) {
+    if (plaintextAllowed) return 'continue'
+    throw new TLSError(
+      'tls-required',
+      `${nc.domain} does not offer STARTTLS and plaintext is not allowed (RFC 6120 §5)`,
+    )
+  }
+  // RFC 6120 §5.4.2.1: ask to start TLS.
+  await nc.send(xml('starttls', { xmlns: NS_TLS }))
+  // RFC 6120 §5.4.2.2-3: <proceed/> or <failure/>; after <proceed/> the old stream is over
+  // and nothing more read on it may be acted on (`last`). A drop shows up on `closed`
+  // before the connection hears of it, so that it is reported as what it is.
+  const outcome = await Promise.race([
+    nc
+      .waitFor(isProceedOrFailure, { last: true })
+      .then((element) => ({ element, error: undefined })),
+    transport.closed.then((error) => ({ element: undefined, error })),
+  ])
+  if (!outcome.element) {
+    throw new TLSError(
+      'starttls-failed',
+      `${nc.domain} closed the connection instead of answering <starttls/>`,
+      { cause: outcome.error },
+    )
+  }
+  if (outcome.element.name === 'failure') {
+    // RFC 6120 §5.4.2.2: the server closes the stream and the connection after <failure/>.
+    throw new TLSError('starttls-failed', `${nc.domain} refused STARTTLS (<failure/>)`, {
+      element: outcome.element,
+    })
+  }
+  // RFC 6120 §5.4.3.3: TLS over the same TCP connection, then a new stream (restart).
+  await transport.startTls()
+  return 'restart'
+}

@@ -1,0 +1,431 @@
+import { connect as netConnect, type Socket } from 'node:net'
+import { connect as tlsConnect, type TLSSocket } from 'node:tls'
+import {
+  type ConnectTarget,
+  ConnectionError,
+  TimeoutError,
+  type Transport,
+  type TransportEvents,
+  type TransportFactory,
+} from '@core/connection'
+import { TcpError, TLSError } from './errors.js'
+import { isIpLiteral, parseService } from './service.js'
+import { DEFAULT_PORTS, resolveTargets, type SrvResolver, type TcpTarget } from './srv.js'
+import { ALPN_CLIENT, handshakeError, type TlsSettings, tlsOptions } from './tls-verify.js'
+
+export interface TcpOptions {
+  /** Certificate checks. Verified against the XMPP domain unless `insecure` is set. */
+  tls?: TlsSettings
+  /**
+   * Permit a stream without TLS when the server offers no STARTTLS. Default false. The
+   * `starttls` plugin has the same option; plaintext is allowed when either one says so.
+   */
+  allowPlaintext?: boolean
+  /** SRV lookups. Default: node:dns/promises resolveSrv. */
+  resolver?: SrvResolver
+  /**
+   * Milliseconds for each target to accept the TCP connection (and, for direct TLS, to
+   * finish the handshake) before the next target is tried. Default 5000; 0 disables it.
+   * The connection's own `timeouts.connect` bounds the whole attempt.
+   */
+  connectTimeout?: number
+}
+
+const DEFAULT_CONNECT_TIMEOUT = 5_000
+/** Idle time before the first TCP keep-alive probe. */
+const KEEPALIVE_DELAY = 30_000
+const BRAND = Symbol.for('@transport/tcp.TcpTransport')
+
+type Phase = 'idle' | 'connecting' | 'open' | 'upgrading' | 'closed'
+
+/**
+ * XMPP over TCP (RFC 6120 §3, §5) with STARTTLS or direct TLS (XEP-0368). One instance per
+ * connection attempt; give `tcp()` to createConnection() rather than building one.
+ */
+export class TcpTransport implements Transport {
+  /** Set by `tcp({ allowPlaintext })`: the starttls plugin may then go on without TLS. */
+  readonly allowPlaintext: boolean
+  /**
+   * Settles (never rejects) as soon as the socket is closed, with the error if it failed,
+   * before `close` is reported to the connection.
+   */
+  readonly closed: Promise<Error | undefined>
+  readonly #options: TcpOptions
+  readonly #stop = new AbortController()
+  #markClosed: (error: Error | undefined) => void = () => undefined
+  #phase: Phase = 'idle'
+  #socket: Socket | undefined
+  #secure = false
+  #remote: TcpTarget | undefined
+  #events: TransportEvents | undefined
+  #domain = ''
+  #signal: AbortSignal = this.#stop.signal
+  #error: Error | undefined
+  #paused = false
+  /** Writes made while STARTTLS runs: they go out encrypted or not at all. */
+  #held: string[] = []
+
+  constructor(options: TcpOptions = {}) {
+    this.#options = options
+    this.allowPlaintext = options.allowPlaintext === true
+    this.closed = new Promise((resolve) => {
+      this.#markClosed = resolve
+    })
+    Object.defineProperty(this, BRAND, { value: true })
+  }
+
+  /** True once the stream runs over TLS that verified (or `tls.insecure` was set). */
+  get secure(): boolean {
+    return this.#secure
+  }
+
+  /** The target this transport connected to. */
+  get remote(): Readonly<TcpTarget> | undefined {
+    return this.#remote
+  }
+
+  /** The ALPN protocol the server selected, when TLS is up (`false` when none). */
+  get alpnProtocol(): string | false | undefined {
+    return this.#secure ? ((this.#socket as TLSSocket).alpnProtocol ?? false) : undefined
+  }
+
+  async connect(target: ConnectTarget, events: TransportEvents): Promise<void> {
+    if (this.#phase !== 'idle') {
+      throw new TcpError('connect-failed', 'a TcpTransport connects once; create another one')
+    }
+    this.#phase = 'connecting'
+    this.#events = events
+    this.#domain = target.domain
+    this.#signal = AbortSignal.any([target.signal, this.#stop.signal])
+    const signal = this.#signal
+    try {
+      signal.throwIfAborted()
+      const targets = await untilAborted(this.#targets(target), signal)
+      const failures: { target: TcpTarget; error: unknown }[] = []
+      for (const candidate of targets) {
+        signal.throwIfAborted()
+        try {
+          const socket = await this.#open(candidate, signal)
+          this.#socket = socket
+          this.#remote = candidate
+          this.#secure = candidate.tls === 'direct'
+          this.#phase = 'open'
+          this.#attach(socket)
+          return
+        } catch (error) {
+          signal.throwIfAborted()
+          failures.push({ target: candidate, error })
+        }
+      }
+      throw this.#connectFailure(failures)
+    } catch (error) {
+      this.#socket?.destroy()
+      this.#finish(error instanceof Error ? error : new Error(String(error)))
+      throw error
+    }
+  }
+
+  /** Where to connect: a redirect, the service's host and port, or SRV (RFC 6120 §3.2). */
+  async #targets(target: ConnectTarget): Promise<TcpTarget[]> {
+    if (target.host !== undefined) {
+      // A see-other-host redirect (RFC 6120 §4.9.3.19) names a host and maybe a port; the
+      // new stream starts over with STARTTLS and is still checked against the domain.
+      return [{ host: target.host, port: target.port ?? DEFAULT_PORTS.starttls, tls: 'starttls' }]
+    }
+    const service = parseService(target.service ?? `xmpp://${hostPart(target.domain)}`)
+    if (service.port !== undefined) {
+      return [{ host: service.host, port: service.port, tls: service.tls }]
+    }
+    return resolveTargets(service.host, service.tls, this.#options.resolver)
+  }
+
+  #connectFailure(failures: { target: TcpTarget; error: unknown }[]): Error {
+    // A certificate that does not verify says more than a refused port elsewhere.
+    const tls = failures.find((f) => f.error instanceof TLSError)
+    if (tls) return tls.error as TLSError
+    const list = failures
+      .map((f) => `${hostPart(f.target.host)}:${f.target.port} (${describe(f.error)})`)
+      .join(', ')
+    const cause =
+      failures.length === 1 ? failures[0]?.error : new AggregateError(failures.map((f) => f.error))
+    return new TcpError('connect-failed', `could not connect to ${this.#domain}: ${list}`, cause)
+  }
+
+  /** Opens one TCP connection, with the TLS handshake first for direct TLS. */
+  #open(target: TcpTarget, signal: AbortSignal): Promise<Socket> {
+    const direct = target.tls === 'direct'
+    const domain = this.#domain
+    return new Promise<Socket>((resolve, reject) => {
+      const socket = direct
+        ? tlsConnect({
+            ...tlsOptions(domain, this.#options.tls),
+            host: target.host,
+            port: target.port,
+            // XEP-0368 §3: direct TLS announces the protocol with ALPN.
+            ALPNProtocols: [ALPN_CLIENT],
+          })
+        : netConnect({ host: target.host, port: target.port })
+      let reached = false
+      let settled = false
+      const ms = this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
+      const timer =
+        ms > 0
+          ? setTimeout(
+              () =>
+                fail(
+                  new TimeoutError(
+                    `${hostPart(target.host)}:${target.port} did not answer within ${ms} ms`,
+                  ),
+                ),
+              ms,
+            )
+          : undefined
+      const done = () => {
+        settled = true
+        clearTimeout(timer)
+        signal.removeEventListener('abort', onAbort)
+        socket.off('connect', onConnect)
+        socket.off('close', onClose)
+        socket.off(direct ? 'secureConnect' : 'connect', onReady)
+      }
+      const fail = (error: unknown) => {
+        if (settled) return
+        done()
+        socket.destroy()
+        reject(error)
+      }
+      const onAbort = () => fail(signal.reason)
+      const onConnect = () => {
+        reached = true
+      }
+      const onReady = () => {
+        if (settled) return
+        if (direct && !(socket as TLSSocket).authorized && this.#options.tls?.insecure !== true) {
+          fail(handshakeError((socket as TLSSocket).authorizationError, domain))
+          return
+        }
+        done()
+        resolve(socket)
+      }
+      const onError = (error: Error) =>
+        fail(direct && reached ? handshakeError(error, domain) : error)
+      const onClose = () =>
+        fail(
+          direct && reached
+            ? new TLSError('tls-handshake', 'the server closed the connection during TLS setup')
+            : new Error('the connection closed before it was established'),
+        )
+      socket.on('connect', onConnect)
+      socket.on(direct ? 'secureConnect' : 'connect', onReady)
+      socket.on('error', onError)
+      socket.on('close', onClose)
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /**
+   * Upgrades the connection to TLS after the server's `<proceed/>` (RFC 6120 §5.4.3.3), with
+   * the same checks as direct TLS. Plaintext the server sent after `<proceed/>` is never
+   * delivered. On failure the transport is closed: there is no going on in plaintext.
+   */
+  async startTls(): Promise<void> {
+    if (this.#secure) {
+      throw new TLSError(
+        'starttls-failed',
+        'the stream is already encrypted; STARTTLS over TLS is not allowed (XEP-0368 §3)',
+      )
+    }
+    const raw = this.#socket
+    if (this.#phase !== 'open' || !raw) {
+      throw new TLSError('starttls-failed', 'cannot start TLS: the connection is closed')
+    }
+    this.#phase = 'upgrading'
+    // From here on the raw socket carries TLS records only; bytes it already read and did
+    // not hand over are plaintext from after <proceed/>, and are dropped with it.
+    raw.off('data', this.#onData)
+    raw.off('drain', this.#onDrain)
+    raw.off('close', this.#onClose)
+    const signal = this.#signal
+    const domain = this.#domain
+    let secure: TLSSocket
+    try {
+      signal.throwIfAborted()
+      secure = await new Promise<TLSSocket>((resolve, reject) => {
+        const socket = tlsConnect({ ...tlsOptions(domain, this.#options.tls), socket: raw })
+        this.#socket = socket
+        let settled = false
+        const settle = () => {
+          settled = true
+          signal.removeEventListener('abort', onAbort)
+          socket.off('close', onClose)
+          socket.off('secureConnect', onReady)
+        }
+        const fail = (error: unknown) => {
+          if (settled) return
+          settle()
+          socket.destroy()
+          reject(error)
+        }
+        const onAbort = () => fail(signal.reason)
+        const onReady = () => {
+          if (!socket.authorized && this.#options.tls?.insecure !== true) {
+            fail(handshakeError(socket.authorizationError, domain))
+            return
+          }
+          settle()
+          resolve(socket)
+        }
+        const onClose = () =>
+          fail(
+            new TLSError(
+              'tls-handshake',
+              'the server closed the connection during the TLS handshake',
+            ),
+          )
+        socket.on('secureConnect', onReady)
+        socket.on('error', (error: Error) => fail(handshakeError(error, domain)))
+        socket.on('close', onClose)
+        signal.addEventListener('abort', onAbort, { once: true })
+      })
+    } catch (error) {
+      this.#socket?.destroy()
+      raw.destroy()
+      this.#finish(error instanceof Error ? error : new Error(String(error)))
+      throw error
+    }
+    this.#secure = true
+    this.#phase = 'open'
+    this.#attach(secure)
+    const held = this.#held
+    this.#held = []
+    if (held.length > 0) {
+      secure.write(held.join(''))
+      this.#events?.drain()
+    }
+  }
+
+  write(data: string): boolean {
+    if (this.#phase === 'upgrading') {
+      this.#held.push(data)
+      return false
+    }
+    const socket = this.#socket
+    if (this.#phase !== 'open' || !socket || !socket.writable) return false
+    return socket.write(data)
+  }
+
+  end(): void {
+    if (this.#phase === 'open') this.#socket?.end()
+    else this.destroy()
+  }
+
+  destroy(error?: Error): void {
+    if (error) this.#error ??= error
+    if (this.#phase === 'closed') return
+    const reason = error ?? new ConnectionError('disconnected', 'the transport was destroyed')
+    if (this.#phase === 'connecting' || this.#phase === 'upgrading') this.#stop.abort(reason)
+    if (this.#phase === 'idle') {
+      this.#finish(error)
+      return
+    }
+    this.#socket?.destroy()
+  }
+
+  pause(): void {
+    this.#paused = true
+    if (this.#phase === 'open') this.#socket?.pause()
+  }
+
+  resume(): void {
+    this.#paused = false
+    if (this.#phase === 'open') this.#socket?.resume()
+  }
+
+  #attach(socket: Socket): void {
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, KEEPALIVE_DELAY)
+    socket.on('data', this.#onData)
+    socket.on('drain', this.#onDrain)
+    socket.on('error', this.#onError)
+    socket.on('close', this.#onClose)
+    if (this.#paused) socket.pause()
+  }
+
+  // Bytes go to the connection as read: it decodes UTF-8 across chunk boundaries itself.
+  readonly #onData = (chunk: Buffer): void => {
+    this.#events?.data(chunk)
+  }
+
+  readonly #onDrain = (): void => {
+    this.#events?.drain()
+  }
+
+  readonly #onError = (error: Error): void => {
+    this.#error ??= error
+  }
+
+  readonly #onClose = (): void => {
+    this.#finish(this.#error)
+  }
+
+  /**
+   * Reports the close once. The report waits a turn of the event loop, so that a failure
+   * thrown by connect() or startTls() reaches the connection first, with its own type.
+   */
+  #finish(error: Error | undefined): void {
+    if (this.#phase === 'closed') return
+    this.#phase = 'closed'
+    this.#held = []
+    this.#markClosed(error)
+    const events = this.#events
+    if (events) setImmediate(() => events.close(error))
+  }
+}
+
+/** True for a TcpTransport, also one from another copy of this package. */
+export function isTcpTransport(value: unknown): value is TcpTransport {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[BRAND] === true
+  )
+}
+
+/**
+ * The transport factory for createConnection():
+ * `createConnection({ transport: tcp(), domain: 'example.com', plugins: [starttls] })`.
+ */
+export function tcp(options: TcpOptions = {}): TransportFactory {
+  return () => new TcpTransport(options)
+}
+
+function hostPart(host: string): string {
+  return isIpLiteral(host) && host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code
+    return typeof code === 'string' && !error.message.includes(code)
+      ? `${code}: ${error.message}`
+      : error.message
+  }
+  return String(error)
+}
+
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
+}

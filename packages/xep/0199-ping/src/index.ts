@@ -1,0 +1,1 @@
+export { NS_PING, type PingApi, type PingOptions, ping } from './ping.js'
