@@ -183,7 +183,7 @@ describe('delays and silence', () => {
   })
 
   it('session.close() discards delayed output', async () => {
-    const server = await start({ delay: { step: 'iq', ms: 200 } })
+    const server = await start({ delay: { step: 'iq', ms: 5000 } })
     const c = await client(server)
     c.answerClose = false
     await c.login(server.certs.ca, 'juliet', 'r0m30')
@@ -357,7 +357,7 @@ describe('STARTTLS hostility', () => {
   })
 
   it('bytes sent in plaintext between <starttls/> and <proceed/> are reported', async () => {
-    const server = await start({ delay: { step: 'starttls', ms: 200 } })
+    const server = await start({ delay: { step: 'starttls', ms: 1500 } })
     const c = await client(server)
     await c.openStream()
     c.send(`<starttls xmlns='${NS.tls}'/>`)
