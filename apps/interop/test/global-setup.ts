@@ -11,11 +11,11 @@ const SCRIPT = fileURLToPath(new URL('../../../scripts/prosody.mjs', import.meta
 /** Exit code of scripts/prosody.mjs when Prosody is not installed. */
 const NOT_INSTALLED = 2
 
-function runScript(args: string[]) {
+function runScript(args: string[], timeout = 90_000) {
   return spawnSync(process.execPath, [SCRIPT, ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 90_000,
+    timeout,
   })
 }
 
@@ -35,7 +35,14 @@ function isAlive(pid: number): boolean {
 
 export default function setup(project: TestProject): (() => void) | undefined {
   const owner = `vitest:${process.pid}`
-  const res = runScript(['start', '--json', `--owner=${owner}`])
+  let res = runScript(['start', '--json', `--owner=${owner}`])
+  if (res.status === NOT_INSTALLED && process.getuid?.() === 0) {
+    // As root on a fresh machine, `pnpm test` installs Prosody itself (Debian's package).
+    console.info('interop: Prosody is not installed; installing it (apt-get install prosody)')
+    const installed = runScript(['install'], 600_000)
+    process.stderr.write(installed.stderr)
+    if (installed.status === 0) res = runScript(['start', '--json', `--owner=${owner}`])
+  }
   if (res.status !== 0) {
     const why = (res.stderr || res.error?.message || `exit ${res.status}`).trim()
     const what = res.status === NOT_INSTALLED ? 'Prosody is not installed' : 'Prosody did not start'
