@@ -548,7 +548,9 @@ describe('limits', () => {
     const started = performance.now()
     const run = feed([HEADER + '<a>'.repeat(10_000)])
     expect(run.errors.map((e) => e.condition)).toEqual(['policy-violation'])
-    expect(performance.now() - started).toBeLessThan(500)
+    // A hang guard, not a speed target (speed is measured in apps/bench): generous for a
+    // loaded CI machine, far below what a quadratic reader would take.
+    expect(performance.now() - started).toBeLessThan(3000)
     // The limit is exact: the stanza itself is depth 1.
     const deep = (n: number) => `${'<a>'.repeat(n)}${'</a>'.repeat(n)}`
     expect(conditionOf(HEADER + deep(64))).toBeUndefined()
@@ -562,7 +564,7 @@ describe('limits', () => {
     const run = feed([`${HEADER}<message ${attrs}/>`], { maxStanzaSize: 16 * 1024 * 1024 })
     expect(run.errors.map((e) => e.condition)).toEqual(['policy-violation'])
     expect(run.errors[0]!.message).toMatch(/attributes/)
-    expect(performance.now() - started).toBeLessThan(500)
+    expect(performance.now() - started).toBeLessThan(3000) // hang guard, as above
     // The limit is exact, and xmlns declarations count.
     const many = (n: number) => Array.from({ length: n }, (_, k) => `xmlns:p${k}='u${k}'`).join(' ')
     expect(conditionOf(`${HEADER}<message ${many(128)}/>`)).toBeUndefined()
@@ -588,7 +590,8 @@ describe('limits', () => {
     expect(body.children).toHaveLength(1)
     expect(body.getText().length).toBe(text.length)
     expect(body.getText().startsWith('éé')).toBe(true)
-    expect(elapsed).toBeLessThan(1000)
+    // Linear cost: ~60 ms here; a reader that rescans its buffer per chunk takes seconds.
+    expect(elapsed).toBeLessThan(4000)
     // One character more is too much.
     const over = makeParser({ maxStanzaSize: size - 1 })
     for (let at = 0; at < bytes.length; at += 64 * 1024)

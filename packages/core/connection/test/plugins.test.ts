@@ -114,7 +114,7 @@ describe('plugin registry', () => {
           })
           ctx.setTimeout(() => {
             fired = true
-          }, 50)
+          }, 300)
           return { aborted: () => ctx.signal.aborted }
         },
       })
@@ -122,7 +122,7 @@ describe('plugin registry', () => {
     await conn.dispose()
     expect(order).toEqual(['third', 'second', 'first'])
     expect(conn.plugins.first.aborted()).toBe(true)
-    await tick(80)
+    await tick(350)
     expect(fired).toBe(false)
   })
 
