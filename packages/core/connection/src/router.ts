@@ -171,21 +171,46 @@ function routeContext(
   }
 }
 
-async function dispatch(
+/**
+ * Runs every matching handler in order. Synchronous handlers keep the whole dispatch
+ * synchronous (no promise per stanza); the first handler that returns a promise switches
+ * to awaiting the rest.
+ */
+function dispatch(
   connection: Connection,
   c: InboundContext,
   list: readonly Route[],
   next: () => void | Promise<void>,
-): Promise<void> {
+): void | Promise<void> {
   let matched = false
-  for (const route of list) {
+  for (let i = 0; i < list.length; i++) {
+    const route = list[i] as Route
     const payload = match(route, c)
     if (payload === null) continue
     matched = true
     c.handled = true
+    const result = route.handler(c.element, routeContext(connection, c, payload))
+    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+      return finishDispatch(connection, c, list, i + 1, result as Promise<void>)
+    }
+  }
+  if (!matched) return next()
+}
+
+async function finishDispatch(
+  connection: Connection,
+  c: InboundContext,
+  list: readonly Route[],
+  from: number,
+  pending: Promise<void>,
+): Promise<void> {
+  await pending
+  for (let i = from; i < list.length; i++) {
+    const route = list[i] as Route
+    const payload = match(route, c)
+    if (payload === null) continue
     await route.handler(c.element, routeContext(connection, c, payload))
   }
-  if (!matched) await next()
 }
 
 async function answer(
