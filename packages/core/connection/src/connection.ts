@@ -67,7 +67,9 @@ interface Waiter {
 interface Registered {
   plugin: AnyPlugin
   api: unknown
-  controller: AbortController
+  /** Created on first use of ctx.signal: most plugins never ask, and each costs memory. */
+  controller: AbortController | undefined
+  disposed: boolean
   disposers: (() => void | Promise<void>)[]
 }
 
@@ -216,7 +218,8 @@ export class Connection<A extends object = Record<string, unknown>> {
     const entry: Registered = {
       plugin,
       api: undefined,
-      controller: new AbortController(),
+      controller: undefined,
+      disposed: false,
       disposers: [],
     }
     this.#names.add(plugin.name)
@@ -297,7 +300,13 @@ export class Connection<A extends object = Record<string, unknown>> {
     return {
       connection: this as unknown as Connection,
       hooks: this.hooks,
-      signal: entry.controller.signal,
+      get signal() {
+        if (!entry.controller) {
+          entry.controller = new AbortController()
+          if (entry.disposed) entry.controller.abort(disposedError())
+        }
+        return entry.controller.signal
+      },
       get: <P extends AnyPlugin>(plugin: P): ApiOf<P> => {
         if (!declared.has(plugin.name)) {
           throw new PluginError(
@@ -891,7 +900,8 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#timers.clear()
     for (let i = this.#registered.length - 1; i >= 0; i--) {
       const entry = this.#registered[i] as Registered
-      entry.controller.abort(new ConnectionError('disconnected', 'the connection was disposed'))
+      entry.disposed = true
+      entry.controller?.abort(disposedError())
       for (let j = entry.disposers.length - 1; j >= 0; j--) {
         try {
           await (entry.disposers[j] as () => void | Promise<void>)()
@@ -1179,6 +1189,10 @@ function safeInvalid(read: () => unknown): boolean {
   } catch {
     return true
   }
+}
+
+function disposedError(): ConnectionError {
+  return new ConnectionError('disconnected', 'the connection was disposed')
 }
 
 function closedError(): ConnectionError {

@@ -67,12 +67,14 @@ export const packetLog = definePlugin({
     // a secret's opening tag is always seen whole.
     const carry = { in: '', out: '' }
     // Inbound chunks may split a multi-byte character: decode as a stream.
-    const decoder = new TextDecoder()
+    let decoder: InstanceType<typeof TextDecoder> | undefined // created when first needed: most connections never log
     ctx.onRaw((direction, data) => {
       if (!api.enabled) return
       let text =
         carry[direction] +
-        (typeof data === 'string' ? data : decoder.decode(data, { stream: true }))
+        (typeof data === 'string'
+          ? data
+          : (decoder ??= new TextDecoder()).decode(data, { stream: true }))
       const open = text.lastIndexOf('<')
       if (open > text.lastIndexOf('>') && text.length - open < 4096) {
         carry[direction] = text.slice(open)

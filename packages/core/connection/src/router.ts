@@ -154,21 +154,33 @@ function defaultType(name: string): string {
   return name === 'message' ? 'normal' : name === 'presence' ? 'available' : ''
 }
 
+/** One per routed stanza: a small class, so the accessors live on the prototype. */
+class Routed implements RouteContext {
+  readonly connection: Connection
+  readonly payload: Element | undefined
+  readonly #c: InboundContext
+
+  constructor(connection: Connection, c: InboundContext, payload: Element | undefined) {
+    this.connection = connection
+    this.#c = c
+    this.payload = payload
+  }
+
+  get from(): JID | undefined {
+    return this.#c.from
+  }
+
+  get to(): JID | undefined {
+    return this.#c.to
+  }
+}
+
 function routeContext(
   connection: Connection,
   c: InboundContext,
   payload: Element | undefined,
 ): RouteContext {
-  return {
-    connection,
-    get from() {
-      return c.from
-    },
-    get to() {
-      return c.to
-    },
-    payload,
-  }
+  return new Routed(connection, c, payload)
 }
 
 /**

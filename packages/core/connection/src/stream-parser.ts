@@ -84,6 +84,7 @@ const DEAD = 24
 // ASCII name character table.
 const NAME_START = 1
 const NAME_CHAR = 2
+const SHARED_DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const ASCII_NAME = new Uint8Array(128)
 for (let c = 0; c < 128; c++) {
   const start =
@@ -267,7 +268,9 @@ export class StreamParser {
   // Decoding. A fatal decoder is used on slices that hold only complete UTF-8 sequences (the
   // bytes of an unfinished sequence at the end of a chunk are held back in _pendBytes), which is
   // equivalent to `{ stream: true }` decoding but takes Node's fast path.
-  private readonly _decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+  // Decoding is stateless here (split sequences are held back by hand), so every parser shares
+  // one decoder: a TextDecoder per connection costs native memory (idle clients add up).
+  private readonly _decoder = SHARED_DECODER
   private _pendBytes: Uint8Array | null = null
   private _heldHigh = '' // a high surrogate ending a string chunk, waiting for its pair
   private _bomChecked = false

@@ -1,0 +1,190 @@
+#!/usr/bin/env node
+// One benchmark client process: runs one workload with one client library and prints its
+// figures as one JSON line. The same workload code drives every library, through the small
+// adapters in clients/ (ours.mjs, xmppjs.mjs, raw.mjs).
+//
+//   node client.mjs --client ours|xmppjs|raw --workload recv|send|rtt|setup|idle|login
+//                   --service xmpp://127.0.0.1:PORT [--n N] [--jid J --password P --tls]
+//
+// recv   online, send <presence/>, time until N chat messages were handed to the app
+// send   online, send N chat messages (batches of 100 awaited together), time until the
+//        server says it counted all N
+// rtt    online, 10% warm-up pings, then N sequential pings timed one by one
+// setup  N sequential connections: connect() to online, then close
+// idle   N clients online in this process: RSS and heap per client, after GC
+// login  N sequential logins (TLS server, e.g. Prosody): connect() to online
+//
+// Every workload also reports CPU time (process.cpuUsage) over the measured part and the peak
+// RSS of the process (process.resourceUsage().maxRSS).
+
+import { parseArgs } from 'node:util'
+
+const { values: args } = parseArgs({
+  options: {
+    client: { type: 'string' },
+    workload: { type: 'string' },
+    service: { type: 'string' },
+    n: { type: 'string', default: '1000' },
+    jid: { type: 'string', default: 'bench@localhost' },
+    password: { type: 'string', default: 'bench-pw' },
+    tls: { type: 'boolean', default: false },
+  },
+})
+const N = Number(args.n)
+const SEND_BATCH = 100
+const IDLE_WAVE = 50
+const TO = 'echo@localhost'
+
+const { create } = await import(`./clients/${args.client}.mjs`)
+/** @type {import('./clients/types.mjs').ClientConfig} */
+const base = {
+  jid: args.jid,
+  password: args.password,
+  service: args.service,
+  mechanism: args.tls ? 'SCRAM-SHA-1' : 'PLAIN',
+  plaintext: !args.tls,
+}
+
+const now = () => performance.now()
+const cpuSeconds = (since) => {
+  const d = process.cpuUsage(since)
+  return (d.user + d.system) / 1e6
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
+}
+const gc = async () => {
+  for (let i = 0; i < 4; i++) {
+    globalThis.gc?.()
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** Counts messages handed to the app; resolves `reached` at `target`, `done` on id 'done'. */
+function counter(target) {
+  let count = 0
+  let reached
+  let done
+  const state = {
+    reached: new Promise((r) => (reached = r)),
+    done: new Promise((r) => (done = r)),
+    bytes: 0,
+    onMessage(id, body) {
+      if (id === 'done') return done()
+      state.bytes += body?.length ?? 0
+      if (++count === target) reached()
+    },
+    get count() {
+      return count
+    },
+  }
+  return state
+}
+
+async function recv() {
+  const seen = counter(N)
+  const c = create({ ...base, onMessage: seen.onMessage })
+  await c.connect()
+  const cpu = process.cpuUsage()
+  const t0 = now()
+  await c.presence()
+  await seen.reached
+  const seconds = (now() - t0) / 1000
+  const cpuS = cpuSeconds(cpu)
+  await c.close()
+  if (seen.bytes === 0) throw new Error('no message body reached the app')
+  return { rate: N / seconds, seconds, cpuPer100k: (cpuS * 1e5) / N }
+}
+
+async function send() {
+  const seen = counter(Number.POSITIVE_INFINITY)
+  const c = create({ ...base, onMessage: seen.onMessage })
+  await c.connect()
+  const cpu = process.cpuUsage()
+  const t0 = now()
+  for (let i = 0; i < N; ) {
+    const batch = []
+    for (const end = Math.min(N, i + SEND_BATCH); i < end; i++) {
+      batch.push(c.message(TO, `message number ${i}`))
+    }
+    await Promise.all(batch)
+  }
+  await seen.done
+  const seconds = (now() - t0) / 1000
+  const cpuS = cpuSeconds(cpu)
+  await c.close()
+  return { rate: N / seconds, seconds, cpuPer100k: (cpuS * 1e5) / N }
+}
+
+async function rtt() {
+  const c = create(base)
+  await c.connect()
+  for (let i = 0, warm = Math.max(50, N / 10); i < warm; i++) await c.ping()
+  const times = new Float64Array(N)
+  const cpu = process.cpuUsage()
+  for (let i = 0; i < N; i++) {
+    const t = process.hrtime.bigint()
+    await c.ping()
+    times[i] = Number(process.hrtime.bigint() - t) / 1000
+  }
+  const cpuS = cpuSeconds(cpu)
+  await c.close()
+  return {
+    p50: percentile(times, 50),
+    p99: percentile(times, 99),
+    cpuPer100k: (cpuS * 1e5) / N,
+  }
+}
+
+/** setup and login: N sequential connections, connect() to online. */
+async function connects() {
+  const times = []
+  const cpu = process.cpuUsage()
+  for (let i = 0; i < N; i++) {
+    const c = create(base)
+    const t = now()
+    await c.connect()
+    times.push(now() - t)
+    await c.close()
+  }
+  const cpuS = cpuSeconds(cpu)
+  return { ms: median(times), min: Math.min(...times), cpuPerConnectMs: (cpuS * 1000) / N }
+}
+
+async function idle() {
+  await gc()
+  const before = process.memoryUsage()
+  const clients = []
+  for (let i = 0; i < N; i += IDLE_WAVE) {
+    const wave = []
+    for (let j = i; j < Math.min(N, i + IDLE_WAVE); j++) {
+      const c = create(base)
+      clients.push(c)
+      wave.push(c.connect())
+    }
+    await Promise.all(wave)
+  }
+  await new Promise((r) => setTimeout(r, 200))
+  await gc()
+  const after = process.memoryUsage()
+  return {
+    rssKB: (after.rss - before.rss) / 1024 / N,
+    heapKB: (after.heapUsed - before.heapUsed) / 1024 / N,
+    clients: clients.length,
+  }
+}
+
+const workloads = { recv, send, rtt, setup: connects, login: connects, idle }
+const run = workloads[args.workload]
+if (!run) throw new Error(`unknown workload ${args.workload}`)
+const result = await run()
+result.maxRssMB = process.resourceUsage().maxRSS / 1024
+process.stdout.write(`${JSON.stringify(result)}\n`)
+// idle leaves its clients connected on purpose; the others have closed. Exit either way.
+process.exit(0)

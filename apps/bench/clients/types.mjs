@@ -1,0 +1,22 @@
+// Shared JSDoc types of the client adapters (no runtime code).
+
+/**
+ * @typedef {object} ClientConfig
+ * @property {string} jid          user@domain
+ * @property {string} password
+ * @property {string} service      xmpp://host:port
+ * @property {string} mechanism    the SASL mechanism both clients must use
+ * @property {boolean} plaintext   no TLS (the scripted server); else STARTTLS, not verified
+ * @property {((id: string | undefined, body: string | null) => void) | undefined} [onMessage]
+ */
+
+/**
+ * @typedef {object} BenchClient
+ * @property {() => Promise<unknown>} connect    resolves when online
+ * @property {() => Promise<unknown>} presence   sends initial presence
+ * @property {(to: string, body: string) => Promise<unknown>} message   sends a chat message
+ * @property {() => Promise<unknown>} ping       one XEP-0199 ping of the server
+ * @property {() => Promise<unknown>} close      closes the stream
+ */
+
+export {}

@@ -1,0 +1,465 @@
+#!/usr/bin/env node
+// `pnpm bench`: this project's client against @xmpp/client 0.14, each in its own process with
+// the same workload, alternating (ours, xmpp.js, ours, xmpp.js, ...) over --reps repetitions,
+// against the scripted server (server.mjs) in a process of its own; the server and the clients
+// are pinned to different cores with taskset when there are two or more. Prints the table and
+// writes it to apps/bench/RESULTS.md (not with --smoke).
+//
+//   node apps/bench/run.mjs [--only recv,send,rtt,setup,idle,login] [--reps 7] [--smoke]
+//                           [--json] [--no-build] [--out FILE]
+//
+// --smoke   small N and 3 repetitions, no Prosody, no RESULTS.md (the CI smoke test)
+// --json    the figures as one JSON line on stdout; the table goes to stderr
+// --no-build  skip building @client/preset and what it depends on
+
+import { spawn, spawnSync } from 'node:child_process'
+import { cpus } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const ROOT = resolve(HERE, '../..')
+const FIGURES = ['recv', 'send', 'rtt', 'setup', 'idle', 'login']
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    reps: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
+    out: { type: 'string' },
+  },
+})
+const smoke = args.smoke
+const reps = Number(args.reps ?? (smoke ? 3 : 7))
+const only = args.only ? args.only.split(',').map((s) => s.trim()) : FIGURES
+for (const f of only) {
+  if (!FIGURES.includes(f)) {
+    console.error(`bench: unknown figure ${f} (known: ${FIGURES.join(', ')})`)
+    process.exit(2)
+  }
+}
+if (!(reps >= 1)) {
+  console.error('bench: --reps must be a positive number')
+  process.exit(2)
+}
+const selected = FIGURES.filter((f) => only.includes(f) && !(smoke && f === 'login'))
+const out = args.json ? process.stderr : process.stdout
+const say = (line) => process.stderr.write(`bench: ${line}\n`)
+
+/** Workload sizes: full run (about 3 to 5 minutes on 2 cores) and the CI smoke run. */
+const SIZES = smoke
+  ? { recv: 50_000, send: 50_000, rtt: 2_000, setup: 50, idle: 300, login: 0 }
+  : { recv: 200_000, send: 200_000, rtt: 5_000, setup: 300, idle: 1_000, login: 5 }
+
+// ---------------------------------------------------------------------------------------------
+// Build (quietly, like scripts/demo.mjs: the output is shown only when it fails)
+
+if (!args['no-build']) {
+  const build = spawnSync(
+    'pnpm',
+    ['exec', 'turbo', 'run', 'build', '--filter=@client/preset...', '--output-logs=errors-only'],
+    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' } },
+  )
+  if (build.status !== 0) {
+    process.stderr.write((build.stdout ?? '') + (build.stderr ?? ''))
+    say('the build failed (output above)')
+    process.exit(build.status ?? 1)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pinning
+
+const cores = cpus().length
+const canPin =
+  cores >= 2 && spawnSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' }).status === 0
+const pinning = canPin
+  ? 'server on core 0, clients on core 1 (taskset)'
+  : cores < 2
+    ? 'not pinned: one core'
+    : 'not pinned: taskset (util-linux) is not available'
+if (!canPin) say(pinning)
+const pinned = (core, argv) =>
+  canPin ? ['taskset', ['-c', String(core), ...argv]] : [argv[0], argv.slice(1)]
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/** Starts server.mjs in `mode`; resolves with its port and a stop function. */
+function startServer(mode, n) {
+  const [cmd, argv] = pinned(0, [
+    process.execPath,
+    join(HERE, 'server.mjs'),
+    '--mode',
+    mode,
+    '--n',
+    String(n),
+  ])
+  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] })
+  return new Promise((resolvePort, reject) => {
+    let text = ''
+    child.on('error', reject)
+    child.on('exit', (code) => reject(new Error(`the server exited (${code}) before listening`)))
+    child.stdout.on('data', (chunk) => {
+      text += chunk
+      const line = text.split('\n')[0]
+      if (text.includes('\n')) {
+        const { port } = JSON.parse(line)
+        resolvePort({
+          port,
+          stop: () =>
+            new Promise((done) => {
+              child.removeAllListeners('exit')
+              child.once('exit', done)
+              child.stdin.end() // the server exits when its stdin closes
+            }),
+        })
+      }
+    })
+  })
+}
+
+/** Runs one client process; returns its JSON result. */
+function runClient(client, workload, n, service, extra = {}) {
+  const [cmd, argv] = pinned(1, [
+    process.execPath,
+    '--expose-gc',
+    join(HERE, 'client.mjs'),
+    '--client',
+    client,
+    '--workload',
+    workload,
+    '--n',
+    String(n),
+    '--service',
+    service,
+    ...(extra.args ?? []),
+  ])
+  const res = spawnSync(cmd, argv, {
+    encoding: 'utf8',
+    timeout: 180_000,
+    maxBuffer: 16 * 1024 * 1024,
+    env: { ...process.env, ...(extra.env ?? {}) },
+  })
+  const last = (res.stdout ?? '').trim().split('\n').pop() ?? ''
+  if (res.status !== 0 || !last.startsWith('{')) {
+    throw new Error(
+      `${client} ${workload} failed (exit ${res.status ?? res.signal ?? res.error?.message}):\n${res.stderr}${res.stdout}`,
+    )
+  }
+  return JSON.parse(last)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prosody (login figure): reuse the running one, or start one and stop it afterwards
+
+function prosodyScript(argv, timeout = 90_000) {
+  return spawnSync(process.execPath, [join(ROOT, 'scripts/prosody.mjs'), ...argv], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout,
+  })
+}
+
+function startProsody() {
+  const res = prosodyScript(['start', '--json', `--owner=bench:${process.pid}`])
+  if (res.status !== 0) {
+    const why = (res.stderr || res.error?.message || `exit ${res.status}`).trim().split('\n')
+    return { skipped: `Prosody did not start: ${why[why.length - 1]}` }
+  }
+  const state = JSON.parse(res.stdout.trim().split('\n').pop() ?? '')
+  return { state }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runs
+
+const CLIENTS = { rtt: ['ours', 'xmppjs', 'raw'] }
+const SERVER_MODE = { recv: 'recv', send: 'send', rtt: 'rtt', setup: 'idle', idle: 'idle' }
+/** results[figure][client] = one result object per repetition */
+const results = {}
+const notes = []
+const started = Date.now()
+
+for (const figure of selected) {
+  const n = SIZES[figure]
+  const clients = CLIENTS[figure] ?? ['ours', 'xmppjs']
+  results[figure] = Object.fromEntries(clients.map((c) => [c, []]))
+  let service
+  let stop = async () => {}
+  let extra = () => ({})
+  if (figure === 'login') {
+    const prosody = startProsody()
+    if (prosody.skipped) {
+      say(`login: skipped: ${prosody.skipped}`)
+      notes.push(`login against Prosody: skipped (${prosody.skipped})`)
+      delete results[figure]
+      continue
+    }
+    const { state } = prosody
+    service = `xmpp://${state.host}:${state.ports.c2s}`
+    const user = state.users.carol ? 'carol' : Object.keys(state.users)[0]
+    const login = ['--tls', '--jid', `${user}@${state.domain}`, '--password', state.users[user]]
+    // Prosody's certificate is self-signed: ours is told tls.insecure; xmpp.js has no such
+    // option, so certificate checks are turned off in its process only.
+    extra = (client) => ({
+      args: login,
+      env: client === 'xmppjs' ? { NODE_TLS_REJECT_UNAUTHORIZED: '0', NODE_NO_WARNINGS: '1' } : {},
+    })
+    if (!state.reused) stop = async () => void prosodyScript(['stop'])
+    notes.push(`login against Prosody ${state.version ?? ''} on ${service} as ${user}`.trim())
+  } else {
+    const server = await startServer(SERVER_MODE[figure], n)
+    service = `xmpp://127.0.0.1:${server.port}`
+    stop = server.stop
+  }
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      const line = []
+      for (const client of clients) {
+        const r = runClient(client, figure, n, service, extra(client))
+        results[figure][client].push(r)
+        line.push(`${client} ${brief(figure, r)}`)
+      }
+      say(`${figure} ${rep + 1}/${reps}: ${line.join(', ')}`)
+    }
+  } finally {
+    await stop()
+  }
+}
+
+function brief(figure, r) {
+  switch (figure) {
+    case 'recv':
+    case 'send':
+      return `${Math.round(r.rate / 1000)}k/s`
+    case 'rtt':
+      return `p50 ${r.p50.toFixed(1)} µs`
+    case 'setup':
+    case 'login':
+      return `${r.ms.toFixed(2)} ms`
+    case 'idle':
+      return `${r.rssKB.toFixed(1)} KB RSS, ${r.heapKB.toFixed(1)} KB heap`
+    default:
+      return ''
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+/**
+ * Rows: figure, unit, which way is better, the per-repetition values of both clients, and
+ * the target / smoke floor on the ratio ours/xmpp.js where the issue sets one.
+ */
+const rows = []
+function row(name, unit, better, ours, theirs, target, floor, digits = 1) {
+  const mo = median(ours)
+  const mt = median(theirs)
+  const ratio = mo / mt
+  const check = (limit) =>
+    limit === undefined ? undefined : better === 'higher' ? ratio >= limit : ratio <= limit
+  rows.push({
+    name,
+    unit,
+    better,
+    ours: { median: mo, min: Math.min(...ours), max: Math.max(...ours), runs: ours },
+    xmppjs: { median: mt, min: Math.min(...theirs), max: Math.max(...theirs), runs: theirs },
+    ratio,
+    target,
+    met: check(target),
+    floor,
+    floorMet: check(floor),
+    digits,
+  })
+}
+const col = (figure, client, key) => (results[figure]?.[client] ?? []).map((r) => r[key])
+const has = (figure) => results[figure] !== undefined
+
+for (const [figure, target, floor] of [
+  ['recv', 3, 1.5],
+  ['send', 2.5, 1.25],
+]) {
+  if (!has(figure)) continue
+  const o = (k) => col(figure, 'ours', k)
+  const t = (k) => col(figure, 'xmppjs', k)
+  row(`${figure} throughput`, 'stanzas/s', 'higher', o('rate'), t('rate'), target, floor, 0)
+  row(
+    `${figure} CPU per 100k stanzas`,
+    's',
+    'lower',
+    o('cpuPer100k'),
+    t('cpuPer100k'),
+    undefined,
+    undefined,
+    3,
+  )
+  row(`${figure} peak RSS`, 'MB', 'lower', o('maxRssMB'), t('maxRssMB'))
+}
+if (has('rtt')) {
+  const raw = col('rtt', 'raw', 'p50')
+  const over = (client) => col('rtt', client, 'p50').map((p, i) => p - (raw[i] ?? Number.NaN))
+  row('rtt p50', 'µs', 'lower', col('rtt', 'ours', 'p50'), col('rtt', 'xmppjs', 'p50'))
+  row('rtt p99', 'µs', 'lower', col('rtt', 'ours', 'p99'), col('rtt', 'xmppjs', 'p99'))
+  row('rtt p50 overhead over raw socket', 'µs', 'lower', over('ours'), over('xmppjs'), 0.5, 1)
+  row(
+    'rtt CPU per 100k pings',
+    's',
+    'lower',
+    col('rtt', 'ours', 'cpuPer100k'),
+    col('rtt', 'xmppjs', 'cpuPer100k'),
+    undefined,
+    undefined,
+    2,
+  )
+  row(
+    'rtt peak RSS',
+    'MB',
+    'lower',
+    col('rtt', 'ours', 'maxRssMB'),
+    col('rtt', 'xmppjs', 'maxRssMB'),
+  )
+}
+if (has('setup')) {
+  row(
+    'connection setup to online (scripted, no TLS)',
+    'ms',
+    'lower',
+    col('setup', 'ours', 'ms'),
+    col('setup', 'xmppjs', 'ms'),
+    1,
+    2,
+    3,
+  )
+  row(
+    'setup peak RSS',
+    'MB',
+    'lower',
+    col('setup', 'ours', 'maxRssMB'),
+    col('setup', 'xmppjs', 'maxRssMB'),
+  )
+}
+if (has('idle')) {
+  row(
+    'idle RSS per connected client',
+    'KB',
+    'lower',
+    col('idle', 'ours', 'rssKB'),
+    col('idle', 'xmppjs', 'rssKB'),
+    1 / 3,
+    2 / 3,
+  )
+  row(
+    'idle heap per connected client',
+    'KB',
+    'lower',
+    col('idle', 'ours', 'heapKB'),
+    col('idle', 'xmppjs', 'heapKB'),
+  )
+  row(
+    'idle peak RSS',
+    'MB',
+    'lower',
+    col('idle', 'ours', 'maxRssMB'),
+    col('idle', 'xmppjs', 'maxRssMB'),
+  )
+}
+if (has('login')) {
+  row(
+    'login to online, Prosody (STARTTLS + SCRAM-SHA-1, Nagle off)',
+    'ms',
+    'lower',
+    col('login', 'ours', 'ms'),
+    col('login', 'xmppjs', 'ms'),
+    1 / 25,
+    undefined,
+    1,
+  )
+}
+
+const fmt = (x, digits) =>
+  Number.isFinite(x)
+    ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : String(x)
+const ratioText = (r) =>
+  r.target === undefined
+    ? ''
+    : `${r.better === 'higher' ? '≥' : '≤'} ${fmt(r.target, r.target < 0.1 ? 2 : r.target < 1 ? 2 : 1)}`
+const table = [
+  '| figure | better | ours: median (min..max) | xmpp.js: median (min..max) | ours/xmpp.js | target | met |',
+  '|---|---|---|---|---|---|---|',
+  ...rows.map((r) => {
+    const cell = (s) =>
+      `${fmt(s.median, r.digits)} (${fmt(s.min, r.digits)}..${fmt(s.max, r.digits)}) ${r.unit}`
+    const met = r.met === undefined ? '' : r.met ? 'yes' : 'no'
+    return `| ${r.name} | ${r.better} | ${cell(r.ours)} | ${cell(r.xmppjs)} | ${fmt(r.ratio, 2)} | ${ratioText(r)} | ${met} |`
+  }),
+  '| send with SM on vs off | | TODO: @xep/0198-sm not built yet | | | within 10%, RSS ≤ +20% | |',
+  '| acking a 100k backlog | | TODO: @xep/0198-sm not built yet | | | linear (ms) | |',
+  '| socket loss to resumed, Prosody | | TODO: @xep/0198-sm not built yet | | | ≤ 50 ms | |',
+]
+const rawLine = has('rtt')
+  ? `raw-socket baseline (same handshake and ping bytes, no XML): p50 ${fmt(median(col('rtt', 'raw', 'p50')), 1)} µs (${fmt(Math.min(...col('rtt', 'raw', 'p50')), 1)}..${fmt(Math.max(...col('rtt', 'raw', 'p50')), 1)}), p99 ${fmt(median(col('rtt', 'raw', 'p99')), 1)} µs`
+  : undefined
+if (has('login')) {
+  const ms = median(col('login', 'ours', 'ms'))
+  notes.push(
+    `login absolute target ≤ 30 ms: ours ${fmt(ms, 1)} ms (${ms <= 30 ? 'met' : 'not met'})`,
+  )
+}
+
+const cpuModel =
+  (() => {
+    try {
+      return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]
+    } catch {
+      return undefined
+    }
+  })() ??
+  cpus()[0]?.model ??
+  'unknown'
+const command = `pnpm bench${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`
+const xmppjsVersion = JSON.parse(
+  readFileSync(join(HERE, 'node_modules/@xmpp/client/package.json'), 'utf8'),
+).version
+const machine = [
+  `- date: ${new Date().toISOString()}`,
+  `- command: \`${command}\` (${Math.round((Date.now() - started) / 1000)} s)`,
+  `- node ${process.version}, @xmpp/client ${xmppjsVersion}`,
+  `- CPU: ${cpuModel}, ${cores} cores; ${pinning}`,
+  `- ${reps} repetitions alternating ours, xmpp.js (and the raw socket for rtt), each client in its own process`,
+  `- sizes: ${selected.map((f) => `${f} ${SIZES[f].toLocaleString('en-US')}`).join(', ')}`,
+]
+
+out.write(`\n${table.join('\n')}\n`)
+if (rawLine) out.write(`\n${rawLine}\n`)
+for (const note of notes) out.write(`${note}\n`)
+out.write(`\n${machine.join('\n')}\n`)
+
+if (!smoke) {
+  const file = args.out ? resolve(args.out) : join(HERE, 'RESULTS.md')
+  writeFileSync(
+    file,
+    `# Benchmark results\n\nThe last \`pnpm bench\` (see [README.md](README.md) for what each figure measures).\n\n${machine.join('\n')}\n\n${table.join('\n')}\n\n${[
+      rawLine,
+      ...notes,
+    ]
+      .filter(Boolean)
+      .map((l) => `- ${l}`)
+      .join('\n')}\n`,
+  )
+  say(`written to ${file}`)
+}
+if (args.json) {
+  process.stdout.write(`${JSON.stringify({ reps, sizes: SIZES, pinning, rows, results })}\n`)
+}
