@@ -70,11 +70,12 @@ export const packetLog = definePlugin({
     let decoder: InstanceType<typeof TextDecoder> | undefined // created when first needed: most connections never log
     ctx.onRaw((direction, data) => {
       if (!api.enabled) return
+      if (typeof data !== 'string' && !decoder) decoder = new TextDecoder()
       let text =
         carry[direction] +
         (typeof data === 'string'
           ? data
-          : (decoder ??= new TextDecoder()).decode(data, { stream: true }))
+          : (decoder as InstanceType<typeof TextDecoder>).decode(data, { stream: true }))
       const open = text.lastIndexOf('<')
       if (open > text.lastIndexOf('>') && text.length - open < 4096) {
         carry[direction] = text.slice(open)
