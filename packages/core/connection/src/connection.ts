@@ -70,10 +70,13 @@ interface Registered {
   /** Created on first use of ctx.signal: most plugins never ask, and each costs memory. */
   controller: AbortController | undefined
   disposed: boolean
-  disposers: (() => void | Promise<void>)[]
+  /** Created on first ctx.onDispose(). */
+  disposers: (() => void | Promise<void>)[] | undefined
 }
 
 const RESOLVED: Promise<void> = Promise.resolve()
+/** Builds a plugin's context; set in Connection's static block (it reaches private state). */
+let newPluginContext: (connection: Connection, entry: Registered) => PluginContext
 /** Elements the peer may send during negotiation that no waiter took yet. */
 const MAX_PENDING_WHILE_NEGOTIATING = 64
 
@@ -102,7 +105,6 @@ export class Connection<A extends object = Record<string, unknown>> {
   readonly #timeouts: Required<ConnectionTimeouts>
   readonly #negotiator: Negotiator
   readonly #registered: Registered[] = []
-  readonly #names = new Set<string>()
   readonly #inboundLayers: { fn: Middleware<InboundContext>; plugin: string; priority: number }[] =
     []
   readonly #outboundLayers: {
@@ -113,7 +115,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   readonly #features: StreamFeature[] = []
   readonly #handled: ((ctx: InboundContext) => void)[] = []
   readonly #rawTaps: ((direction: 'in' | 'out', data: string | Uint8Array) => void)[] = []
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
+  /** Plugin timers (ctx.setTimeout), created on first use. */
+  #timers: Set<ReturnType<typeof setTimeout>> | undefined
   readonly #setups: Promise<void>[] = []
   /** No more use(): set by the first connect(). */
   #frozen = false
@@ -199,7 +202,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         `cannot register plugin "${plugin.name}": the plugin registry froze when connect() was first called. Pass it in createConnection({ plugins: [...] }) or call use() before connect().`,
       )
     }
-    if (this.#names.has(plugin.name)) {
+    if (this.#isRegistered(plugin.name)) {
       throw new PluginError(
         'duplicate-plugin',
         plugin.name,
@@ -207,7 +210,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       )
     }
     for (const dependency of plugin.dependencies) {
-      if (!this.#names.has(dependency.name)) {
+      if (!this.#isRegistered(dependency.name)) {
         throw new PluginError(
           'missing-dependency',
           plugin.name,
@@ -220,15 +223,13 @@ export class Connection<A extends object = Record<string, unknown>> {
       api: undefined,
       controller: undefined,
       disposed: false,
-      disposers: [],
+      disposers: undefined,
     }
-    this.#names.add(plugin.name)
     this.#registered.push(entry)
     let result: unknown
     try {
       result = plugin.setup(this.#contextFor(entry), plugin.options)
     } catch (error) {
-      this.#names.delete(plugin.name)
       this.#registered.pop()
       throw new PluginError(
         'setup-failed',
@@ -248,6 +249,10 @@ export class Connection<A extends object = Record<string, unknown>> {
       ;(this.plugins as Record<string, unknown>)[plugin.name] = result
     }
     return this as unknown as Connection<A & { [K in P['name']]: ApiOf<P> }>
+  }
+
+  #isRegistered(name: string): boolean {
+    return this.#registered.some((r) => r.plugin.name === name)
   }
 
   async #awaitSetup(entry: Registered, result: Promise<unknown>): Promise<void> {
@@ -288,73 +293,109 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   #contextFor(entry: Registered): PluginContext {
-    const name = entry.plugin.name
-    const declared = new Set(entry.plugin.dependencies.map((d) => d.name))
-    const sorted = <T extends { priority: number }>(list: T[], item: T) => {
-      // Stable insertion by priority: ties keep registration order.
-      let i = list.length
-      while (i > 0 && (list[i - 1] as T).priority > item.priority) i--
-      list.splice(i, 0, item)
-    }
-    const layer = (options: MiddlewareOptions | undefined) => options?.priority ?? 0
-    return {
-      connection: this as unknown as Connection,
-      hooks: this.hooks,
-      get signal() {
+    return newPluginContext(this as unknown as Connection, entry)
+  }
+
+  static {
+    /**
+     * What a plugin's setup() gets. Its methods live on the prototype: a plugin that keeps
+     * its context (most do) then keeps one small object per connection, not a closure per
+     * method (idle connections add up).
+     */
+    class Context implements PluginContext {
+      readonly connection: Connection
+      readonly hooks: Hooks
+      readonly #entry: Registered
+
+      constructor(connection: Connection, entry: Registered) {
+        this.connection = connection
+        this.hooks = connection.hooks
+        this.#entry = entry
+      }
+
+      get signal(): AbortSignal {
+        const entry = this.#entry
         if (!entry.controller) {
           entry.controller = new AbortController()
           if (entry.disposed) entry.controller.abort(disposedError())
         }
         return entry.controller.signal
-      },
-      get: <P extends AnyPlugin>(plugin: P): ApiOf<P> => {
-        if (!declared.has(plugin.name)) {
+      }
+
+      get<P extends AnyPlugin>(plugin: P): ApiOf<P> {
+        const name = this.#entry.plugin.name
+        if (!this.#entry.plugin.dependencies.some((d) => d.name === plugin.name)) {
           throw new PluginError(
             'missing-dependency',
             name,
             `plugin "${name}" asked for plugin "${plugin.name}" without declaring it in dependencies`,
           )
         }
-        const found = this.#registered.find((r) => r.plugin.name === plugin.name)
+        const found = this.connection.#registered.find((r) => r.plugin.name === plugin.name)
         return found?.api as ApiOf<P>
-      },
-      inbound: (fn, options) => {
-        this.#assertOpen(name)
-        sorted(this.#inboundLayers, { fn, plugin: name, priority: layer(options) })
-      },
-      outbound: (fn, options) => {
-        this.#assertOpen(name)
-        sorted(this.#outboundLayers, { fn, plugin: name, priority: layer(options) })
-      },
-      feature: (feature) => {
-        this.#assertOpen(name)
-        if (this.#features.some((f) => f.name === feature.name)) {
+      }
+
+      inbound(fn: Middleware<InboundContext>, options?: MiddlewareOptions): void {
+        const name = this.#entry.plugin.name
+        this.connection.#assertOpen(name)
+        sorted(this.connection.#inboundLayers, {
+          fn,
+          plugin: name,
+          priority: options?.priority ?? 0,
+        })
+      }
+
+      outbound(fn: Middleware<OutboundContext>, options?: MiddlewareOptions): void {
+        const name = this.#entry.plugin.name
+        this.connection.#assertOpen(name)
+        sorted(this.connection.#outboundLayers, {
+          fn,
+          plugin: name,
+          priority: options?.priority ?? 0,
+        })
+      }
+
+      feature(feature: StreamFeature): void {
+        const name = this.#entry.plugin.name
+        const connection = this.connection
+        connection.#assertOpen(name)
+        if (connection.#features.some((f) => f.name === feature.name)) {
           throw new PluginError(
             'duplicate-plugin',
             name,
             `stream feature "${feature.name}" is already registered`,
           )
         }
-        sorted(this.#features, feature)
-      },
-      onHandled: (fn) => {
-        this.#handled.push(fn)
-      },
-      onRaw: (fn) => {
-        this.#rawTaps.push(fn)
-      },
-      setTimeout: (fn, ms) => {
+        sorted(connection.#features, feature)
+      }
+
+      onHandled(fn: (ctx: InboundContext) => void): void {
+        this.connection.#handled.push(fn)
+      }
+
+      onRaw(fn: (direction: 'in' | 'out', data: string | Uint8Array) => void): void {
+        this.connection.#rawTaps.push(fn)
+      }
+
+      setTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
+        const connection = this.connection
+        connection.#timers ??= new Set()
+        const timers = connection.#timers
         const timer = setTimeout(() => {
-          this.#timers.delete(timer)
+          timers.delete(timer)
           fn()
         }, ms)
-        this.#timers.add(timer)
+        timers.add(timer)
         return timer
-      },
-      onDispose: (fn) => {
-        entry.disposers.push(fn)
-      },
+      }
+
+      onDispose(fn: () => void | Promise<void>): void {
+        const entry = this.#entry
+        if (entry.disposers) entry.disposers.push(fn)
+        else entry.disposers = [fn]
+      }
     }
+    newPluginContext = (connection, entry) => new Context(connection, entry)
   }
 
   #assertOpen(plugin: string): void {
@@ -896,15 +937,18 @@ export class Connection<A extends object = Record<string, unknown>> {
     if (this.#disposed) return
     await this.disconnect()
     this.#disposed = true
-    for (const timer of this.#timers) clearTimeout(timer)
-    this.#timers.clear()
+    if (this.#timers) {
+      for (const timer of this.#timers) clearTimeout(timer)
+      this.#timers.clear()
+    }
     for (let i = this.#registered.length - 1; i >= 0; i--) {
       const entry = this.#registered[i] as Registered
       entry.disposed = true
       entry.controller?.abort(disposedError())
-      for (let j = entry.disposers.length - 1; j >= 0; j--) {
+      const disposers = entry.disposers ?? []
+      for (let j = disposers.length - 1; j >= 0; j--) {
         try {
-          await (entry.disposers[j] as () => void | Promise<void>)()
+          await (disposers[j] as () => void | Promise<void>)()
         } catch (error) {
           this.#report(
             new PluginError(
@@ -1159,6 +1203,13 @@ export function createConnection<const T extends readonly AnyPlugin[] = []>(
   options: ConnectionOptions<T>,
 ): Connection<ApisOf<T>> {
   return new Connection<ApisOf<T>>(options)
+}
+
+/** Stable insertion by priority: ties keep registration order. */
+function sorted<T extends { priority: number }>(list: T[], item: T): void {
+  let i = list.length
+  while (i > 0 && (list[i - 1] as T).priority > item.priority) i--
+  list.splice(i, 0, item)
 }
 
 function endsStream(

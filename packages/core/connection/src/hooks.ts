@@ -45,7 +45,8 @@ export type HookHandler<K extends HookName> = (payload: HookMap[K]) => void | Pr
  */
 export class Hooks {
   readonly #handlers = new Map<HookName, HookHandler<HookName>[]>()
-  readonly #nexts = new Set<(error: Error) => void>()
+  /** Pending next() calls, created on first use. */
+  #nexts: Set<(error: Error) => void> | undefined
   readonly #report: (error: unknown, hook: HookName) => void
 
   constructor(report: (error: unknown, hook: HookName) => void) {
@@ -85,13 +86,14 @@ export class Hooks {
   next<K extends HookName>(name: K): Promise<HookMap[K]> {
     return new Promise((resolve, reject) => {
       const off = this.once(name, (payload) => {
-        this.#nexts.delete(fail)
+        this.#nexts?.delete(fail)
         resolve(payload)
       })
       const fail = (error: Error) => {
         off()
         reject(error)
       }
+      this.#nexts ??= new Set()
       this.#nexts.add(fail)
     })
   }
@@ -143,8 +145,8 @@ export class Hooks {
   /** Removes every handler; pending next() promises reject. */
   clear(): void {
     this.#handlers.clear()
-    const pending = [...this.#nexts]
-    this.#nexts.clear()
+    const pending = [...(this.#nexts ?? [])]
+    this.#nexts?.clear()
     for (const fail of pending) fail(new Error('the hooks were cleared (connection disposed)'))
   }
 }

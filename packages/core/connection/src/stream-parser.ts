@@ -174,6 +174,12 @@ function nameFlags(name: string): number {
  * The Name starting at s[i] (a NameStartChar), or '' when it is not finished before `end`.
  * Its flags are stored in flagsOut[0].
  */
+/**
+ * readName()'s flags out-parameter, shared: it is read right after each call (a tag's flags
+ * are kept per parser as a number, since a tag may span chunks).
+ */
+const NAME_FLAGS = new Uint8Array(1)
+
 function readName(s: string, i: number, end: number, flagsOut: Uint8Array): string {
   const h = (s.charCodeAt(i) * 31 + s.charCodeAt(i + 1)) & (NAME_CACHE_SIZE - 1)
   const cached = NAME_CACHE[h]!
@@ -315,7 +321,7 @@ export class StreamParser {
   private readonly _attrNames: string[] = []
   private readonly _attrValues: string[] = []
   private _nAttrs = 0
-  private readonly _special = new Uint8Array(1) // SPECIAL_NAME: the tag has a prefixed or unusual name
+  private _special = 0 // SPECIAL_NAME: the tag has a prefixed or unusual name
   private readonly _nsPrefixes: string[] = []
   private readonly _nsUris: string[] = []
   private _nsLen = 0
@@ -590,7 +596,7 @@ export class StreamParser {
             }
             this._declAllowed = false
             this._nAttrs = 0
-            this._special[0] = 0
+            this._special = 0
             tokStart = i
             state = START_NAME
             continue
@@ -629,7 +635,9 @@ export class StreamParser {
 
         case START_NAME: {
           if (i === tokStart && this._acc === '') {
-            const name = readName(s, i, end, this._special)
+            NAME_FLAGS[0] = 0
+            const name = readName(s, i, end, NAME_FLAGS)
+            this._special |= NAME_FLAGS[0]!
             if (name === '') {
               i = end
               break
@@ -642,7 +650,7 @@ export class StreamParser {
             const name = this._acc + s.slice(tokStart, i)
             this._acc = ''
             this._tagName = name
-            this._special[0] = this._special[0]! | nameFlags(name)
+            this._special |= nameFlags(name)
           }
           c = s.charCodeAt(i)
           if (c === 0x3e) {
@@ -702,7 +710,9 @@ export class StreamParser {
 
         case ATTR_NAME: {
           if (i === tokStart && this._acc === '') {
-            const name = readName(s, i, end, this._special)
+            NAME_FLAGS[0] = 0
+            const name = readName(s, i, end, NAME_FLAGS)
+            this._special |= NAME_FLAGS[0]!
             if (name === '') {
               i = end
               break
@@ -715,7 +725,7 @@ export class StreamParser {
             const name = this._acc + s.slice(tokStart, i)
             this._acc = ''
             this._attrName = name
-            this._special[0] = this._special[0]! | nameFlags(name)
+            this._special |= nameFlags(name)
           }
           c = s.charCodeAt(i)
           i++
@@ -1282,7 +1292,7 @@ export class StreamParser {
     const mark = this._nsLen
     let colon = -1
     let uri: string | undefined
-    if (this._special[0] === 0) {
+    if (this._special === 0) {
       // Fast path: no prefixes (so no namespace declarations to track) and ordinary names.
       const n = this._nAttrs
       const names = this._attrNames
@@ -1466,7 +1476,10 @@ export class StreamParser {
     this._depth = d
     if (d === 0) {
       this._cur = null
-      this._stack[0] = null
+      // Forget the finished stanza's elements: an idle stream must not keep its last one.
+      const stack = this._stack
+      stack[0] = null
+      for (let k = 1; k < stack.length && stack[k] !== null; k++) stack[k] = null
       this._inLimit = false
       return this._emit(el)
     }

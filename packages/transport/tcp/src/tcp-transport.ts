@@ -51,7 +51,15 @@ export class TcpTransport implements Transport {
    */
   readonly closed: Promise<Error | undefined>
   readonly #options: TcpOptions
-  readonly #stop = new AbortController()
+  /**
+   * Aborts the operation in flight (connect, STARTTLS) on destroy(). It and its signal exist
+   * only while one runs: an open transport holds no AbortSignal (idle connections add up).
+   */
+  #stop: AbortController | undefined
+  /** Unhooks the connection's attempt signal from #stop once the operation is over. */
+  #unlink: (() => void) | undefined
+  /** The connection's attempt signal (ConnectTarget.signal). */
+  #attempt: AbortSignal | undefined
   #markClosed: (error: Error | undefined) => void = () => undefined
   #phase: Phase = 'idle'
   #socket: Socket | undefined
@@ -59,7 +67,6 @@ export class TcpTransport implements Transport {
   #remote: TcpTarget | undefined
   #events: TransportEvents | undefined
   #domain = ''
-  #signal: AbortSignal = this.#stop.signal
   #error: Error | undefined
   #paused = false
   /** Writes made while STARTTLS runs: they go out encrypted or not at all. */
@@ -71,7 +78,36 @@ export class TcpTransport implements Transport {
     this.closed = new Promise((resolve) => {
       this.#markClosed = resolve
     })
-    Object.defineProperty(this, BRAND, { value: true })
+  }
+
+  static {
+    // On the prototype rather than on each instance: isTcpTransport() reads it either way.
+    Object.defineProperty(TcpTransport.prototype, BRAND, { value: true })
+  }
+
+  /**
+   * Starts an abortable operation: its signal is aborted by the connection's attempt signal
+   * or by destroy(), until #endOperation().
+   */
+  #beginOperation(): AbortSignal {
+    const stop = new AbortController()
+    this.#stop = stop
+    const attempt = this.#attempt
+    if (attempt) {
+      if (attempt.aborted) stop.abort(attempt.reason)
+      else {
+        const onAbort = () => stop.abort(attempt.reason)
+        attempt.addEventListener('abort', onAbort, { once: true })
+        this.#unlink = () => attempt.removeEventListener('abort', onAbort)
+      }
+    }
+    return stop.signal
+  }
+
+  #endOperation(): void {
+    this.#unlink?.()
+    this.#unlink = undefined
+    this.#stop = undefined
   }
 
   /** True once the stream runs over TLS that verified (or `tls.insecure` was set). */
@@ -96,8 +132,8 @@ export class TcpTransport implements Transport {
     this.#phase = 'connecting'
     this.#events = events
     this.#domain = target.domain
-    this.#signal = AbortSignal.any([target.signal, this.#stop.signal])
-    const signal = this.#signal
+    this.#attempt = target.signal
+    const signal = this.#beginOperation()
     try {
       signal.throwIfAborted()
       const targets = await untilAborted(this.#targets(target), signal)
@@ -122,6 +158,8 @@ export class TcpTransport implements Transport {
       this.#socket?.destroy()
       this.#finish(error instanceof Error ? error : new Error(String(error)))
       throw error
+    } finally {
+      this.#endOperation()
     }
   }
 
@@ -205,6 +243,10 @@ export class TcpTransport implements Transport {
           return
         }
         done()
+        // The transport's own error listener takes over (#attach does not add it): this one
+        // would keep the whole attempt (timer, signal, promise) alive while online.
+        socket.off('error', onError)
+        socket.on('error', this.#onError)
         resolve(socket)
       }
       const onError = (error: Error) =>
@@ -245,7 +287,7 @@ export class TcpTransport implements Transport {
     raw.off('data', this.#onData)
     raw.off('drain', this.#onDrain)
     raw.off('close', this.#onClose)
-    const signal = this.#signal
+    const signal = this.#beginOperation()
     const domain = this.#domain
     let secure: TLSSocket
     try {
@@ -273,8 +315,12 @@ export class TcpTransport implements Transport {
             return
           }
           settle()
+          // As in #open(): hand over to the transport's error listener.
+          socket.off('error', onError)
+          socket.on('error', this.#onError)
           resolve(socket)
         }
+        const onError = (error: Error) => fail(handshakeError(error, domain))
         const onClose = () =>
           fail(
             new TLSError(
@@ -283,7 +329,7 @@ export class TcpTransport implements Transport {
             ),
           )
         socket.on('secureConnect', onReady)
-        socket.on('error', (error: Error) => fail(handshakeError(error, domain)))
+        socket.on('error', onError)
         socket.on('close', onClose)
         signal.addEventListener('abort', onAbort, { once: true })
       })
@@ -292,6 +338,8 @@ export class TcpTransport implements Transport {
       raw.destroy()
       this.#finish(error instanceof Error ? error : new Error(String(error)))
       throw error
+    } finally {
+      this.#endOperation()
     }
     this.#secure = true
     this.#phase = 'open'
@@ -323,7 +371,7 @@ export class TcpTransport implements Transport {
     if (error) this.#error ??= error
     if (this.#phase === 'closed') return
     const reason = error ?? new ConnectionError('disconnected', 'the transport was destroyed')
-    if (this.#phase === 'connecting' || this.#phase === 'upgrading') this.#stop.abort(reason)
+    if (this.#phase === 'connecting' || this.#phase === 'upgrading') this.#stop?.abort(reason)
     if (this.#phase === 'idle') {
       this.#finish(error)
       return
@@ -346,7 +394,7 @@ export class TcpTransport implements Transport {
     socket.setKeepAlive(true, KEEPALIVE_DELAY)
     socket.on('data', this.#onData)
     socket.on('drain', this.#onDrain)
-    socket.on('error', this.#onError)
+    // 'error' is already this.#onError: #open() and startTls() switched to it.
     socket.on('close', this.#onClose)
     if (this.#paused) socket.pause()
   }
