@@ -3,7 +3,7 @@
 // most self time (aggregated by function name and file), so that optimisation starts from
 // what the profile shows. Build first (`pnpm bench --only recv` builds, or turbo).
 //
-//   node apps/bench/profile.mjs recv|send|rtt [--client ours|xmppjs] [--n N] [--top 15]
+//   node apps/bench/profile.mjs recv|send|rtt|setup [--client ours|xmppjs] [--n N] [--top 15]
 //   node apps/bench/profile.mjs --summarise FILE.cpuprofile [--top 15]
 //
 // The .cpuprofile is kept in apps/bench/profiles/ (git-ignored: *.cpuprofile); open it in
@@ -73,9 +73,10 @@ if (args.summarise) {
 }
 
 const workload = positionals[0] ?? 'recv'
-const SIZES = { recv: 200_000, send: 200_000, rtt: 5_000 }
+const SIZES = { recv: 200_000, send: 200_000, rtt: 5_000, setup: 2_000 }
+const SERVER_MODE = { setup: 'idle' }
 if (!(workload in SIZES)) {
-  console.error('usage: profile.mjs recv|send|rtt [--client ours|xmppjs] [--n N] [--top 15]')
+  console.error('usage: profile.mjs recv|send|rtt|setup [--client ours|xmppjs] [--n N] [--top 15]')
   process.exit(2)
 }
 const n = Number(args.n ?? SIZES[workload])
@@ -84,7 +85,7 @@ mkdirSync(dir, { recursive: true })
 
 const server = spawn(
   process.execPath,
-  [join(HERE, 'server.mjs'), '--mode', workload, '--n', String(n)],
+  [join(HERE, 'server.mjs'), '--mode', SERVER_MODE[workload] ?? workload, '--n', String(n)],
   {
     stdio: ['pipe', 'pipe', 'inherit'],
   },

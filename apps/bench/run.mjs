@@ -78,7 +78,7 @@ const cores = cpus().length
 const canPin =
   cores >= 2 && spawnSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' }).status === 0
 const pinning = canPin
-  ? 'server on core 0, clients on core 1 (taskset)'
+  ? 'server on core 0, clients on core 1 (taskset); rtt: both on core 1'
   : cores < 2
     ? 'not pinned: one core'
     : 'not pinned: taskset (util-linux) is not available'
@@ -90,8 +90,8 @@ const pinned = (core, argv) =>
 // Processes
 
 /** Starts server.mjs in `mode`; resolves with its port and a stop function. */
-function startServer(mode, n) {
-  const [cmd, argv] = pinned(0, [
+function startServer(mode, n, core = 0) {
+  const [cmd, argv] = pinned(core, [
     process.execPath,
     join(HERE, 'server.mjs'),
     '--mode',
@@ -178,7 +178,7 @@ function startProsody() {
 // ---------------------------------------------------------------------------------------------
 // The runs
 
-const CLIENTS = { rtt: ['ours', 'xmppjs', 'raw'] }
+const CLIENTS = { rtt: ['ours', 'xmppjs', 'raw'], idle: ['ours', 'xmppjs', 'raw'] }
 const SERVER_MODE = { recv: 'recv', send: 'send', rtt: 'rtt', setup: 'idle', idle: 'idle' }
 /** results[figure][client] = one result object per repetition */
 const results = {}
@@ -213,7 +213,9 @@ for (const figure of selected) {
     if (!state.reused) stop = async () => void prosodyScript(['stop'])
     notes.push(`login against Prosody ${state.version ?? ''} on ${service} as ${user}`.trim())
   } else {
-    const server = await startServer(SERVER_MODE[figure], n)
+    // rtt: server and client share core 1, as the issue measured it: a round trip is then the
+    // CPU work of both sides plus the socket, with no cross-core wake-up in it.
+    const server = await startServer(SERVER_MODE[figure], n, figure === 'rtt' ? 1 : 0)
     service = `xmpp://127.0.0.1:${server.port}`
     stop = server.stop
   }
@@ -284,6 +286,11 @@ function row(name, unit, better, ours, theirs, target, floor, digits = 1) {
   })
 }
 const col = (figure, client, key) => (results[figure]?.[client] ?? []).map((r) => r[key])
+/** idle: the client's figure minus the raw socket's, repetition by repetition. */
+const overRaw = (figure, client, key) => {
+  const raw = col(figure, 'raw', key)
+  return col(figure, client, key).map((x, i) => x - (raw[i] ?? Number.NaN))
+}
 const has = (figure) => results[figure] !== undefined
 
 for (const [figure, target, floor] of [
@@ -360,6 +367,14 @@ if (has('idle')) {
     2 / 3,
   )
   row(
+    'idle RSS over a raw socket per client',
+    'KB',
+    'lower',
+    overRaw('idle', 'ours', 'rssKB'),
+    overRaw('idle', 'xmppjs', 'rssKB'),
+    1 / 3,
+  )
+  row(
     'idle heap per connected client',
     'KB',
     'lower',
@@ -411,6 +426,17 @@ const table = [
 const rawLine = has('rtt')
   ? `raw-socket baseline (same handshake and ping bytes, no XML): p50 ${fmt(median(col('rtt', 'raw', 'p50')), 1)} µs (${fmt(Math.min(...col('rtt', 'raw', 'p50')), 1)}..${fmt(Math.max(...col('rtt', 'raw', 'p50')), 1)}), p99 ${fmt(median(col('rtt', 'raw', 'p99')), 1)} µs`
   : undefined
+/** median (min..max) of the per-repetition values, `digits` decimals. */
+const spread = (xs, digits = 1) =>
+  `${fmt(median(xs), digits)} (${fmt(Math.min(...xs), digits)}..${fmt(Math.max(...xs), digits)})`
+const idleOver = (key) => {
+  const ours = median(overRaw('idle', 'ours', key))
+  const theirs = median(overRaw('idle', 'xmppjs', key))
+  return `ours ${fmt(ours, 1)} KB, xmpp.js ${fmt(theirs, 1)} KB, ours/xmpp.js ${fmt(ours / theirs, 2)}`
+}
+const rawIdleLine = has('idle')
+  ? `raw-socket idle baseline (one net.Socket, same handshake, no XML) per client: ${spread(col('idle', 'raw', 'rssKB'))} KB RSS, ${spread(col('idle', 'raw', 'heapKB'))} KB heap; over raw (client − raw per repetition, median): RSS ${idleOver('rssKB')}; heap ${idleOver('heapKB')}`
+  : undefined
 if (has('login')) {
   const ms = median(col('login', 'ours', 'ms'))
   notes.push(
@@ -437,12 +463,13 @@ const machine = [
   `- command: \`${command}\` (${Math.round((Date.now() - started) / 1000)} s)`,
   `- node ${process.version}, @xmpp/client ${xmppjsVersion}`,
   `- CPU: ${cpuModel}, ${cores} cores; ${pinning}`,
-  `- ${reps} repetitions alternating ours, xmpp.js (and the raw socket for rtt), each client in its own process`,
+  `- ${reps} repetitions alternating ours, xmpp.js (and the raw socket for rtt and idle), each client in its own process`,
   `- sizes: ${selected.map((f) => `${f} ${SIZES[f].toLocaleString('en-US')}`).join(', ')}`,
 ]
 
 out.write(`\n${table.join('\n')}\n`)
-if (rawLine) out.write(`\n${rawLine}\n`)
+if (rawLine || rawIdleLine) out.write('\n')
+for (const line of [rawLine, rawIdleLine]) if (line) out.write(`${line}\n`)
 for (const note of notes) out.write(`${note}\n`)
 out.write(`\n${machine.join('\n')}\n`)
 
@@ -452,6 +479,7 @@ if (!smoke) {
     file,
     `# Benchmark results\n\nThe last \`pnpm bench\` (see [README.md](README.md) for what each figure measures).\n\n${machine.join('\n')}\n\n${table.join('\n')}\n\n${[
       rawLine,
+      rawIdleLine,
       ...notes,
     ]
       .filter(Boolean)

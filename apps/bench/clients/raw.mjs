@@ -1,6 +1,8 @@
-// The raw-socket baseline for the round trip: node:net, the same handshake and the same iq
-// ping bytes as a client would send, pre-formatted, with a substring check for the answer.
-// No XML parsing at all: what is left of a client's round trip is the socket and the server.
+// The raw-socket baseline: node:net, the same handshake and the same iq ping bytes as a client
+// would send, pre-formatted, with a substring check for the answer. No XML parsing at all.
+// rtt: what is left of a client's round trip is the socket and the server.
+// idle: connect() leaves one net.Socket (utf8, no Nagle) online with one 'data' listener and
+// an empty buffer: what a connected client costs before any library state.
 import { connect as netConnect } from 'node:net'
 
 /** @param {import('./types.mjs').ClientConfig} config */

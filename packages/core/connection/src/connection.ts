@@ -8,6 +8,7 @@ import {
   XMPPError,
 } from './errors.js'
 import type { Negotiator, NegotiationContext, StreamFeature, WaitOptions } from './features.js'
+import { Cancellation } from './cancellation.js'
 import { featureNegotiator } from './feature-negotiator.js'
 import { type HookMap, type HookName, Hooks } from './hooks.js'
 import type { JID } from './jid.js'
@@ -156,7 +157,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   #failure: XMPPError | undefined
   #closed: Promise<void> = RESOLVED
   #markClosed: () => void = () => undefined
-  #attempt: AbortController | undefined
+  #attempt: Cancellation | undefined
 
   constructor(options: ConnectionOptions) {
     this.#options = options
@@ -481,7 +482,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     mayRedirect: boolean,
   ): Promise<void> {
     if (this.#cancelled) throw this.#cancelled
-    const attempt = new AbortController()
+    const attempt = new Cancellation()
     this.#attempt = attempt
     this.#failure = undefined
     this.#footerSent = false
@@ -507,23 +508,23 @@ export class Connection<A extends object = Record<string, unknown>> {
       this.#timeouts.connect,
     )
     try {
-      await raceSignal(
+      // No signal is passed: an abandoned attempt ends with transport.destroy() (teardown).
+      await attempt.race(
         transport.connect(
-          { service: this.service, domain: this.domain, host, port, signal: attempt.signal },
+          { service: this.service, domain: this.domain, host, port },
           {
             data: (chunk) => this.#onData(transport, chunk),
             close: (error) => this.#onTransportClose(transport, error),
             drain: () => this.#onDrain(transport),
           },
         ),
-        attempt.signal,
       )
       clearTimeout(connectTimer)
       this.#setState('negotiating')
-      const nc = this.#negotiationContext(transport, attempt.signal)
+      const nc = this.#negotiationContext(transport, attempt)
       // Whatever a feature awaits (a TLS upgrade, a hash), a drop or a timeout ends it here.
-      await raceSignal(this.#openStream(), attempt.signal)
-      await raceSignal(this.#negotiator.negotiate(nc), attempt.signal)
+      await attempt.race(this.#openStream())
+      await attempt.race(this.#negotiator.negotiate(nc))
       if (this.#transport !== transport || this.#failure) throw this.#failure ?? closedError()
       // Elements that arrived during negotiation and that no feature took go through the
       // inbound pipeline now, in order (one of them may still end the stream).
@@ -555,12 +556,15 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
   }
 
-  #negotiationContext(transport: Transport, signal: AbortSignal): NegotiationContext {
+  #negotiationContext(transport: Transport, attempt: Cancellation): NegotiationContext {
     const self = this
     return {
       connection: this as unknown as Connection,
       transport,
-      signal,
+      // An AbortSignal only for a feature that asks for it.
+      get signal() {
+        return attempt.signal
+      },
       domain: this.domain,
       get header() {
         return self.#header
@@ -859,7 +863,8 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#transport = undefined
     this.#parser?.stop()
     this.#parser = undefined
-    this.#attempt?.abort(error ?? closedError())
+    const failure = error ?? closedError()
+    this.#attempt?.abort(failure)
     this.#attempt = undefined
     clearTimeout(this.#failTimer)
     this.#failTimer = undefined
@@ -869,7 +874,6 @@ export class Connection<A extends object = Record<string, unknown>> {
     const killer = setTimeout(() => transport.destroy(), closeTimeout)
     ;(killer as { unref?: () => void }).unref?.()
     const markClosed = this.#markClosed
-    const failure = error ?? closedError()
     this.#rejectWaiters(failure)
     this.#pending = []
     this.#inQueue = []
@@ -999,7 +1003,11 @@ export class Connection<A extends object = Record<string, unknown>> {
     ctx.data = data
     ctx.written = true
     this.#outBuffer.push(data)
-    if (!this.#flushScheduled) {
+    if (this.#state !== 'online') {
+      // Negotiation is one element per round trip: nothing to batch, and the peer should
+      // get it before this tick goes on to set up the wait for its answer.
+      this.#flush()
+    } else if (!this.#flushScheduled) {
       this.#flushScheduled = true
       queueMicrotask(() => this.#flush())
     }
@@ -1253,28 +1261,6 @@ function closedError(): ConnectionError {
 function toXMPPError(error: unknown): XMPPError {
   if (error instanceof XMPPError) return error
   return new ConnectionError('transport', describe(error), error)
-}
-
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    // The loser's outcome no longer matters, but must not surface as an unhandled rejection.
-    promise.catch(() => undefined)
-    return Promise.reject(signal.reason)
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      },
-    )
-  })
 }
 
 /** RFC 6120 §4.9.3.19: see-other-host carries `host`, `host:port` or `[v6]:port`. */

@@ -5,6 +5,7 @@ export {
   createConnection,
   parseRedirect,
 } from './connection.js'
+export { Cancellation } from './cancellation.js'
 export { Element } from 'ltx'
 export {
   AbortError,

@@ -656,3 +656,19 @@ describe('lifecycle', () => {
     expect(() => new StreamParser(handlers, { maxDepth: 1.5 })).toThrow(RangeError)
   })
 })
+
+describe('the name cache', () => {
+  // Names are cached by first character, last character and length: names that share them
+  // (or share a prefix) must never be mixed up, whatever the order they come in.
+  test('names that share a slot or a prefix come out as written', () => {
+    const names = ['mechanism', 'mechanisms', 'mexhanism', 'mechanism', 'a', 'ab', 'a1b', 'a2b']
+    const inner = names.map((n) => `<${n} ${n}-x='1'/>`).join('')
+    for (let round = 0; round < 3; round++) {
+      const el = parseStanza(`<message>${inner}</message>`)
+      expect(el.children.map((c) => (c as Element).name)).toEqual(names)
+      expect(el.children.map((c) => Object.keys((c as Element).attrs))).toEqual(
+        names.map((n) => [`${n}-x`]),
+      )
+    }
+  })
+})

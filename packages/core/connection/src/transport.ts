@@ -12,9 +12,9 @@ export interface Transport {
   connect(target: ConnectTarget, events: TransportEvents): Promise<void>
   /** Writes data; returns false when the caller should wait for `drain`. */
   write(data: string): boolean
-  /** Flushes what was written, then closes. */
+  /** Flushes what was written, then closes; during connect(), like destroy(). */
   end(): void
-  /** Closes at once. */
+  /** Closes at once; a connect() or TLS upgrade in flight rejects. */
   destroy(error?: Error): void
   /** Stops delivering data until resume() (inbound backpressure). */
   pause?(): void
@@ -29,7 +29,12 @@ export interface ConnectTarget {
   /** A redirect's host (see-other-host); the service's host otherwise. */
   readonly host?: string | undefined
   readonly port?: number | undefined
-  readonly signal: AbortSignal
+  /**
+   * For a caller that wants to give up on connect() by a signal. The connection passes none:
+   * it gives up on an attempt by calling end() or destroy(), and either must end a
+   * connect() in flight (connect() then rejects).
+   */
+  readonly signal?: AbortSignal | undefined
 }
 
 export interface TransportEvents {

@@ -302,6 +302,43 @@ describe('stream features', () => {
     await expect(connecting).rejects.toMatchObject({ code: 'timeout' })
     expect(peer.connected).toBe(false)
   })
+
+  // Negotiation is one element per round trip: waiting for the end of the tick would only
+  // delay the step. Online, sends are batched per tick (see the outbound pipeline tests).
+  test('during negotiation, send() writes to the transport at once', async () => {
+    const seenAtSend: string[] = []
+    const plugin = definePlugin({
+      name: 'step',
+      setup(ctx) {
+        ctx.feature({
+          name: 'step',
+          priority: 1,
+          applies: () => true,
+          async negotiate(_f, nc) {
+            const sent = nc.send(xml('step', { n: '1' }))
+            seenAtSend.push(peer.written.at(-1) ?? '')
+            await sent
+            await nc.waitFor((el) => el.name === 'ok')
+            return 'done'
+          },
+        })
+      },
+    })
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+      plugins: [plugin],
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '<step/>' })
+    expect((await peer.nextElement()).attrs).toEqual({ n: '1' })
+    peer.send('<ok/>')
+    await connecting
+    expect(seenAtSend).toEqual(['<step n="1"/>'])
+  })
 })
 
 describe('outbound pipeline', () => {

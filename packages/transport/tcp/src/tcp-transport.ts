@@ -1,6 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import {
+  Cancellation,
   type ConnectTarget,
   ConnectionError,
   TimeoutError,
@@ -52,13 +53,13 @@ export class TcpTransport implements Transport {
   readonly closed: Promise<Error | undefined>
   readonly #options: TcpOptions
   /**
-   * Aborts the operation in flight (connect, STARTTLS) on destroy(). It and its signal exist
-   * only while one runs: an open transport holds no AbortSignal (idle connections add up).
+   * Aborts the operation in flight (connect, STARTTLS) on destroy(). It exists only while
+   * one runs: an open transport holds none (idle connections add up).
    */
-  #stop: AbortController | undefined
-  /** Unhooks the connection's attempt signal from #stop once the operation is over. */
+  #stop: Cancellation | undefined
+  /** Unhooks the caller's signal from #stop once the operation is over. */
   #unlink: (() => void) | undefined
-  /** The connection's attempt signal (ConnectTarget.signal). */
+  /** The caller's signal (ConnectTarget.signal), when one was given. */
   #attempt: AbortSignal | undefined
   #markClosed: (error: Error | undefined) => void = () => undefined
   #phase: Phase = 'idle'
@@ -71,6 +72,7 @@ export class TcpTransport implements Transport {
   #paused = false
   /** Writes made while STARTTLS runs: they go out encrypted or not at all. */
   #held: string[] = []
+  #tuned = false
 
   constructor(options: TcpOptions = {}) {
     this.#options = options
@@ -86,11 +88,11 @@ export class TcpTransport implements Transport {
   }
 
   /**
-   * Starts an abortable operation: its signal is aborted by the connection's attempt signal
-   * or by destroy(), until #endOperation().
+   * Starts an abortable operation: it is aborted by destroy() (or end()) and by the caller's
+   * signal when connect() was given one, until #endOperation().
    */
-  #beginOperation(): AbortSignal {
-    const stop = new AbortController()
+  #beginOperation(): Cancellation {
+    const stop = new Cancellation()
     this.#stop = stop
     const attempt = this.#attempt
     if (attempt) {
@@ -101,7 +103,7 @@ export class TcpTransport implements Transport {
         this.#unlink = () => attempt.removeEventListener('abort', onAbort)
       }
     }
-    return stop.signal
+    return stop
   }
 
   #endOperation(): void {
@@ -136,7 +138,7 @@ export class TcpTransport implements Transport {
     const signal = this.#beginOperation()
     try {
       signal.throwIfAborted()
-      const targets = await untilAborted(this.#targets(target), signal)
+      const targets = await signal.race(this.#targets(target))
       const failures: { target: TcpTarget; error: unknown }[] = []
       for (const candidate of targets) {
         signal.throwIfAborted()
@@ -190,7 +192,7 @@ export class TcpTransport implements Transport {
   }
 
   /** Opens one TCP connection, with the TLS handshake first for direct TLS. */
-  #open(target: TcpTarget, signal: AbortSignal): Promise<Socket> {
+  #open(target: TcpTarget, signal: Cancellation): Promise<Socket> {
     const direct = target.tls === 'direct'
     const domain = this.#domain
     return new Promise<Socket>((resolve, reject) => {
@@ -221,7 +223,7 @@ export class TcpTransport implements Transport {
       const done = () => {
         settled = true
         clearTimeout(timer)
-        signal.removeEventListener('abort', onAbort)
+        signal.offAbort(onAbort)
         socket.off('connect', onConnect)
         socket.off('close', onClose)
         socket.off(direct ? 'secureConnect' : 'connect', onReady)
@@ -261,7 +263,7 @@ export class TcpTransport implements Transport {
       socket.on(direct ? 'secureConnect' : 'connect', onReady)
       socket.on('error', onError)
       socket.on('close', onClose)
-      signal.addEventListener('abort', onAbort, { once: true })
+      signal.onAbort(onAbort)
     })
   }
 
@@ -298,7 +300,7 @@ export class TcpTransport implements Transport {
         let settled = false
         const settle = () => {
           settled = true
-          signal.removeEventListener('abort', onAbort)
+          signal.offAbort(onAbort)
           socket.off('close', onClose)
           socket.off('secureConnect', onReady)
         }
@@ -331,7 +333,7 @@ export class TcpTransport implements Transport {
         socket.on('secureConnect', onReady)
         socket.on('error', onError)
         socket.on('close', onClose)
-        signal.addEventListener('abort', onAbort, { once: true })
+        signal.onAbort(onAbort)
       })
     } catch (error) {
       this.#socket?.destroy()
@@ -359,7 +361,21 @@ export class TcpTransport implements Transport {
     }
     const socket = this.#socket
     if (this.#phase !== 'open' || !socket || !socket.writable) return false
-    return socket.write(data)
+    const ok = socket.write(data)
+    if (!this.#tuned) this.#tune(socket)
+    return ok
+  }
+
+  /**
+   * No Nagle delay (XMPP is request/response: a small stanza must not wait for the previous
+   * one's ack) and TCP keepalive. On a plain socket it is done after the first write, so that
+   * the stream header leaves without waiting for five setsockopt calls: with nothing in
+   * flight, Nagle does not hold that first segment back.
+   */
+  #tune(socket: Socket): void {
+    this.#tuned = true
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, KEEPALIVE_DELAY)
   }
 
   end(): void {
@@ -390,8 +406,8 @@ export class TcpTransport implements Transport {
   }
 
   #attach(socket: Socket): void {
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, KEEPALIVE_DELAY)
+    // A TLS handshake has already written: tune now (a plain socket does it on first write).
+    if (this.#secure) this.#tune(socket)
     socket.on('data', this.#onData)
     socket.on('drain', this.#onDrain)
     // 'error' is already this.#onError: #open() and startTls() switched to it.
@@ -459,21 +475,4 @@ function describe(error: unknown): string {
       : error.message
   }
   return String(error)
-}
-
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      },
-    )
-  })
 }

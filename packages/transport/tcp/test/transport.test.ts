@@ -295,6 +295,23 @@ describe('TcpTransport cancellation', () => {
     await server.closed
     await expect.poll(() => seen.closes.length).toBe(1)
   })
+
+  // The connection gives up on an attempt with end(), and passes no signal.
+  it('end() during connect rejects it too, with no signal given', async () => {
+    const transport = new TcpTransport()
+    const { seen, events } = recorder()
+    const connecting = settle(
+      transport.connect(
+        { service: `xmpps://127.0.0.1:${peer.port}`, domain: 'localhost' },
+        events,
+      ),
+    )
+    const server = await peer.nextPeer()
+    transport.end()
+    expect(await connecting).toHaveProperty('error')
+    await server.closed
+    await expect.poll(() => seen.closes.length).toBe(1)
+  })
 })
 
 describe('TcpTransport.startTls', () => {
