@@ -6,7 +6,8 @@
 // for .ci/run to add up.
 //
 //   node scripts/run-tests.mjs           all packages
-//   node scripts/run-tests.mjs --unit    skip packages whose package.json has "testScope": "interop"
+//   node scripts/run-tests.mjs --unit    skip packages whose package.json has "testScope":
+//                                        "interop" or "bench"
 //                                        (they need a real XMPP server)
 //
 // Exit code is non-zero when turbo failed, a test failed, a test file never ran, or a package
@@ -29,7 +30,9 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const REPORT_NAME = '.vitest-report.json'
 const TEST_FILE = /\.(test|spec)\.[cm]?[jt]sx?$/
 const IGNORED_DIRS = new Set(['node_modules', 'dist', '.git', '.turbo'])
-const INTEROP_SCOPE = 'interop'
+// Packages skipped by --unit: Prosody interop, and the bench smoke (ratios against xmpp.js,
+// measured once per CI run, on Node 20).
+const NOT_UNIT_SCOPES = new Set(['interop', 'bench'])
 
 const args = process.argv.slice(2)
 const unknown = args.filter((a) => a !== '--unit')
@@ -78,7 +81,7 @@ function listWorkspacePackages() {
         name: manifest.name ?? relative(root, dir),
         dir,
         hasTest: typeof manifest.scripts?.test === 'string',
-        interop: manifest.testScope === INTEROP_SCOPE,
+        interop: NOT_UNIT_SCOPES.has(manifest.testScope),
       }
     })
     .sort((a, b) => a.name.localeCompare(b.name))

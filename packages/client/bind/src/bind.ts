@@ -4,6 +4,7 @@ import {
   JID,
   JIDError,
   type NegotiationContext,
+  type StreamFeature,
   xml,
 } from '@core/connection'
 import { BindError, stanzaErrorOf } from './errors.js'
@@ -36,48 +37,88 @@ export const bind = definePlugin({
   setup(ctx, options): BindApi {
     const resource = options.resource === '' ? undefined : options.resource
     if (resource !== undefined) checkResource(resource)
-    let bound: JID | undefined
+    const api = new BindState()
 
-    ctx.feature({
-      name: 'bind',
-      priority: FeaturePriority.BIND,
-      offers: { name: 'bind', xmlns: NS_BIND },
-      applies: (features, nc) => !nc.resumed && features.getChild('bind', NS_BIND) !== undefined,
-      async negotiate(_features, nc) {
-        // applies() ran before the features of this round did: a resume may have happened.
-        if (nc.resumed) return 'continue'
-        const jid = await bindResource(nc, resource)
-        bound = jid
-        nc.connection.jid = jid
-        // Not 'done': stream management may still be enabled after binding.
-        return 'continue'
-      },
-    })
+    ctx.feature(new BindFeature(resource, api))
+    ctx.feature(SESSION_FEATURE)
 
-    ctx.feature({
-      name: 'session',
-      priority: FeaturePriority.SESSION,
-      offers: { name: 'session', xmlns: NS_SESSION },
-      // RFC 3921 §3 required it; servers that keep it for old clients mark it <optional/>
-      // (draft-cridland-xmpp-session-01), and then it is skipped.
-      applies: (features, nc) => {
-        const session = features.getChild('session', NS_SESSION)
-        return !nc.resumed && session !== undefined && session.getChild('optional') === undefined
-      },
-      async negotiate(_features, nc) {
-        if (nc.resumed) return 'continue'
-        await request(nc, 'session', 'session establishment', xml('session', { xmlns: NS_SESSION }))
-        return 'continue'
-      },
-    })
-
-    return {
-      get jid() {
-        return bound
-      },
-    }
+    return api
   },
 })
+
+const BIND_OFFERS = { name: 'bind', xmlns: NS_BIND } as const
+
+/**
+ * The bind feature, one per connection: a class (methods on the prototype) rather than an
+ * object literal of closures, since it lives as long as the connection (idle connections add
+ * up).
+ */
+class BindFeature implements StreamFeature {
+  readonly name = 'bind'
+  readonly priority = FeaturePriority.BIND
+  readonly offers = BIND_OFFERS
+  readonly #resource: string | undefined
+  readonly #api: BindState
+
+  constructor(resource: string | undefined, api: BindState) {
+    this.#resource = resource
+    this.#api = api
+  }
+
+  applies(features: Element, nc: NegotiationContext): boolean {
+    return !nc.resumed && features.getChild('bind', NS_BIND) !== undefined
+  }
+
+  async negotiate(_features: Element, nc: NegotiationContext): Promise<'continue'> {
+    // applies() ran before the features of this round did: a resume may have happened.
+    if (nc.resumed) return 'continue'
+    const jid = await bindResource(nc, this.#resource)
+    setBound(this.#api, jid)
+    nc.connection.jid = jid
+    // Not 'done': stream management may still be enabled after binding.
+    return 'continue'
+  }
+}
+
+/** Session establishment keeps no state of its own: one feature object for every connection. */
+const SESSION_FEATURE: StreamFeature = Object.freeze({
+  name: 'session',
+  priority: FeaturePriority.SESSION,
+  offers: Object.freeze({ name: 'session', xmlns: NS_SESSION }),
+  // RFC 3921 §3 required it; servers that keep it for old clients mark it <optional/>
+  // (draft-cridland-xmpp-session-01), and then it is skipped.
+  applies(features: Element, nc: NegotiationContext): boolean {
+    const session = features.getChild('session', NS_SESSION)
+    return !nc.resumed && session !== undefined && session.getChild('optional') === undefined
+  },
+  async negotiate(_features: Element, nc: NegotiationContext): Promise<'continue'> {
+    if (nc.resumed) return 'continue'
+    await request(nc, 'session', 'session establishment', xml('session', { xmlns: NS_SESSION }))
+    return 'continue'
+  },
+})
+
+/** Records the JID bound last; set in BindState's static block. */
+let setBound: (api: BindState, jid: JID) => void
+
+/**
+ * The plugin's API. A class rather than `{ get jid() {...} }`: an object literal with a
+ * getter is put in dictionary mode (some 300 bytes per connection); an instance keeps the
+ * field and shares the getter on the prototype (idle connections add up).
+ */
+class BindState implements BindApi {
+  #jid: JID | undefined = undefined
+
+  get jid(): JID | undefined {
+    return this.#jid
+  }
+
+  static {
+    setBound = (api, jid) => {
+      api.#jid = jid
+    }
+  }
+}
 
 /** Fails at setup, rather than have the server refuse it (RFC 7622 §3.4). Throws JIDError. */
 function checkResource(resource: string): void {

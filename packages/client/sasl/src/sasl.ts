@@ -2,6 +2,7 @@ import {
   definePlugin,
   FeaturePriority,
   type NegotiationContext,
+  type StreamFeature,
   SASLError,
   xml,
 } from '@core/connection'
@@ -68,36 +69,73 @@ export const sasl = definePlugin({
   options: DEFAULTS,
   setup(ctx, options): SASLApi {
     checkOptions(options)
-    let mechanism: string | undefined
+    const api = new SASLState()
 
-    ctx.feature({
-      name: 'sasl',
-      priority: FeaturePriority.SASL,
-      offers: { name: 'mechanisms', xmlns: NS_SASL },
-      // A client never goes online unauthenticated, even if the server offers no SASL.
-      required: true,
-      applies: (features, nc) =>
-        !nc.completed.has('sasl') && features.getChild('mechanisms', NS_SASL) !== undefined,
-      async negotiate(features, nc) {
-        const offered = (features.getChild('mechanisms', NS_SASL)?.getChildren('mechanism') ?? [])
-          .map((m) => m.getText().trim())
-          .filter((m) => m !== '')
-        const name = choose(offered, options, nc.transport.secure)
-        const credentials = await credentialsOf(options)
-        const session = start(name, credentials, options)
-        await authenticate(session, nc)
-        mechanism = name
-        return 'restart'
-      },
-    })
+    ctx.feature(new SASLFeature(options, api))
 
-    return {
-      get mechanism() {
-        return mechanism
-      },
-    }
+    return api
   },
 })
+
+const SASL_OFFERS = { name: 'mechanisms', xmlns: NS_SASL } as const
+
+/**
+ * The feature, one per connection: a class (methods on the prototype) rather than an object
+ * literal of closures, since it lives as long as the connection (idle connections add up).
+ */
+class SASLFeature implements StreamFeature {
+  readonly name = 'sasl'
+  readonly priority = FeaturePriority.SASL
+  readonly offers = SASL_OFFERS
+  // A client never goes online unauthenticated, even if the server offers no SASL.
+  readonly required = true
+  readonly #options: SASLOptions
+  readonly #api: SASLState
+
+  constructor(options: SASLOptions, api: SASLState) {
+    this.#options = options
+    this.#api = api
+  }
+
+  applies(features: Element, nc: NegotiationContext): boolean {
+    return !nc.completed.has('sasl') && features.getChild('mechanisms', NS_SASL) !== undefined
+  }
+
+  async negotiate(features: Element, nc: NegotiationContext): Promise<'restart'> {
+    const options = this.#options
+    const offered = (features.getChild('mechanisms', NS_SASL)?.getChildren('mechanism') ?? [])
+      .map((m) => m.getText().trim())
+      .filter((m) => m !== '')
+    const name = choose(offered, options, nc.transport.secure)
+    const credentials = await credentialsOf(options)
+    const session = start(name, credentials, options)
+    await authenticate(session, nc)
+    setMechanism(this.#api, name)
+    return 'restart'
+  }
+}
+
+/** Records the mechanism of a successful login; set in SASLState's static block. */
+let setMechanism: (api: SASLState, name: string) => void
+
+/**
+ * The plugin's API. A class rather than `{ get mechanism() {...} }`: an object literal with
+ * a getter is put in dictionary mode (some 300 bytes per connection); an instance keeps the
+ * field and shares the getter on the prototype (idle connections add up).
+ */
+class SASLState implements SASLApi {
+  #mechanism: string | undefined = undefined
+
+  get mechanism(): string | undefined {
+    return this.#mechanism
+  }
+
+  static {
+    setMechanism = (api, name) => {
+      api.#mechanism = name
+    }
+  }
+}
 
 function checkOptions(options: SASLOptions): void {
   if (options.mechanisms.length === 0) throw new TypeError('sasl: `mechanisms` is empty')

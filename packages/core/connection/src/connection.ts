@@ -16,8 +16,12 @@ import { compose, InboundContext, type Middleware, OutboundContext } from './mid
 import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from './namespaces.js'
 import type { AnyPlugin, ApiOf, ApisOf, MiddlewareOptions, PluginContext } from './plugin.js'
 import type { ConnectionState } from './state.js'
-import { StreamParser, type StreamParserOptions } from './stream-parser.js'
-import type { Transport, TransportFactory } from './transport.js'
+import {
+  StreamParser,
+  type StreamParserHandlers,
+  type StreamParserOptions,
+} from './stream-parser.js'
+import type { Transport, TransportEvents, TransportFactory } from './transport.js'
 import { serialize, STREAM_FOOTER, streamHeader } from './xml-serializer.js'
 
 export interface ConnectionTimeouts {
@@ -78,6 +82,13 @@ interface Registered {
 const RESOLVED: Promise<void> = Promise.resolve()
 /** Builds a plugin's context; set in Connection's static block (it reaches private state). */
 let newPluginContext: (connection: Connection, entry: Registered) => PluginContext
+let newStreamEvents: (connection: Connection) => StreamEvents
+let newTransportEvents: (connection: Connection, transport: Transport) => TransportEvents
+
+/** The reader's handlers for one stream; `parser` is set right after the reader is made. */
+interface StreamEvents extends StreamParserHandlers {
+  parser: StreamParser | undefined
+}
 /** Elements the peer may send during negotiation that no waiter took yet. */
 const MAX_PENDING_WHILE_NEGOTIATING = 64
 
@@ -397,6 +408,49 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
     }
     newPluginContext = (connection, entry) => new Context(connection, entry)
+
+    // Per stream and per transport, one small object each rather than an object literal of
+    // closures (they live as long as the stream; idle connections add up). Events of a
+    // stream or transport that is no longer the current one are ignored.
+    class ParserEvents implements StreamEvents {
+      readonly #c: Connection
+      parser: StreamParser | undefined = undefined
+      constructor(connection: Connection) {
+        this.#c = connection
+      }
+      streamStart(attrs: Record<string, string>): void {
+        if (this.parser) this.#c.#onStreamStart(this.parser, attrs)
+      }
+      element(element: Element): void {
+        if (this.#c.#parser === this.parser) this.#c.#onElement(element)
+      }
+      streamEnd(): void {
+        if (this.#c.#parser === this.parser) this.#c.#onStreamEnd()
+      }
+      error(error: StreamError): void {
+        if (this.#c.#parser === this.parser) this.#c.#fail(error)
+      }
+    }
+    newStreamEvents = (connection) => new ParserEvents(connection)
+
+    class TransportListener implements TransportEvents {
+      readonly #c: Connection
+      readonly #t: Transport
+      constructor(connection: Connection, transport: Transport) {
+        this.#c = connection
+        this.#t = transport
+      }
+      data(chunk: Uint8Array | string): void {
+        this.#c.#onData(this.#t, chunk)
+      }
+      close(error?: Error): void {
+        this.#c.#onTransportClose(this.#t, error)
+      }
+      drain(): void {
+        this.#c.#onDrain(this.#t)
+      }
+    }
+    newTransportEvents = (connection, transport) => new TransportListener(connection, transport)
   }
 
   #assertOpen(plugin: string): void {
@@ -415,6 +469,9 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#composed = true
     this.#inbound = compose(this.#inboundLayers, (ctx) => this.#deliver(ctx))
     this.#outbound = compose(this.#outboundLayers, (ctx) => this.#writeElement(ctx))
+    // compose() keeps its own copies; the registration lists are not read again.
+    this.#inboundLayers.length = 0
+    this.#outboundLayers.length = 0
   }
 
   /**
@@ -512,11 +569,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       await attempt.race(
         transport.connect(
           { service: this.service, domain: this.domain, host, port },
-          {
-            data: (chunk) => this.#onData(transport, chunk),
-            close: (error) => this.#onTransportClose(transport, error),
-            drain: () => this.#onDrain(transport),
-          },
+          newTransportEvents(this as unknown as Connection, transport),
         ),
       )
       clearTimeout(connectTimer)
@@ -584,21 +637,9 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#pending = []
     this.#root = new Element('stream:stream')
     this.#header = {}
-    const parser = new StreamParser(
-      {
-        streamStart: (attrs) => this.#onStreamStart(parser, attrs),
-        element: (element) => {
-          if (this.#parser === parser) this.#onElement(element)
-        },
-        streamEnd: () => {
-          if (this.#parser === parser) this.#onStreamEnd()
-        },
-        error: (error) => {
-          if (this.#parser === parser) this.#fail(error)
-        },
-      },
-      this.#options.limits,
-    )
+    const events = newStreamEvents(this as unknown as Connection)
+    const parser = new StreamParser(events, this.#options.limits)
+    events.parser = parser
     this.#parser = parser
     const header = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(

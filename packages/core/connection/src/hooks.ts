@@ -55,9 +55,11 @@ export class Hooks {
 
   /** Adds a handler; returns a function that removes it. */
   on<K extends HookName>(name: K, handler: HookHandler<K>): () => void {
-    const list = this.#handlers.get(name) ?? []
-    // Copy on write: an emit in progress keeps iterating the list it started with.
-    this.#handlers.set(name, [...list, handler as HookHandler<HookName>])
+    const list = this.#handlers.get(name)
+    const h = handler as HookHandler<HookName>
+    // Copy on write: an emit in progress keeps iterating the list it started with. A literal
+    // for the first handler: a spread array keeps spare slots (idle connections add up).
+    this.#handlers.set(name, list ? [...list, h] : [h])
     return () => this.off(name, handler)
   }
 

@@ -1,9 +1,10 @@
 import type { Element } from 'ltx'
 import { AbortError, ConnectionError, StanzaError, TimeoutError } from './errors.js'
 import { JID } from './jid.js'
-import type { InboundContext } from './middleware.js'
+import type { Connection } from './connection.js'
+import type { InboundContext, Next } from './middleware.js'
 import { NS_STANZA_ERRORS } from './namespaces.js'
-import { definePlugin } from './plugin.js'
+import { definePlugin, type PluginContext } from './plugin.js'
 import type { Iq } from './stanza.js'
 
 export interface RequestOptions {
@@ -45,97 +46,118 @@ export const iq = definePlugin({
   name: 'iq',
   options: { timeout: 30_000 },
   setup(ctx, options): IqApi {
-    const pending = new Map<string, Pending>()
-    let counter = 0
-    const prefix = Math.random().toString(36).slice(2, 8)
+    return new IqRequests(ctx, options)
+  },
+})
 
-    const settle = (id: string, entry: Pending) => {
-      pending.delete(id)
-      clearTimeout(entry.timer)
-      if (entry.onAbort) entry.signal?.removeEventListener('abort', entry.onAbort)
-    }
+/**
+ * The API of the iq plugin, one per connection. A class rather than an object literal: the
+ * literal had a getter (`pending`), which puts it in dictionary mode, and a closure per
+ * method; an instance keeps its state in fields and shares its methods on the prototype
+ * (idle connections add up). Call `request` on the API (`conn.plugins.iq.request(...)`).
+ */
+class IqRequests implements IqApi {
+  readonly #connection: Connection
+  readonly #options: { timeout: number }
+  /** Requests in flight by id. Created by the first request: an idle client may make none. */
+  #pending: Map<string, Pending> | undefined = undefined
+  #counter = 0
+  /** Start of the ids we make; drawn at the first id made. */
+  #prefix: string | undefined = undefined
 
-    const failAll = (error: Error) => {
-      for (const [id, entry] of pending) {
-        settle(id, entry)
-        entry.reject(error)
-      }
-    }
-
+  constructor(ctx: PluginContext, options: { timeout: number }) {
+    this.#connection = ctx.connection
+    this.#options = options
     ctx.hooks.on('session-end', ({ error }) => {
-      failAll(
+      this.#failAll(
         new ConnectionError('disconnected', 'the session ended before the answer came', error),
       )
     })
-    ctx.onDispose(() => failAll(new ConnectionError('disconnected', 'the connection was disposed')))
-
-    ctx.inbound(
-      (c: InboundContext, next) => {
-        if (c.name !== 'iq') return next()
-        const type = c.element.attrs.type
-        if (type !== 'result' && type !== 'error') return next()
-        const id = c.element.attrs.id
-        const entry = typeof id === 'string' ? pending.get(id) : undefined
-        if (!entry || !fromMatches(entry.to, c.element.attrs.from, ctx.connection.jid))
-          return next()
-        c.handled = true
-        settle(id as string, entry)
-        if (type === 'result') entry.resolve(c.element as Iq)
-        else entry.reject(stanzaErrorOf(c.element))
-      },
-      { priority: PRIORITY },
+    ctx.onDispose(() =>
+      this.#failAll(new ConnectionError('disconnected', 'the connection was disposed')),
     )
+    ctx.inbound((c, next) => this.#onInbound(c, next), { priority: PRIORITY })
+  }
 
-    return {
-      get pending() {
-        return pending.size
-      },
-      request(request: Element, requestOptions: RequestOptions = {}): Promise<Iq> {
-        const type = request.attrs.type
-        if (request.name !== 'iq' || (type !== 'get' && type !== 'set')) {
-          return Promise.reject(
-            new TypeError('request() takes an <iq type="get"/> or <iq type="set"/>'),
-          )
-        }
-        const { signal } = requestOptions
-        if (signal?.aborted) return Promise.reject(new AbortError('request aborted', signal.reason))
-        let id = request.attrs.id as string | undefined
-        if (!id || pending.has(id)) {
-          id = `${prefix}${(counter++).toString(36)}`
-          request.attrs.id = id
-        }
-        const key = id
-        const timeout = requestOptions.timeout ?? options.timeout
-        return new Promise<Iq>((resolve, reject) => {
-          const entry: Pending = {
-            to: request.attrs.to as string | undefined,
-            resolve,
-            reject,
-            signal,
-            onAbort: undefined,
-            timer: setTimeout(() => {
-              settle(key, entry)
-              reject(new TimeoutError(`no answer to iq ${key} within ${timeout} ms`))
-            }, timeout),
-          }
-          if (signal) {
-            entry.onAbort = () => {
-              settle(key, entry)
-              reject(new AbortError('request aborted', signal.reason))
-            }
-            signal.addEventListener('abort', entry.onAbort, { once: true })
-          }
-          pending.set(key, entry)
-          ctx.connection.send(request).catch((error: unknown) => {
-            if (pending.get(key) !== entry) return
-            settle(key, entry)
-            reject(error)
-          })
-        })
-      },
+  get pending(): number {
+    return this.#pending?.size ?? 0
+  }
+
+  request(request: Element, requestOptions: RequestOptions = {}): Promise<Iq> {
+    const type = request.attrs.type
+    if (request.name !== 'iq' || (type !== 'get' && type !== 'set')) {
+      return Promise.reject(
+        new TypeError('request() takes an <iq type="get"/> or <iq type="set"/>'),
+      )
     }
-  },
-})
+    const { signal } = requestOptions
+    if (signal?.aborted) return Promise.reject(new AbortError('request aborted', signal.reason))
+    this.#pending ??= new Map()
+    const pending = this.#pending
+    let id = request.attrs.id as string | undefined
+    if (!id || pending.has(id)) {
+      this.#prefix ??= Math.random().toString(36).slice(2, 8)
+      id = `${this.#prefix}${(this.#counter++).toString(36)}`
+      request.attrs.id = id
+    }
+    const key = id
+    const timeout = requestOptions.timeout ?? this.#options.timeout
+    return new Promise<Iq>((resolve, reject) => {
+      const entry: Pending = {
+        to: request.attrs.to as string | undefined,
+        resolve,
+        reject,
+        signal,
+        onAbort: undefined,
+        timer: setTimeout(() => {
+          this.#settle(key, entry)
+          reject(new TimeoutError(`no answer to iq ${key} within ${timeout} ms`))
+        }, timeout),
+      }
+      if (signal) {
+        entry.onAbort = () => {
+          this.#settle(key, entry)
+          reject(new AbortError('request aborted', signal.reason))
+        }
+        signal.addEventListener('abort', entry.onAbort, { once: true })
+      }
+      pending.set(key, entry)
+      this.#connection.send(request).catch((error: unknown) => {
+        if (pending.get(key) !== entry) return
+        this.#settle(key, entry)
+        reject(error)
+      })
+    })
+  }
+
+  #onInbound(c: InboundContext, next: Next): void | Promise<void> {
+    if (c.name !== 'iq') return next()
+    const type = c.element.attrs.type
+    if (type !== 'result' && type !== 'error') return next()
+    const id = c.element.attrs.id
+    const entry = typeof id === 'string' ? this.#pending?.get(id) : undefined
+    if (!entry || !fromMatches(entry.to, c.element.attrs.from, this.#connection.jid)) return next()
+    c.handled = true
+    this.#settle(id as string, entry)
+    if (type === 'result') entry.resolve(c.element as Iq)
+    else entry.reject(stanzaErrorOf(c.element))
+  }
+
+  #settle(id: string, entry: Pending): void {
+    this.#pending?.delete(id)
+    clearTimeout(entry.timer)
+    if (entry.onAbort) entry.signal?.removeEventListener('abort', entry.onAbort)
+  }
+
+  #failAll(error: Error): void {
+    const pending = this.#pending
+    if (!pending) return
+    for (const [id, entry] of pending) {
+      this.#settle(id, entry)
+      entry.reject(error)
+    }
+  }
+}
 
 /**
  * RFC 6120 §8.1.2.1 / §10.3.3: the answer to a request addressed to X comes from X. A

@@ -1,4 +1,4 @@
-import { definePlugin } from './plugin.js'
+import { definePlugin, type PluginContext } from './plugin.js'
 
 export interface PacketLogOptions {
   /** Log from the start. Default false: nothing is formatted while off. */
@@ -61,31 +61,70 @@ export const packetLog = definePlugin({
     write: (line: string) => console.error(line),
   } as PacketLogOptions,
   setup(ctx, options): PacketLogApi {
-    const api: PacketLogApi = { enabled: options.enabled }
-    const inside = { in: false, out: false }
-    // A chunk may end inside a tag: hold that tail back until the tag is complete, so that
-    // a secret's opening tag is always seen whole.
-    const carry = { in: '', out: '' }
-    // Inbound chunks may split a multi-byte character: decode as a stream.
-    let decoder: InstanceType<typeof TextDecoder> | undefined // created when first needed: most connections never log
-    ctx.onRaw((direction, data) => {
-      if (!api.enabled) return
-      if (typeof data !== 'string' && !decoder) decoder = new TextDecoder()
-      let text =
-        carry[direction] +
-        (typeof data === 'string'
-          ? data
-          : (decoder as InstanceType<typeof TextDecoder>).decode(data, { stream: true }))
-      const open = text.lastIndexOf('<')
-      if (open > text.lastIndexOf('>') && text.length - open < 4096) {
-        carry[direction] = text.slice(open)
-        text = text.slice(0, open)
-        if (!text) return
-      } else carry[direction] = ''
-      const result = redact(text, inside[direction])
-      inside[direction] = result.inside
-      options.write(`${direction === 'in' ? 'IN ' : 'OUT'} ${result.text}`)
-    })
-    return api
+    return new PacketLog(ctx, options)
   },
 })
+
+/**
+ * The packet log of one connection. A class rather than `{ enabled }` and a closure: most
+ * connections never log, so until the log is first switched on it keeps only the context
+ * and the options, and it does not tap the connection's raw data at all (the tap, its
+ * state and the connection's list of taps cost some 400 bytes per idle connection). The
+ * first time `enabled` turns on, from the options or later at run time, it taps the
+ * connection (ctx.onRaw, unlike the middleware, may be called after connect()); the tap
+ * stays (a tap cannot be removed) and does nothing while the log is off.
+ */
+class PacketLog implements PacketLogApi {
+  readonly #ctx: PluginContext
+  readonly #options: PacketLogOptions
+  #enabled = false
+  /** Whether the last chunk of each direction ended within a secret's text. Set with the tap. */
+  #inside: { in: boolean; out: boolean } | undefined = undefined
+  /**
+   * A chunk may end inside a tag: that tail is held back until the tag is complete, so that
+   * a secret's opening tag is always seen whole.
+   */
+  #carry: { in: string; out: string } | undefined = undefined
+  /** Inbound chunks may split a multi-byte character: decoded as a stream, when bytes come. */
+  #decoder: InstanceType<typeof TextDecoder> | undefined = undefined
+
+  constructor(ctx: PluginContext, options: PacketLogOptions) {
+    this.#ctx = ctx
+    this.#options = options
+    this.enabled = options.enabled
+  }
+
+  get enabled(): boolean {
+    return this.#enabled
+  }
+
+  set enabled(value: boolean) {
+    this.#enabled = value
+    if (value && !this.#inside) {
+      this.#inside = { in: false, out: false }
+      this.#carry = { in: '', out: '' }
+      this.#ctx.onRaw((direction, data) => this.#log(direction, data))
+    }
+  }
+
+  #log(direction: 'in' | 'out', data: string | Uint8Array): void {
+    if (!this.#enabled) return
+    const inside = this.#inside as { in: boolean; out: boolean }
+    const carry = this.#carry as { in: string; out: string }
+    if (typeof data !== 'string') this.#decoder ??= new TextDecoder()
+    let text =
+      carry[direction] +
+      (typeof data === 'string'
+        ? data
+        : (this.#decoder as InstanceType<typeof TextDecoder>).decode(data, { stream: true }))
+    const open = text.lastIndexOf('<')
+    if (open > text.lastIndexOf('>') && text.length - open < 4096) {
+      carry[direction] = text.slice(open)
+      text = text.slice(0, open)
+      if (!text) return
+    } else carry[direction] = ''
+    const result = redact(text, inside[direction])
+    inside[direction] = result.inside
+    this.#options.write(`${direction === 'in' ? 'IN ' : 'OUT'} ${result.text}`)
+  }
+}

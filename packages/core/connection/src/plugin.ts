@@ -41,22 +41,39 @@ export interface PluginDefinition<N extends string, A, O> {
 export function definePlugin<N extends string, A, O = undefined>(
   definition: PluginDefinition<N, A, O>,
 ): Plugin<N, A, O> {
-  return makePlugin(definition, definition.options as O)
+  const dependencies = Object.freeze([...(definition.dependencies ?? [])])
+  return Object.freeze(new DefinedPlugin(definition, dependencies, definition.options as O))
 }
 
-function makePlugin<N extends string, A, O>(
-  definition: PluginDefinition<N, A, O>,
-  options: O,
-): Plugin<N, A, O> {
-  return Object.freeze({
-    name: definition.name,
-    dependencies: Object.freeze([...(definition.dependencies ?? [])]),
-    options,
-    setup: definition.setup,
-    with(patch: Partial<O>): Plugin<N, A, O> {
-      return makePlugin(definition, { ...options, ...patch } as O)
-    },
-  })
+/**
+ * A class rather than an object literal with a `with` closure: a client built from a preset
+ * calls with() on several plugins per connection, and each result lives as long as the
+ * connection (idle connections add up). The dependency list is shared by every variant.
+ */
+class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
+  readonly name: N
+  readonly dependencies: readonly AnyPlugin[]
+  readonly options: O
+  readonly setup: PluginDefinition<N, A, O>['setup']
+  readonly #definition: PluginDefinition<N, A, O>
+
+  constructor(
+    definition: PluginDefinition<N, A, O>,
+    dependencies: readonly AnyPlugin[],
+    options: O,
+  ) {
+    this.name = definition.name
+    this.dependencies = dependencies
+    this.options = options
+    this.setup = definition.setup
+    this.#definition = definition
+  }
+
+  with(patch: Partial<O>): Plugin<N, A, O> {
+    return Object.freeze(
+      new DefinedPlugin(this.#definition, this.dependencies, { ...this.options, ...patch } as O),
+    )
+  }
 }
 
 /** Order of middleware: lower runs first (outermost). Ties keep registration order. */

@@ -2,9 +2,9 @@ import { Element } from 'ltx'
 import type { Connection } from './connection.js'
 import { StanzaError } from './errors.js'
 import { JID } from './jid.js'
-import type { InboundContext } from './middleware.js'
+import type { InboundContext, Next } from './middleware.js'
 import { NS_STANZA_ERRORS } from './namespaces.js'
-import { definePlugin } from './plugin.js'
+import { definePlugin, type PluginContext } from './plugin.js'
 import type { Iq, Message, MessageType, Presence, PresenceType } from './stanza.js'
 
 /** Which stanzas a handler wants. Every field given must match. */
@@ -71,47 +71,132 @@ const PRIORITY = 100
 export const router = definePlugin({
   name: 'router',
   setup(ctx): RouterApi {
-    const routes = new Map<string, Route[]>()
-
-    const add = (key: string, route: Route) => {
-      routes.set(key, [...(routes.get(key) ?? []), route])
-      return () => {
-        const list = routes.get(key)?.filter((r) => r !== route) ?? []
-        if (list.length > 0) routes.set(key, list)
-        else routes.delete(key)
-      }
-    }
-
-    const route = (name: string, a: unknown, b: unknown) => {
-      const filter = (typeof a === 'function' ? {} : a) as RouteFilter<string>
-      const handler = (typeof a === 'function' ? a : b) as Route['handler']
-      return add(name, compile(filter, handler))
-    }
-
-    ctx.inbound(
-      (c, next) => {
-        const key = c.kind === 'stanza' ? c.name : `${c.name} ${c.element.getNS() ?? ''}`
-        const list = routes.get(key === 'iq' ? `iq ${c.type}` : key)
-        if (!list) return next()
-        if (c.name === 'iq') return answer(ctx.connection, c, list, next)
-        return dispatch(ctx.connection, c, list, next)
-      },
-      { priority: PRIORITY },
-    )
-
-    return {
-      message: (a: unknown, b?: unknown) => route('message', a, b),
-      presence: (a: unknown, b?: unknown) => route('presence', a, b),
-      iq: (type, xmlns, handler, child) =>
-        add(
-          `iq ${type}`,
-          compile({ xmlns, ...(child ? { child } : {}) }, handler as Route['handler']),
-        ),
-      nonza: (name, xmlns, handler) =>
-        add(`${name} ${xmlns ?? ''}`, compile({}, handler as Route['handler'])),
-    } as RouterApi
+    return new Router(ctx)
   },
 })
+
+/**
+ * The router's API and its routes, one per connection. A class rather than an object
+ * literal of closures: the methods live on the prototype and the routes in fields (idle
+ * connections add up). Call the methods on the API (`conn.plugins.router.message(...)`).
+ *
+ * Routes are kept by key: the stanza name (`message`, `presence`), `iq <type>`, or
+ * `<name> <namespace>` for a nonza. The four stanza keys have a field each rather than a
+ * Map entry: most clients register a handful of handlers (often only XEP-0199's iq get),
+ * and a Map costs 184 bytes even with one entry. Other keys (nonzas) go to a Map created
+ * for the first of them. A list is replaced, never changed in place, so that a dispatch in
+ * progress is not disturbed by a handler adding or removing routes.
+ */
+class Router implements RouterApi {
+  readonly #connection: Connection
+  #message: readonly Route[] | undefined = undefined
+  #presence: readonly Route[] | undefined = undefined
+  #iqGet: readonly Route[] | undefined = undefined
+  #iqSet: readonly Route[] | undefined = undefined
+  #others: Map<string, readonly Route[]> | undefined = undefined
+
+  constructor(ctx: PluginContext) {
+    this.#connection = ctx.connection
+    ctx.inbound((c, next) => this.#onInbound(c, next), { priority: PRIORITY })
+  }
+
+  message(a: unknown, b?: unknown): () => void {
+    return this.#route('message', a, b)
+  }
+
+  presence(a: unknown, b?: unknown): () => void {
+    return this.#route('presence', a, b)
+  }
+
+  iq(type: 'get' | 'set', xmlns: string, handler: IqHandler, child?: string): () => void {
+    return this.#add(
+      `iq ${type}`,
+      compile({ xmlns, ...(child ? { child } : {}) }, handler as Route['handler']),
+    )
+  }
+
+  nonza(name: string, xmlns: string | undefined, handler: Handler<Element>): () => void {
+    return this.#add(`${name} ${xmlns ?? ''}`, compile({}, handler as Route['handler']))
+  }
+
+  #onInbound(c: InboundContext, next: Next): void | Promise<void> {
+    let list: readonly Route[] | undefined
+    if (c.kind === 'nonza') {
+      list = this.#others?.get(`${c.name} ${c.element.getNS() ?? ''}`)
+    } else if (c.name === 'iq') {
+      const type = c.type
+      list =
+        type === 'get'
+          ? this.#iqGet
+          : type === 'set'
+            ? this.#iqSet
+            : this.#others?.get(`iq ${type}`)
+    } else {
+      list = this.#get(c.name)
+    }
+    if (!list) return next()
+    if (c.name === 'iq') return answer(this.#connection, c, list, next)
+    return dispatch(this.#connection, c, list, next)
+  }
+
+  #route(name: string, a: unknown, b: unknown): () => void {
+    const filter = (typeof a === 'function' ? {} : a) as RouteFilter<string>
+    const handler = (typeof a === 'function' ? a : b) as Route['handler']
+    return this.#add(name, compile(filter, handler))
+  }
+
+  #add(key: string, route: Route): () => void {
+    const list = this.#get(key)
+    // concat() and a literal make arrays of the exact length (a spread or push() into a new
+    // array reserves room for 17 items).
+    this.#set(key, list ? list.concat([route]) : [route])
+    return () => {
+      const current = this.#get(key)
+      const i = current ? current.indexOf(route) : -1
+      if (!current || i < 0) return
+      if (current.length === 1) this.#set(key, undefined)
+      else this.#set(key, current.slice(0, i).concat(current.slice(i + 1)))
+    }
+  }
+
+  #get(key: string): readonly Route[] | undefined {
+    switch (key) {
+      case 'message':
+        return this.#message
+      case 'presence':
+        return this.#presence
+      case 'iq get':
+        return this.#iqGet
+      case 'iq set':
+        return this.#iqSet
+      default:
+        return this.#others?.get(key)
+    }
+  }
+
+  /** Replaces the list of `key`; undefined removes it. */
+  #set(key: string, list: readonly Route[] | undefined): void {
+    switch (key) {
+      case 'message':
+        this.#message = list
+        return
+      case 'presence':
+        this.#presence = list
+        return
+      case 'iq get':
+        this.#iqGet = list
+        return
+      case 'iq set':
+        this.#iqSet = list
+        return
+      default:
+        if (list) {
+          this.#others ??= new Map()
+          this.#others.set(key, list)
+        } else this.#others?.delete(key)
+    }
+  }
+}
 
 function compile(filter: RouteFilter<string>, handler: Route['handler']): Route {
   const types =

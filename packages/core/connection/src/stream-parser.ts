@@ -366,11 +366,23 @@ export class StreamParser {
       this._busy = false
       if (this._dead) this._queue.length = 0
     }
+    if (this._state === TEXT0 && this._attrNames.length > 0) this._release()
     const thrown = this._thrown
     if (thrown !== undefined) {
       this._thrown = undefined
       throw thrown.error
     }
+  }
+
+  /**
+   * Between top-level elements after a chunk: the scratch arrays of the last tag go back to
+   * empty (V8 frees their storage), so that an idle stream keeps neither their slots nor the
+   * last stanza's attribute strings (slices that would keep the whole decoded chunk alive).
+   */
+  private _release(): void {
+    this._attrNames.length = 0
+    this._attrValues.length = 0
+    this._stack.length = 0
   }
 
   private _feed(chunk: Uint8Array | string): void {

@@ -114,4 +114,33 @@ describe('router', () => {
     await tick()
     expect(got).toEqual(['1', 'r'])
   })
+
+  test('removing one of several routes keeps the others in order; removing twice is harmless', async () => {
+    const { peer, conn } = await online([router])
+    const got: string[] = []
+    const r = conn.plugins.router
+    const offs = ['a', 'b', 'c'].map((name) =>
+      r.message((m) => {
+        got.push(`${name}${m.attrs.id}`)
+      }),
+    )
+    const offNonza = r.nonza('a', 'urn:x', () => {
+      got.push('nonza')
+    })
+    r.nonza('b', 'urn:x', () => {
+      got.push('other nonza')
+    })
+    peer.send("<message id='1'/><a xmlns='urn:x'/>")
+    await tick()
+    offs[1]?.()
+    offs[1]?.()
+    offNonza()
+    offNonza()
+    peer.send("<message id='2'/><a xmlns='urn:x'/><b xmlns='urn:x'/>")
+    await tick()
+    offs[0]?.()
+    peer.send("<message id='3'/>")
+    await tick()
+    expect(got).toEqual(['a1', 'b1', 'c1', 'nonza', 'a2', 'c2', 'other nonza', 'c3'])
+  })
 })

@@ -36,19 +36,34 @@ export const starttls = definePlugin({
   name: 'starttls',
   options: { allowPlaintext: false } as StartTlsOptions,
   setup(ctx, options) {
-    ctx.feature(starttlsFeature(options))
+    ctx.feature(new StartTlsFeature(options))
   },
 })
 
-function starttlsFeature(options: StartTlsOptions): StreamFeature {
-  return {
-    name: 'starttls',
-    priority: FeaturePriority.STARTTLS,
-    offers: { name: 'starttls', xmlns: NS_TLS },
-    // Whenever the channel is not encrypted, whatever the server offered: no offer is
-    // exactly the case that must fail (RFC 6120 §5.3.1, §13.9.5: no downgrade).
-    applies: (_features, nc) => !nc.transport.secure,
-    negotiate: (features, nc) => negotiate(features, nc, options),
+const STARTTLS_OFFERS = { name: 'starttls', xmlns: NS_TLS } as const
+
+/**
+ * The feature, one per connection: a class (methods on the prototype) rather than an object
+ * literal of closures, since it lives as long as the connection (idle connections add up).
+ */
+class StartTlsFeature implements StreamFeature {
+  readonly name = 'starttls'
+  readonly priority = FeaturePriority.STARTTLS
+  readonly offers = STARTTLS_OFFERS
+  readonly #options: StartTlsOptions
+
+  constructor(options: StartTlsOptions) {
+    this.#options = options
+  }
+
+  // Whenever the channel is not encrypted, whatever the server offered: no offer is
+  // exactly the case that must fail (RFC 6120 §5.3.1, §13.9.5: no downgrade).
+  applies(_features: Element, nc: NegotiationContext): boolean {
+    return !nc.transport.secure
+  }
+
+  negotiate(features: Element, nc: NegotiationContext): Promise<FeatureResult> {
+    return negotiate(features, nc, this.#options)
   }
 }
 

@@ -301,10 +301,7 @@ describe('TcpTransport cancellation', () => {
     const transport = new TcpTransport()
     const { seen, events } = recorder()
     const connecting = settle(
-      transport.connect(
-        { service: `xmpps://127.0.0.1:${peer.port}`, domain: 'localhost' },
-        events,
-      ),
+      transport.connect({ service: `xmpps://127.0.0.1:${peer.port}`, domain: 'localhost' }, events),
     )
     const server = await peer.nextPeer()
     transport.end()

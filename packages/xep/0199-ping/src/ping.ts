@@ -1,4 +1,12 @@
-import { definePlugin, iq, type JID, router, xml } from '@core/connection'
+import {
+  type Connection,
+  definePlugin,
+  type IqApi,
+  iq,
+  type JID,
+  router,
+  xml,
+} from '@core/connection'
 
 export const NS_PING = 'urn:xmpp:ping'
 
@@ -24,29 +32,45 @@ export const ping = definePlugin({
   dependencies: [iq, router],
   setup(ctx): PingApi {
     // XEP-0199 §4: answer a ping with an empty result.
-    ctx.get(router).iq('get', NS_PING, () => undefined, 'ping')
-    const requests = ctx.get(iq)
-    return {
-      async ping(to, options = {}) {
-        const started = performance.now()
-        const request = xml(
-          'iq',
-          { type: 'get', to: to === undefined ? ctx.connection.domain : String(to) },
-          xml('ping', { xmlns: NS_PING }),
-        )
-        try {
-          await requests.request(request, {
-            timeout: options.timeout ?? 10_000,
-            ...(options.signal ? { signal: options.signal } : {}),
-          })
-        } catch (error) {
-          const condition = (error as { condition?: string }).condition
-          const proves =
-            condition === 'service-unavailable' || condition === 'feature-not-implemented'
-          if ((error as { code?: string }).code !== 'stanza-error' || !proves) throw error
-        }
-        return performance.now() - started
-      },
-    }
+    ctx.get(router).iq('get', NS_PING, pong, 'ping')
+    return new Pinger(ctx.connection, ctx.get(iq))
   },
 })
+
+/** The answer to a ping: an empty result. One function for every connection. */
+const pong = (): undefined => undefined
+
+/**
+ * The plugin's API. A class rather than an object literal with a closure: the method lives
+ * on the prototype and the connection and the iq API in fields (idle connections add up).
+ * Call it on the API: `conn.plugins.ping.ping()`.
+ */
+class Pinger implements PingApi {
+  readonly #connection: Connection
+  readonly #iq: IqApi
+
+  constructor(connection: Connection, requests: IqApi) {
+    this.#connection = connection
+    this.#iq = requests
+  }
+
+  async ping(to?: string | JID, options: PingOptions = {}): Promise<number> {
+    const started = performance.now()
+    const request = xml(
+      'iq',
+      { type: 'get', to: to === undefined ? this.#connection.domain : String(to) },
+      xml('ping', { xmlns: NS_PING }),
+    )
+    try {
+      await this.#iq.request(request, {
+        timeout: options.timeout ?? 10_000,
+        ...(options.signal ? { signal: options.signal } : {}),
+      })
+    } catch (error) {
+      const condition = (error as { condition?: string }).condition
+      const proves = condition === 'service-unavailable' || condition === 'feature-not-implemented'
+      if ((error as { code?: string }).code !== 'stanza-error' || !proves) throw error
+    }
+    return performance.now() - started
+  }
+}
