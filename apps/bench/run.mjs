@@ -52,7 +52,7 @@ const say = (line) => process.stderr.write(`bench: ${line}\n`)
 
 /** Workload sizes: full run (about 3 to 5 minutes on 2 cores) and the CI smoke run. */
 const SIZES = smoke
-  ? { recv: 200_000, send: 200_000, rtt: 2_000, setup: 50, idle: 300, login: 0 }
+  ? { recv: 200_000, send: 200_000, rtt: 2_000, setup: 50, idle: 1_000, login: 0 }
   : { recv: 200_000, send: 200_000, rtt: 5_000, setup: 300, idle: 1_000, login: 5 }
 
 // ---------------------------------------------------------------------------------------------

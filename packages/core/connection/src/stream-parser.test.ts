@@ -672,3 +672,35 @@ describe('the name cache', () => {
     }
   })
 })
+
+describe('what an idle reader keeps', () => {
+  // Attribute values are slices of the decoded chunk: a reader that kept the last stanza's
+  // would keep the whole chunk alive on every idle connection.
+  test('between stanzas, no attribute value of the last chunk is held', () => {
+    const run = makeParser()
+    const marker = 'a-long-attribute-value-0123456789'
+    // Prefixed attributes take the reader's slow path, through its scratch arrays.
+    run.parser.write(
+      `${HEADER}<message xml:lang='${marker}' xmlns:x='urn:${marker}'><x:b x:v='${marker}'/></message>`,
+    )
+    expect(run.elements).toHaveLength(1)
+    const scratch = run.parser as unknown as Record<
+      '_attrNames' | '_attrValues' | '_nsPrefixes' | '_nsUris',
+      string[]
+    >
+    const held = [
+      ...scratch._attrNames,
+      ...scratch._attrValues,
+      ...scratch._nsPrefixes,
+      ...scratch._nsUris,
+    ].filter((v) => v.includes(marker))
+    expect(held).toEqual([])
+  })
+
+  test('in the middle of a tag, the values seen so far are kept (the tag completes)', () => {
+    const run = makeParser()
+    run.parser.write(`${HEADER}<message id='m1' to='x@y/z' `)
+    run.parser.write(`type='chat'/>`)
+    expect(run.elements[0]?.attrs).toEqual({ id: 'm1', to: 'x@y/z', type: 'chat' })
+  })
+})
