@@ -499,7 +499,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   async #connectWithRedirects(): Promise<void> {
-    await this.ready()
+    // Without async setups there is nothing to wait for (and no reason to yield).
+    if (this.#setups.length > 0) await this.ready()
     this.#compose()
     const max = this.#options.maxRedirects ?? 3
     let host: string | undefined
@@ -683,7 +684,11 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#header = attrs
     // Top-level elements get this (childless) element as parent, so that namespace lookups
     // (getNS, is(name, ns)) see the stream's declarations without the stream holding them.
-    this.#root = new Element('stream:stream', { ...attrs, xmlns: attrs.xmlns ?? this.xmlns })
+    // It shares the header's attributes object when the peer declared its content namespace
+    // (as every server does): one copy per stream, not two.
+    const root = new Element('stream:stream')
+    root.attrs = attrs.xmlns === undefined ? { ...attrs, xmlns: this.xmlns } : attrs
+    this.#root = root
     const waiter = this.#headerWaiter
     this.#headerWaiter = undefined
     waiter?.resolve()

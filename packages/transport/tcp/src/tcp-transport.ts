@@ -138,7 +138,9 @@ export class TcpTransport implements Transport {
     const signal = this.#beginOperation()
     try {
       signal.throwIfAborted()
-      const targets = await signal.race(this.#targets(target))
+      // A service with a port (or a redirect) needs no lookup: no await before the socket.
+      const found = this.#targets(target)
+      const targets = Array.isArray(found) ? found : await signal.race(found)
       const failures: { target: TcpTarget; error: unknown }[] = []
       for (const candidate of targets) {
         signal.throwIfAborted()
@@ -166,7 +168,7 @@ export class TcpTransport implements Transport {
   }
 
   /** Where to connect: a redirect, the service's host and port, or SRV (RFC 6120 §3.2). */
-  async #targets(target: ConnectTarget): Promise<TcpTarget[]> {
+  #targets(target: ConnectTarget): TcpTarget[] | Promise<TcpTarget[]> {
     if (target.host !== undefined) {
       // A see-other-host redirect (RFC 6120 §4.9.3.19) names a host and maybe a port; the
       // new stream starts over with STARTTLS and is still checked against the domain.
