@@ -10,8 +10,11 @@ export interface Credentials {
  */
 export interface MechanismSession {
   readonly name: string
-  /** The initial response sent with `<auth/>` (RFC 4422 §3.3). */
-  start(): Promise<Uint8Array>
+  /**
+   * The initial response sent with `<auth/>` (RFC 4422 §3.3). Mechanisms whose first message
+   * needs no I/O return it directly: the `<auth/>` then leaves in the same tick.
+   */
+  start(): Uint8Array | Promise<Uint8Array>
   /** Answers a server challenge. Throws SASLError when the challenge is unacceptable. */
   challenge(data: Uint8Array): Promise<Uint8Array>
   /**

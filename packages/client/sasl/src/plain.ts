@@ -28,7 +28,7 @@ export function createPlain(options: PlainOptions): MechanismSession {
   }
   return {
     name: 'PLAIN',
-    async start() {
+    start() {
       return encoder.encode(`${authzid}\0${authcid}\0${password}`)
     },
     async challenge() {

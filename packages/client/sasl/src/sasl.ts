@@ -107,7 +107,10 @@ class SASLFeature implements StreamFeature {
       .map((m) => m.getText().trim())
       .filter((m) => m !== '')
     const name = choose(offered, options, nc.transport.secure)
-    const credentials = await credentialsOf(options)
+    // Credentials given as options need no await (each await is a turn before <auth/>).
+    const credentials = options.credentials
+      ? await credentialsOf(options)
+      : givenCredentials(options.username, options.password)
     const session = start(name, credentials, options)
     await authenticate(session, nc)
     setMechanism(this.#api, name)
@@ -190,19 +193,22 @@ function failNoMechanism(offered: readonly string[], reasons: string[]): never {
   })
 }
 
+/** Username and password as given; `credentials()` results go through the same check. */
+function givenCredentials(username: unknown, password: unknown): Credentials {
+  if (typeof username !== 'string' || typeof password !== 'string') {
+    throw new CredentialsError('credentials() must return { username, password } as strings')
+  }
+  return { username, password }
+}
+
 async function credentialsOf(options: SASLOptions): Promise<Credentials> {
-  let given: { username?: string | undefined; password?: string | undefined } | undefined
+  let given: { username?: unknown; password?: unknown } | undefined
   try {
-    given = options.credentials
-      ? await options.credentials()
-      : { username: options.username, password: options.password }
+    given = await options.credentials?.()
   } catch (error) {
     throw new CredentialsError('credentials() failed', error)
   }
-  if (typeof given?.username !== 'string' || typeof given.password !== 'string') {
-    throw new CredentialsError('credentials() must return { username, password } as strings')
-  }
-  return { username: given.username, password: given.password }
+  return givenCredentials(given?.username, given?.password)
 }
 
 function start(name: string, credentials: Credentials, options: SASLOptions): MechanismSession {
@@ -225,7 +231,8 @@ const isSuccess = (el: Element): boolean => el.name === 'success'
 
 /** RFC 6120 §6.4.2 - §6.4.6: the exchange, from `<auth/>` to `<success/>` or `<failure/>`. */
 async function authenticate(session: MechanismSession, nc: NegotiationContext): Promise<void> {
-  const initial = await session.start()
+  const started = session.start()
+  const initial = started instanceof Uint8Array ? started : await started
   // §6.4.2: a zero-length initial response is sent as '='.
   await nc.send(
     xml(

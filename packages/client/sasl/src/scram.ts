@@ -162,7 +162,7 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
 
   return {
     name: scramName(hash),
-    async start() {
+    start() {
       if (state !== 'initial') throw new Error('SCRAM: start() called twice')
       state = 'first-sent'
       return encoder.encode(gs2Header + clientFirstBare)

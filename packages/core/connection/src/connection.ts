@@ -577,7 +577,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       this.#setState('negotiating')
       const nc = this.#negotiationContext(transport, attempt)
       // Whatever a feature awaits (a TLS upgrade, a hash), a drop or a timeout ends it here.
-      await attempt.race(this.#openStream())
+      await this.#openStream()
       await attempt.race(this.#negotiator.negotiate(nc))
       if (this.#transport !== transport || this.#failure) throw this.#failure ?? closedError()
       // Elements that arrived during negotiation and that no feature took go through the
@@ -642,20 +642,28 @@ export class Connection<A extends object = Record<string, unknown>> {
     const parser = new StreamParser(events, this.#options.limits)
     events.parser = parser
     this.#parser = parser
+    // Ends with the attempt too (a drop, the connect timeout, disconnect()), so that
+    // connect() can await it without racing it against the attempt.
+    const attempt = this.#attempt
     const header = new Promise<void>((resolve, reject) => {
+      const fail = (error: unknown) => {
+        clearTimeout(timer)
+        attempt?.offAbort(fail)
+        reject(error)
+      }
       const timer = setTimeout(
-        () => reject(new TimeoutError(`no stream header within ${this.#timeouts.negotiation} ms`)),
+        () => fail(new TimeoutError(`no stream header within ${this.#timeouts.negotiation} ms`)),
         this.#timeouts.negotiation,
       )
+      if (attempt?.aborted) fail(attempt.reason)
+      else attempt?.onAbort(fail)
       this.#headerWaiter = {
         resolve: () => {
           clearTimeout(timer)
+          attempt?.offAbort(fail)
           resolve()
         },
-        reject: (error) => {
-          clearTimeout(timer)
-          reject(error)
-        },
+        reject: fail,
       }
     })
     this.#writeRaw(streamHeader(this.#negotiator.streamAttributes(this as unknown as Connection)))

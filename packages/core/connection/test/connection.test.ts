@@ -575,6 +575,20 @@ describe('races and failure paths', () => {
     expect(peer.connected).toBe(false)
   })
 
+  test('a drop while waiting for the peer header ends connect() at once, not by timeout', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: { ...SHORT, negotiation: 60_000 },
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.close(new Error('reset'))
+    await expect(connecting).rejects.toMatchObject({ code: 'disconnected' })
+    expect(conn.state).toBe('disconnected')
+  })
+
   test('a drop while a feature awaits its own work ends connect()', async () => {
     const plugin = definePlugin({
       name: 'stuck',

@@ -41,6 +41,7 @@ export const starttls = definePlugin({
 })
 
 const STARTTLS_OFFERS = { name: 'starttls', xmlns: NS_TLS } as const
+const CONTINUE: Promise<FeatureResult> = Promise.resolve('continue')
 
 /**
  * The feature, one per connection: a class (methods on the prototype) rather than an object
@@ -63,8 +64,17 @@ class StartTlsFeature implements StreamFeature {
   }
 
   negotiate(features: Element, nc: NegotiationContext): Promise<FeatureResult> {
+    // Plaintext allowed and nothing to upgrade: no async function to run through.
+    if (!features.getChild('starttls', NS_TLS) && plaintextAllowed(nc, this.#options)) {
+      return CONTINUE
+    }
     return negotiate(features, nc, this.#options)
   }
+}
+
+function plaintextAllowed(nc: NegotiationContext, options: StartTlsOptions): boolean {
+  const transport = nc.transport
+  return options.allowPlaintext || (isTcpTransport(transport) && transport.allowPlaintext)
 }
 
 async function negotiate(
@@ -73,18 +83,17 @@ async function negotiate(
   options: StartTlsOptions,
 ): Promise<FeatureResult> {
   const transport = nc.transport
-  const plaintextAllowed =
-    options.allowPlaintext || (isTcpTransport(transport) && transport.allowPlaintext)
+  const allowed = plaintextAllowed(nc, options)
   if (!isTcpTransport(transport)) {
     // Another transport that is not encrypted cannot be upgraded here.
-    if (plaintextAllowed) return 'continue'
+    if (allowed) return 'continue'
     throw new TLSError(
       'tls-required',
       `the connection to ${nc.domain} is not encrypted and its transport cannot start TLS; use an encrypted transport or allow plaintext`,
     )
   }
   if (!features.getChild('starttls', NS_TLS)) {
-    if (plaintextAllowed) return 'continue'
+    if (allowed) return 'continue'
     throw new TLSError(
       'tls-required',
       `${nc.domain} does not offer STARTTLS and plaintext is not allowed (RFC 6120 §5)`,
