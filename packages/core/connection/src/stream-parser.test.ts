@@ -704,3 +704,46 @@ describe('what an idle reader keeps', () => {
     expect(run.elements[0]?.attrs).toEqual({ id: 'm1', to: 'x@y/z', type: 'chat' })
   })
 })
+
+describe('readers share scratch space safely', () => {
+  // Between stanzas a reader lends its per-tag scratch arrays back to a shared pool; a reader
+  // in the middle of a stanza keeps its own. Interleaved readers must not see each other's.
+  test('two readers fed alternately, each in the middle of a stanza', () => {
+    const a = makeParser()
+    const b = makeParser()
+    a.parser.write(`${HEADER}<message xml:lang='en' id='a1'><x:y xmlns:x='urn:a' x:k='1'>`)
+    b.parser.write(`${HEADER}<iq xml:lang='fr' id='b1' type='get'><p:q xmlns:p='urn:b' p:k='2'>`)
+    a.parser.write(`<z/></x:y><body>A</body></message>`)
+    b.parser.write(`</p:q></iq><presence id='b2'/>`)
+    expect(a.errors).toEqual([])
+    expect(b.errors).toEqual([])
+    expect(a.elements.map((e) => e.toString())).toEqual([
+      '<message xml:lang="en" id="a1"><x:y xmlns:x="urn:a" x:k="1"><z/></x:y><body>A</body></message>',
+    ])
+    expect(b.elements.map((e) => e.toString())).toEqual([
+      '<iq xml:lang="fr" id="b1" type="get"><p:q xmlns:p="urn:b" p:k="2"/></iq>',
+      '<presence id="b2"/>',
+    ])
+  })
+
+  test('a handler of one reader feeding another reader inside its callback', () => {
+    const b = makeParser()
+    b.parser.write(HEADER)
+    const a = makeParser(undefined, (el) => {
+      if (el.name === 'message')
+        b.parser.write(`<iq xml:lang='de' id='inner'><q xmlns='urn:q'/></iq>`)
+    })
+    a.parser.write(
+      `${HEADER}<message xml:lang='en' id='outer'><body>A</body></message><presence xml:lang='en'/>`,
+    )
+    expect(a.errors).toEqual([])
+    expect(b.errors).toEqual([])
+    expect(a.elements.map((e) => e.toString())).toEqual([
+      '<message xml:lang="en" id="outer"><body>A</body></message>',
+      '<presence xml:lang="en"/>',
+    ])
+    expect(b.elements.map((e) => e.toString())).toEqual([
+      '<iq xml:lang="de" id="inner"><q xmlns="urn:q"/></iq>',
+    ])
+  })
+})

@@ -256,6 +256,23 @@ function positiveInt(value: number | undefined, fallback: number, what: string):
   return value
 }
 
+/** Per-tag scratch arrays of a reader, lent by the pool while a chunk is parsed. */
+interface Scratch {
+  stack: (Element | null)[]
+  attrNames: string[]
+  attrValues: string[]
+  nsMarks: number[]
+}
+/** What an idle reader points at; never written (a reader borrows a set before parsing). */
+const NO_SCRATCH: Readonly<Scratch> = Object.freeze({
+  stack: Object.freeze([]) as unknown as (Element | null)[],
+  attrNames: Object.freeze([]) as unknown as string[],
+  attrValues: Object.freeze([]) as unknown as string[],
+  nsMarks: Object.freeze([]) as unknown as number[],
+})
+const SCRATCH_POOL: Scratch[] = []
+const SCRATCH_POOL_MAX = 16
+
 /** Length of the UTF-8 sequence a valid lead byte starts (0 for an invalid lead byte). */
 function utf8SequenceLength(b: number): number {
   if (b >= 0xc2 && b <= 0xdf) return 2
@@ -314,17 +331,17 @@ export class StreamParser {
   private _defaultNs: string | undefined = undefined
   private _depth = 0
   private _cur: Element | null = null
-  private readonly _stack: (Element | null)[] = []
+  private _stack: (Element | null)[] = NO_SCRATCH.stack
   private _tagName = ''
   private _attrName = ''
-  private readonly _attrNames: string[] = []
-  private readonly _attrValues: string[] = []
+  private _attrNames: string[] = NO_SCRATCH.attrNames
+  private _attrValues: string[] = NO_SCRATCH.attrValues
   private _nAttrs = 0
   private _special = 0 // SPECIAL_NAME: the tag has a prefixed or unusual name
   private readonly _nsPrefixes: string[] = []
   private readonly _nsUris: string[] = []
   private _nsLen = 0
-  private readonly _nsMarks: number[] = []
+  private _nsMarks: number[] = NO_SCRATCH.nsMarks
 
   constructor(handlers: StreamParserHandlers, options: StreamParserOptions = {}) {
     this._h = handlers
@@ -359,6 +376,7 @@ export class StreamParser {
       return
     }
     this._busy = true
+    if (this._stack === NO_SCRATCH.stack) this._borrow()
     try {
       this._feed(chunk)
       while (this._queue.length > 0 && !this._dead) this._feed(this._queue.shift()!)
@@ -366,7 +384,7 @@ export class StreamParser {
       this._busy = false
       if (this._dead) this._queue.length = 0
     }
-    if (this._state === TEXT0 && this._attrValues.length > 0) this._release()
+    if (this._state === TEXT0 || this._dead) this._release()
     const thrown = this._thrown
     if (thrown !== undefined) {
       this._thrown = undefined
@@ -374,16 +392,41 @@ export class StreamParser {
     }
   }
 
+  /** Takes a set of scratch arrays for the chunk about to be parsed. */
+  private _borrow(): void {
+    const set = SCRATCH_POOL.pop()
+    this._stack = set?.stack ?? []
+    this._attrNames = set?.attrNames ?? []
+    this._attrValues = set?.attrValues ?? []
+    this._nsMarks = set?.nsMarks ?? []
+  }
+
   /**
-   * Between top-level elements after a chunk: the last stanza's attribute values and
-   * namespace declarations are dropped from the scratch arrays, so that an idle stream does not keep them (they are slices that
-   * would keep the whole decoded chunk alive). The arrays keep their length: truncating them
-   * here cost a fifth of the receive throughput (V8 then regrows them on every chunk).
+   * Between top-level elements after a chunk (or once dead), nothing in the per-tag scratch
+   * arrays is needed any more: they go back to a pool shared by every reader, emptied of the
+   * last stanza's strings (slices that would keep the whole decoded chunk alive). An idle
+   * connection then holds none (idle connections add up), and a busy one takes a set per
+   * chunk, not per stanza: truncating the arrays instead cost a fifth of recv throughput.
+   * Declarations past _nsLen belonged to elements that ended; they are dropped too.
    */
   private _release(): void {
-    this._attrValues.fill('')
-    this._attrNames.fill('')
-    // Declarations past _nsLen belonged to elements that ended.
+    if (this._stack !== NO_SCRATCH.stack) {
+      this._attrValues.fill('')
+      this._attrNames.fill('')
+      this._stack.fill(null)
+      if (SCRATCH_POOL.length < SCRATCH_POOL_MAX) {
+        SCRATCH_POOL.push({
+          stack: this._stack,
+          attrNames: this._attrNames,
+          attrValues: this._attrValues,
+          nsMarks: this._nsMarks,
+        })
+      }
+      this._stack = NO_SCRATCH.stack
+      this._attrNames = NO_SCRATCH.attrNames
+      this._attrValues = NO_SCRATCH.attrValues
+      this._nsMarks = NO_SCRATCH.nsMarks
+    }
     this._nsUris.fill('', this._nsLen)
     this._nsPrefixes.fill('', this._nsLen)
   }
