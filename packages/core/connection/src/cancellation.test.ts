@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Cancellation } from './cancellation.js'
+import { AbortError } from './errors.js'
 
 describe('Cancellation', () => {
   it('calls its listeners once, in order, with the reason; later aborts do nothing', () => {
@@ -53,5 +54,28 @@ describe('Cancellation', () => {
     await expect(pending).rejects.toThrow('gave up')
     // Already aborted: rejects at once, and the loser's rejection is not unhandled.
     await expect(c.race(Promise.reject(new Error('ignored')))).rejects.toThrow('gave up')
+  })
+})
+
+describe('Cancellation edge cases', () => {
+  it('a throwing listener does not stop the others nor the signal; its error is rethrown', () => {
+    const c = new Cancellation()
+    const signal = c.signal
+    const seen: string[] = []
+    c.onAbort(() => {
+      throw new Error('listener failed')
+    })
+    c.onAbort(() => seen.push('second'))
+    expect(() => c.abort('why')).toThrow('listener failed')
+    expect(seen).toEqual(['second'])
+    expect(signal.aborted).toBe(true)
+    expect(c.aborted).toBe(true)
+  })
+
+  it('abort() without a reason gives a typed AbortError', () => {
+    const c = new Cancellation()
+    c.abort()
+    expect(c.reason).toBeInstanceOf(AbortError)
+    expect(c.signal.reason).toBe(c.reason)
   })
 })

@@ -1,3 +1,5 @@
+import { AbortError } from './errors.js'
+
 /**
  * A cheap stand-in for AbortController on hot paths. In Node, creating an AbortController
  * and adding one 'abort' listener costs about 15-20 µs; a connection attempt used several,
@@ -29,15 +31,28 @@ export class Cancellation {
     return this.#controller.signal
   }
 
-  /** Aborts once: listeners run in the order they were added; later calls do nothing. */
-  abort(reason: unknown): void {
+  /**
+   * Aborts once: listeners run in the order they were added; later calls do nothing. A
+   * listener that throws does not stop the others; the first error is rethrown at the end.
+   */
+  abort(reason: unknown = new AbortError('the operation was aborted')): void {
     if (this.#aborted) return
     this.#aborted = true
     this.#reason = reason
     const listeners = this.#listeners
     this.#listeners = undefined
-    if (listeners) for (const fn of listeners) fn(reason)
+    let thrown: { error: unknown } | undefined
+    if (listeners) {
+      for (const fn of listeners) {
+        try {
+          fn(reason)
+        } catch (error) {
+          thrown ??= { error }
+        }
+      }
+    }
     this.#controller?.abort(reason)
+    if (thrown) throw thrown.error
   }
 
   /** Throws the abort reason when aborted. */

@@ -21,7 +21,7 @@ import {
   type StreamParserHandlers,
   type StreamParserOptions,
 } from './stream-parser.js'
-import type { Transport, TransportEvents, TransportFactory } from './transport.js'
+import type { ConnectTarget, Transport, TransportFactory } from './transport.js'
 import { serialize, STREAM_FOOTER, streamHeader } from './xml-serializer.js'
 
 export interface ConnectionTimeouts {
@@ -83,7 +83,35 @@ const RESOLVED: Promise<void> = Promise.resolve()
 /** Builds a plugin's context; set in Connection's static block (it reaches private state). */
 let newPluginContext: (connection: Connection, entry: Registered) => PluginContext
 let newStreamEvents: (connection: Connection) => StreamEvents
-let newTransportEvents: (connection: Connection, transport: Transport) => TransportEvents
+
+/**
+ * What a transport is asked to connect to. A class, so that `signal` (an AbortController)
+ * is created only if the transport reads it; a transport that knows Cancellation uses
+ * `cancellation` instead.
+ */
+class Target implements ConnectTarget {
+  readonly service: string | undefined
+  readonly domain: string
+  readonly host: string | undefined
+  readonly port: number | undefined
+  readonly cancellation: Cancellation
+  constructor(
+    service: string | undefined,
+    domain: string,
+    host: string | undefined,
+    port: number | undefined,
+    cancellation: Cancellation,
+  ) {
+    this.service = service
+    this.domain = domain
+    this.host = host
+    this.port = port
+    this.cancellation = cancellation
+  }
+  get signal(): AbortSignal {
+    return this.cancellation.signal
+  }
+}
 
 /** The reader's handlers for one stream; `parser` is set right after the reader is made. */
 interface StreamEvents extends StreamParserHandlers {
@@ -409,9 +437,9 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     newPluginContext = (connection, entry) => new Context(connection, entry)
 
-    // Per stream and per transport, one small object each rather than an object literal of
-    // closures (they live as long as the stream; idle connections add up). Events of a
-    // stream or transport that is no longer the current one are ignored.
+    // Per stream, one small object rather than an object literal of closures (it lives as
+    // long as the stream; idle connections add up); the reader calls them as methods. Events
+    // of a stream that is no longer the current one are ignored.
     class ParserEvents implements StreamEvents {
       readonly #c: Connection
       parser: StreamParser | undefined = undefined
@@ -432,25 +460,6 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
     }
     newStreamEvents = (connection) => new ParserEvents(connection)
-
-    class TransportListener implements TransportEvents {
-      readonly #c: Connection
-      readonly #t: Transport
-      constructor(connection: Connection, transport: Transport) {
-        this.#c = connection
-        this.#t = transport
-      }
-      data(chunk: Uint8Array | string): void {
-        this.#c.#onData(this.#t, chunk)
-      }
-      close(error?: Error): void {
-        this.#c.#onTransportClose(this.#t, error)
-      }
-      drain(): void {
-        this.#c.#onDrain(this.#t)
-      }
-    }
-    newTransportEvents = (connection, transport) => new TransportListener(connection, transport)
   }
 
   #assertOpen(plugin: string): void {
@@ -491,7 +500,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     this.#frozen = true
     this.#cancelled = undefined
-    const connecting = this.#connectWithRedirects().finally(() => {
+    // One turn before the attempt starts: connect() returns before any state change, and
+    // the attempt is registered before hooks run (a 'state' hook may call disconnect(); a
+    // 'disconnected' hook that reconnects lets the old session end first).
+    const connecting = RESOLVED.then(() => this.#connectWithRedirects()).finally(() => {
       this.#connecting = undefined
     })
     this.#connecting = connecting
@@ -566,12 +578,12 @@ export class Connection<A extends object = Record<string, unknown>> {
       this.#timeouts.connect,
     )
     try {
-      // No signal is passed: an abandoned attempt ends with transport.destroy() (teardown).
       await attempt.race(
-        transport.connect(
-          { service: this.service, domain: this.domain, host, port },
-          newTransportEvents(this as unknown as Connection, transport),
-        ),
+        transport.connect(new Target(this.service, this.domain, host, port, attempt), {
+          data: (chunk) => this.#onData(transport, chunk),
+          close: (error) => this.#onTransportClose(transport, error),
+          drain: () => this.#onDrain(transport),
+        }),
       )
       clearTimeout(connectTimer)
       this.#setState('negotiating')
@@ -626,7 +638,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       features: this.#features,
       completed: new Set<string>(),
       resumed: false,
-      send: (element) => this.send(element),
+      send: (element) => this.#send(element),
       waitFor: (match, options) => this.#waitFor(match, options),
       restart: () => this.#openStream(),
     }
@@ -1032,6 +1044,22 @@ export class Connection<A extends object = Record<string, unknown>> {
     if (!this.#composed) {
       return Promise.reject(new ConnectionError('not-connected', 'send() before connect()'))
     }
+    if (this.#state === 'connecting' || this.#state === 'negotiating') {
+      // Nothing but negotiation may go out before the stream is authenticated and bound
+      // (a stanza there is a protocol error), and before the transport is open there is
+      // nowhere to write.
+      return Promise.reject(
+        new ConnectionError(
+          'not-connected',
+          `cannot send <${element.name}/> while ${this.#state}: wait for connect() to resolve (or the 'online' hook)`,
+        ),
+      )
+    }
+    return this.#send(element)
+  }
+
+  /** send() without the state check: stream features negotiate through it (nc.send). */
+  #send(element: Element): Promise<void> {
     const ctx = new OutboundContext(element)
     let result: void | Promise<void>
     try {

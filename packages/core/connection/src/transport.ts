@@ -1,3 +1,5 @@
+import type { Cancellation } from './cancellation.js'
+
 /**
  * The byte pipe under a connection. A transport is created per connection attempt by the
  * factory given to createConnection(); the connection owns it until it closes.
@@ -29,12 +31,14 @@ export interface ConnectTarget {
   /** A redirect's host (see-other-host); the service's host otherwise. */
   readonly host?: string | undefined
   readonly port?: number | undefined
+  /** Aborted when the caller gives up on this attempt; connect() should then reject. */
+  readonly signal: AbortSignal
   /**
-   * For a caller that wants to give up on connect() by a signal. The connection passes none:
-   * it gives up on an attempt by calling end() or destroy(), and either must end a
-   * connect() in flight (connect() then rejects).
+   * The same attempt as `signal`, as a Cancellation: a transport that listens to this one
+   * instead spares the connection an AbortController per attempt (it creates `signal` on
+   * first use only). The connection passes both.
    */
-  readonly signal?: AbortSignal | undefined
+  readonly cancellation?: Cancellation | undefined
 }
 
 export interface TransportEvents {

@@ -5,9 +5,11 @@ import {
   createConnection,
   definePlugin,
   FeaturePriority,
+  type ConnectTarget,
   type HookMap,
   type StreamFeature,
   StreamError,
+  type TransportEvents,
   xml,
 } from '../src/index.js'
 import { MemoryPeer } from '../src/testing.js'
@@ -573,6 +575,79 @@ describe('races and failure paths', () => {
     expect(await outcome).toMatchObject({ code: 'disconnected' })
     expect(conn.state).toBe('disconnected')
     expect(peer.connected).toBe(false)
+  })
+
+  test("disconnect() from the 'connecting' state hook stops the attempt", async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const joined: Promise<void>[] = []
+    conn.hooks.on('state', ({ state }) => {
+      if (state !== 'connecting') return
+      joined.push(conn.connect())
+      void conn.disconnect()
+    })
+    const connecting = conn.connect()
+    expect(conn.state).toBe('disconnected') // nothing happens before connect() returned
+    await expect(connecting).rejects.toMatchObject({ code: 'disconnected' })
+    // A second connect() from the hook joined the same attempt.
+    expect(joined).toHaveLength(1)
+    expect(joined[0]).toBe(connecting)
+    expect(conn.state).toBe('disconnected')
+    expect(peer.connected).toBe(false)
+  })
+
+  test('send() before the connection is online rejects, and the login goes on', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const connecting = conn.connect()
+    const early = conn.send(xml('presence'))
+    await expect(early).rejects.toMatchObject({ code: 'not-connected' })
+    await peer.nextHeader()
+    const duringNegotiation = conn.send(xml('message', { to: 'a@example.com' }))
+    await expect(duringNegotiation).rejects.toMatchObject({ code: 'not-connected' })
+    peer.open({ features: '' })
+    await connecting
+    await conn.send(xml('presence', { id: 'p1' }))
+    expect((await peer.nextElement()).attrs).toEqual({ id: 'p1' })
+    expect(peer.queued).toHaveLength(0)
+  })
+
+  test('a transport that listens to target.signal (not the Cancellation) is stopped by it', async () => {
+    const peer = new MemoryPeer()
+    const seen: string[] = []
+    const conn = createConnection({
+      transport: () => {
+        const inner = peer.transport()
+        return {
+          get secure() {
+            return inner.secure
+          },
+          connect(target: ConnectTarget, events: TransportEvents) {
+            seen.push(`aborted=${target.signal.aborted}`)
+            target.signal.addEventListener('abort', () => seen.push('abort'))
+            return inner.connect(target, events)
+          },
+          write: (data: string) => inner.write(data),
+          end: () => inner.end(),
+          destroy: (error?: Error) => inner.destroy(error),
+        }
+      },
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    await conn.disconnect()
+    await expect(connecting).rejects.toMatchObject({ code: 'disconnected' })
+    expect(seen).toEqual(['aborted=false', 'abort'])
   })
 
   test('a drop while waiting for the peer header ends connect() at once, not by timeout', async () => {

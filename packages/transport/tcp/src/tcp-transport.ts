@@ -59,8 +59,8 @@ export class TcpTransport implements Transport {
   #stop: Cancellation | undefined
   /** Unhooks the caller's signal from #stop once the operation is over. */
   #unlink: (() => void) | undefined
-  /** The caller's signal (ConnectTarget.signal), when one was given. */
-  #attempt: AbortSignal | undefined
+  /** The caller's attempt: ConnectTarget.cancellation when given (cheaper), else its signal. */
+  #attempt: Cancellation | AbortSignal | undefined
   #markClosed: (error: Error | undefined) => void = () => undefined
   #phase: Phase = 'idle'
   #socket: Socket | undefined
@@ -95,13 +95,15 @@ export class TcpTransport implements Transport {
     const stop = new Cancellation()
     this.#stop = stop
     const attempt = this.#attempt
-    if (attempt) {
-      if (attempt.aborted) stop.abort(attempt.reason)
-      else {
-        const onAbort = () => stop.abort(attempt.reason)
-        attempt.addEventListener('abort', onAbort, { once: true })
-        this.#unlink = () => attempt.removeEventListener('abort', onAbort)
-      }
+    if (attempt?.aborted) stop.abort(attempt.reason)
+    else if (attempt instanceof Cancellation) {
+      const onAbort = () => stop.abort(attempt.reason)
+      attempt.onAbort(onAbort)
+      this.#unlink = () => attempt.offAbort(onAbort)
+    } else if (attempt) {
+      const onAbort = () => stop.abort(attempt.reason)
+      attempt.addEventListener('abort', onAbort, { once: true })
+      this.#unlink = () => attempt.removeEventListener('abort', onAbort)
     }
     return stop
   }
@@ -134,7 +136,9 @@ export class TcpTransport implements Transport {
     this.#phase = 'connecting'
     this.#events = events
     this.#domain = target.domain
-    this.#attempt = target.signal
+    // Reading `signal` would make the connection create an AbortController: prefer the
+    // Cancellation when the caller gives one.
+    this.#attempt = target.cancellation ?? target.signal
     const signal = this.#beginOperation()
     try {
       signal.throwIfAborted()

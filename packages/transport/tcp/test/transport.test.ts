@@ -1,4 +1,4 @@
-import { TimeoutError, type TransportEvents } from '@core/connection'
+import { Cancellation, TimeoutError, type TransportEvents } from '@core/connection'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type SrvRecord, type SrvResolver, TcpError, TcpTransport, TLSError } from '../src/index.js'
 import { certs, closedPort, onlyTlsRecords, Peer, serverTls, settle } from './peer.js'
@@ -297,17 +297,41 @@ describe('TcpTransport cancellation', () => {
   })
 
   // The connection gives up on an attempt with end(), and passes no signal.
-  it('end() during connect rejects it too, with no signal given', async () => {
+  it('end() during connect rejects it too', async () => {
     const transport = new TcpTransport()
     const { seen, events } = recorder()
     const connecting = settle(
-      transport.connect({ service: `xmpps://127.0.0.1:${peer.port}`, domain: 'localhost' }, events),
+      transport.connect(target({ service: `xmpps://127.0.0.1:${peer.port}` }).target, events),
     )
     const server = await peer.nextPeer()
     transport.end()
     expect(await connecting).toHaveProperty('error')
     await server.closed
     await expect.poll(() => seen.closes.length).toBe(1)
+  })
+
+  // The connection passes its attempt as a Cancellation too: the transport listens to that
+  // one and leaves the signal alone (reading it would create an AbortController).
+  it('stops when the Cancellation aborts, without reading the signal', async () => {
+    const transport = new TcpTransport({ tls: { ca: certs.ca } })
+    const cancellation = new Cancellation()
+    let signalRead = false
+    const t = {
+      service: `xmpps://127.0.0.1:${peer.port}`,
+      domain: 'localhost',
+      cancellation,
+      get signal(): AbortSignal {
+        signalRead = true
+        return cancellation.signal
+      },
+    }
+    const connecting = settle(transport.connect(t, recorder().events))
+    const server = await peer.nextPeer()
+    const reason = new Error('gave up')
+    cancellation.abort(reason)
+    expect(await connecting).toEqual({ error: reason })
+    expect(signalRead).toBe(false)
+    await server.closed
   })
 })
 
