@@ -638,14 +638,24 @@ export class Connection<A extends object = Record<string, unknown>> {
       features: this.#features,
       completed: new Set<string>(),
       resumed: false,
-      send: (element) => this.#send(element),
-      waitFor: (match, options) => this.#waitFor(match, options),
-      restart: () => this.#openStream(),
+      // A feature still running after its attempt ended (it ignored the signal) must not
+      // write into, read from or restart a later attempt's stream.
+      send: (element) => (attempt.aborted ? abandoned(attempt) : this.#send(element)),
+      waitFor: (match, options) =>
+        attempt.aborted ? abandoned(attempt) : this.#waitFor(match, options),
+      restart: () => (attempt.aborted ? abandoned(attempt) : this.#openStream()),
     }
   }
 
   /** Starts a stream (initially or on restart): fresh reader, our header, the peer's header. */
   #openStream(): Promise<void> {
+    // First, so that a negotiator that throws here leaves no header wait behind.
+    let ours: string
+    try {
+      ours = streamHeader(this.#negotiator.streamAttributes(this as unknown as Connection))
+    } catch (error) {
+      return Promise.reject(error)
+    }
     this.#parser?.stop()
     this.#pending = []
     this.#root = new Element('stream:stream')
@@ -678,7 +688,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         reject: fail,
       }
     })
-    this.#writeRaw(streamHeader(this.#negotiator.streamAttributes(this as unknown as Connection)))
+    this.#writeRaw(ours)
     return header
   }
 
@@ -1334,6 +1344,11 @@ function safeInvalid(read: () => unknown): boolean {
 
 function disposedError(): ConnectionError {
   return new ConnectionError('disconnected', 'the connection was disposed')
+}
+
+/** What a negotiation context of an ended attempt answers (see #negotiationContext). */
+function abandoned(attempt: Cancellation): Promise<never> {
+  return Promise.reject(attempt.reason)
 }
 
 function closedError(): ConnectionError {

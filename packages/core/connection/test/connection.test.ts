@@ -650,6 +650,71 @@ describe('races and failure paths', () => {
     expect(seen).toEqual(['aborted=false', 'abort'])
   })
 
+  test('a feature that outlives its attempt can no longer send, wait or restart', async () => {
+    let release!: () => void
+    const late: Promise<unknown>[] = []
+    const plugin = definePlugin({
+      name: 'stubborn',
+      setup(ctx) {
+        ctx.feature({
+          name: 'stubborn',
+          priority: 1,
+          applies: () => true,
+          async negotiate(_f, nc) {
+            // Ignores nc.signal on purpose.
+            await new Promise<void>((resolve) => {
+              release = resolve
+            })
+            late.push(
+              nc.send(xml('late')),
+              nc.waitFor(() => true),
+              nc.restart(),
+            )
+            for (const p of late) p.catch(() => undefined)
+            return 'done'
+          },
+        })
+      },
+    })
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+      plugins: [plugin],
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '<x/>' })
+    await tick(5)
+    peer.close(new Error('reset'))
+    await expect(connecting).rejects.toMatchObject({ code: 'disconnected' })
+    const before = peer.written.length
+    release()
+    await tick(5)
+    expect(late).toHaveLength(3)
+    for (const p of late) await expect(p).rejects.toMatchObject({ code: 'disconnected' })
+    expect(peer.written.slice(before)).toEqual([])
+  })
+
+  test('a negotiator whose stream attributes throw fails connect() with that error', async () => {
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      timeouts: SHORT,
+      negotiator: {
+        streamAttributes: () => {
+          throw new Error('no attributes')
+        },
+        negotiate: async () => undefined,
+      },
+    })
+    await expect(conn.connect()).rejects.toThrow('no attributes')
+    expect(conn.state).toBe('disconnected')
+    await tick(SHORT.negotiation + 50) // a header wait left behind would reject unhandled here
+  })
+
   test('a drop while waiting for the peer header ends connect() at once, not by timeout', async () => {
     const peer = new MemoryPeer()
     const conn = createConnection({
