@@ -13,7 +13,7 @@ import {
   xml,
 } from '../src/index.js'
 import { MemoryPeer } from '../src/testing.js'
-import { online, record, SHORT, tick } from './helpers.js'
+import { featurePlugin, online, record, SHORT, tick, withPeer } from './helpers.js'
 
 describe('stream opening and closing', () => {
   test('sends a client stream header and goes online through the states', async () => {
@@ -156,12 +156,7 @@ describe('stream errors', () => {
   })
 
   test('see-other-host reconnects to the new host, keeping the domain', async () => {
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
-    })
+    const { peer, conn } = withPeer()
     const redirects = record<HookMap['redirect']>((fn) => conn.hooks.on('redirect', fn))
     const connecting = conn.connect()
     await peer.nextHeader()
@@ -180,11 +175,7 @@ describe('stream errors', () => {
   })
 
   test('redirects are capped', async () => {
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
+    const { peer, conn } = withPeer({
       maxRedirects: 2,
     })
     const connecting = conn.connect()
@@ -236,11 +227,7 @@ describe('stream features', () => {
         ctx.feature(feature('starttls', FeaturePriority.STARTTLS, 'restart'))
       },
     })
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
+    const { peer, conn } = withPeer({
       plugins: [plugin],
     })
     const stanzas = record<HookMap['stanza']>((fn) => conn.hooks.on('stanza', fn))
@@ -261,12 +248,7 @@ describe('stream features', () => {
   })
 
   test('a required feature that no plugin negotiates fails the connection', async () => {
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
-    })
+    const { peer, conn } = withPeer()
     const connecting = conn.connect()
     await peer.nextHeader()
     peer.open({
@@ -277,25 +259,11 @@ describe('stream features', () => {
   })
 
   test('a feature that waits for an answer that never comes times out', async () => {
-    const plugin = definePlugin({
-      name: 'slow',
-      setup(ctx) {
-        ctx.feature({
-          name: 'x',
-          priority: 1,
-          applies: () => true,
-          async negotiate(_f, nc) {
-            await nc.waitFor((el) => el.name === 'never', { timeout: 30 })
-            return 'done'
-          },
-        })
-      },
+    const plugin = featurePlugin('slow', 'x', async (_f, nc) => {
+      await nc.waitFor((el) => el.name === 'never', { timeout: 30 })
+      return 'done'
     })
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
+    const { peer, conn } = withPeer({
       plugins: [plugin],
     })
     const connecting = conn.connect()
@@ -309,28 +277,14 @@ describe('stream features', () => {
   // delay the step. Online, sends are batched per tick (see the outbound pipeline tests).
   test('during negotiation, send() writes to the transport at once', async () => {
     const seenAtSend: string[] = []
-    const plugin = definePlugin({
-      name: 'step',
-      setup(ctx) {
-        ctx.feature({
-          name: 'step',
-          priority: 1,
-          applies: () => true,
-          async negotiate(_f, nc) {
-            const sent = nc.send(xml('step', { n: '1' }))
-            seenAtSend.push(peer.written.at(-1) ?? '')
-            await sent
-            await nc.waitFor((el) => el.name === 'ok')
-            return 'done'
-          },
-        })
-      },
+    const plugin = featurePlugin('step', 'step', async (_f, nc) => {
+      const sent = nc.send(xml('step', { n: '1' }))
+      seenAtSend.push(peer.written.at(-1) ?? '')
+      await sent
+      await nc.waitFor((el) => el.name === 'ok')
+      return 'done'
     })
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
+    const { peer, conn } = withPeer({
       plugins: [plugin],
     })
     const connecting = conn.connect()
@@ -547,12 +501,7 @@ describe('element model', () => {
 
 describe('races and failure paths', () => {
   test('a second connect() joins the attempt in flight', async () => {
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
-    })
+    const { peer, conn } = withPeer()
     const a = conn.connect()
     const b = conn.connect()
     await peer.nextHeader()
@@ -562,12 +511,7 @@ describe('races and failure paths', () => {
   })
 
   test('disconnect() while connecting stops the attempt', async () => {
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
-    })
+    const { peer, conn } = withPeer()
     const connecting = conn.connect()
     const outcome = connecting.catch((e: unknown) => e)
     await peer.nextHeader()
@@ -578,12 +522,7 @@ describe('races and failure paths', () => {
   })
 
   test("disconnect() from the 'connecting' state hook stops the attempt", async () => {
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
-    })
+    const { peer, conn } = withPeer()
     const joined: Promise<void>[] = []
     conn.hooks.on('state', ({ state }) => {
       if (state !== 'connecting') return
@@ -601,12 +540,7 @@ describe('races and failure paths', () => {
   })
 
   test('send() before the connection is online rejects, and the login goes on', async () => {
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
-    })
+    const { peer, conn } = withPeer()
     const connecting = conn.connect()
     const early = conn.send(xml('presence'))
     await expect(early).rejects.toMatchObject({ code: 'not-connected' })
@@ -653,34 +587,20 @@ describe('races and failure paths', () => {
   test('a feature that outlives its attempt can no longer send, wait or restart', async () => {
     let release!: () => void
     const late: Promise<unknown>[] = []
-    const plugin = definePlugin({
-      name: 'stubborn',
-      setup(ctx) {
-        ctx.feature({
-          name: 'stubborn',
-          priority: 1,
-          applies: () => true,
-          async negotiate(_f, nc) {
-            // Ignores nc.signal on purpose.
-            await new Promise<void>((resolve) => {
-              release = resolve
-            })
-            late.push(
-              nc.send(xml('late')),
-              nc.waitFor(() => true),
-              nc.restart(),
-            )
-            for (const p of late) p.catch(() => undefined)
-            return 'done'
-          },
-        })
-      },
+    const plugin = featurePlugin('stubborn', 'stubborn', async (_f, nc) => {
+      // Ignores nc.signal on purpose.
+      await new Promise<void>((resolve) => {
+        release = resolve
+      })
+      late.push(
+        nc.send(xml('late')),
+        nc.waitFor(() => true),
+        nc.restart(),
+      )
+      for (const p of late) p.catch(() => undefined)
+      return 'done'
     })
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
+    const { peer, conn } = withPeer({
       plugins: [plugin],
     })
     const connecting = conn.connect()
@@ -698,11 +618,7 @@ describe('races and failure paths', () => {
   })
 
   test('a negotiator whose stream attributes throw fails connect() with that error', async () => {
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
+    const { conn } = withPeer({
       negotiator: {
         streamAttributes: () => {
           throw new Error('no attributes')
@@ -730,22 +646,8 @@ describe('races and failure paths', () => {
   })
 
   test('a drop while a feature awaits its own work ends connect()', async () => {
-    const plugin = definePlugin({
-      name: 'stuck',
-      setup(ctx) {
-        ctx.feature({
-          name: 'stuck',
-          priority: 1,
-          applies: () => true,
-          negotiate: () => new Promise<never>(() => undefined),
-        })
-      },
-    })
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
+    const plugin = featurePlugin('stuck', 'stuck', () => new Promise<never>(() => undefined))
+    const { peer, conn } = withPeer({
       plugins: [plugin],
     })
     const connecting = conn.connect()
@@ -808,12 +710,7 @@ describe('races and failure paths', () => {
   })
 
   test('a followed redirect reports no disconnection and no session end', async () => {
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
-    })
+    const { peer, conn } = withPeer()
     const events: string[] = []
     for (const name of ['disconnected', 'session-end', 'error'] as const) {
       conn.hooks.on(name, () => {
@@ -845,11 +742,7 @@ describe('races and failure paths', () => {
         })
       },
     })
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
+    const { peer, conn } = withPeer({
       plugins: [sasl],
     })
     const connecting = conn.connect()
@@ -868,11 +761,7 @@ describe('races and failure paths', () => {
         throw new Error('cannot start')
       },
     })
-    const peer = new MemoryPeer()
-    const conn = createConnection({
-      transport: peer.transport,
-      domain: 'example.com',
-      timeouts: SHORT,
+    const { conn } = withPeer({
       plugins: [broken],
     })
     await tick(5)

@@ -3,6 +3,8 @@ import {
   type Connection,
   createConnection,
   type ConnectionOptions,
+  definePlugin,
+  type StreamFeature,
 } from '../src/index.js'
 import { MemoryPeer } from '../src/testing.js'
 
@@ -13,14 +15,10 @@ export async function online<const T extends readonly AnyPlugin[] = []>(
   plugins?: T,
   options: Partial<ConnectionOptions<T>> = {},
 ): Promise<{ peer: MemoryPeer; conn: Connection<import('../src/index.js').ApisOf<T>> }> {
-  const peer = new MemoryPeer()
-  const conn = createConnection({
-    transport: peer.transport,
-    domain: 'example.com',
-    timeouts: SHORT,
+  const { peer, conn } = withPeer<T>({
     ...(plugins ? { plugins } : {}),
     ...options,
-  } as ConnectionOptions<T>)
+  } as Partial<ConnectionOptions<T>>)
   const connecting = conn.connect()
   await peer.nextHeader()
   peer.open({ features: '' })
@@ -38,3 +36,31 @@ export function record<T>(subscribe: (fn: (payload: T) => void) => unknown): T[]
 }
 
 export const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A connection to a fresh MemoryPeer (domain example.com, short timeouts), not connected. */
+export function withPeer<const T extends readonly AnyPlugin[] = []>(
+  options: Partial<ConnectionOptions<T>> = {},
+): { peer: MemoryPeer; conn: Connection<import('../src/index.js').ApisOf<T>> } {
+  const peer = new MemoryPeer()
+  const conn = createConnection({
+    transport: peer.transport,
+    domain: 'example.com',
+    timeouts: SHORT,
+    ...options,
+  } as ConnectionOptions<T>)
+  return { peer, conn }
+}
+
+/** A plugin with one stream feature that always applies (priority 1). */
+export function featurePlugin(
+  pluginName: string,
+  featureName: string,
+  negotiate: StreamFeature['negotiate'],
+): AnyPlugin {
+  return definePlugin({
+    name: pluginName,
+    setup(ctx) {
+      ctx.feature({ name: featureName, priority: 1, applies: () => true, negotiate })
+    },
+  })
+}
