@@ -261,11 +261,12 @@ const median = (xs) => {
 }
 
 /**
- * Rows: figure, unit, which way is better, the per-repetition values of both clients, and
- * the target / smoke floor on the ratio ours/xmpp.js where the issue sets one.
+ * Rows: figure, unit, which way is better, the per-repetition values of both clients
+ * ([ours, xmpp.js]), and the target / smoke floor on the ratio ours/xmpp.js where the issue
+ * sets one.
  */
 const rows = []
-function row(name, unit, better, ours, theirs, target, floor, digits = 1) {
+function row(name, unit, better, [ours, theirs], { target, floor, digits = 1 } = {}) {
   const mo = median(ours)
   const mt = median(theirs)
   const ratio = mo / mt
@@ -286,129 +287,72 @@ function row(name, unit, better, ours, theirs, target, floor, digits = 1) {
   })
 }
 const col = (figure, client, key) => (results[figure]?.[client] ?? []).map((r) => r[key])
-/** idle: the client's figure minus the raw socket's, repetition by repetition. */
-const overRaw = (figure, client, key) => {
+/** The values of `key` for ours and xmpp.js, repetition by repetition. */
+const both = (figure, key) => [col(figure, 'ours', key), col(figure, 'xmppjs', key)]
+/** The same, minus the raw socket's value in the same repetition. */
+const bothOverRaw = (figure, key) => {
   const raw = col(figure, 'raw', key)
-  return col(figure, client, key).map((x, i) => x - (raw[i] ?? Number.NaN))
+  return both(figure, key).map((xs) => xs.map((x, i) => x - (raw[i] ?? Number.NaN)))
 }
 const has = (figure) => results[figure] !== undefined
+const peakRss = (figure) => row(`${figure} peak RSS`, 'MB', 'lower', both(figure, 'maxRssMB'))
 
 for (const [figure, target, floor] of [
   ['recv', 3, 1.5],
   ['send', 2.5, 1.25],
 ]) {
   if (!has(figure)) continue
-  const o = (k) => col(figure, 'ours', k)
-  const t = (k) => col(figure, 'xmppjs', k)
-  row(`${figure} throughput`, 'stanzas/s', 'higher', o('rate'), t('rate'), target, floor, 0)
-  row(
-    `${figure} CPU per 100k stanzas`,
-    's',
-    'lower',
-    o('cpuPer100k'),
-    t('cpuPer100k'),
-    undefined,
-    undefined,
-    3,
-  )
-  row(`${figure} peak RSS`, 'MB', 'lower', o('maxRssMB'), t('maxRssMB'))
+  row(`${figure} throughput`, 'stanzas/s', 'higher', both(figure, 'rate'), {
+    target,
+    floor,
+    digits: 0,
+  })
+  row(`${figure} CPU per 100k stanzas`, 's', 'lower', both(figure, 'cpuPer100k'), { digits: 3 })
+  peakRss(figure)
 }
 if (has('rtt')) {
-  const raw = col('rtt', 'raw', 'p50')
-  const over = (client) => col('rtt', client, 'p50').map((p, i) => p - (raw[i] ?? Number.NaN))
-  row('rtt p50', 'µs', 'lower', col('rtt', 'ours', 'p50'), col('rtt', 'xmppjs', 'p50'))
-  row('rtt p99', 'µs', 'lower', col('rtt', 'ours', 'p99'), col('rtt', 'xmppjs', 'p99'))
-  row('rtt p50 overhead over raw socket', 'µs', 'lower', over('ours'), over('xmppjs'), 0.5, 1)
-  row(
-    'rtt CPU per 100k pings',
-    's',
-    'lower',
-    col('rtt', 'ours', 'cpuPer100k'),
-    col('rtt', 'xmppjs', 'cpuPer100k'),
-    undefined,
-    undefined,
-    2,
-  )
-  row(
-    'rtt peak RSS',
-    'MB',
-    'lower',
-    col('rtt', 'ours', 'maxRssMB'),
-    col('rtt', 'xmppjs', 'maxRssMB'),
-  )
+  row('rtt p50', 'µs', 'lower', both('rtt', 'p50'))
+  row('rtt p99', 'µs', 'lower', both('rtt', 'p99'))
+  row('rtt p50 overhead over raw socket', 'µs', 'lower', bothOverRaw('rtt', 'p50'), {
+    target: 0.5,
+    floor: 1,
+  })
+  row('rtt CPU per 100k pings', 's', 'lower', both('rtt', 'cpuPer100k'), { digits: 2 })
+  peakRss('rtt')
 }
 if (has('setup')) {
-  row(
-    'connection setup to online (scripted, no TLS)',
-    'ms',
-    'lower',
-    col('setup', 'ours', 'ms'),
-    col('setup', 'xmppjs', 'ms'),
-    1,
-    2,
-    3,
-  )
-  row(
-    'setup peak RSS',
-    'MB',
-    'lower',
-    col('setup', 'ours', 'maxRssMB'),
-    col('setup', 'xmppjs', 'maxRssMB'),
-  )
+  row('connection setup to online (scripted, no TLS)', 'ms', 'lower', both('setup', 'ms'), {
+    target: 1,
+    floor: 2,
+    digits: 3,
+  })
+  peakRss('setup')
 }
 if (has('idle')) {
-  row(
-    'idle RSS per connected client',
-    'KB',
-    'lower',
-    col('idle', 'ours', 'rssKB'),
-    col('idle', 'xmppjs', 'rssKB'),
-    1 / 3,
-  )
-  row(
-    'idle RSS over a raw socket per client',
-    'KB',
-    'lower',
-    overRaw('idle', 'ours', 'rssKB'),
-    overRaw('idle', 'xmppjs', 'rssKB'),
-    1 / 3,
-  )
-  row(
-    'idle heap per connected client',
-    'KB',
-    'lower',
-    col('idle', 'ours', 'heapKB'),
-    col('idle', 'xmppjs', 'heapKB'),
-    // The smoke floor is on the heap: RSS is mostly the socket and V8's young generation,
-    // which grows with the connect burst in both libraries (README.md, "idle").
-    1 / 3,
-    2 / 3,
-  )
-  row(
-    'idle peak RSS',
-    'MB',
-    'lower',
-    col('idle', 'ours', 'maxRssMB'),
-    col('idle', 'xmppjs', 'maxRssMB'),
-  )
+  row('idle RSS per connected client', 'KB', 'lower', both('idle', 'rssKB'), { target: 1 / 3 })
+  row('idle RSS over a raw socket per client', 'KB', 'lower', bothOverRaw('idle', 'rssKB'), {
+    target: 1 / 3,
+  })
+  // The smoke floor is on the heap: RSS is mostly the socket and V8's young generation,
+  // which grows with the connect burst in both libraries (README.md, "idle").
+  row('idle heap per connected client', 'KB', 'lower', both('idle', 'heapKB'), {
+    target: 1 / 3,
+    floor: 2 / 3,
+  })
+  peakRss('idle')
 }
 if (has('login')) {
-  row(
-    'login to online, Prosody (STARTTLS + SCRAM-SHA-1, Nagle off)',
-    'ms',
-    'lower',
-    col('login', 'ours', 'ms'),
-    col('login', 'xmppjs', 'ms'),
-    1 / 25,
-    undefined,
-    1,
-  )
+  const name = 'login to online, Prosody (STARTTLS + SCRAM-SHA-1, Nagle off)'
+  row(name, 'ms', 'lower', both('login', 'ms'), { target: 1 / 25 })
 }
 
 const fmt = (x, digits) =>
   Number.isFinite(x)
     ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
     : String(x)
+/** median (min..max) of the per-repetition values, `digits` decimals. */
+const spread = (xs, digits = 1) =>
+  `${fmt(median(xs), digits)} (${fmt(Math.min(...xs), digits)}..${fmt(Math.max(...xs), digits)})`
 const ratioText = (r) =>
   r.target === undefined
     ? ''
@@ -417,8 +361,7 @@ const table = [
   '| figure | better | ours: median (min..max) | xmpp.js: median (min..max) | ours/xmpp.js | target | met |',
   '|---|---|---|---|---|---|---|',
   ...rows.map((r) => {
-    const cell = (s) =>
-      `${fmt(s.median, r.digits)} (${fmt(s.min, r.digits)}..${fmt(s.max, r.digits)}) ${r.unit}`
+    const cell = (s) => `${spread(s.runs, r.digits)} ${r.unit}`
     const met = r.met === undefined ? '' : r.met ? 'yes' : 'no'
     return `| ${r.name} | ${r.better} | ${cell(r.ours)} | ${cell(r.xmppjs)} | ${fmt(r.ratio, 2)} | ${ratioText(r)} | ${met} |`
   }),
@@ -427,14 +370,10 @@ const table = [
   '| socket loss to resumed, Prosody | | TODO: @xep/0198-sm not built yet | | | ≤ 50 ms | |',
 ]
 const rawLine = has('rtt')
-  ? `raw-socket baseline (same handshake and ping bytes, no XML): p50 ${fmt(median(col('rtt', 'raw', 'p50')), 1)} µs (${fmt(Math.min(...col('rtt', 'raw', 'p50')), 1)}..${fmt(Math.max(...col('rtt', 'raw', 'p50')), 1)}), p99 ${fmt(median(col('rtt', 'raw', 'p99')), 1)} µs`
+  ? `raw-socket baseline (same handshake and ping bytes, no XML): p50 ${spread(col('rtt', 'raw', 'p50'))} µs, p99 ${fmt(median(col('rtt', 'raw', 'p99')), 1)} µs`
   : undefined
-/** median (min..max) of the per-repetition values, `digits` decimals. */
-const spread = (xs, digits = 1) =>
-  `${fmt(median(xs), digits)} (${fmt(Math.min(...xs), digits)}..${fmt(Math.max(...xs), digits)})`
 const idleOver = (key) => {
-  const ours = median(overRaw('idle', 'ours', key))
-  const theirs = median(overRaw('idle', 'xmppjs', key))
+  const [ours, theirs] = bothOverRaw('idle', key).map(median)
   return `ours ${fmt(ours, 1)} KB, xmpp.js ${fmt(theirs, 1)} KB, ours/xmpp.js ${fmt(ours / theirs, 2)}`
 }
 const rawIdleLine = has('idle')
