@@ -67,14 +67,28 @@ export async function runDemo(
 ): Promise<number> {
   let server: TestServer | undefined
   let client: ReturnType<typeof createClient> | undefined
-  const step = async <T>(name: string, run: () => Promise<T>, describe?: (value: T) => string) => {
+  const step = async <T>(
+    name: string,
+    run: () => Promise<T>,
+    describe?: (value: T) => string,
+    endsSession = false,
+  ) => {
     const started = performance.now()
     let timer: ReturnType<typeof setTimeout> | undefined
+    let onEnd: (() => void) | undefined
+    // Every step also ends at once when the session ends (a stream error, a drop), with
+    // that cause: the client's signal aborts with it.
+    const signal = endsSession ? undefined : client?.signal
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new TimeoutError(`${name}: no outcome within ${STEP_TIMEOUT} ms`)),
         STEP_TIMEOUT,
       )
+      if (signal) {
+        onEnd = () => reject(signal.reason)
+        if (signal.aborted) onEnd()
+        else signal.addEventListener('abort', onEnd, { once: true })
+      }
     })
     try {
       const value = await Promise.race([run(), deadline])
@@ -86,6 +100,7 @@ export async function runDemo(
       throw error
     } finally {
       clearTimeout(timer)
+      if (onEnd) signal?.removeEventListener('abort', onEnd)
     }
   }
 
@@ -117,6 +132,7 @@ export async function runDemo(
       debug: settings.debug ? (line: string) => print(`  | ${line}`) : false,
     })
     client = c
+    c.hooks.on('error', ({ error }) => print(`warn ${describeError(error)}`))
     await step(
       'log in',
       () => c.connect(),
@@ -148,7 +164,7 @@ export async function runDemo(
       () => received,
       (msg) => `from ${String(msg.attrs.from)}`,
     )
-    await step('close the stream', () => c.disconnect())
+    await step('close the stream', () => c.disconnect(), undefined, true)
     print('done: every step succeeded')
     return 0
   } catch (error) {

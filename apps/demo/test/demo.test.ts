@@ -99,6 +99,56 @@ describe('the demo', () => {
     }
   })
 
+  // Servers that misbehave after login: the demo's last line names the cause at once, not a
+  // step timeout of its own (10 s).
+  test.each([
+    {
+      fault: 'a stream error from the server (conflict)',
+      faults: {
+        inject: {
+          step: 'presence' as const,
+          data: "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+        },
+      },
+      last: /^StreamError conflict \(code stream-error\): /,
+    },
+    {
+      fault: 'a stanza the reader refuses',
+      faults: { inject: { step: 'presence' as const, data: '<message><body>x</message>' } },
+      last: /^StreamError not-well-formed \(code stream-error\): /,
+    },
+    {
+      fault: 'the socket closed mid-stanza',
+      faults: {
+        inject: { step: 'presence' as const, data: '<message><body>half' },
+        closeAtStep: 'presence' as const,
+      },
+      last: /^ConnectionError \(code disconnected\): /,
+    },
+  ])('after login, $fault: the last line names it within a second', async ({ faults, last }) => {
+    const server = await startTestServer({ users: { eve: 'pw' }, faults })
+    try {
+      const started = performance.now()
+      const { code, lines } = await run([
+        '--service',
+        server.service,
+        '--jid',
+        `eve@${server.domain}`,
+        '--password',
+        'pw',
+        '--tls-insecure',
+      ])
+      const took = performance.now() - started
+      expect(code).toBe(1)
+      expect(lines.at(-1)).toMatch(last)
+      expect(lines.join('\n')).not.toContain('no outcome within')
+      // The login takes some ms; a step timeout would take 10 s.
+      expect(took).toBeLessThan(5000)
+    } finally {
+      await server.close()
+    }
+  })
+
   test('usage errors exit 2', async () => {
     expect((await run(['--service', 'xmpp://127.0.0.1:1'])).code).toBe(2)
     expect((await run(['--bogus'])).code).toBe(2)

@@ -12,7 +12,7 @@ const counter = definePlugin({
     })
     ctx.outbound(async (c, next) => {
       await next()
-      if (c.written && c.kind === 'stanza') counts.out++
+      if (c.queued && c.kind === 'stanza') counts.out++
     })
     return counts
   },

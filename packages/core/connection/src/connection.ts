@@ -10,7 +10,7 @@ import {
 import type { Negotiator, NegotiationContext, StreamFeature, WaitOptions } from './features.js'
 import { Cancellation } from './cancellation.js'
 import { featureNegotiator } from './feature-negotiator.js'
-import { type HookMap, type HookName, Hooks } from './hooks.js'
+import { type DisconnectReason, type HookMap, type HookName, Hooks } from './hooks.js'
 import type { JID } from './jid.js'
 import { compose, InboundContext, type Middleware, OutboundContext } from './middleware.js'
 import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from './namespaces.js'
@@ -55,10 +55,20 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
   timeouts?: ConnectionTimeouts
   /** How many see-other-host redirects connect() follows. Default 3. */
   maxRedirects?: number
-  /** Characters buffered while the transport is blocked before send() waits for it to drain. Default 1 MiB. */
-  outboundHighWater?: number
   /** Inbound elements buffered while a handler is busy before the transport is paused. Default 1000. */
   inboundHighWater?: number
+  /**
+   * Input bytes buffered while a handler is busy (or during negotiation) before the
+   * transport is paused. The reader's elements take many times their size in memory, so
+   * this bounds the heap an unread backlog can take. Default 1 MiB.
+   */
+  inboundHighWaterBytes?: number
+  /**
+   * Where errors go that no `error` hook took: a failing handler, plugin or hook. Default:
+   * one line on stderr (class, code, condition, first line of the message; never element
+   * content). Errors never vanish.
+   */
+  reportError?: (error: Error) => void
 }
 
 interface Waiter {
@@ -117,8 +127,6 @@ class Target implements ConnectTarget {
 interface StreamEvents extends StreamParserHandlers {
   parser: StreamParser | undefined
 }
-/** Elements the peer may send during negotiation that no waiter took yet. */
-const MAX_PENDING_WHILE_NEGOTIATING = 64
 
 /**
  * One XMPP stream over one transport at a time, with its plugin registry. connect() may be
@@ -182,14 +190,17 @@ export class Connection<A extends object = Record<string, unknown>> {
   #headerWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined
   #waiters: Waiter[] = []
   #pending: Element[] = []
-  #inQueue: Element[] = []
+  /** Inbound elements waiting for the one being handled (they may outlive their stream). */
+  #inQueue: InboundContext[] = []
   #busy = false
   #paused = false
+  /** Input bytes read while a backlog (pending or queued elements) existed. */
+  #backlogBytes = 0
+  /** Waiting for in-flight inbound handling to settle (PluginContext.inboundSettled). */
+  #settleWaiters: (() => void)[] | undefined
   #outBuffer: string[] = []
-  /** Characters waiting in #outBuffer while the transport asked us to wait. */
-  #outBuffered = 0
-  /** send() calls waiting for the transport to drain (outbound backpressure). */
-  #drainWaiters: (() => void)[] = []
+  /** The elements in #outBuffer: settles when they are handed to the transport. */
+  #batch: WriteBatch | undefined
   #flushScheduled = false
   #blocked = false
   #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
@@ -197,6 +208,13 @@ export class Connection<A extends object = Record<string, unknown>> {
   #closed: Promise<void> = RESOLVED
   #markClosed: () => void = () => undefined
   #attempt: Cancellation | undefined
+  /** The attempt in flight failed: a connect() now (from a hook) starts a new one. */
+  #connectFailed = false
+  /** Why the current stream ends, when the first cause said so itself (see #teardown). */
+  #endReason: DisconnectReason | undefined
+  /** The current session's end (connection.signal); created on first use. */
+  #session: Cancellation | undefined
+  readonly #reportError: (error: Error) => void
 
   constructor(options: ConnectionOptions) {
     this.#options = options
@@ -211,6 +229,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       close: options.timeouts?.close ?? 2_000,
       pluginSetup: options.timeouts?.pluginSetup ?? 5_000,
     }
+    this.#reportError = options.reportError ?? reportToStderr
     this.hooks = new Hooks((error, hook) => this.#reportHookError(error, hook))
     this.plugins = {} as A
     for (const plugin of options.plugins ?? []) this.use(plugin)
@@ -228,6 +247,34 @@ export class Connection<A extends object = Record<string, unknown>> {
   /** The peer's stream header on the current stream. */
   get header(): Readonly<Record<string, string>> {
     return this.#header
+  }
+
+  /**
+   * Aborted when the current session ends, with the cause as its `reason`: a StreamError
+   * (with its condition), a ConnectionError (`disconnected` for a drop, `stopped` for the
+   * app's own disconnect()), a TimeoutError. Race your own waits against it
+   * (`AbortSignal.any`, or `signal.addEventListener('abort', ...)`) so that they end at once
+   * with the real cause. A session ends when its stream ends, unless a plugin (stream
+   * management) keeps it resumable; the next connect() after the end starts a new session
+   * and a new signal.
+   */
+  get signal(): AbortSignal {
+    this.#session ??= new Cancellation()
+    return this.#session.signal
+  }
+
+  /**
+   * Ends the session: pending requests fail with `cause` and `signal` aborts. The core calls
+   * it when a stream ends and the session is not resumable; a plugin that kept a session
+   * resumable calls it once it gives up on resuming.
+   */
+  endSession(cause?: XMPPError): void {
+    const session = this.#session
+    if (session?.aborted) return
+    const error = cause ?? new ConnectionError('stopped', 'the connection was closed by the app')
+    this.#session ??= new Cancellation()
+    this.#session.abort(error)
+    void this.hooks.emit('session-end', { error: cause })
   }
 
   /**
@@ -429,6 +476,16 @@ export class Connection<A extends object = Record<string, unknown>> {
         return timer
       }
 
+      clearTimeout(timer: ReturnType<typeof setTimeout> | undefined): void {
+        if (timer === undefined) return
+        clearTimeout(timer)
+        this.connection.#timers?.delete(timer)
+      }
+
+      inboundSettled(timeout: number): Promise<boolean> {
+        return this.connection.#inboundSettled(timeout)
+      }
+
       onDispose(fn: () => void | Promise<void>): void {
         const entry = this.#entry
         if (entry.disposers) entry.disposers.push(fn)
@@ -489,10 +546,11 @@ export class Connection<A extends object = Record<string, unknown>> {
    */
   connect(): Promise<void> {
     if (this.#disposed) {
-      return Promise.reject(new ConnectionError('not-connected', 'the connection was disposed'))
+      return Promise.reject(new ConnectionError('disposed', 'the connection was disposed'))
     }
-    // A second call while connecting joins the attempt in flight.
-    if (this.#connecting) return this.#connecting
+    // A second call while connecting joins the attempt in flight, unless that attempt
+    // already failed (a 'disconnected' hook reconnecting): then a new one starts.
+    if (this.#connecting && !this.#connectFailed) return this.#connecting
     if (this.#state !== 'disconnected') {
       return Promise.reject(
         new ConnectionError('not-connected', `connect() called while ${this.#state}`),
@@ -500,12 +558,17 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     this.#frozen = true
     this.#cancelled = undefined
+    this.#connectFailed = false
+    // The previous session ended: this connection starts a new one (and a new signal).
+    if (this.#session?.aborted) this.#session = undefined
     // One turn before the attempt starts: connect() returns before any state change, and
     // the attempt is registered before hooks run (a 'state' hook may call disconnect(); a
     // 'disconnected' hook that reconnects lets the old session end first).
-    const connecting = RESOLVED.then(() => this.#connectWithRedirects()).finally(() => {
-      this.#connecting = undefined
-    })
+    const connecting: Promise<void> = RESOLVED.then(() => this.#connectWithRedirects()).finally(
+      () => {
+        if (this.#connecting === connecting) this.#connecting = undefined
+      },
+    )
     this.#connecting = connecting
     return connecting
   }
@@ -555,6 +618,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const attempt = new Cancellation()
     this.#attempt = attempt
     this.#failure = undefined
+    this.#endReason = undefined
     this.#footerSent = false
     this.#generation++
     this.#closed = new Promise((resolve) => {
@@ -565,6 +629,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     try {
       transport = this.#options.transport()
     } catch (error) {
+      this.#connectFailed = true
       this.#setState('disconnected', toXMPPError(error))
       this.#markClosed()
       throw toXMPPError(error)
@@ -573,7 +638,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     const connectTimer = setTimeout(
       () =>
         attempt.abort(
-          new TimeoutError(`transport did not connect within ${this.#timeouts.connect} ms`),
+          new TimeoutError(
+            `transport did not connect within ${this.#timeouts.connect} ms`,
+            'connect',
+          ),
         ),
       this.#timeouts.connect,
     )
@@ -601,6 +669,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         if (this.#failure) break
         this.#enqueue(element)
       }
+      this.#backlogChanged()
       if (this.#transport !== transport || this.#failure) throw this.#failure ?? closedError()
       await this.hooks.emit('online', { resumed: nc.resumed })
     } catch (error) {
@@ -615,6 +684,7 @@ export class Connection<A extends object = Record<string, unknown>> {
           typed instanceof StreamError &&
           typed.remote &&
           typed.condition === 'see-other-host'
+        if (!redirect) this.#connectFailed = true
         this.#teardown(typed, false, redirect ? 'redirect' : 'connect')
       }
       await closed
@@ -640,7 +710,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       resumed: false,
       // A feature still running after its attempt ended (it ignored the signal) must not
       // write into, read from or restart a later attempt's stream.
-      send: (element) => (attempt.aborted ? abandoned(attempt) : this.#send(element)),
+      send: (element) => (attempt.aborted ? abandoned(attempt) : this.#send(element, true)),
       waitFor: (match, options) =>
         attempt.aborted ? abandoned(attempt) : this.#waitFor(match, options),
       restart: () => (attempt.aborted ? abandoned(attempt) : this.#openStream()),
@@ -674,7 +744,13 @@ export class Connection<A extends object = Record<string, unknown>> {
         reject(error)
       }
       const timer = setTimeout(
-        () => fail(new TimeoutError(`no stream header within ${this.#timeouts.negotiation} ms`)),
+        () =>
+          fail(
+            new TimeoutError(
+              `no stream header within ${this.#timeouts.negotiation} ms`,
+              'negotiation',
+            ),
+          ),
         this.#timeouts.negotiation,
       )
       if (attempt?.aborted) fail(attempt.reason)
@@ -731,6 +807,29 @@ export class Connection<A extends object = Record<string, unknown>> {
       ;(this.#rawTaps[i] as (direction: 'in', data: string | Uint8Array) => void)('in', chunk)
     }
     this.#parser?.write(chunk)
+    if (this.#pending.length > 0 || this.#inQueue.length > 0) {
+      // A backlog waits (a busy handler, or elements that arrived during negotiation): count
+      // what arrives meanwhile, and stop reading past the high-water mark. Counted per chunk,
+      // an upper bound of what the backlog holds.
+      this.#backlogBytes += chunk.length
+      if (
+        !this.#paused &&
+        this.#backlogBytes > (this.#options.inboundHighWaterBytes ?? 1_048_576)
+      ) {
+        this.#paused = true
+        transport.pause?.()
+      }
+    }
+  }
+
+  /** After the backlog shrank: once it is empty, count afresh and read again. */
+  #backlogChanged(): void {
+    if (this.#pending.length > 0 || this.#inQueue.length > 0) return
+    this.#backlogBytes = 0
+    if (this.#paused) {
+      this.#paused = false
+      this.#transport?.resume?.()
+    }
   }
 
   #onElement(element: Element): void {
@@ -762,12 +861,8 @@ export class Connection<A extends object = Record<string, unknown>> {
       return
     }
     if (this.#state === 'negotiating' || this.#state === 'connecting') {
-      if (this.#pending.length >= MAX_PENDING_WHILE_NEGOTIATING) {
-        this.#fail(
-          new StreamError('policy-violation', 'too many unexpected elements during negotiation'),
-        )
-        return
-      }
+      // Kept for a later waiter, or for the inbound pipeline once online (a server resends
+      // unacknowledged stanzas right after <resumed/>). Bounded by bytes in #onData.
       this.#pending.push(element)
       return
     }
@@ -797,7 +892,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         timer: setTimeout(() => {
           const i = this.#waiters.indexOf(waiter)
           if (i >= 0) this.#waiters.splice(i, 1)
-          reject(new TimeoutError(`the peer did not answer within ${timeout} ms`))
+          reject(new TimeoutError(`the peer did not answer within ${timeout} ms`, 'negotiation'))
         }, timeout),
       }
       this.#waiters.push(waiter)
@@ -841,6 +936,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       return
     }
     // RFC 6120 §4.4: the peer closed the stream; close ours and the transport.
+    this.#endReason ??= 'peer-closed'
     this.#failure ??= new ConnectionError('disconnected', 'the peer closed the stream')
     this.#writeFooter()
     this.#endTransport()
@@ -923,11 +1019,11 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#teardown(failure, clean)
   }
 
-  /** Ends the current stream's state and reports the disconnection once. */
   /**
-   * `kind`: 'drop' (the stream was up), 'connect' (connect() fails and throws the error
-   * itself, so it is not reported again), 'redirect' (connect() follows a see-other-host:
-   * nothing is reported and the session does not end).
+   * Ends the current stream's state and reports the disconnection once. `kind`: 'drop'
+   * (the stream was up), 'connect' (connect() fails and throws the error itself, so it is
+   * not reported again), 'redirect' (connect() follows a see-other-host: nothing is
+   * reported and the session does not end).
    */
   #teardown(
     error: XMPPError | undefined,
@@ -951,14 +1047,19 @@ export class Connection<A extends object = Record<string, unknown>> {
     ;(killer as { unref?: () => void }).unref?.()
     const markClosed = this.#markClosed
     this.#rejectWaiters(failure)
+    // Elements of a negotiation that did not finish were never the app's. Elements already
+    // queued for the inbound pipeline are still handled (and reported handled) in order.
     this.#pending = []
-    this.#inQueue = []
-    this.#busy = false
     this.#paused = false
+    // What was not handed to the transport never will be: those send() calls reject.
     this.#outBuffer = []
-    this.#outBuffered = 0
     this.#blocked = false
-    this.#releaseDrainWaiters()
+    const batch = this.#batch
+    this.#batch = undefined
+    batch?.fail(
+      error ??
+        new ConnectionError('not-connected', 'the stream closed before the element was written'),
+    )
     if (this.#closing) {
       clearTimeout(this.#closing.timer)
       this.#closing.resolve()
@@ -969,42 +1070,58 @@ export class Connection<A extends object = Record<string, unknown>> {
       markClosed()
       return
     }
-    if (kind === 'drop' && error && !clean) this.#report(error)
-    const done = this.hooks.emit('disconnected', { error, clean })
-    const end = () => {
-      if (!this.resumable) void this.hooks.emit('session-end', { error })
-      markClosed()
-    }
-    if (done) done.then(end, end)
-    else end()
+    const reason = this.#endReason ?? reasonOf(error)
+    const stopped = reason === 'stopped' || reason === 'close-timeout'
+    // Reported to an `error` hook when there is one; the state and `disconnected` hooks,
+    // connect() and every pending promise carry it anyway.
+    if (kind === 'drop' && error && !stopped && this.hooks.has('error')) this.#report(error)
+    const resumable = this.resumable && !stopped
+    const done = this.hooks.emit('disconnected', { error, clean, reason, resumable })
+    // Whatever the `disconnected` handlers do (they may start a new attempt), what waited
+    // on this session learns now.
+    if (!resumable) this.endSession(error)
+    if (done) done.then(markClosed, markClosed)
+    else markClosed()
   }
 
   /**
    * Closes the stream cleanly: our `</stream:stream>`, then waits (bounded) for the peer's
-   * before closing the transport.
+   * before closing the transport. Reported with reason `stopped` (`close-timeout` when the
+   * peer did not close in time).
    */
   async disconnect(): Promise<void> {
     const connecting = this.#connecting
     if (connecting && this.#state !== 'online') {
       // Stop the attempt in flight; connect() rejects with this error.
-      const error = new ConnectionError('disconnected', 'disconnect() was called while connecting')
+      const error = new ConnectionError('stopped', 'disconnect() was called while connecting')
       this.#cancelled = error
+      this.#endReason ??= 'stopped'
       this.#attempt?.abort(error)
-      await connecting.catch(() => undefined)
+      // connect()'s caller gets the attempt's outcome; disconnect() only waits for its end.
+      await connecting.then(undefined, leftToConnectCaller)
       return
     }
     const transport = this.#transport
     if (!transport) return
     if (this.#closing) return this.#closed
+    this.#endReason ??= 'stopped'
     this.#setState('disconnecting')
     const closed = this.#closed
+    const timeout = this.#timeouts.close
     await new Promise<void>((resolve) => {
       this.#closing = {
         resolve,
         timer: setTimeout(() => {
-          if (this.#transport === transport) transport.destroy()
+          if (this.#transport !== transport) return
+          // The peer did not close its stream in time: not a clean close.
+          this.#endReason = 'close-timeout'
+          this.#failure ??= new TimeoutError(
+            `the peer did not close its stream within ${timeout} ms`,
+            'close',
+          )
+          transport.destroy()
           this.#onTransportClose(transport)
-        }, this.#timeouts.close),
+        }, timeout),
       }
       if (this.#parser?.stopped === false) this.#writeFooter()
       else transport.end()
@@ -1045,32 +1162,23 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   /**
-   * Sends an element through the outbound pipeline. Resolves when it was written, or, when
-   * a plugin tracks delivery (stream management), when the peer acknowledged it. Rejects
-   * with ConnectionError `not-connected` when there is no stream to write to and no plugin
-   * took the element.
+   * Sends an element through the outbound pipeline, in any state: a plugin (stream
+   * management) may hold it while there is no stream. Resolves once it was handed to the
+   * transport, or, when a plugin tracks delivery, when that plugin says it was delivered.
+   * Rejects with ConnectionError `not-connected` when the connection is not online and no
+   * plugin took the element, and with the cause when the stream ends before it was
+   * written. A middleware that drops an element (no next(), no delivery) resolves it.
    */
   send(element: Element): Promise<void> {
     if (!this.#composed) {
       return Promise.reject(new ConnectionError('not-connected', 'send() before connect()'))
     }
-    if (this.#state === 'connecting' || this.#state === 'negotiating') {
-      // Nothing but negotiation may go out before the stream is authenticated and bound
-      // (a stanza there is a protocol error), and before the transport is open there is
-      // nowhere to write.
-      return Promise.reject(
-        new ConnectionError(
-          'not-connected',
-          `cannot send <${element.name}/> while ${this.#state}: wait for connect() to resolve (or the 'online' hook)`,
-        ),
-      )
-    }
-    return this.#send(element)
+    return this.#send(element, false)
   }
 
-  /** send() without the state check: stream features negotiate through it (nc.send). */
-  #send(element: Element): Promise<void> {
-    const ctx = new OutboundContext(element)
+  /** `negotiation`: sent by stream negotiation (nc.send), allowed before online. */
+  #send(element: Element, negotiation: boolean): Promise<void> {
+    const ctx = new OutboundContext(element, negotiation)
     let result: void | Promise<void>
     try {
       result = this.#outbound(ctx)
@@ -1078,23 +1186,33 @@ export class Connection<A extends object = Record<string, unknown>> {
       return Promise.reject(error)
     }
     if (result !== undefined && isPromise(result)) {
-      return result.then(() => ctx.delivery)
+      return result.then(() => ctx.delivery ?? writtenOf(ctx))
     }
-    return ctx.delivery ?? RESOLVED
+    return ctx.delivery ?? writtenOf(ctx)
   }
 
   /** Outbound terminal: serialize and queue for the per-tick write. */
-  #writeElement(ctx: OutboundContext): void | Promise<void> {
-    if (!this.#transport || this.#failure || this.#closing) {
+  #writeElement(ctx: OutboundContext): void {
+    if (
+      !this.#transport ||
+      this.#failure ||
+      this.#closing ||
+      (this.#state !== 'online' && !ctx.negotiation)
+    ) {
+      // Before online, only negotiation may write: a stanza there is a protocol error.
       throw new ConnectionError(
         'not-connected',
-        `cannot send <${ctx.element.name}/>: the connection is ${this.#state}`,
+        `cannot send <${ctx.element.name}/> while ${this.#state}${
+          this.#state === 'online' ? ' (closing)' : ''
+        }: wait for connect() to resolve (or the 'online' hook)`,
       )
     }
     const data = serialize(ctx.element)
     ctx.data = data
-    ctx.written = true
+    ctx.queued = true
     this.#outBuffer.push(data)
+    this.#batch ??= new WriteBatch()
+    ctx.batch = this.#batch
     if (this.#state !== 'online') {
       // Negotiation is one element per round trip: nothing to batch, and the peer should
       // get it before this tick goes on to set up the wait for its answer.
@@ -1103,21 +1221,6 @@ export class Connection<A extends object = Record<string, unknown>> {
       this.#flushScheduled = true
       queueMicrotask(() => this.#flush())
     }
-    if (this.#blocked) {
-      // The peer reads slower than we write: past the high-water mark, send() settles only
-      // once the transport drained, so that a sender that awaits send() is slowed down
-      // instead of growing this buffer without bound.
-      this.#outBuffered += data.length
-      if (this.#outBuffered > (this.#options.outboundHighWater ?? 1_048_576)) {
-        return new Promise((resolve) => this.#drainWaiters.push(resolve))
-      }
-    }
-  }
-
-  #releaseDrainWaiters(): void {
-    const waiters = this.#drainWaiters
-    this.#drainWaiters = []
-    for (const resolve of waiters) resolve()
   }
 
   /**
@@ -1129,44 +1232,56 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#flush(true)
   }
 
+  /**
+   * Hands what is queued to the transport in one write, unless the transport asked us to
+   * wait (then the queued elements' send() stay pending until it drains: a sender that
+   * awaits send() is slowed to the peer's pace instead of growing a buffer).
+   */
   #flush(force = false): void {
     if (!force) this.#flushScheduled = false
     const transport = this.#transport
     if (!transport || (this.#blocked && !force) || this.#outBuffer.length === 0) return
     const parts = this.#outBuffer
     this.#outBuffer = []
+    const batch = this.#batch
+    this.#batch = undefined
     if (this.#rawTaps.length > 0) {
       for (const part of parts) for (const tap of this.#rawTaps) tap('out', part)
     }
     // One write per tick: the transport sees batches, not one call per stanza.
     const ok = transport.write(parts.length === 1 ? (parts[0] as string) : parts.join(''))
     if (!ok) this.#blocked = true
+    batch?.done()
   }
 
   #onDrain(transport: Transport): void {
     if (this.#transport !== transport) return
     this.#blocked = false
-    this.#outBuffered = 0
     this.#flush()
-    if (!this.#blocked) this.#releaseDrainWaiters()
   }
 
   /** Inbound elements are handled one at a time, in order. */
   #enqueue(element: Element): void {
+    const ctx = new InboundContext(element, element.getName(), this.#generation)
     if (this.#busy) {
-      this.#inQueue.push(element)
+      this.#inQueue.push(ctx)
       if (!this.#paused && this.#inQueue.length >= (this.#options.inboundHighWater ?? 1000)) {
         this.#paused = true
         this.#transport?.pause?.()
       }
       return
     }
-    this.#process(element)
+    this.#process(ctx)
   }
 
-  #process(element: Element): void {
-    const ctx = new InboundContext(element, element.getName())
-    if (ctx.kind === 'stanza' && ctx.name === 'iq' && (ctx.type === 'get' || ctx.type === 'set')) {
+  #process(ctx: InboundContext): void {
+    const current = ctx.stream === this.#generation
+    if (
+      current &&
+      ctx.kind === 'stanza' &&
+      ctx.name === 'iq' &&
+      (ctx.type === 'get' || ctx.type === 'set')
+    ) {
       // An iq request needs an answer addressed from its `to` and to its `from`: check
       // both now (only for requests; other stanzas are parsed lazily).
       try {
@@ -1175,12 +1290,14 @@ export class Connection<A extends object = Record<string, unknown>> {
         this.#fail(
           new StreamError('improper-addressing', `iq with an invalid 'to': ${describe(error)}`),
         )
+        this.#complete(ctx)
         return
       }
       try {
         void ctx.from
       } catch (error) {
         this.#fail(new StreamError('invalid-from', `iq with an invalid 'from': ${describe(error)}`))
+        this.#complete(ctx)
         return
       }
     }
@@ -1194,12 +1311,11 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     if (result !== undefined && isPromise(result)) {
       this.#busy = true
-      const generation = this.#generation
       result.then(
-        () => this.#completeAsync(ctx, generation),
+        () => this.#completeAsync(ctx),
         (error: unknown) => {
-          if (generation === this.#generation) this.#inboundFailed(ctx, error)
-          this.#completeAsync(ctx, generation)
+          this.#inboundFailed(ctx, error)
+          this.#completeAsync(ctx)
         },
       )
       return
@@ -1207,22 +1323,44 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#complete(ctx)
   }
 
-  #completeAsync(ctx: InboundContext, generation: number): void {
-    // The stream this element came from is gone: its handling no longer counts.
-    if (generation !== this.#generation) return
+  #completeAsync(ctx: InboundContext): void {
+    // Reported handled even when its stream is gone: stream management counts it for the
+    // session it came from.
     this.#complete(ctx)
     this.#busy = false
     while (!this.#busy && this.#inQueue.length > 0) {
-      this.#process(this.#inQueue.shift() as Element)
+      this.#process(this.#inQueue.shift() as InboundContext)
     }
-    if (this.#paused && this.#inQueue.length === 0) {
-      this.#paused = false
-      this.#transport?.resume?.()
+    if (this.#busy) return
+    this.#backlogChanged()
+    const waiters = this.#settleWaiters
+    if (waiters) {
+      this.#settleWaiters = undefined
+      for (const wake of waiters) wake()
     }
   }
 
+  /** Resolves true once no inbound element is being handled or queued, false on timeout. */
+  #inboundSettled(timeout: number): Promise<boolean> {
+    if (!this.#busy && this.#inQueue.length === 0) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer)
+        resolve(true)
+      }
+      const timer = setTimeout(() => {
+        const list = this.#settleWaiters
+        const i = list?.indexOf(wake) ?? -1
+        if (i >= 0) list?.splice(i, 1)
+        resolve(false)
+      }, timeout)
+      this.#settleWaiters ??= []
+      this.#settleWaiters.push(wake)
+    })
+  }
+
   #inboundFailed(ctx: InboundContext, error: unknown): void {
-    if (error instanceof JIDError) {
+    if (error instanceof JIDError && ctx.stream === this.#generation) {
       const badFrom = safeInvalid(() => ctx.from)
       this.#fail(
         new StreamError(
@@ -1241,7 +1379,14 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   /** After every middleware settled: answer unhandled requests, tell onHandled listeners. */
   #complete(ctx: InboundContext): void {
-    if (!ctx.handled && needsAnswer(ctx) && this.#transport && !this.#failure && !this.#closing) {
+    if (
+      !ctx.handled &&
+      needsAnswer(ctx) &&
+      ctx.stream === this.#generation &&
+      this.#transport &&
+      !this.#failure &&
+      !this.#closing
+    ) {
       // RFC 6120 §8.4: a request nobody handles gets service-unavailable.
       ctx.handled = true
       this.#answerError(ctx, 'service-unavailable', 'cancel')
@@ -1256,11 +1401,12 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   #answerError(ctx: InboundContext, condition: string, type: string): void {
+    if (ctx.stream !== this.#generation || !this.#transport) return
     // The answer comes from the address the request was sent to (a component serves many).
     const { id, from, to } = ctx.element.attrs
     const reply = new Element('iq', { type: 'error', id, to: from, from: to })
     reply.c('error', { type }).c(condition, { xmlns: NS_STANZA_ERRORS })
-    this.send(reply).catch((error: unknown) => this.#report(error))
+    this.send(reply).then(undefined, (error: unknown) => this.#report(error))
   }
 
   /** Inbound terminal: the app's catch-all hooks. */
@@ -1281,20 +1427,28 @@ export class Connection<A extends object = Record<string, unknown>> {
     void this.hooks.emit('state', { state, previous, cause })
   }
 
+  /** To the `error` hook; without one, to the reporter (errors never vanish). */
   #report(error: unknown): void {
     const err = error instanceof Error ? error : new Error(String(error))
     if (this.hooks.has('error')) void this.hooks.emit('error', { error: err })
+    else this.#fallbackReport(err)
   }
 
   #reportHookError(error: unknown, hook: HookName): void {
-    if (hook === 'error') {
-      // A failing error handler has nowhere else to go.
-      queueMicrotask(() => {
-        throw error
-      })
-      return
+    // A failing `error` handler has nowhere else to go but the reporter.
+    if (hook === 'error')
+      this.#fallbackReport(error instanceof Error ? error : new Error(String(error)))
+    else this.#report(error)
+  }
+
+  #fallbackReport(error: Error): void {
+    try {
+      this.#reportError(error)
+    } catch (thrown) {
+      // The app's reporter failed: both go to stderr rather than crash the process.
+      reportToStderr(error)
+      reportToStderr(thrown instanceof Error ? thrown : new Error(String(thrown)))
     }
-    this.#report(error)
   }
 }
 
@@ -1343,7 +1497,73 @@ function safeInvalid(read: () => unknown): boolean {
 }
 
 function disposedError(): ConnectionError {
-  return new ConnectionError('disconnected', 'the connection was disposed')
+  return new ConnectionError('disposed', 'the connection was disposed')
+}
+
+/** Why a stream ended, from its error, when the cause did not say so itself. */
+function reasonOf(error: XMPPError | undefined): DisconnectReason {
+  if (error === undefined) return 'stopped'
+  if (error instanceof StreamError) return 'stream-error'
+  if (error instanceof TimeoutError) return 'timeout'
+  if (error instanceof ConnectionError && error.code === 'stopped') return 'stopped'
+  return 'dropped'
+}
+
+function leftToConnectCaller(): void {}
+
+/**
+ * The elements queued for one write. send() asks for a promise only when it has to wait:
+ * an element sent while the transport is blocked, or (online) before the tick's write.
+ */
+class WriteBatch {
+  #state: 'queued' | 'written' | 'failed' = 'queued'
+  #error: unknown
+  #promise: Promise<void> | undefined
+  #resolve: (() => void) | undefined
+  #reject: ((error: unknown) => void) | undefined
+
+  get promise(): Promise<void> {
+    if (this.#state === 'written') return RESOLVED
+    if (this.#state === 'failed') return Promise.reject(this.#error)
+    this.#promise ??= new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
+    return this.#promise
+  }
+
+  done(): void {
+    this.#state = 'written'
+    this.#resolve?.()
+  }
+
+  fail(error: unknown): void {
+    this.#state = 'failed'
+    this.#error = error
+    this.#reject?.(error)
+  }
+}
+
+/** What send() returns for an element nobody tracks delivery of. */
+function writtenOf(ctx: OutboundContext): Promise<void> {
+  const batch = ctx.batch as WriteBatch | undefined
+  // Consumed by a middleware without next(): that middleware decided its fate.
+  return batch === undefined ? RESOLVED : batch.promise
+}
+
+/** The default reporter: one line on stderr, no element content. */
+function reportToStderr(error: Error): void {
+  console.error(`xmpp: unhandled ${summarize(error)}`)
+}
+
+/** `Class condition (code c): first line of the message`, at most 300 characters. */
+function summarize(error: Error): string {
+  const { code, condition } = error as { code?: unknown; condition?: unknown }
+  const parts = [error.name || error.constructor.name]
+  if (typeof condition === 'string') parts.push(condition)
+  if (typeof code === 'string') parts.push(`(code ${code})`)
+  const message = (error.message.split('\n', 1)[0] ?? '').slice(0, 300)
+  return `${parts.join(' ')}: ${message}`
 }
 
 /** What a negotiation context of an ended attempt answers (see #negotiationContext). */

@@ -93,8 +93,12 @@ export class SASLError extends XMPPError {
 
 /** An operation did not finish in time. */
 export class TimeoutError extends XMPPError {
-  constructor(message = 'operation timed out') {
+  /** What timed out, when known: `connect`, `negotiation`, `close`, `tls`, `request`, ... */
+  readonly step: string | undefined
+
+  constructor(message = 'operation timed out', step?: string) {
     super('timeout', message)
+    this.step = step
   }
 }
 
@@ -105,10 +109,21 @@ export class AbortError extends XMPPError {
   }
 }
 
-/** The connection went away while an operation was in flight. */
+/**
+ * The connection went away while an operation was in flight (`disconnected`), the app
+ * stopped it (`stopped`), there is no stream to write to (`not-connected`), or it was
+ * disposed (`disposed`).
+ */
 export class ConnectionError extends XMPPError {
   constructor(
-    code: 'disconnected' | 'not-connected' | 'transport' | 'negotiation-failed' | 'redirect-limit',
+    code:
+      | 'disconnected'
+      | 'stopped'
+      | 'disposed'
+      | 'not-connected'
+      | 'transport'
+      | 'negotiation-failed'
+      | 'redirect-limit',
     message: string,
     cause?: unknown,
   ) {

@@ -19,8 +19,17 @@ export interface HookMap {
   'stream-start': { attrs: Readonly<Record<string, string>> }
   /** Stream negotiation finished; `resumed` says whether a previous session was resumed. */
   online: { resumed: boolean }
-  /** The transport is gone. `error` is set unless the close was requested and clean. */
-  disconnected: { error?: XMPPError | undefined; clean: boolean }
+  /**
+   * The transport is gone. `error` is set unless the close was requested and clean;
+   * `reason` tells the causes apart; `resumable` says whether a plugin (stream management)
+   * can resume the session, in which case `session-end` waits for that plugin.
+   */
+  disconnected: {
+    error?: XMPPError | undefined
+    clean: boolean
+    reason: DisconnectReason
+    resumable: boolean
+  }
   /**
    * The session is over for good (not resumable): pending requests should fail. A plugin
    * that can resume sessions (stream management) delays this until resumption failed.
@@ -35,6 +44,23 @@ export interface HookMap {
   /** A nonza that reached the end of the inbound pipeline. */
   nonza: { element: Element }
 }
+
+/**
+ * Why a stream ended:
+ * - `stopped`: the app called disconnect() (or dispose()), and the peer closed in time;
+ * - `close-timeout`: the app called disconnect() and the peer did not close in time;
+ * - `stream-error`: a stream error, ours or the peer's (`error.condition` says which);
+ * - `peer-closed`: the peer closed its stream without an error;
+ * - `timeout`: a connect or negotiation step did not finish in time;
+ * - `dropped`: the transport failed or closed under us (network, TLS), or a step failed.
+ */
+export type DisconnectReason =
+  | 'stopped'
+  | 'close-timeout'
+  | 'stream-error'
+  | 'peer-closed'
+  | 'timeout'
+  | 'dropped'
 
 export type HookName = keyof HookMap
 export type HookHandler<K extends HookName> = (payload: HookMap[K]) => void | Promise<void>

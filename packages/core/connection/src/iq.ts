@@ -68,13 +68,15 @@ class IqRequests implements IqApi {
   constructor(ctx: PluginContext, options: { timeout: number }) {
     this.#connection = ctx.connection
     this.#options = options
+    // The session's end fails every request at once with its cause (a StreamError with its
+    // condition, a drop, the app's own stop), not a timeout later.
     ctx.hooks.on('session-end', ({ error }) => {
       this.#failAll(
-        new ConnectionError('disconnected', 'the session ended before the answer came', error),
+        error ?? new ConnectionError('stopped', 'the connection was closed before the answer came'),
       )
     })
     ctx.onDispose(() =>
-      this.#failAll(new ConnectionError('disconnected', 'the connection was disposed')),
+      this.#failAll(new ConnectionError('disposed', 'the connection was disposed')),
     )
     ctx.inbound((c, next) => this.#onInbound(c, next), { priority: PRIORITY })
   }

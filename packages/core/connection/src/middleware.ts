@@ -24,13 +24,20 @@ export class InboundContext {
    * get/set that nobody handled is answered service-unavailable (RFC 6120 §8.4).
    */
   handled = false
+  /**
+   * Which stream (connection attempt) of the connection the element was read from: its
+   * handling may complete after that stream ended (stream management counts it for the
+   * session it came from).
+   */
+  readonly stream: number
   #from: JID | null | undefined = null
   #to: JID | null | undefined = null
 
-  constructor(element: Element, name: string) {
+  constructor(element: Element, name: string, stream = 0) {
     this.element = element
     this.name = name
     this.kind = isStanzaName(name) ? 'stanza' : 'nonza'
+    this.stream = stream
   }
 
   /** The sender, parsed on first access (never eagerly). Throws JIDError when invalid. */
@@ -62,19 +69,27 @@ export class OutboundContext {
   /** The element to write. A middleware may replace it before calling next(). */
   element: Element
   readonly kind: ElementKind
-  /** After next(): true when the element was handed to the transport. */
-  written = false
-  /** After next(): the exact XML that was written. */
+  /** Sent by stream negotiation (a feature's nc.send), which may write before online. */
+  readonly negotiation: boolean
+  /**
+   * After next(): true when the element was serialized and queued for the transport's next
+   * write. send() settles once that write happened (or rejects if the stream ended first).
+   */
+  queued = false
+  /** After next(): the exact XML that was queued. */
   data: string | undefined = undefined
+  /** @internal the write this element is part of (used by the connection). */
+  batch: unknown = undefined
   /**
    * A middleware that tracks delivery (stream management) sets this; send() then settles
    * when it settles instead of when the element was written.
    */
   delivery: Promise<void> | undefined = undefined
 
-  constructor(element: Element) {
+  constructor(element: Element, negotiation = false) {
     this.element = element
     this.kind = isStanzaName(element.name) ? 'stanza' : 'nonza'
+    this.negotiation = negotiation
   }
 }
 

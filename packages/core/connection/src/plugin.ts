@@ -108,6 +108,13 @@ export interface PluginContext {
   onRaw(fn: (direction: 'in' | 'out', data: string | Uint8Array) => void): void
   /** A timer that is cleared when the connection is disposed. */
   setTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout>
+  /** Clears a timer from setTimeout() (and forgets it). */
+  clearTimeout(timer: ReturnType<typeof setTimeout> | undefined): void
+  /**
+   * Resolves true once no inbound element is being handled or waiting to be, false when
+   * `timeout` ms passed first. Stream management waits on it before it reports a count.
+   */
+  inboundSettled(timeout: number): Promise<boolean>
   /** Runs at dispose, in reverse registration order of plugins. */
   onDispose(fn: () => void | Promise<void>): void
 }

@@ -21,6 +21,10 @@ export class MemoryPeer {
   secure = false
   /** Answer the connection's `</stream:stream>` with ours, as a server does. */
   answerClose = true
+  /** Whether the connection asked the transport to stop reading (inbound backpressure). */
+  paused = false
+  /** How many times the connection paused the transport. */
+  pauses = 0
   #events: TransportEvents | undefined
   #transport: MemoryTransport | undefined
   #parser: StreamParser | undefined
@@ -49,6 +53,7 @@ export class MemoryPeer {
     this.#events = events
     this.#ended = false
     this.#blocked = false
+    this.paused = false
     this.#headers = []
     this.#elements = []
     this.restart()
@@ -218,5 +223,14 @@ export class MemoryTransport implements Transport {
     const events = this.#events
     this.#events = undefined
     if (events) queueMicrotask(() => this.#peer.ended(this))
+  }
+
+  pause(): void {
+    this.#peer.paused = true
+    this.#peer.pauses++
+  }
+
+  resume(): void {
+    this.#peer.paused = false
   }
 }

@@ -53,7 +53,9 @@ describe('stream opening and closing', () => {
     peer.send('</stream:stream>')
     await closing
     expect(conn.state).toBe('disconnected')
-    expect(disconnected).toEqual([{ error: undefined, clean: true }])
+    expect(disconnected).toEqual([
+      { error: undefined, clean: true, reason: 'stopped', resumable: false },
+    ])
     expect(peer.connected).toBe(false)
   })
 
@@ -340,12 +342,12 @@ describe('outbound pipeline', () => {
     await conn.send(xml('message', { id: 'a' }))
     await tick()
     const count = peer.written.length
-    await conn.send(xml('message', { id: 'b' }))
-    await conn.send(xml('message', { id: 'c' }))
+    const sent = [conn.send(xml('message', { id: 'b' })), conn.send(xml('message', { id: 'c' }))]
     await tick()
     expect(peer.written.length).toBe(count)
     peer.drain()
     expect(peer.written.at(-1)).toBe('<message id="b"/><message id="c"/>')
+    await Promise.all(sent)
   })
 
   test('text that looks like markup arrives as text', async () => {
@@ -516,7 +518,7 @@ describe('races and failure paths', () => {
     const outcome = connecting.catch((e: unknown) => e)
     await peer.nextHeader()
     await conn.disconnect()
-    expect(await outcome).toMatchObject({ code: 'disconnected' })
+    expect(await outcome).toMatchObject({ code: 'stopped' })
     expect(conn.state).toBe('disconnected')
     expect(peer.connected).toBe(false)
   })
@@ -531,7 +533,7 @@ describe('races and failure paths', () => {
     })
     const connecting = conn.connect()
     expect(conn.state).toBe('disconnected') // nothing happens before connect() returned
-    await expect(connecting).rejects.toMatchObject({ code: 'disconnected' })
+    await expect(connecting).rejects.toMatchObject({ code: 'stopped' })
     // A second connect() from the hook joined the same attempt.
     expect(joined).toHaveLength(1)
     expect(joined[0]).toBe(connecting)
@@ -580,7 +582,7 @@ describe('races and failure paths', () => {
     const connecting = conn.connect()
     await peer.nextHeader()
     await conn.disconnect()
-    await expect(connecting).rejects.toMatchObject({ code: 'disconnected' })
+    await expect(connecting).rejects.toMatchObject({ code: 'stopped' })
     expect(seen).toEqual(['aborted=false', 'abort'])
   })
 
@@ -782,23 +784,38 @@ describe('races and failure paths', () => {
   })
 })
 
-test('outbound backpressure: past the high-water mark send() waits for the drain', async () => {
-  const { peer, conn } = await online([], { outboundHighWater: 150 })
+test('outbound backpressure: while the transport is blocked, send() waits for the drain', async () => {
+  const { peer, conn } = await online()
   peer.block()
+  // This write is accepted (the transport then asks us to wait).
   await conn.send(xml('message', { id: 'first' }))
-  await tick()
-  const big = 'x'.repeat(80)
-  await conn.send(xml('message', { id: 'a' }, big))
   let settled = false
-  const waiting = conn.send(xml('message', { id: 'b' }, big)).then(() => {
+  const waiting = conn.send(xml('message', { id: 'b' })).then(() => {
     settled = true
   })
   await tick(10)
   expect(settled).toBe(false)
+  expect(peer.written.join('')).not.toContain('id="b"')
   peer.drain()
   await waiting
-  expect(settled).toBe(true)
   expect(peer.written.at(-1)).toContain('id="b"')
+})
+
+test('send() never resolves for an element that was not written: a drop rejects the blocked ones', async () => {
+  const { peer, conn } = await online()
+  peer.block()
+  await conn.send(xml('message', { id: 'first' }))
+  const outcomes = [1, 2, 3, 4, 5].map((i) =>
+    conn.send(xml('message', { id: `m${i}` })).then(
+      () => 'written',
+      (error: unknown) => error,
+    ),
+  )
+  await tick(5)
+  peer.close(new Error('ECONNRESET'))
+  const results = await Promise.all(outcomes)
+  for (const r of results) expect(r).toMatchObject({ code: 'disconnected' })
+  expect(peer.written.join('')).not.toContain('id="m1"')
 })
 
 test('a required feature that never ran stops the session from going online', async () => {

@@ -1,0 +1,192 @@
+// What stream management (XEP-0198) needs from the core, shown with a small fake SM plugin:
+// holding send() calls while there is no stream, exact handled-counting across drops, and
+// a burst of stanzas right after a feature's answer.
+import type { Element } from 'ltx'
+import { describe, expect, test } from 'vitest'
+import {
+  definePlugin,
+  FeaturePriority,
+  type InboundContext,
+  type PluginContext,
+  router,
+  xml,
+} from '../src/index.js'
+import { online, tick, withPeer } from './helpers.js'
+
+/**
+ * Holds app stanzas sent while not online and sends them once online again; counts
+ * handled inbound stanzas per stream. Only what the tests need, not XEP-0198.
+ */
+const fakeSm = definePlugin({
+  name: 'fake-sm',
+  setup(ctx: PluginContext) {
+    const held: { element: Element; resolve: () => void; reject: (e: unknown) => void }[] = []
+    const handled = new Map<number, number>()
+    ctx.outbound((c, next) => {
+      if (c.kind === 'stanza' && !c.negotiation && ctx.connection.state !== 'online') {
+        c.delivery = new Promise<void>((resolve, reject) => {
+          held.push({ element: c.element, resolve, reject })
+        })
+        return
+      }
+      return next()
+    })
+    ctx.hooks.on('online', () => {
+      for (const h of held.splice(0)) ctx.connection.send(h.element).then(h.resolve, h.reject)
+    })
+    ctx.onHandled((c: InboundContext) => {
+      if (c.kind === 'stanza') handled.set(c.stream, (handled.get(c.stream) ?? 0) + 1)
+    })
+    return {
+      get held() {
+        return held.length
+      },
+      handled,
+      settled: (ms: number) => ctx.inboundSettled(ms),
+      setTimeout: (fn: () => void, ms: number) => ctx.setTimeout(fn, ms),
+      clearTimeout: (t: ReturnType<typeof setTimeout>) => ctx.clearTimeout(t),
+    }
+  },
+})
+
+describe('send() while not online', () => {
+  test('without a plugin that holds it, send() rejects with not-connected', async () => {
+    const { peer, conn } = await online()
+    peer.close()
+    await tick()
+    await expect(conn.send(xml('message', { to: 'a@example.com' }))).rejects.toMatchObject({
+      code: 'not-connected',
+    })
+  })
+
+  test('while negotiating, an app stanza is refused, not written', async () => {
+    const { peer, conn } = withPeer()
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    await expect(conn.send(xml('message', { id: 'early' }))).rejects.toMatchObject({
+      code: 'not-connected',
+    })
+    peer.open({ features: '' })
+    await connecting
+    expect(peer.written.join('')).not.toContain('early')
+  })
+
+  test('a plugin can hold it after a drop; it is written after reconnecting and send() resolves then', async () => {
+    const { peer, conn } = await online([fakeSm])
+    peer.close(new Error('ECONNRESET'))
+    await tick()
+    let delivered = false
+    const sending = conn.send(xml('message', { id: 'held', to: 'a@example.com' })).then(() => {
+      delivered = true
+    })
+    await tick()
+    expect(conn.plugins['fake-sm'].held).toBe(1)
+    expect(delivered).toBe(false)
+    const again = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await again
+    await sending
+    const received = await peer.nextElement()
+    expect(received.attrs.id).toBe('held')
+  })
+})
+
+describe('inbound: a burst after a feature answer, handled counting', () => {
+  test("1,000 stanzas in the same chunk right after a feature's answer are all delivered", async () => {
+    const resume = definePlugin({
+      name: 'resume',
+      setup(ctx) {
+        ctx.feature({
+          name: 'resume',
+          priority: FeaturePriority.RESUME,
+          applies: () => true,
+          async negotiate(_features, nc) {
+            await nc.send(xml('resume', { xmlns: 'urn:example:resume' }))
+            await nc.waitFor((el) => el.name === 'resumed')
+            return 'done'
+          },
+        })
+      },
+    })
+    const { peer, conn } = withPeer({ plugins: [resume, router] })
+    const seen: string[] = []
+    conn.plugins.router.message((msg) => {
+      seen.push(String(msg.attrs.id))
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await peer.nextElement()
+    let burst = "<resumed xmlns='urn:example:resume'/>"
+    for (let i = 0; i < 1000; i++) burst += `<message from='a@example.com' id='m${i}'/>`
+    peer.send(burst)
+    await connecting
+    await tick()
+    expect(seen).toHaveLength(1000)
+    expect(seen[999]).toBe('m999')
+    expect(conn.state).toBe('online')
+  })
+
+  test('an async handler that completes after the drop is still reported handled, once', async () => {
+    const { peer, conn } = await online([fakeSm, router])
+    const releases: (() => void)[] = []
+    conn.plugins.router.message(
+      () =>
+        new Promise<void>((resolve) => {
+          releases.push(resolve)
+        }),
+    )
+    const stream = 1
+    for (let i = 0; i < 3; i++) peer.send(`<message from='a@example.com' id='x${i}'/>`)
+    await tick()
+    expect(releases).toHaveLength(1)
+    peer.close(new Error('ECONNRESET'))
+    await tick()
+    expect(await conn.plugins['fake-sm'].settled(20)).toBe(false)
+    // Handling goes on in order after the drop; each is reported once.
+    while (releases.length > 0) {
+      releases.shift()?.()
+      await tick()
+    }
+    expect(await conn.plugins['fake-sm'].settled(1000)).toBe(true)
+    expect([...conn.plugins['fake-sm'].handled]).toEqual([[stream, 3]])
+  })
+
+  test('a backlog behind a slow handler pauses the transport by bytes, and resumes once drained', async () => {
+    const { peer, conn } = await online([router], { inboundHighWaterBytes: 64 * 1024 })
+    const releases: (() => void)[] = []
+    conn.plugins.router.message(
+      () =>
+        new Promise<void>((resolve) => {
+          releases.push(resolve)
+        }),
+    )
+    const body = 'x'.repeat(16 * 1024)
+    // Far fewer elements than the element high-water mark (1,000): the bytes decide.
+    for (let i = 0; i < 8; i++)
+      peer.send(`<message from='a@example.com' id='b${i}'><body>${body}</body></message>`)
+    await tick()
+    expect(peer.paused).toBe(true)
+    while (releases.length > 0 || peer.paused) {
+      releases.shift()?.()
+      await tick()
+    }
+    expect(peer.paused).toBe(false)
+  })
+})
+
+describe('plugin timers', () => {
+  test('a cleared timer does not fire; an uncleared one is stopped by dispose()', async () => {
+    const { conn } = await online([fakeSm])
+    const fired: string[] = []
+    const api = conn.plugins['fake-sm']
+    const cleared = api.setTimeout(() => fired.push('cleared'), 5)
+    api.clearTimeout(cleared)
+    api.setTimeout(() => fired.push('disposed'), 30)
+    await tick(10)
+    await conn.dispose()
+    await tick(40)
+    expect(fired).toEqual([])
+  })
+})
