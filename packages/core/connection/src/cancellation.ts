@@ -77,8 +77,9 @@ export class Cancellation {
   /** Settles like `promise`, or rejects with the reason as soon as this is aborted. */
   race<T>(promise: Promise<T>): Promise<T> {
     if (this.#aborted) {
-      // The loser's outcome no longer matters, but must not surface as an unhandled rejection.
-      promise.catch(() => undefined)
+      // The caller gets the abort reason; what `promise` does later is superseded by it (as
+      // when the abort wins the race below), not an unhandled rejection.
+      promise.then(undefined, supersededByAbort)
       return Promise.reject(this.#reason)
     }
     return new Promise<T>((resolve, reject) => {
@@ -96,3 +97,5 @@ export class Cancellation {
     })
   }
 }
+
+function supersededByAbort(): void {}

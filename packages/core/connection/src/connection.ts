@@ -11,10 +11,17 @@ import type { Negotiator, NegotiationContext, StreamFeature, WaitOptions } from 
 import { Cancellation } from './cancellation.js'
 import { featureNegotiator } from './feature-negotiator.js'
 import { type DisconnectReason, type HookMap, type HookName, Hooks } from './hooks.js'
-import type { JID } from './jid.js'
+import { JID } from './jid.js'
 import { compose, InboundContext, type Middleware, OutboundContext } from './middleware.js'
 import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from './namespaces.js'
-import type { AnyPlugin, ApiOf, ApisOf, MiddlewareOptions, PluginContext } from './plugin.js'
+import {
+  type AnyPlugin,
+  type ApiOf,
+  type ApisOf,
+  type MiddlewareOptions,
+  originOf,
+  type PluginContext,
+} from './plugin.js'
 import type { ConnectionState } from './state.js'
 import {
   StreamParser,
@@ -81,7 +88,13 @@ interface Waiter {
 
 interface Registered {
   plugin: AnyPlugin
+  /** The same for a plugin and its with() variants: what dependencies are matched by. */
+  origin: object
   api: unknown
+  /** Undoes what the plugin registered, while its setup has not finished. */
+  undo: (() => void)[] | undefined
+  /** Its async setup (or its wait for its dependencies' setups), while not finished. */
+  ready: Promise<void> | undefined
   /** Created on first use of ctx.signal: most plugins never ask, and each costs memory. */
   controller: AbortController | undefined
   disposed: boolean
@@ -178,6 +191,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   #footerSent = false
   #failTimer: ReturnType<typeof setTimeout> | undefined
   #disposed = false
+  #disposing: Promise<void> | undefined
 
   #inbound: (ctx: InboundContext) => void | Promise<void> = () => undefined
   #outbound: (ctx: OutboundContext) => void | Promise<void> = () => undefined
@@ -202,6 +216,9 @@ export class Connection<A extends object = Record<string, unknown>> {
   /** The elements in #outBuffer: settles when they are handed to the transport. */
   #batch: WriteBatch | undefined
   #flushScheduled = false
+  /** The last valid `from` seen, and its JID (see #checkFrom). */
+  #lastFrom: string | undefined
+  #lastFromJid: JID | undefined
   #blocked = false
   #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
   #failure: XMPPError | undefined
@@ -232,7 +249,14 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#reportError = options.reportError ?? reportToStderr
     this.hooks = new Hooks((error, hook) => this.#reportHookError(error, hook))
     this.plugins = {} as A
-    for (const plugin of options.plugins ?? []) this.use(plugin)
+    try {
+      for (const plugin of options.plugins ?? []) this.use(plugin)
+    } catch (error) {
+      // The caller gets no connection: the plugins already set up are torn down (in
+      // reverse order) rather than left running with nobody holding them.
+      this.#disposing = this.#teardownPlugins()
+      throw error
+    }
   }
 
   get state(): ConnectionState {
@@ -279,9 +303,18 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   /**
    * Registers a plugin. Its dependencies must already be registered. Fails once the
-   * registry froze (at the first connect()).
+   * registry froze (at the first connect()). A plugin whose setup throws leaves nothing
+   * behind (middleware, features, hooks it added in setup are removed). A plugin whose
+   * dependency's setup is async is set up once that finished.
    */
   use<P extends AnyPlugin>(plugin: P): Connection<A & { [K in P['name']]: ApiOf<P> }> {
+    if (this.#disposed || this.#disposing) {
+      throw new PluginError(
+        'registry-frozen',
+        plugin.name,
+        `cannot register plugin "${plugin.name}": the connection was disposed`,
+      )
+    }
     if (this.#frozen) {
       throw new PluginError(
         'registry-frozen',
@@ -289,57 +322,109 @@ export class Connection<A extends object = Record<string, unknown>> {
         `cannot register plugin "${plugin.name}": the plugin registry froze when connect() was first called. Pass it in createConnection({ plugins: [...] }) or call use() before connect().`,
       )
     }
-    if (this.#isRegistered(plugin.name)) {
+    if (this.#registered.some((r) => r.plugin.name === plugin.name)) {
       throw new PluginError(
         'duplicate-plugin',
         plugin.name,
         `plugin "${plugin.name}" is already registered`,
       )
     }
+    const waits: Promise<void>[] = []
     for (const dependency of plugin.dependencies) {
-      if (!this.#isRegistered(dependency.name)) {
+      const found = this.#entryOf(dependency)
+      if (!found) {
+        const namesake = this.#registered.some((r) => r.plugin.name === dependency.name)
         throw new PluginError(
           'missing-dependency',
           plugin.name,
-          `plugin "${plugin.name}" depends on plugin "${dependency.name}", which is not registered: register "${dependency.name}" before "${plugin.name}"`,
+          namesake
+            ? `plugin "${plugin.name}" depends on plugin "${dependency.name}", but the plugin registered under that name is a different one (dependencies are plugin objects, not names)`
+            : `plugin "${plugin.name}" depends on plugin "${dependency.name}", which is not registered: register "${dependency.name}" before "${plugin.name}"`,
         )
       }
+      if (found.ready) waits.push(found.ready)
     }
     const entry: Registered = {
       plugin,
+      origin: originOf(plugin),
       api: undefined,
       controller: undefined,
       disposed: false,
       disposers: undefined,
+      undo: [],
+      ready: undefined,
     }
     this.#registered.push(entry)
-    let result: unknown
+    if (waits.length > 0) {
+      // ctx.get(dependency) is typed as present: run setup once the dependencies are.
+      this.#trackSetup(
+        entry,
+        Promise.all(waits).then(() => this.#runSetup(entry)),
+      )
+    } else {
+      let result: unknown
+      try {
+        result = this.#runSetup(entry)
+      } catch (error) {
+        this.#undoSetup(entry)
+        this.#registered.pop()
+        throw error
+      }
+      if (isPromise(result)) this.#trackSetup(entry, result)
+      else this.#setupDone(entry, result)
+    }
+    return this as unknown as Connection<A & { [K in P['name']]: ApiOf<P> }>
+  }
+
+  /** The registered entry of a plugin or of a with() variant of it. */
+  #entryOf(plugin: AnyPlugin): Registered | undefined {
+    const origin = originOf(plugin)
+    return this.#registered.find((r) => r.origin === origin)
+  }
+
+  /**
+   * Runs a plugin's setup; what it registers through its context (and the hooks it adds
+   * synchronously) is recorded so that a failing setup can be undone.
+   */
+  #runSetup(entry: Registered): unknown {
+    const { plugin } = entry
+    const undo = entry.undo as (() => void)[]
+    const restore = this.hooks.record((off) => undo.push(off))
     try {
-      result = plugin.setup(this.#contextFor(entry), plugin.options)
+      return plugin.setup(this.#contextFor(entry), plugin.options)
     } catch (error) {
-      this.#registered.pop()
       throw new PluginError(
         'setup-failed',
         plugin.name,
         `setup of plugin "${plugin.name}" failed: ${describe(error)}`,
         error,
       )
+    } finally {
+      restore()
     }
-    if (isPromise(result)) {
-      const setup = this.#awaitSetup(entry, result)
-      // ready() (and so connect()) reports a failure; this only keeps it from also being
-      // an unhandled rejection while nobody awaits it yet.
-      setup.catch(() => undefined)
-      this.#setups.push(setup)
-    } else {
-      entry.api = result
-      ;(this.plugins as Record<string, unknown>)[plugin.name] = result
-    }
-    return this as unknown as Connection<A & { [K in P['name']]: ApiOf<P> }>
   }
 
-  #isRegistered(name: string): boolean {
-    return this.#registered.some((r) => r.plugin.name === name)
+  #setupDone(entry: Registered, api: unknown): void {
+    entry.api = api
+    entry.undo = undefined
+    entry.ready = undefined
+    ;(this.plugins as Record<string, unknown>)[entry.plugin.name] = api
+  }
+
+  /** Removes what a failed setup registered, most recent first. */
+  #undoSetup(entry: Registered): void {
+    const undo = entry.undo ?? []
+    entry.undo = undefined
+    for (let i = undo.length - 1; i >= 0; i--) (undo[i] as () => void)()
+  }
+
+  #trackSetup(entry: Registered, result: Promise<unknown>): void {
+    const setup = this.#awaitSetup(entry, result)
+    entry.ready = setup
+    // connect() (through ready()) reports a failure and tears the registry down; this only
+    // keeps the rejection from also being unhandled while nobody awaits it yet.
+    setup.then(undefined, reportedThroughReady)
+    this.#setups.push(setup)
   }
 
   async #awaitSetup(entry: Registered, result: Promise<unknown>): Promise<void> {
@@ -359,9 +444,9 @@ export class Connection<A extends object = Record<string, unknown>> {
       )
     })
     try {
-      entry.api = await Promise.race([result, timeout])
-      ;(this.plugins as Record<string, unknown>)[name] = entry.api
+      this.#setupDone(entry, await Promise.race([result, timeout]))
     } catch (error) {
+      this.#undoSetup(entry)
       if (error instanceof PluginError) throw error
       throw new PluginError(
         'setup-failed',
@@ -377,6 +462,19 @@ export class Connection<A extends object = Record<string, unknown>> {
   /** Resolves once every plugin's (possibly async) setup finished. */
   async ready(): Promise<void> {
     await Promise.all(this.#setups)
+  }
+
+  /**
+   * Every async setup finished, or one failed: then the whole registry is torn down (in
+   * reverse order) and the connection disposed, so that no plugin is left running.
+   */
+  async #setupsSettled(): Promise<void> {
+    const results = await Promise.allSettled(this.#setups)
+    const failed = results.find((r) => r.status === 'rejected')
+    if (!failed) return
+    this.#disposing ??= this.#teardownPlugins()
+    await this.#disposing
+    throw failed.reason
   }
 
   #contextFor(entry: Registered): PluginContext {
@@ -411,35 +509,31 @@ export class Connection<A extends object = Record<string, unknown>> {
 
       get<P extends AnyPlugin>(plugin: P): ApiOf<P> {
         const name = this.#entry.plugin.name
-        if (!this.#entry.plugin.dependencies.some((d) => d.name === plugin.name)) {
+        const origin = originOf(plugin)
+        if (!this.#entry.plugin.dependencies.some((d) => originOf(d) === origin)) {
           throw new PluginError(
             'missing-dependency',
             name,
             `plugin "${name}" asked for plugin "${plugin.name}" without declaring it in dependencies`,
           )
         }
-        const found = this.connection.#registered.find((r) => r.plugin.name === plugin.name)
-        return found?.api as ApiOf<P>
+        return this.connection.#entryOf(plugin)?.api as ApiOf<P>
       }
 
       inbound(fn: Middleware<InboundContext>, options?: MiddlewareOptions): void {
         const name = this.#entry.plugin.name
         this.connection.#assertOpen(name)
-        sorted(this.connection.#inboundLayers, {
-          fn,
-          plugin: name,
-          priority: options?.priority ?? 0,
-        })
+        const layer = { fn, plugin: name, priority: options?.priority ?? 0 }
+        sorted(this.connection.#inboundLayers, layer)
+        this.#onUndo(this.connection.#inboundLayers, layer)
       }
 
       outbound(fn: Middleware<OutboundContext>, options?: MiddlewareOptions): void {
         const name = this.#entry.plugin.name
         this.connection.#assertOpen(name)
-        sorted(this.connection.#outboundLayers, {
-          fn,
-          plugin: name,
-          priority: options?.priority ?? 0,
-        })
+        const layer = { fn, plugin: name, priority: options?.priority ?? 0 }
+        sorted(this.connection.#outboundLayers, layer)
+        this.#onUndo(this.connection.#outboundLayers, layer)
       }
 
       feature(feature: StreamFeature): void {
@@ -448,20 +542,31 @@ export class Connection<A extends object = Record<string, unknown>> {
         connection.#assertOpen(name)
         if (connection.#features.some((f) => f.name === feature.name)) {
           throw new PluginError(
-            'duplicate-plugin',
+            'duplicate-feature',
             name,
             `stream feature "${feature.name}" is already registered`,
           )
         }
         sorted(connection.#features, feature)
+        this.#onUndo(connection.#features, feature)
       }
 
       onHandled(fn: (ctx: InboundContext) => void): void {
         this.connection.#handled.push(fn)
+        this.#onUndo(this.connection.#handled, fn)
       }
 
       onRaw(fn: (direction: 'in' | 'out', data: string | Uint8Array) => void): void {
         this.connection.#rawTaps.push(fn)
+        this.#onUndo(this.connection.#rawTaps, fn)
+      }
+
+      /** While setup runs: how to take `item` out of `list` again if the setup fails. */
+      #onUndo<T>(list: T[], item: T): void {
+        this.#entry.undo?.push(() => {
+          const i = list.indexOf(item)
+          if (i >= 0) list.splice(i, 1)
+        })
       }
 
       setTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
@@ -490,6 +595,8 @@ export class Connection<A extends object = Record<string, unknown>> {
         const entry = this.#entry
         if (entry.disposers) entry.disposers.push(fn)
         else entry.disposers = [fn]
+        // A failed setup is undone: its disposers do not run later.
+        this.#onUndo(entry.disposers, fn)
       }
     }
     newPluginContext = (connection, entry) => new Context(connection, entry)
@@ -545,7 +652,7 @@ export class Connection<A extends object = Record<string, unknown>> {
    * typed error (and the connection is disconnected) otherwise.
    */
   connect(): Promise<void> {
-    if (this.#disposed) {
+    if (this.#disposed || this.#disposing) {
       return Promise.reject(new ConnectionError('disposed', 'the connection was disposed'))
     }
     // A second call while connecting joins the attempt in flight, unless that attempt
@@ -575,7 +682,7 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   async #connectWithRedirects(): Promise<void> {
     // Without async setups there is nothing to wait for (and no reason to yield).
-    if (this.#setups.length > 0) await this.ready()
+    if (this.#setups.length > 0) await this.#setupsSettled()
     this.#compose()
     const max = this.#options.maxRedirects ?? 3
     let host: string | undefined
@@ -1129,11 +1236,18 @@ export class Connection<A extends object = Record<string, unknown>> {
     await closed
   }
 
-  /** Disconnects, then tears the plugins down in reverse registration order. */
-  async dispose(): Promise<void> {
-    if (this.#disposed) return
-    await this.disconnect()
+  /**
+   * Disconnects, then tears the plugins down in reverse registration order. Concurrent
+   * calls share one teardown.
+   */
+  dispose(): Promise<void> {
+    this.#disposing ??= this.disconnect().then(() => this.#teardownPlugins())
+    return this.#disposing
+  }
+
+  async #teardownPlugins(): Promise<void> {
     this.#disposed = true
+    this.#frozen = true
     if (this.#timers) {
       for (const timer of this.#timers) clearTimeout(timer)
       this.#timers.clear()
@@ -1149,7 +1263,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         } catch (error) {
           this.#report(
             new PluginError(
-              'setup-failed',
+              'teardown-failed',
               entry.plugin.name,
               `teardown of plugin "${entry.plugin.name}" failed: ${describe(error)}`,
               error,
@@ -1276,27 +1390,24 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   #process(ctx: InboundContext): void {
     const current = ctx.stream === this.#generation
+    if (current && ctx.kind === 'stanza' && !this.#checkFrom(ctx)) {
+      this.#complete(ctx)
+      return
+    }
     if (
       current &&
       ctx.kind === 'stanza' &&
       ctx.name === 'iq' &&
       (ctx.type === 'get' || ctx.type === 'set')
     ) {
-      // An iq request needs an answer addressed from its `to` and to its `from`: check
-      // both now (only for requests; other stanzas are parsed lazily).
+      // An iq request needs an answer addressed from its `to`: check it now (`from` was
+      // checked above for every stanza).
       try {
         void ctx.to
       } catch (error) {
         this.#fail(
           new StreamError('improper-addressing', `iq with an invalid 'to': ${describe(error)}`),
         )
-        this.#complete(ctx)
-        return
-      }
-      try {
-        void ctx.from
-      } catch (error) {
-        this.#fail(new StreamError('invalid-from', `iq with an invalid 'from': ${describe(error)}`))
         this.#complete(ctx)
         return
       }
@@ -1321,6 +1432,27 @@ export class Connection<A extends object = Record<string, unknown>> {
       return
     }
     this.#complete(ctx)
+  }
+
+  /**
+   * RFC 6120 §8.1.2.1: a stanza's `from` is a valid JID. Checked for every stanza, so that a
+   * malformed one is treated the same whatever routes or handlers exist: the stream ends
+   * with invalid-from. The last sender is cached (most traffic comes from few senders).
+   */
+  #checkFrom(ctx: InboundContext): boolean {
+    const from = ctx.element.attrs.from
+    if (typeof from !== 'string') return true
+    if (from !== this.#lastFrom) {
+      const jid = JID.tryParse(from)
+      if (jid === undefined) {
+        this.#fail(new StreamError('invalid-from', "stanza with an invalid 'from' address"))
+        return false
+      }
+      this.#lastFrom = from
+      this.#lastFromJid = jid
+    }
+    ctx.presetFrom(this.#lastFromJid)
+    return true
   }
 
   #completeAsync(ctx: InboundContext): void {
@@ -1510,6 +1642,8 @@ function reasonOf(error: XMPPError | undefined): DisconnectReason {
 }
 
 function leftToConnectCaller(): void {}
+
+function reportedThroughReady(): void {}
 
 /**
  * The elements queued for one write. send() asks for a promise only when it has to wait:

@@ -149,6 +149,8 @@ export class PluginError extends XMPPError {
       | 'registry-frozen'
       | 'setup-failed'
       | 'setup-timeout'
+      | 'teardown-failed'
+      | 'duplicate-feature'
       | 'next-called-twice',
     plugin: string,
     message: string,

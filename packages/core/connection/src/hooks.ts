@@ -74,6 +74,7 @@ export class Hooks {
   /** Pending next() calls, created on first use. */
   #nexts: Set<(error: Error) => void> | undefined
   readonly #report: (error: unknown, hook: HookName) => void
+  #recorder: ((off: () => void) => void) | undefined
 
   constructor(report: (error: unknown, hook: HookName) => void) {
     this.#report = report
@@ -86,7 +87,22 @@ export class Hooks {
     // Copy on write: an emit in progress keeps iterating the list it started with. A literal
     // for the first handler: a spread array keeps spare slots (idle connections add up).
     this.#handlers.set(name, list ? [...list, h] : [h])
-    return () => this.off(name, handler)
+    const off = () => this.off(name, handler)
+    this.#recorder?.(off)
+    return off
+  }
+
+  /**
+   * Until the returned function is called, hands every registration's remover to
+   * `recorder` (the registry undoes a plugin whose setup failed).
+   * @internal
+   */
+  record(recorder: (off: () => void) => void): () => void {
+    const previous = this.#recorder
+    this.#recorder = recorder
+    return () => {
+      this.#recorder = previous
+    }
   }
 
   /** Adds a handler that runs once. */

@@ -40,6 +40,11 @@ export class InboundContext {
     this.stream = stream
   }
 
+  /** @internal the connection validated `from` already (see Connection#process). */
+  presetFrom(from: JID | undefined): void {
+    this.#from = from
+  }
+
   /** The sender, parsed on first access (never eagerly). Throws JIDError when invalid. */
   get from(): JID | undefined {
     if (this.#from === null) this.#from = parseAddress(this.element.attrs.from)

@@ -46,6 +46,15 @@ export function definePlugin<N extends string, A, O = undefined>(
 }
 
 /**
+ * What identifies a plugin for dependency checks: a plugin made by definePlugin() and all
+ * its with() variants share their definition; any other plugin object is its own.
+ * @internal
+ */
+export function originOf(plugin: AnyPlugin): object {
+  return plugin instanceof DefinedPlugin ? plugin.origin : plugin
+}
+
+/**
  * A class rather than an object literal with a `with` closure: a client built from a preset
  * calls with() on several plugins per connection, and each result lives as long as the
  * connection (idle connections add up). The dependency list is shared by every variant.
@@ -56,6 +65,11 @@ class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
   readonly options: O
   readonly setup: PluginDefinition<N, A, O>['setup']
   readonly #definition: PluginDefinition<N, A, O>
+
+  /** @internal see originOf() */
+  get origin(): object {
+    return this.#definition
+  }
 
   constructor(
     definition: PluginDefinition<N, A, O>,

@@ -1,0 +1,234 @@
+// The registry's failure paths, and inbound checks that must not depend on which routes exist.
+import { describe, expect, test } from 'vitest'
+import {
+  createConnection,
+  definePlugin,
+  type HookMap,
+  PluginError,
+  router,
+  xml,
+} from '../src/index.js'
+import { MemoryPeer } from '../src/testing.js'
+import { online, SHORT, tick, withPeer } from './helpers.js'
+
+/** A plugin that records its setup and teardown in `log`. */
+function tracked(name: string, log: string[], deps: ReturnType<typeof definePlugin>[] = []) {
+  return definePlugin({
+    name,
+    dependencies: deps,
+    setup(ctx) {
+      log.push(`setup ${name}`)
+      ctx.onDispose(() => {
+        log.push(`teardown ${name}`)
+      })
+      return { name }
+    },
+  })
+}
+
+describe('registry failure paths', () => {
+  test("a later plugin's setup throwing tears the earlier ones down, in reverse order", async () => {
+    const log: string[] = []
+    const failing = definePlugin({
+      name: 'failing',
+      setup() {
+        throw new Error('boom')
+      },
+    })
+    const peer = new MemoryPeer()
+    expect(() =>
+      createConnection({
+        transport: peer.transport,
+        domain: 'example.com',
+        plugins: [tracked('a', log), tracked('b', log), failing],
+      }),
+    ).toThrow(expect.objectContaining({ code: 'setup-failed', plugin: 'failing' }))
+    await tick()
+    expect(log).toEqual(['setup a', 'setup b', 'teardown b', 'teardown a'])
+  })
+
+  test('a plugin whose setup throws leaves no middleware, hooks or disposers behind', async () => {
+    const seen: string[] = []
+    const half = definePlugin({
+      name: 'half',
+      setup(ctx) {
+        ctx.inbound((c, next) => {
+          seen.push(`inbound ${c.name}`)
+          return next()
+        })
+        ctx.outbound((c, next) => {
+          seen.push(`outbound ${c.element.name}`)
+          return next()
+        })
+        ctx.hooks.on('online', () => {
+          seen.push('online hook')
+        })
+        ctx.onDispose(() => {
+          seen.push('disposer')
+        })
+        throw new Error('half-way')
+      },
+    })
+    const { peer, conn } = withPeer()
+    expect(() => conn.use(half)).toThrow(expect.objectContaining({ code: 'setup-failed' }))
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await connecting
+    await conn.send(xml('message', { to: 'a@example.com' }))
+    peer.send("<message from='a@example.com'/>")
+    await tick()
+    await conn.dispose()
+    expect(seen).toEqual([])
+  })
+
+  test("a dependency's async setup completes before its dependent's setup runs", async () => {
+    const slow = definePlugin({
+      name: 'slow',
+      async setup() {
+        await tick(20)
+        return { value: 42 }
+      },
+    })
+    let seenByDependent: unknown = 'not run'
+    const dependent = definePlugin({
+      name: 'dependent',
+      dependencies: [slow],
+      setup(ctx) {
+        seenByDependent = ctx.get(slow)?.value
+        return {}
+      },
+    })
+    const { peer, conn } = withPeer({ plugins: [slow, dependent] })
+    expect(seenByDependent).toBe('not run')
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await connecting
+    expect(seenByDependent).toBe(42)
+  })
+
+  test('an async setup failure fails connect() and tears every plugin down', async () => {
+    const log: string[] = []
+    const broken = definePlugin({
+      name: 'broken',
+      async setup() {
+        await tick(5)
+        throw new Error('no database')
+      },
+    })
+    const { peer, conn } = withPeer({ plugins: [tracked('a', log), broken] })
+    await expect(conn.connect()).rejects.toMatchObject({ code: 'setup-failed', plugin: 'broken' })
+    expect(log).toEqual(['setup a', 'teardown a'])
+    expect(peer.targets).toHaveLength(0)
+    await expect(conn.connect()).rejects.toMatchObject({ code: 'disposed' })
+  })
+
+  test('two concurrent dispose() calls run each disposer once', async () => {
+    const log: string[] = []
+    const { conn } = await online([tracked('a', log)])
+    await Promise.all([conn.dispose(), conn.dispose()])
+    expect(log).toEqual(['setup a', 'teardown a'])
+  })
+
+  test('a dependency is the plugin object: another plugin with its name does not satisfy it', () => {
+    const log: string[] = []
+    const real = tracked('store', log)
+    const impostor = tracked('store', log)
+    const user = tracked('user', log, [real])
+    const peer = new MemoryPeer()
+    let error: unknown
+    try {
+      createConnection({
+        transport: peer.transport,
+        domain: 'example.com',
+        plugins: [impostor, user],
+      })
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(PluginError)
+    expect(error).toMatchObject({ code: 'missing-dependency', plugin: 'user' })
+    expect((error as Error).message).toContain('different one')
+  })
+
+  test('a with() variant of the dependency satisfies it', () => {
+    const base = definePlugin({ name: 'base', options: { n: 1 }, setup: (_c, o) => o })
+    const user = definePlugin({
+      name: 'user',
+      dependencies: [base],
+      setup: (ctx) => ({ n: ctx.get(base).n }),
+    })
+    const peer = new MemoryPeer()
+    const conn = createConnection({
+      transport: peer.transport,
+      domain: 'example.com',
+      plugins: [base.with({ n: 7 }), user],
+    })
+    expect(conn.plugins.user.n).toBe(7)
+  })
+
+  test('a teardown failure is teardown-failed; a duplicate stream feature is duplicate-feature', async () => {
+    const errors: HookMap['error'][] = []
+    const badTeardown = definePlugin({
+      name: 'bad-teardown',
+      setup(ctx) {
+        ctx.onDispose(() => {
+          throw new Error('cannot close')
+        })
+      },
+    })
+    const { conn } = await online([badTeardown])
+    conn.hooks.on('error', (e) => {
+      errors.push(e)
+    })
+    await conn.dispose()
+    expect(errors.map((e) => (e.error as PluginError).code)).toEqual(['teardown-failed'])
+
+    const feature = {
+      name: 'f',
+      priority: 1,
+      applies: () => true,
+      negotiate: async () => 'done' as const,
+    }
+    const one = definePlugin({ name: 'one', setup: (ctx) => ctx.feature(feature) })
+    const two = definePlugin({ name: 'two', setup: (ctx) => ctx.feature(feature) })
+    const peer = new MemoryPeer()
+    expect(() =>
+      createConnection({
+        transport: peer.transport,
+        domain: 'x',
+        plugins: [one, two],
+        timeouts: SHORT,
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'setup-failed',
+        cause: expect.objectContaining({ code: 'duplicate-feature' }),
+      }),
+    )
+  })
+})
+
+describe('a malformed from', () => {
+  for (const routes of ['none', 'a type route', 'a from route']) {
+    test(`ends the stream with invalid-from whatever the routes (${routes})`, async () => {
+      const { peer, conn } = await online([router])
+      const seen: string[] = []
+      if (routes === 'a type route')
+        conn.plugins.router.message({ type: 'chat' }, () => {
+          seen.push('type route')
+        })
+      if (routes === 'a from route')
+        conn.plugins.router.message({ from: 'a@example.com' }, () => {
+          seen.push('from route')
+        })
+      const disconnected = conn.hooks.next('disconnected')
+      peer.send("<message type='chat' from='a@@example.com'><body>x</body></message>")
+      const { error } = await disconnected
+      expect(error).toMatchObject({ condition: 'invalid-from' })
+      expect(peer.written.join('')).toContain('<invalid-from')
+      expect(seen).toEqual([])
+    })
+  }
+})
