@@ -7,8 +7,10 @@
 // apps/bench/RESULTS.md (not with --smoke).
 //
 //   node apps/bench/run.mjs [--only recv,send,rtt,setup,idle,login] [--reps 6] [--smoke]
+//                           [--shapes chat,chat-rich,presence,roster,groupchat]
 //                           [--json] [--no-build] [--out FILE]
 //
+// --shapes  the stanza shapes of the recv figure (shapes.mjs); default all (smoke: chat)
 // --smoke   the CI smoke test: recv and send (the only gated figures) in 4 pairs, rtt, setup
 //           and idle small and in 2 pairs (printed, never gated), no Prosody, no RESULTS.md
 // --json    the figures as one JSON line on stdout; the table goes to stderr
@@ -20,6 +22,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { SHAPE_NAMES } from './shapes.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(HERE, '../..')
@@ -28,6 +31,7 @@ const FIGURES = ['recv', 'send', 'rtt', 'setup', 'idle', 'login']
 const { values: args } = parseArgs({
   options: {
     only: { type: 'string' },
+    shapes: { type: 'string' },
     reps: { type: 'string' },
     smoke: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -48,6 +52,17 @@ for (const f of only) {
     process.exit(2)
   }
 }
+const shapes = args.shapes
+  ? args.shapes.split(',').map((s) => s.trim())
+  : smoke
+    ? ['chat']
+    : SHAPE_NAMES
+for (const s of shapes) {
+  if (!SHAPE_NAMES.includes(s)) {
+    console.error(`bench: unknown shape ${s} (known: ${SHAPE_NAMES.join(', ')})`)
+    process.exit(2)
+  }
+}
 if (!(reps >= 1)) {
   console.error('bench: --reps must be a positive number')
   process.exit(2)
@@ -56,10 +71,21 @@ const selected = FIGURES.filter((f) => only.includes(f) && !(smoke && f === 'log
 const out = args.json ? process.stderr : process.stdout
 const say = (line) => process.stderr.write(`bench: ${line}\n`)
 
-/** Workload sizes: full run (about 3 to 5 minutes on 2 cores) and the CI smoke run. */
+/** Workload sizes: full run (about 8 minutes on 2 cores) and the CI smoke run. */
 const SIZES = smoke
   ? { recv: 100_000, send: 100_000, rtt: 1_000, setup: 30, idle: 500, login: 0 }
   : { recv: 200_000, send: 200_000, rtt: 5_000, setup: 300, idle: 1_000, login: 5 }
+/**
+ * recv stanzas per shape in the full run: about 50 MB each, the 2 kB roster results fewer.
+ * The smoke run uses SIZES.recv for its one shape.
+ */
+const RECV_SIZES = {
+  chat: 200_000,
+  'chat-rich': 100_000,
+  presence: 100_000,
+  groupchat: 100_000,
+  roster: 25_000,
+}
 
 // ---------------------------------------------------------------------------------------------
 // Build (quietly, like scripts/demo.mjs: the output is shown only when it fails)
@@ -96,7 +122,7 @@ const pinned = (core, argv) =>
 // Processes
 
 /** Starts server.mjs in `mode`; resolves with its port and a stop function. */
-function startServer(mode, n, core = 0) {
+function startServer(mode, n, core = 0, more = []) {
   const [cmd, argv] = pinned(core, [
     process.execPath,
     join(HERE, 'server.mjs'),
@@ -104,6 +130,7 @@ function startServer(mode, n, core = 0) {
     mode,
     '--n',
     String(n),
+    ...more,
   ])
   const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] })
   return new Promise((resolvePort, reject) => {
@@ -191,19 +218,29 @@ const results = {}
 const notes = []
 const started = Date.now()
 
-for (const figure of selected) {
-  const n = SIZES[figure]
+/** One entry per measured run: a figure, or recv once per shape (key `recv:<shape>`). */
+const runs = selected.flatMap((figure) =>
+  figure === 'recv'
+    ? shapes.map((shape) => ({ key: `recv:${shape}`, figure, shape }))
+    : [{ key: figure, figure }],
+)
+const sizeOf = (run) =>
+  run.shape === undefined || smoke ? SIZES[run.figure] : RECV_SIZES[run.shape]
+
+for (const run of runs) {
+  const { key, figure } = run
+  const n = sizeOf(run)
   const clients = CLIENTS[figure] ?? ['ours', 'xmppjs']
-  results[figure] = Object.fromEntries(clients.map((c) => [c, []]))
+  results[key] = Object.fromEntries(clients.map((c) => [c, []]))
   let service
   let stop = async () => {}
-  let extra = () => ({})
+  let extra = () => (run.shape ? { args: ['--shape', run.shape] } : {})
   if (figure === 'login') {
     const prosody = startProsody()
     if (prosody.skipped) {
       say(`login: skipped: ${prosody.skipped}`)
       notes.push(`login against Prosody: skipped (${prosody.skipped})`)
-      delete results[figure]
+      delete results[key]
       continue
     }
     const { state } = prosody
@@ -221,7 +258,12 @@ for (const figure of selected) {
   } else {
     // rtt: server and client share core 1, as the issue measured it: a round trip is then the
     // CPU work of both sides plus the socket, with no cross-core wake-up in it.
-    const server = await startServer(SERVER_MODE[figure], n, figure === 'rtt' ? 1 : 0)
+    const server = await startServer(
+      SERVER_MODE[figure],
+      n,
+      figure === 'rtt' ? 1 : 0,
+      run.shape ? ['--shape', run.shape] : [],
+    )
     service = `xmpp://127.0.0.1:${server.port}`
     stop = server.stop
   }
@@ -234,10 +276,10 @@ for (const figure of selected) {
       // meet the same side first. Results stay indexed by repetition, so pairs line up.
       for (const client of rep % 2 ? [...clients].reverse() : clients) {
         const r = runClient(client, figure, n, service, extra(client))
-        results[figure][client].push(r)
+        results[key][client].push(r)
         line.push(`${client} ${brief(figure, r)}`)
       }
-      say(`${figure} ${rep + 1}/${count}: ${line.join(', ')}`)
+      say(`${key} ${rep + 1}/${count}: ${line.join(', ')}`)
     }
   } finally {
     await stop()
@@ -315,18 +357,29 @@ const bothOverRaw = (figure, key) => {
 const has = (figure) => results[figure] !== undefined
 const peakRss = (figure) => row(`${figure} peak RSS`, 'MB', 'lower', both(figure, 'maxRssMB'))
 
-for (const [figure, target, floor] of [
-  ['recv', 3, 1.5],
-  ['send', 2.5, 1.25],
-]) {
-  if (!has(figure)) continue
-  row(`${figure} throughput`, 'stanzas/s', 'higher', both(figure, 'rate'), {
-    target,
-    floor,
+// recv: one throughput and one CPU row per shape; the target and the smoke floor hold for
+// every shape.
+for (const shape of shapes) {
+  const key = `recv:${shape}`
+  if (!has(key)) continue
+  row(`recv throughput (${shape})`, 'stanzas/s', 'higher', both(key, 'rate'), {
+    target: 3,
+    floor: 1.5,
     digits: 0,
   })
-  row(`${figure} CPU per 100k stanzas`, 's', 'lower', both(figure, 'cpuPer100k'), { digits: 3 })
-  peakRss(figure)
+  row(`recv CPU per 100k stanzas (${shape})`, 's', 'lower', both(key, 'cpuPer100k'), {
+    digits: 3,
+  })
+}
+if (has('recv:chat')) row('recv peak RSS (chat)', 'MB', 'lower', both('recv:chat', 'maxRssMB'))
+if (has('send')) {
+  row('send throughput', 'stanzas/s', 'higher', both('send', 'rate'), {
+    target: 2.5,
+    floor: 1.25,
+    digits: 0,
+  })
+  row('send CPU per 100k stanzas', 's', 'lower', both('send', 'cpuPer100k'), { digits: 3 })
+  peakRss('send')
 }
 if (has('rtt')) {
   row('rtt p50', 'µs', 'lower', both('rtt', 'p50'))
@@ -419,11 +472,11 @@ const machine = [
   `- node ${process.version}, @xmpp/client ${xmppjsVersion}`,
   `- CPU: ${cpuModel}, ${cores} cores; ${pinning}`,
   `- repetitions: ${selected.map((f) => `${f} ${repsOf(f)}`).join(', ')}; counterbalanced pairs (ours, xmpp.js, then xmpp.js, ours; the raw socket last, then first, for rtt and idle), each client in its own process`,
-  `- sizes: ${selected.map((f) => `${f} ${SIZES[f].toLocaleString('en-US')}`).join(', ')}`,
+  `- sizes: ${runs.map((r) => `${r.key} ${sizeOf(r).toLocaleString('en-US')}`).join(', ')}`,
 ]
 
 out.write(`\n${table.join('\n')}\n`)
-const gated = rows.filter((r) => r.floor !== undefined)
+const gated = smoke ? rows.filter((r) => r.floor !== undefined) : []
 if (gated.length > 0) out.write('\n')
 for (const r of gated) {
   const sign = r.better === 'higher' ? '≥' : '≤'
@@ -452,5 +505,7 @@ if (!smoke) {
   say(`written to ${file}`)
 }
 if (args.json) {
-  process.stdout.write(`${JSON.stringify({ reps, sizes: SIZES, pinning, rows, results })}\n`)
+  process.stdout.write(
+    `${JSON.stringify({ reps, sizes: Object.fromEntries(runs.map((r) => [r.key, sizeOf(r)])), pinning, rows, results })}\n`,
+  )
 }

@@ -61,7 +61,7 @@ for (let i = 1; i <= RUNS; i++) {
   const { code, text } = await run('pnpm', ['--filter', 'bench', 'test'])
   const log = join(args.logs, `smoke-${i}.log`)
   writeFileSync(log, text)
-  const gates = [...text.matchAll(/(recv|send) throughput: .*gated: best pair ([\d.]+)/g)]
+  const gates = [...text.matchAll(/(recv|send) throughput[^:]*: .*gated: best pair ([\d.]+)/g)]
     .map((m) => `${m[1]} ${m[2]}`)
     .join(', ')
   const min = ((Date.now() - t0) / 60000).toFixed(1)
