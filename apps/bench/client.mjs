@@ -4,9 +4,11 @@
 // adapters in clients/ (ours.mjs, xmppjs.mjs, raw.mjs).
 //
 //   node client.mjs --client ours|xmppjs|raw --workload recv|send|rtt|setup|idle|login
-//                   --service xmpp://127.0.0.1:PORT [--n N] [--jid J --password P --tls]
+//                   --service xmpp://127.0.0.1:PORT [--n N] [--shape S]
+//                   [--jid J --password P --tls]
 //
-// recv   online, send <presence/>, time until N chat messages were handed to the app
+// recv   online, send <presence/>, time until N stanzas of --shape (shapes.mjs; default chat)
+//        were handed to the app and read by it
 // send   online, send N chat messages (batches of 100 awaited together), time until the
 //        server says it counted all N
 // rtt    online, 10% warm-up pings, then N sequential pings timed one by one
@@ -28,6 +30,7 @@ const { values: args } = parseArgs({
     jid: { type: 'string', default: 'bench@localhost' },
     password: { type: 'string', default: 'bench-pw' },
     tls: { type: 'boolean', default: false },
+    shape: { type: 'string', default: 'chat' },
   },
 })
 const N = Number(args.n)
@@ -36,6 +39,7 @@ const IDLE_WAVE = 50
 const TO = 'echo@localhost'
 
 const { create } = await import(`./clients/${args.client}.mjs`)
+const { SHAPES } = await import('./shapes.mjs')
 /** @type {import('./clients/types.mjs').ClientConfig} */
 const base = {
   jid: args.jid,
@@ -88,17 +92,30 @@ function counter(target) {
 }
 
 async function recv() {
-  const seen = counter(N)
-  const c = create({ ...base, onMessage: seen.onMessage })
+  const shape = SHAPES[args.shape]
+  if (!shape) throw new Error(`unknown shape ${args.shape}`)
+  let count = 0
+  let bytes = 0
+  let reached
+  let online = false
+  const done = new Promise((r) => (reached = r))
+  const handle = (stanza) => {
+    // xmpp.js also hands the app stanzas of its own negotiation (the bind result).
+    if (!online) return
+    bytes += shape.read(stanza).length
+    if (++count === N) reached()
+  }
+  const c = create({ ...base, recv: { route: shape.route, handle } })
   await c.connect()
+  online = true
   const cpu = process.cpuUsage()
   const t0 = now()
   await c.presence()
-  await seen.reached
+  await done
   const seconds = (now() - t0) / 1000
   const cpuS = cpuSeconds(cpu)
   await c.close()
-  if (seen.bytes === 0) throw new Error('no message body reached the app')
+  if (bytes === 0) throw new Error('the app read nothing')
   return { rate: N / seconds, seconds, cpuPer100k: (cpuS * 1e5) / N }
 }
 

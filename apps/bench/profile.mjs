@@ -4,6 +4,7 @@
 // what the profile shows. Build first (`pnpm bench --only recv` builds, or turbo).
 //
 //   node apps/bench/profile.mjs recv|send|rtt|setup [--client ours|xmppjs] [--n N] [--top 15]
+//                               [--shape chat|chat-rich|presence|roster|groupchat]  (recv)
 //   node apps/bench/profile.mjs --summarise FILE.cpuprofile [--top 15]
 //
 // The .cpuprofile is kept in apps/bench/profiles/ (git-ignored: *.cpuprofile); open it in
@@ -25,6 +26,7 @@ const { values: args, positionals } = parseArgs({
     n: { type: 'string' },
     top: { type: 'string', default: '15' },
     summarise: { type: 'string' },
+    shape: { type: 'string', default: 'chat' },
   },
 })
 const TOP = Number(args.top)
@@ -85,7 +87,15 @@ mkdirSync(dir, { recursive: true })
 
 const server = spawn(
   process.execPath,
-  [join(HERE, 'server.mjs'), '--mode', SERVER_MODE[workload] ?? workload, '--n', String(n)],
+  [
+    join(HERE, 'server.mjs'),
+    '--mode',
+    SERVER_MODE[workload] ?? workload,
+    '--n',
+    String(n),
+    '--shape',
+    args.shape,
+  ],
   {
     stdio: ['pipe', 'pipe', 'inherit'],
   },
@@ -98,7 +108,8 @@ const port = await new Promise((resolvePort, reject) => {
     if (text.includes('\n')) resolvePort(JSON.parse(text.split('\n')[0]).port)
   })
 })
-const name = `${args.client}-${workload}-${Date.now()}.cpuprofile`
+const label = workload === 'recv' ? `recv-${args.shape}` : workload
+const name = `${args.client}-${label}-${Date.now()}.cpuprofile`
 const res = spawnSync(
   process.execPath,
   [
@@ -114,6 +125,8 @@ const res = spawnSync(
     String(n),
     '--service',
     `xmpp://127.0.0.1:${port}`,
+    '--shape',
+    args.shape,
   ],
   { encoding: 'utf8', timeout: 180_000 },
 )
@@ -123,7 +136,7 @@ if (res.status !== 0) {
   console.error(`the client failed (exit ${res.status ?? res.signal}):\n${res.stderr}`)
   process.exit(1)
 }
-console.log(`${args.client} ${workload} ${n.toLocaleString('en-US')}: ${res.stdout.trim()}`)
+console.log(`${args.client} ${label} ${n.toLocaleString('en-US')}: ${res.stdout.trim()}`)
 const file = join(dir, name)
 statSync(file)
 console.log(summarise(file))

@@ -4,7 +4,8 @@
 // bottleneck. Each connection gets the minimal c2s handshake (RFC 6120 §4.3 stream header,
 // §6 SASL PLAIN without TLS, §7 resource binding, optionally XEP-0198 enable), then the mode:
 //
-//   recv   on the client's first <presence/>, blast N pre-serialized 261-byte messages
+//   recv   on the client's first <presence/>, blast N pre-serialized stanzas of --shape
+//          (shapes.mjs: 1,000 distinct ones, repeated; default chat, 261-byte messages)
 //   send   count complete </message> from the client; after N, send one `done` message
 //   rtt    answer iq pings (every mode does; this mode does nothing else)
 //   idle   hold the connection open
@@ -12,12 +13,13 @@
 // In every mode: iq get/set are answered with an empty result, <r/> with <a h='N'/> (N =
 // stanzas received since online), </stream:stream> with </stream:stream> and a close.
 //
-//   node server.mjs --mode recv|send|rtt|idle [--n 200000] [--sm] [--port 0]
+//   node server.mjs --mode recv|send|rtt|idle [--n 200000] [--shape chat] [--sm] [--port 0]
 //
 // Prints one JSON line when listening: {"port":N}. Exits on SIGTERM or when stdin closes.
 
 import { createServer } from 'node:net'
 import { parseArgs } from 'node:util'
+import { SHAPES, TO } from './shapes.mjs'
 
 const { values: args } = parseArgs({
   options: {
@@ -25,17 +27,20 @@ const { values: args } = parseArgs({
     n: { type: 'string', default: '200000' },
     sm: { type: 'boolean', default: false },
     port: { type: 'string', default: '0' },
+    shape: { type: 'string', default: 'chat' },
   },
 })
 const MODE = args.mode
 const N = Number(args.n)
-if (!['recv', 'send', 'rtt', 'idle'].includes(MODE) || !(N > 0)) {
-  console.error('usage: server.mjs --mode recv|send|rtt|idle [--n N] [--sm] [--port P]')
+if (!['recv', 'send', 'rtt', 'idle'].includes(MODE) || !(N > 0) || !SHAPES[args.shape]) {
+  console.error(
+    `usage: server.mjs --mode recv|send|rtt|idle [--n N] [--shape ${Object.keys(SHAPES).join('|')}] [--sm] [--port P]`,
+  )
   process.exit(2)
 }
 
 const DOMAIN = 'localhost'
-const FULL_JID = 'bench@localhost/bench'
+const FULL_JID = TO
 const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
 const NS_BIND = 'urn:ietf:params:xml:ns:xmpp-bind'
 const NS_SM = 'urn:xmpp:sm:3'
@@ -49,18 +54,16 @@ const SUCCESS = `<success xmlns='${NS_SASL}'/>`
 const CLOSE = '</stream:stream>'
 const DONE = `<message from='${DOMAIN}' to='${FULL_JID}' type='chat' id='done'><body>done</body></message>`
 
-// recv: 1,000 distinct messages of exactly 261 bytes each, written as one buffer N/1000 times
-// (the same bytes for every client).
-const MESSAGE_BYTES = 261
+// recv: 1,000 distinct stanzas of the shape, written as one buffer N/1000 times (the same
+// bytes for every client). ENDS[k] is the byte length of the first k stanzas.
 const BATCH = 1000
-function message(i) {
-  const head = `<message from='alice@localhost/phone' to='${FULL_JID}' type='chat' id='m${String(i).padStart(6, '0')}'><body>`
-  const tail = '</body></message>'
-  const fill = MESSAGE_BYTES - head.length - tail.length
-  return head + 'lorem ipsum dolor sit amet '.repeat(10).slice(0, fill) + tail
+const STANZAS = Array.from({ length: BATCH }, (_, i) => SHAPES[args.shape].build(i))
+const BLAST = Buffer.from(STANZAS.join(''))
+const ENDS = [0]
+for (const s of STANZAS) ENDS.push(ENDS[ENDS.length - 1] + Buffer.byteLength(s))
+if (args.shape === 'chat' && BLAST.length !== 261 * BATCH) {
+  throw new Error('chat messages are not 261 bytes')
 }
-const BLAST = Buffer.from(Array.from({ length: BATCH }, (_, i) => message(i)).join(''))
-if (BLAST.length !== MESSAGE_BYTES * BATCH) throw new Error('message size is not 261 bytes')
 
 /** The value of attribute `name` in the start tag `tag` (either quote), or undefined. */
 function attr(tag, name) {
@@ -89,7 +92,7 @@ async function blast(socket) {
   let left = N
   while (left > 0 && !socket.destroyed) {
     const count = Math.min(left, BATCH)
-    const ok = socket.write(count === BATCH ? BLAST : BLAST.subarray(0, count * MESSAGE_BYTES))
+    const ok = socket.write(count === BATCH ? BLAST : BLAST.subarray(0, ENDS[count]))
     left -= count
     if (!ok) await drained(socket)
   }

@@ -12,6 +12,20 @@ export function create(config) {
     mechanisms: [config.mechanism],
     ...(config.plaintext ? { allowPlaintext: true } : { tls: { insecure: true } }),
   })
+  const recv = config.recv
+  if (recv) {
+    const { router } = client.plugins
+    if (recv.route === 'chat' || recv.route === 'groupchat') {
+      router.message({ type: recv.route, child: 'body' }, recv.handle)
+    } else if (recv.route === 'presence') {
+      router.presence(recv.handle)
+    } else if (recv.route === 'iq-result') {
+      // An iq result no request waits for ends at the app's catch-all.
+      client.hooks.on('stanza', ({ element, name }) => {
+        if (name === 'iq' && element.attrs.type === 'result') recv.handle(element)
+      })
+    } else throw new Error(`unknown route ${recv.route}`)
+  }
   if (config.onMessage) {
     const onMessage = config.onMessage
     client.plugins.router.message({ type: 'chat', child: 'body' }, (msg) => {

@@ -8,6 +8,14 @@
  * @property {string} mechanism    the SASL mechanism both clients must use
  * @property {boolean} plaintext   no TLS (the scripted server); else STARTTLS, not verified
  * @property {((id: string | undefined, body: string | null) => void) | undefined} [onMessage]
+ *   chat messages with a body (the send workload's `done`)
+ * @property {RecvRoute | undefined} [recv]   the recv workload's stanzas (see shapes.mjs)
+ */
+
+/**
+ * @typedef {object} RecvRoute
+ * @property {'chat' | 'groupchat' | 'presence' | 'iq-result'} route   how the app subscribes
+ * @property {(stanza: import('ltx').Element) => void} handle   called with each such stanza
  */
 
 /**

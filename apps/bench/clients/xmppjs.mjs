@@ -28,6 +28,22 @@ export function create(config) {
   xmpp.on('error', (err) => {
     process.stderr.write(`xmpp.js error: ${err.stack ?? err}\n`)
   })
+  const recv = config.recv
+  if (recv) {
+    const { route, handle } = recv
+    const test =
+      route === 'chat' || route === 'groupchat'
+        ? (s) => s.is('message') && s.attrs.type === route && s.getChild('body') !== undefined
+        : route === 'presence'
+          ? (s) => s.is('presence')
+          : route === 'iq-result'
+            ? (s) => s.is('iq') && s.attrs.type === 'result'
+            : undefined
+    if (!test) throw new Error(`unknown route ${route}`)
+    xmpp.on('stanza', (stanza) => {
+      if (test(stanza)) handle(stanza)
+    })
+  }
   if (config.onMessage) {
     const onMessage = config.onMessage
     xmpp.on('stanza', (stanza) => {
