@@ -5,6 +5,8 @@ import { StreamParser } from './stream-parser.js'
 import type { StreamParserOptions } from './stream-parser.js'
 
 const STREAMS_NS = 'http://etherx.jabber.org/streams'
+const XML_NS = 'http://www.w3.org/XML/1998/namespace'
+const XMLNS_NS = 'http://www.w3.org/2000/xmlns/'
 const HEADER = `<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS_NS}' to='capulet.lit' version='1.0'>`
 const encoder = new TextEncoder()
 
@@ -421,6 +423,15 @@ describe('well-formedness', () => {
     ['xmlns prefix on an element', `<xmlns:a/>`],
     ['empty namespace declaration', `<message xmlns:x=''/>`],
     ['binding the xml prefix elsewhere', `<message xmlns:xml='urn:other'/>`],
+    // Namespaces in XML 1.0 §3: neither reserved name may be bound, to a prefix or as default.
+    ['the xml namespace as the default', `<message xmlns='${XML_NS}'/>`],
+    ['the xmlns namespace as the default', `<message xmlns='${XMLNS_NS}'/>`],
+    ['the xml namespace as a child default', `<message><body xmlns='${XML_NS}'>x</body></message>`],
+    [
+      'the xmlns namespace as a prefixed default',
+      `<message><x:y xmlns:x='u' xmlns='${XMLNS_NS}'/></message>`,
+    ],
+    ['the xml namespace bound to another prefix', `<message xmlns:p='${XML_NS}'/>`],
     ['space after <', '< message/>'],
     ['junk in an end tag', '<message></message x>'],
   ])('%s is not-well-formed', (_, stanza) => {
@@ -480,6 +491,15 @@ describe('the stream header', () => {
     )
     expect(conditionOf(`<stream xmlns='jabber:client'>`)).toBe('invalid-namespace')
     expect(conditionOf(`<stream:stream xmlns='jabber:client'>`)).toBe('not-well-formed')
+  })
+
+  test('a reserved namespace name as the default namespace of the header is not-well-formed', () => {
+    for (const ns of [XML_NS, XMLNS_NS]) {
+      expect(conditionOf(`<stream:stream xmlns='${ns}' xmlns:stream='${STREAMS_NS}'>`)).toBe(
+        'not-well-formed',
+      )
+      expect(conditionOf(`<stream xmlns='${ns}'>`)).toBe('not-well-formed')
+    }
   })
 
   test('a root element other than a stream header is refused', () => {

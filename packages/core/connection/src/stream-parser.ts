@@ -218,6 +218,14 @@ function isDuplicate(
   return false
 }
 
+/**
+ * Namespaces in XML 1.0 §3: the xml and xmlns namespace names may not be declared, neither
+ * for another prefix nor as the default namespace (only `xml` is bound, and implicitly).
+ */
+function isReservedNs(uri: string): boolean {
+  return (uri.length === 36 && uri === XML_NS) || (uri.length === 29 && uri === XMLNS_NS)
+}
+
 function isXmlChar(v: number): boolean {
   return (
     v === 0x9 ||
@@ -1359,7 +1367,11 @@ export class StreamParser {
         if (k > 0 && isDuplicate(names, k, an, attrs)) {
           return this._fail(NOT_WELL_FORMED, `duplicate attribute ${an}`)
         }
-        attrs[an] = values[k]!
+        const av = values[k]!
+        if (an === 'xmlns' && isReservedNs(av)) {
+          return this._fail(NOT_WELL_FORMED, `invalid namespace declaration xmlns='${av}'`)
+        }
+        attrs[an] = av
       }
     } else {
       if (!this._slowAttrs(attrs)) return false
@@ -1438,7 +1450,7 @@ export class StreamParser {
         if (
           av === '' ||
           prefix === 'xmlns' ||
-          (prefix === 'xml' ? av !== XML_NS : av === XML_NS || av === XMLNS_NS)
+          (prefix === 'xml' ? av !== XML_NS : isReservedNs(av))
         ) {
           return this._fail(NOT_WELL_FORMED, `invalid namespace declaration ${an}`)
         }
@@ -1447,6 +1459,8 @@ export class StreamParser {
         this._nsLen++
       } else if (colon !== -1) {
         prefixed++
+      } else if (an === 'xmlns' && isReservedNs(av)) {
+        return this._fail(NOT_WELL_FORMED, `invalid namespace declaration xmlns='${av}'`)
       }
       if (an === '__proto__') {
         Object.defineProperty(attrs, an, {
