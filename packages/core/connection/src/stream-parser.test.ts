@@ -54,8 +54,8 @@ function feed(chunks: (string | Uint8Array)[], options?: StreamParserOptions): R
 }
 
 /** The events for input written whole, in two pieces at every split point, and byte by byte. */
-function allSplits(input: string, options?: StreamParserOptions): string[] {
-  const bytes = encoder.encode(input)
+function allSplits(input: string | Uint8Array, options?: StreamParserOptions): string[] {
+  const bytes = typeof input === 'string' ? encoder.encode(input) : input
   const whole = feed([bytes], options).events
   for (let k = 0; k <= bytes.length; k++) {
     const events = feed([bytes.subarray(0, k), bytes.subarray(k)], options).events
@@ -267,6 +267,81 @@ describe('characters', () => {
     // A truncated sequence followed by ASCII, a stray continuation byte.
     expect(conditionOf(withBytes(0xe2, 0x82, 0x41))).toBe('not-well-formed')
     expect(conditionOf(withBytes(0x80))).toBe('not-well-formed')
+  })
+
+  // The outcome may not depend on how the network split the bytes: UTF-8 is checked as the
+  // reader advances, so what precedes a bad byte is read (and its errors come first).
+  describe('bad bytes: the same outcome for every split, and nothing before them lost', () => {
+    const bytes = (...parts: (string | number[])[]) =>
+      Uint8Array.from(parts.flatMap((p) => (typeof p === 'string' ? [...encoder.encode(p)] : p)))
+
+    test('elements completed before an invalid byte are delivered, then the error', () => {
+      const input = bytes(
+        `${HEADER}<presence id='1'/><message><body>é€😀</body></message>`,
+        [0xff],
+        '<presence/>',
+      )
+      expect(allSplits(input).slice(1)).toEqual([
+        `element <presence id="1"/>`,
+        'element <message><body>é€😀</body></message>',
+        'error not-well-formed',
+      ])
+      // The same with an invalid sequence that starts as a valid lead byte.
+      for (const bad of [
+        [0xe2, 0x82, 0x41],
+        [0xed, 0xa0, 0x80],
+        [0xf0, 0x80],
+        [0xc0, 0xaf],
+      ]) {
+        expect(allSplits(bytes(`${HEADER}<presence/>`, bad, '<presence/>')).slice(1)).toEqual([
+          'element <presence/>',
+          'error not-well-formed',
+        ])
+      }
+    })
+
+    test('bytes after the end of the stream are not part of it', () => {
+      expect(allSplits(bytes(`${HEADER}<presence/></stream:stream>`, [0xff, 0xfe]))).toEqual([
+        expect.stringMatching(/^start /),
+        'element <presence/>',
+        'end',
+      ])
+    })
+
+    test('the first error in stream order is reported', () => {
+      expect(
+        allSplits(bytes(`<?xml version='1.0' encoding='ISO-8859-1'?>`, [0xff], HEADER)),
+      ).toEqual(['error unsupported-encoding'])
+      // Binary bytes after <proceed/> (a TLS ClientHello): text at the stream level comes first.
+      const hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]
+      const tls = `<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`
+      expect(allSplits(bytes(HEADER, tls, hello)).slice(1)).toEqual([
+        'element <proceed xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>',
+        'error bad-format',
+      ])
+      expect(allSplits(bytes(`${HEADER}<message>`, [0x01, 0xff])).slice(1)).toEqual([
+        'error not-well-formed',
+      ])
+      expect(allSplits(bytes(`${HEADER}<message a='1' a='2'/>`, [0xff])).slice(1)).toEqual([
+        'error not-well-formed',
+      ])
+    })
+
+    test('a handler that stops the reader on <proceed/> sees no error for the bytes after it', () => {
+      const hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]
+      const input = bytes(HEADER, `<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`, hello)
+      for (let k = 0; k <= input.length; k++) {
+        const run = makeParser(undefined, (el, r) => {
+          if (el.name === 'proceed') r.parser.stop()
+        })
+        run.parser.write(input.subarray(0, k))
+        run.parser.write(input.subarray(k))
+        expect({ k, events: run.events.slice(1) }).toEqual({
+          k,
+          events: ['element <proceed xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>'],
+        })
+      }
+    })
   })
 
   test('characters XML does not allow are not-well-formed', () => {

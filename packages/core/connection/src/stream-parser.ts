@@ -289,6 +289,33 @@ function utf8SequenceLength(b: number): number {
   return 0
 }
 
+/**
+ * End of the longest run of complete, valid UTF-8 sequences (RFC 3629 §4: no overlong forms, no
+ * surrogates, nothing above U+10FFFF) in b from i to end. With `partial`, a sequence that is
+ * valid so far but cut off by `end` counts too.
+ */
+function validUtf8Prefix(b: Uint8Array, i: number, end: number, partial: boolean): number {
+  while (i < end) {
+    const x = b[i]!
+    if (x < 0x80) {
+      i++
+      continue
+    }
+    const n = utf8SequenceLength(x)
+    if (n === 0) return i
+    // The second byte's range excludes overlong forms, surrogates and code points > U+10FFFF.
+    const lo = x === 0xe0 ? 0xa0 : x === 0xf0 ? 0x90 : 0x80
+    const hi = x === 0xed ? 0x9f : x === 0xf4 ? 0x8f : 0xbf
+    for (let k = 1; k < n; k++) {
+      if (i + k >= end) return partial ? end : i
+      const y = b[i + k]!
+      if (k === 1 ? y < lo || y > hi : (y & 0xc0) !== 0x80) return i
+    }
+    i += n
+  }
+  return i
+}
+
 export class StreamParser {
   private readonly _h: StreamParserHandlers
   private readonly _maxSize: number
@@ -302,6 +329,7 @@ export class StreamParser {
   // one decoder: a TextDecoder per connection costs native memory (idle clients add up).
   private readonly _decoder = SHARED_DECODER
   private _pendBytes: Uint8Array | null = null
+  private _badUtf8 = false // _decode stopped at an invalid sequence
   private _heldHigh = '' // a high surrogate ending a string chunk, waiting for its pair
   private _bomChecked = false
 
@@ -456,62 +484,78 @@ export class StreamParser {
         }
       }
     } else {
-      const decoded = this._decode(chunk)
-      if (decoded === null) {
-        this._fail(NOT_WELL_FORMED, 'invalid UTF-8')
-        return
-      }
-      s = decoded
+      s = this._decode(chunk)
     }
-    if (s.length === 0) return
-    if (!this._bomChecked) {
+    if (s.length !== 0 && !this._bomChecked) {
       this._bomChecked = true
-      if (s.charCodeAt(0) === 0xfeff) {
-        s = s.slice(1)
-        if (s.length === 0) return
-      }
+      if (s.charCodeAt(0) === 0xfeff) s = s.slice(1)
     }
-    this._parse(s)
+    if (s.length !== 0) this._parse(s)
+    if (this._badUtf8) {
+      // After what preceded the bad bytes (which may have ended the stream, or failed first).
+      this._badUtf8 = false
+      this._fail(NOT_WELL_FORMED, 'invalid UTF-8')
+    }
   }
 
-  /** Decodes the complete UTF-8 sequences of b (with held-back bytes); null on invalid UTF-8. */
-  private _decode(b: Uint8Array): string | null {
+  /**
+   * Decodes the complete UTF-8 sequences of b (with held-back bytes). At an invalid sequence
+   * it returns what precedes it and sets _badUtf8: the caller parses that first, so the
+   * outcome does not depend on where the chunks were cut.
+   */
+  private _decode(b: Uint8Array): string {
     const n = b.length
     let start = 0
     let head = ''
-    try {
-      const pend = this._pendBytes
-      if (pend !== null) {
-        const need = utf8SequenceLength(pend[0]!) - pend.length
-        const take = Math.min(need, n)
-        for (let k = 0; k < take; k++) if ((b[k]! & 0xc0) !== 0x80) return null
-        const merged = new Uint8Array(pend.length + take)
-        merged.set(pend)
-        merged.set(b.subarray(0, take), pend.length)
-        if (take < need) {
-          this._pendBytes = merged
-          return ''
-        }
-        this._pendBytes = null
-        head = this._decoder.decode(merged)
-        start = take
+    const pend = this._pendBytes
+    if (pend !== null) {
+      const need = utf8SequenceLength(pend[0]!) - pend.length
+      const take = Math.min(need, n)
+      const merged = new Uint8Array(pend.length + take)
+      merged.set(pend)
+      merged.set(b.subarray(0, take), pend.length)
+      if (take < need) {
+        if (validUtf8Prefix(merged, 0, merged.length, true) !== merged.length)
+          return this._badSequence('')
+        this._pendBytes = merged
+        return ''
       }
-      let stop = n
-      // An unfinished sequence at the end is held back for the next chunk.
-      for (let k = n - 1; k >= start && k >= n - 3; k--) {
-        const x = b[k]!
-        if ((x & 0xc0) === 0x80) continue
-        const len = utf8SequenceLength(x)
-        if (len > n - k) stop = k
-        break
-      }
-      if (stop < n) this._pendBytes = b.slice(stop)
-      if (start === stop) return head
-      const body = this._decoder.decode(start === 0 && stop === n ? b : b.subarray(start, stop))
-      return head === '' ? body : head + body
-    } catch {
-      return null
+      this._pendBytes = null
+      if (validUtf8Prefix(merged, 0, merged.length, false) !== merged.length)
+        return this._badSequence('')
+      head = this._decoder.decode(merged)
+      start = take
     }
+    let stop = n
+    // An unfinished sequence at the end is held back for the next chunk.
+    for (let k = n - 1; k >= start && k >= n - 3; k--) {
+      const x = b[k]!
+      if ((x & 0xc0) === 0x80) continue
+      const len = utf8SequenceLength(x)
+      if (len > n - k) stop = k
+      break
+    }
+    if (start === stop) {
+      if (stop < n) this._pendBytes = b.slice(stop)
+      return head
+    }
+    let body: string
+    try {
+      body = this._decoder.decode(start === 0 && stop === n ? b : b.subarray(start, stop))
+    } catch {
+      // Rare: find where the valid part ends, by hand.
+      const valid = validUtf8Prefix(b, start, stop, false)
+      return this._badSequence(head + this._decoder.decode(b.subarray(start, valid)))
+    }
+    if (stop < n) this._pendBytes = b.slice(stop)
+    return head === '' ? body : head + body
+  }
+
+  /** _decode met an invalid sequence after `valid`: parse that, then fail. */
+  private _badSequence(valid: string): string {
+    this._pendBytes = null
+    this._badUtf8 = true
+    return valid
   }
 
   private _fail(condition: string, message: string): false {
