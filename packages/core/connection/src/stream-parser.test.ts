@@ -780,14 +780,15 @@ describe('what an idle reader keeps', () => {
     )
     expect(run.elements).toHaveLength(1)
     const scratch = run.parser as unknown as Record<
-      '_attrNames' | '_attrValues' | '_nsPrefixes' | '_nsUris',
+      '_attrNames' | '_attrValues' | '_nsPrefixes' | '_nsHidden',
       string[]
-    >
+    > & { _nsScope: Map<string, string> }
     const held = [
       ...scratch._attrNames,
       ...scratch._attrValues,
       ...scratch._nsPrefixes,
-      ...scratch._nsUris,
+      ...scratch._nsHidden,
+      ...scratch._nsScope.values(),
     ].filter((v) => v.includes(marker))
     expect(held).toEqual([])
   })
@@ -797,6 +798,92 @@ describe('what an idle reader keeps', () => {
     run.parser.write(`${HEADER}<message id='m1' to='x@y/z' `)
     run.parser.write(`type='chat'/>`)
     expect(run.elements[0]?.attrs).toEqual({ id: 'm1', to: 'x@y/z', type: 'chat' })
+  })
+})
+
+describe('namespace declarations in scope', () => {
+  // 62 nested elements each declaring 127 prefixes (within the default limits), the prefixes
+  // used deep inside being the first declared: a lookup that scans the declarations in scope
+  // pays for all of them at every prefixed name.
+  const heavyStanza = (levels: number, perLevel: number, contentBytes: number) => {
+    let open = ''
+    let close = ''
+    for (let l = 0; l < levels; l++) {
+      const decls = Array.from({ length: perLevel }, (_, k) => `xmlns:l${l}p${k}='urn:${l}:${k}'`)
+      open += `<e${l} ${decls.join(' ')}>`
+      close = `</e${l}>${close}`
+    }
+    const item = `<l0p0:x l0p0:a='1' l0p1:b='2'>t</l0p0:x><l0p1:y/>`
+    const first = Array.from({ length: perLevel }, (_, k) => `xmlns:l0p${k}='urn:0:${k}'`)
+    const body = item.repeat(Math.floor(contentBytes / item.length))
+    return levels === 0
+      ? `<message ${first.slice(0, 2).join(' ')}>${body}</message>`
+      : `<message>${open}${body}${close}</message>`
+  }
+  const fill = (input: string) => {
+    const run = makeParser()
+    const bytes = encoder.encode(input)
+    const started = performance.now()
+    for (let at = 0; at < bytes.length; at += 64 * 1024)
+      run.parser.write(bytes.subarray(at, at + 64 * 1024))
+    const elapsed = performance.now() - started
+    expect(run.errors).toEqual([])
+    return { run, elapsed }
+  }
+  /** The smallest of several runs of each, alternated: a ratio robust to a busy machine. */
+  const ratioOfBest = (slow: () => number, fast: () => number, runs = 5) => {
+    let a = Number.POSITIVE_INFINITY
+    let b = Number.POSITIVE_INFINITY
+    for (let r = 0; r < runs; r++) {
+      a = Math.min(a, slow())
+      b = Math.min(b, fast())
+    }
+    return a / Math.max(b, 0.5)
+  }
+
+  test('what a finished stanza declared is released', () => {
+    const { run } = fill(`${HEADER}${heavyStanza(62, 127, 1000)}<presence/>`)
+    expect(run.elements.map((el) => el.name)).toEqual(['message', 'presence'])
+    // Only the header's declaration (xmlns:stream) remains, in every structure that held any.
+    const reader = run.parser as unknown as Record<string, unknown>
+    const held = Object.entries(reader)
+      .filter(([key]) => key.startsWith('_ns') && key !== '_nsMarks' && key !== '_nsLen')
+      .map(([key, value]) => {
+        if (value instanceof Map) return { key, size: value.size, capacity: value.size }
+        const list = value as string[]
+        return { key, size: list.filter((v) => v !== '').length, capacity: list.length }
+      })
+    expect(held.length).toBeGreaterThan(0)
+    for (const { key, size, capacity } of held) {
+      expect({ key, small: size <= 1 && capacity <= 64 }).toEqual({ key, small: true })
+    }
+  })
+
+  test('the cost of a prefixed name does not grow with the declarations in scope', () => {
+    // Same prefixed content (200 kB), with 62 x 127 declarations in scope or with 2.
+    const heavy = `${HEADER}${heavyStanza(62, 127, 200_000)}`
+    const light = `${HEADER}${heavyStanza(0, 127, 200_000 + heavy.length - heavyStanza(0, 0, 200_000).length)}`
+    const ratio = ratioOfBest(
+      () => fill(heavy).elapsed,
+      () => fill(light).elapsed,
+    )
+    // Linear in the declarations this is about 1 here; a scan of the declarations in scope
+    // makes it above 10. Generous: a guard against that, not a speed target.
+    expect(ratio).toBeLessThan(4)
+  })
+
+  test('after a stanza with many declarations, keepalives cost what they did before', () => {
+    const keepalives = (run: Run) => {
+      const started = performance.now()
+      for (let k = 0; k < 20_000; k++) run.parser.write(' ')
+      return performance.now() - started
+    }
+    const heavy = `${HEADER}${heavyStanza(62, 127, 1000)}`
+    const ratio = ratioOfBest(
+      () => keepalives(fill(heavy).run),
+      () => keepalives(fill(HEADER).run),
+    )
+    expect(ratio).toBeLessThan(4)
   })
 })
 

@@ -374,8 +374,12 @@ export class StreamParser {
   private _attrValues: string[] = NO_SCRATCH.attrValues
   private _nAttrs = 0
   private _special = 0 // SPECIAL_NAME: the tag has a prefixed or unusual name
-  private readonly _nsPrefixes: string[] = []
-  private readonly _nsUris: string[] = []
+  // Namespace prefixes in scope (Namespaces in XML 1.0 §6.1): the innermost binding of each
+  // prefix, so a lookup costs the same however many are declared. _nsPrefixes/_nsHidden log
+  // the declarations (and the binding each one hid, '' for none) to undo them as elements end.
+  private readonly _nsScope = new Map<string, string>()
+  private _nsPrefixes: string[] = []
+  private _nsHidden: string[] = []
   private _nsLen = 0
   private _nsMarks: number[] = NO_SCRATCH.nsMarks
 
@@ -443,7 +447,8 @@ export class StreamParser {
    * last stanza's strings (slices that would keep the whole decoded chunk alive). An idle
    * connection then holds none (idle connections add up), and a busy one takes a set per
    * chunk, not per stanza: truncating the arrays instead cost a fifth of recv throughput.
-   * Declarations past _nsLen belonged to elements that ended; they are dropped too.
+   * The declaration log past _nsLen belonged to elements that ended; it is dropped too (it only
+   * grows past the header's when a stanza declares prefixes).
    */
   private _release(): void {
     if (this._stack !== NO_SCRATCH.stack) {
@@ -463,8 +468,10 @@ export class StreamParser {
       this._attrValues = NO_SCRATCH.attrValues
       this._nsMarks = NO_SCRATCH.nsMarks
     }
-    this._nsUris.fill('', this._nsLen)
-    this._nsPrefixes.fill('', this._nsLen)
+    if (this._nsPrefixes.length > this._nsLen) {
+      this._nsPrefixes = this._nsPrefixes.slice(0, this._nsLen)
+      this._nsHidden = this._nsHidden.slice(0, this._nsLen)
+    }
   }
 
   private _feed(chunk: Uint8Array | string): void {
@@ -592,11 +599,27 @@ export class StreamParser {
   }
 
   private _lookup(prefix: string): string | undefined {
-    const prefixes = this._nsPrefixes
-    for (let k = this._nsLen - 1; k >= 0; k--) {
-      if (prefixes[k] === prefix) return this._nsUris[k]
+    return this._nsScope.get(prefix) ?? (prefix === 'xml' ? XML_NS : undefined)
+  }
+
+  private _declare(prefix: string, uri: string): void {
+    const n = this._nsLen
+    this._nsPrefixes[n] = prefix
+    this._nsHidden[n] = this._nsScope.get(prefix) ?? ''
+    this._nsLen = n + 1
+    this._nsScope.set(prefix, uri)
+  }
+
+  /** Undoes the declarations made since the log had `mark` entries (their element ended). */
+  private _undeclare(mark: number): void {
+    const scope = this._nsScope
+    for (let k = this._nsLen - 1; k >= mark; k--) {
+      const prefix = this._nsPrefixes[k]!
+      const hidden = this._nsHidden[k]!
+      if (hidden === '') scope.delete(prefix)
+      else scope.set(prefix, hidden)
     }
-    return prefix === 'xml' ? XML_NS : undefined
+    this._nsLen = mark
   }
 
   private _parse(s: string): void {
@@ -1459,7 +1482,7 @@ export class StreamParser {
       el.parent = parent
     }
     if (selfClosing) {
-      this._nsLen = mark
+      if (this._nsLen !== mark) this._undeclare(mark)
       if (depth === 0) {
         this._inLimit = false
         return this._emit(el)
@@ -1498,9 +1521,8 @@ export class StreamParser {
         ) {
           return this._fail(NOT_WELL_FORMED, `invalid namespace declaration ${an}`)
         }
-        this._nsPrefixes[this._nsLen] = prefix
-        this._nsUris[this._nsLen] = av
-        this._nsLen++
+        // The header's bindings live as long as the stream: see _openHeader.
+        this._declare(prefix, this._headerDone || av.length <= 12 ? av : ` ${av}`.slice(1))
       } else if (colon !== -1) {
         prefixed++
       } else if (an === 'xmlns' && isReservedNs(av)) {
@@ -1594,7 +1616,8 @@ export class StreamParser {
       el.children.push(this._text)
       this._text = ''
     }
-    this._nsLen = this._nsMarks[d]!
+    const mark = this._nsMarks[d]!
+    if (this._nsLen !== mark) this._undeclare(mark)
     this._depth = d
     if (d === 0) {
       this._cur = null
