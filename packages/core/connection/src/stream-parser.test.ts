@@ -473,6 +473,18 @@ describe('restricted XML (RFC 6120 §11)', () => {
       conditionOf(`<?xml version='1.0' encoding='UTF-8'?>\n${HEADER}<presence/>`),
     ).toBeUndefined()
   })
+
+  test('a malformed XML declaration is refused where it goes wrong, not at a later ?>', () => {
+    // Found by the differential test: these were waiting for a '?>' that never came.
+    for (const decl of [
+      `<?xml version='1.0'?;>`,
+      `<?xml version='1.0' <`,
+      `<?xml version='1.0'>`,
+    ]) {
+      expect(allSplits(`${decl}${HEADER}<presence/>`)).toEqual(['error not-well-formed'])
+    }
+    expect(conditionOf(`<?xml version='1.0' ?>${HEADER}`)).toBeUndefined()
+  })
 })
 
 describe('well-formedness', () => {

@@ -1320,8 +1320,15 @@ export class StreamParser {
                 else this._fail(RESTRICTED_XML, 'processing instruction')
                 return
               }
-            } else if (c === 0x3e && (i > tokStart ? s.charCodeAt(i - 1) === 0x3f : this._declQ)) {
-              break
+            } else {
+              // Neither '<' nor '>' belongs to a declaration, and a '?' must end it: refuse
+              // there, not at a '?>' that may never come.
+              const q = i > tokStart ? s.charCodeAt(i - 1) === 0x3f : this._declQ
+              if (c === 0x3e && q) break
+              if (q || c === 0x3e || c === 0x3c) {
+                this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
+                return
+              }
             }
           }
           this._matchPos = p
