@@ -218,6 +218,14 @@ function isDuplicate(
   return false
 }
 
+/**
+ * Namespaces in XML 1.0 §3: the xml and xmlns namespace names may not be declared, neither
+ * for another prefix nor as the default namespace (only `xml` is bound, and implicitly).
+ */
+function isReservedNs(uri: string): boolean {
+  return (uri.length === 36 && uri === XML_NS) || (uri.length === 29 && uri === XMLNS_NS)
+}
+
 function isXmlChar(v: number): boolean {
   return (
     v === 0x9 ||
@@ -281,6 +289,33 @@ function utf8SequenceLength(b: number): number {
   return 0
 }
 
+/**
+ * End of the longest run of complete, valid UTF-8 sequences (RFC 3629 §4: no overlong forms, no
+ * surrogates, nothing above U+10FFFF) in b from i to end. With `partial`, a sequence that is
+ * valid so far but cut off by `end` counts too.
+ */
+function validUtf8Prefix(b: Uint8Array, i: number, end: number, partial: boolean): number {
+  while (i < end) {
+    const x = b[i]!
+    if (x < 0x80) {
+      i++
+      continue
+    }
+    const n = utf8SequenceLength(x)
+    if (n === 0) return i
+    // The second byte's range excludes overlong forms, surrogates and code points > U+10FFFF.
+    const lo = x === 0xe0 ? 0xa0 : x === 0xf0 ? 0x90 : 0x80
+    const hi = x === 0xed ? 0x9f : x === 0xf4 ? 0x8f : 0xbf
+    for (let k = 1; k < n; k++) {
+      if (i + k >= end) return partial ? end : i
+      const y = b[i + k]!
+      if (k === 1 ? y < lo || y > hi : (y & 0xc0) !== 0x80) return i
+    }
+    i += n
+  }
+  return i
+}
+
 export class StreamParser {
   private readonly _h: StreamParserHandlers
   private readonly _maxSize: number
@@ -294,6 +329,7 @@ export class StreamParser {
   // one decoder: a TextDecoder per connection costs native memory (idle clients add up).
   private readonly _decoder = SHARED_DECODER
   private _pendBytes: Uint8Array | null = null
+  private _badUtf8 = false // _decode stopped at an invalid sequence
   private _heldHigh = '' // a high surrogate ending a string chunk, waiting for its pair
   private _bomChecked = false
 
@@ -338,8 +374,12 @@ export class StreamParser {
   private _attrValues: string[] = NO_SCRATCH.attrValues
   private _nAttrs = 0
   private _special = 0 // SPECIAL_NAME: the tag has a prefixed or unusual name
-  private readonly _nsPrefixes: string[] = []
-  private readonly _nsUris: string[] = []
+  // Namespace prefixes in scope (Namespaces in XML 1.0 §6.1): the innermost binding of each
+  // prefix, so a lookup costs the same however many are declared. _nsPrefixes/_nsHidden log
+  // the declarations (and the binding each one hid, '' for none) to undo them as elements end.
+  private readonly _nsScope = new Map<string, string>()
+  private _nsPrefixes: string[] = []
+  private _nsHidden: string[] = []
   private _nsLen = 0
   private _nsMarks: number[] = NO_SCRATCH.nsMarks
 
@@ -407,7 +447,8 @@ export class StreamParser {
    * last stanza's strings (slices that would keep the whole decoded chunk alive). An idle
    * connection then holds none (idle connections add up), and a busy one takes a set per
    * chunk, not per stanza: truncating the arrays instead cost a fifth of recv throughput.
-   * Declarations past _nsLen belonged to elements that ended; they are dropped too.
+   * The declaration log past _nsLen belonged to elements that ended; it is dropped too (it only
+   * grows past the header's when a stanza declares prefixes).
    */
   private _release(): void {
     if (this._stack !== NO_SCRATCH.stack) {
@@ -427,8 +468,10 @@ export class StreamParser {
       this._attrValues = NO_SCRATCH.attrValues
       this._nsMarks = NO_SCRATCH.nsMarks
     }
-    this._nsUris.fill('', this._nsLen)
-    this._nsPrefixes.fill('', this._nsLen)
+    if (this._nsPrefixes.length > this._nsLen) {
+      this._nsPrefixes = this._nsPrefixes.slice(0, this._nsLen)
+      this._nsHidden = this._nsHidden.slice(0, this._nsLen)
+    }
   }
 
   private _feed(chunk: Uint8Array | string): void {
@@ -448,62 +491,78 @@ export class StreamParser {
         }
       }
     } else {
-      const decoded = this._decode(chunk)
-      if (decoded === null) {
-        this._fail(NOT_WELL_FORMED, 'invalid UTF-8')
-        return
-      }
-      s = decoded
+      s = this._decode(chunk)
     }
-    if (s.length === 0) return
-    if (!this._bomChecked) {
+    if (s.length !== 0 && !this._bomChecked) {
       this._bomChecked = true
-      if (s.charCodeAt(0) === 0xfeff) {
-        s = s.slice(1)
-        if (s.length === 0) return
-      }
+      if (s.charCodeAt(0) === 0xfeff) s = s.slice(1)
     }
-    this._parse(s)
+    if (s.length !== 0) this._parse(s)
+    if (this._badUtf8) {
+      // After what preceded the bad bytes (which may have ended the stream, or failed first).
+      this._badUtf8 = false
+      this._fail(NOT_WELL_FORMED, 'invalid UTF-8')
+    }
   }
 
-  /** Decodes the complete UTF-8 sequences of b (with held-back bytes); null on invalid UTF-8. */
-  private _decode(b: Uint8Array): string | null {
+  /**
+   * Decodes the complete UTF-8 sequences of b (with held-back bytes). At an invalid sequence
+   * it returns what precedes it and sets _badUtf8: the caller parses that first, so the
+   * outcome does not depend on where the chunks were cut.
+   */
+  private _decode(b: Uint8Array): string {
     const n = b.length
     let start = 0
     let head = ''
-    try {
-      const pend = this._pendBytes
-      if (pend !== null) {
-        const need = utf8SequenceLength(pend[0]!) - pend.length
-        const take = Math.min(need, n)
-        for (let k = 0; k < take; k++) if ((b[k]! & 0xc0) !== 0x80) return null
-        const merged = new Uint8Array(pend.length + take)
-        merged.set(pend)
-        merged.set(b.subarray(0, take), pend.length)
-        if (take < need) {
-          this._pendBytes = merged
-          return ''
-        }
-        this._pendBytes = null
-        head = this._decoder.decode(merged)
-        start = take
+    const pend = this._pendBytes
+    if (pend !== null) {
+      const need = utf8SequenceLength(pend[0]!) - pend.length
+      const take = Math.min(need, n)
+      const merged = new Uint8Array(pend.length + take)
+      merged.set(pend)
+      merged.set(b.subarray(0, take), pend.length)
+      if (take < need) {
+        if (validUtf8Prefix(merged, 0, merged.length, true) !== merged.length)
+          return this._badSequence('')
+        this._pendBytes = merged
+        return ''
       }
-      let stop = n
-      // An unfinished sequence at the end is held back for the next chunk.
-      for (let k = n - 1; k >= start && k >= n - 3; k--) {
-        const x = b[k]!
-        if ((x & 0xc0) === 0x80) continue
-        const len = utf8SequenceLength(x)
-        if (len > n - k) stop = k
-        break
-      }
-      if (stop < n) this._pendBytes = b.slice(stop)
-      if (start === stop) return head
-      const body = this._decoder.decode(start === 0 && stop === n ? b : b.subarray(start, stop))
-      return head === '' ? body : head + body
-    } catch {
-      return null
+      this._pendBytes = null
+      if (validUtf8Prefix(merged, 0, merged.length, false) !== merged.length)
+        return this._badSequence('')
+      head = this._decoder.decode(merged)
+      start = take
     }
+    let stop = n
+    // An unfinished sequence at the end is held back for the next chunk.
+    for (let k = n - 1; k >= start && k >= n - 3; k--) {
+      const x = b[k]!
+      if ((x & 0xc0) === 0x80) continue
+      const len = utf8SequenceLength(x)
+      if (len > n - k) stop = k
+      break
+    }
+    if (start === stop) {
+      if (stop < n) this._pendBytes = b.slice(stop)
+      return head
+    }
+    let body: string
+    try {
+      body = this._decoder.decode(start === 0 && stop === n ? b : b.subarray(start, stop))
+    } catch {
+      // Rare: find where the valid part ends, by hand.
+      const valid = validUtf8Prefix(b, start, stop, false)
+      return this._badSequence(head + this._decoder.decode(b.subarray(start, valid)))
+    }
+    if (stop < n) this._pendBytes = b.slice(stop)
+    return head === '' ? body : head + body
+  }
+
+  /** _decode met an invalid sequence after `valid`: parse that, then fail. */
+  private _badSequence(valid: string): string {
+    this._pendBytes = null
+    this._badUtf8 = true
+    return valid
   }
 
   private _fail(condition: string, message: string): false {
@@ -540,11 +599,27 @@ export class StreamParser {
   }
 
   private _lookup(prefix: string): string | undefined {
-    const prefixes = this._nsPrefixes
-    for (let k = this._nsLen - 1; k >= 0; k--) {
-      if (prefixes[k] === prefix) return this._nsUris[k]
+    return this._nsScope.get(prefix) ?? (prefix === 'xml' ? XML_NS : undefined)
+  }
+
+  private _declare(prefix: string, uri: string): void {
+    const n = this._nsLen
+    this._nsPrefixes[n] = prefix
+    this._nsHidden[n] = this._nsScope.get(prefix) ?? ''
+    this._nsLen = n + 1
+    this._nsScope.set(prefix, uri)
+  }
+
+  /** Undoes the declarations made since the log had `mark` entries (their element ended). */
+  private _undeclare(mark: number): void {
+    const scope = this._nsScope
+    for (let k = this._nsLen - 1; k >= mark; k--) {
+      const prefix = this._nsPrefixes[k]!
+      const hidden = this._nsHidden[k]!
+      if (hidden === '') scope.delete(prefix)
+      else scope.set(prefix, hidden)
     }
-    return prefix === 'xml' ? XML_NS : undefined
+    this._nsLen = mark
   }
 
   private _parse(s: string): void {
@@ -1245,8 +1320,15 @@ export class StreamParser {
                 else this._fail(RESTRICTED_XML, 'processing instruction')
                 return
               }
-            } else if (c === 0x3e && (i > tokStart ? s.charCodeAt(i - 1) === 0x3f : this._declQ)) {
-              break
+            } else {
+              // Neither '<' nor '>' belongs to a declaration, and a '?' must end it: refuse
+              // there, not at a '?>' that may never come.
+              const q = i > tokStart ? s.charCodeAt(i - 1) === 0x3f : this._declQ
+              if (c === 0x3e && q) break
+              if (q || c === 0x3e || c === 0x3c) {
+                this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
+                return
+              }
             }
           }
           this._matchPos = p
@@ -1359,7 +1441,11 @@ export class StreamParser {
         if (k > 0 && isDuplicate(names, k, an, attrs)) {
           return this._fail(NOT_WELL_FORMED, `duplicate attribute ${an}`)
         }
-        attrs[an] = values[k]!
+        const av = values[k]!
+        if (an === 'xmlns' && isReservedNs(av)) {
+          return this._fail(NOT_WELL_FORMED, `invalid namespace declaration xmlns='${av}'`)
+        }
+        attrs[an] = av
       }
     } else {
       if (!this._slowAttrs(attrs)) return false
@@ -1403,7 +1489,7 @@ export class StreamParser {
       el.parent = parent
     }
     if (selfClosing) {
-      this._nsLen = mark
+      if (this._nsLen !== mark) this._undeclare(mark)
       if (depth === 0) {
         this._inLimit = false
         return this._emit(el)
@@ -1438,15 +1524,16 @@ export class StreamParser {
         if (
           av === '' ||
           prefix === 'xmlns' ||
-          (prefix === 'xml' ? av !== XML_NS : av === XML_NS || av === XMLNS_NS)
+          (prefix === 'xml' ? av !== XML_NS : isReservedNs(av))
         ) {
           return this._fail(NOT_WELL_FORMED, `invalid namespace declaration ${an}`)
         }
-        this._nsPrefixes[this._nsLen] = prefix
-        this._nsUris[this._nsLen] = av
-        this._nsLen++
+        // The header's bindings live as long as the stream: see _openHeader.
+        this._declare(prefix, this._headerDone || av.length <= 12 ? av : ` ${av}`.slice(1))
       } else if (colon !== -1) {
         prefixed++
+      } else if (an === 'xmlns' && isReservedNs(av)) {
+        return this._fail(NOT_WELL_FORMED, `invalid namespace declaration xmlns='${av}'`)
       }
       if (an === '__proto__') {
         Object.defineProperty(attrs, an, {
@@ -1536,7 +1623,8 @@ export class StreamParser {
       el.children.push(this._text)
       this._text = ''
     }
-    this._nsLen = this._nsMarks[d]!
+    const mark = this._nsMarks[d]!
+    if (this._nsLen !== mark) this._undeclare(mark)
     this._depth = d
     if (d === 0) {
       this._cur = null
