@@ -5,6 +5,7 @@ import {
   JIDError,
   type NegotiationContext,
   type StreamFeature,
+  TimeoutError,
   xml,
 } from '@core/connection'
 import { BindError, stanzaErrorOf } from './errors.js'
@@ -176,12 +177,18 @@ async function request(
 ): Promise<Element> {
   const id = `${name}-${prefix}-${(counter++).toString(36)}`
   await nc.send(xml('iq', { type: 'set', id }, payload))
-  const answer = await nc.waitFor(
-    (el) =>
-      el.name === 'iq' &&
-      el.attrs.id === id &&
-      (el.attrs.type === 'result' || el.attrs.type === 'error'),
-  )
+  const answer = await nc
+    .waitFor(
+      (el) =>
+        el.name === 'iq' &&
+        el.attrs.id === id &&
+        (el.attrs.type === 'result' || el.attrs.type === 'error'),
+    )
+    .catch((error: unknown) => {
+      // Name the step: "the peer did not answer" alone does not say to what.
+      if (!(error instanceof TimeoutError)) throw error
+      throw new TimeoutError(`no answer to the ${what} request: ${error.message}`)
+    })
   if (answer.attrs.type === 'error') throw stanzaErrorOf(answer, what)
   return answer
 }

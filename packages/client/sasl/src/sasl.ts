@@ -4,6 +4,7 @@ import {
   type NegotiationContext,
   type StreamFeature,
   SASLError,
+  TimeoutError,
   xml,
 } from '@core/connection'
 import { fromBase64, toBase64 } from './base64.js'
@@ -241,8 +242,13 @@ async function authenticate(session: MechanismSession, nc: NegotiationContext): 
       initial.length > 0 ? toBase64(initial) : '=',
     ),
   )
+  let last = 'auth'
   for (;;) {
-    const reply = await nc.waitFor(isReply, { last: isSuccess })
+    const reply = await nc.waitFor(isReply, { last: isSuccess }).catch((error: unknown) => {
+      // Name the step: "the peer did not answer" alone does not say to what.
+      if (!(error instanceof TimeoutError)) throw error
+      throw new TimeoutError(`no answer to SASL <${last}/> (${session.name}): ${error.message}`)
+    })
     if (reply.name === 'failure') throw failureOf(reply)
     if (reply.name === 'success') {
       // §6.3.10: the outcome of the exchange may come as additional data with success. The
@@ -261,6 +267,7 @@ async function authenticate(session: MechanismSession, nc: NegotiationContext): 
     await nc.send(
       xml('response', { xmlns: NS_SASL }, response.length > 0 ? toBase64(response) : ''),
     )
+    last = 'response'
   }
 }
 

@@ -109,6 +109,12 @@ export interface Faults {
   dropOnStarttls?: boolean
   /** Answer `<starttls/>` with `<failure/>` and close the stream (RFC 6120 §5.4.2.2). */
   starttlsFailure?: boolean
+  /**
+   * Proceed, then silence: answer `<starttls/>` with `<proceed/>`, then never take part in the
+   * TLS handshake. What the client sends afterwards (its TLS hello) is read and discarded
+   * (reported as `unexpected-data`); the socket stays open.
+   */
+  silenceAfterProceed?: boolean
 }
 
 /** The name of a fault, as reported by the `fault` event. */

@@ -669,7 +669,10 @@ export class Session implements TestSession {
       'starttls',
       el,
       () => serialize(xml('proceed', { xmlns: NS_TLS })),
-      () => this.#upgrade(),
+      () => {
+        if (this.faults.silenceAfterProceed) this.#fault('silenceAfterProceed', 'starttls')
+        else this.#upgrade()
+      },
     )
   }
 

@@ -4,6 +4,7 @@ import {
   FeaturePriority,
   type NegotiationContext,
   type StreamFeature,
+  TimeoutError,
   xml,
 } from '@core/connection'
 import { TLSError } from './errors.js'
@@ -105,9 +106,14 @@ async function negotiate(
   // and nothing more read on it may be acted on (`last`). A drop shows up on `closed`
   // before the connection hears of it, so that it is reported as what it is.
   const outcome = await Promise.race([
-    nc
-      .waitFor(isProceedOrFailure, { last: true })
-      .then((element) => ({ element, error: undefined })),
+    nc.waitFor(isProceedOrFailure, { last: true }).then(
+      (element) => ({ element, error: undefined }),
+      (error: unknown) => {
+        // Name the step: "the peer did not answer" alone does not say to what.
+        if (!(error instanceof TimeoutError)) throw error
+        throw new TimeoutError(`no answer to <starttls/> from ${nc.domain}: ${error.message}`)
+      },
+    ),
     transport.closed.then((error) => ({ element: undefined, error })),
   ])
   if (!outcome.element) {

@@ -30,9 +30,17 @@ export interface TcpOptions {
    * The connection's own `timeouts.connect` bounds the whole attempt.
    */
   connectTimeout?: number
+  /**
+   * Milliseconds for the TLS handshake after the server's `<proceed/>` (STARTTLS). Default
+   * 10000, the connection's default negotiation timeout; it cannot be turned off: a server
+   * that proceeds and then goes silent must not leave connect() pending. Direct TLS is
+   * bounded by `connectTimeout` and the connection's `timeouts.connect`.
+   */
+  handshakeTimeout?: number
 }
 
 const DEFAULT_CONNECT_TIMEOUT = 5_000
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 /** Idle time before the first TCP keep-alive probe. */
 const KEEPALIVE_DELAY = 30_000
 const BRAND = Symbol.for('@transport/tcp.TcpTransport')
@@ -75,6 +83,7 @@ export class TcpTransport implements Transport {
   #tuned = false
 
   constructor(options: TcpOptions = {}) {
+    checkOptions(options)
     this.#options = options
     this.allowPlaintext = options.allowPlaintext === true
     this.closed = new Promise((resolve) => {
@@ -304,8 +313,21 @@ export class TcpTransport implements Transport {
         const socket = tlsConnect({ ...tlsOptions(domain, this.#options.tls), socket: raw })
         this.#socket = socket
         let settled = false
+        // RFC 6120 §5.4.3.3: the handshake follows <proceed/> at once; a server that goes
+        // silent instead must not hold the login forever.
+        const ms = this.#options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
+        const timer = setTimeout(
+          () =>
+            fail(
+              new TimeoutError(
+                `the TLS handshake with ${domain} after <proceed/> did not finish within ${ms} ms`,
+              ),
+            ),
+          ms,
+        )
         const settle = () => {
           settled = true
+          clearTimeout(timer)
           signal.offAbort(onAbort)
           socket.off('close', onClose)
           socket.off('secureConnect', onReady)
@@ -452,6 +474,16 @@ export class TcpTransport implements Transport {
   }
 }
 
+function checkOptions(options: TcpOptions): void {
+  const { connectTimeout, handshakeTimeout } = options
+  if (connectTimeout !== undefined && !(connectTimeout >= 0 && connectTimeout < 2 ** 31)) {
+    throw new TypeError('tcp: `connectTimeout` must be a number of milliseconds (0: none)')
+  }
+  if (handshakeTimeout !== undefined && !(handshakeTimeout > 0 && handshakeTimeout < 2 ** 31)) {
+    throw new TypeError('tcp: `handshakeTimeout` must be a positive number of milliseconds')
+  }
+}
+
 /** True for a TcpTransport, also one from another copy of this package. */
 export function isTcpTransport(value: unknown): value is TcpTransport {
   return (
@@ -466,6 +498,7 @@ export function isTcpTransport(value: unknown): value is TcpTransport {
  * `createConnection({ transport: tcp(), domain: 'example.com', plugins: [starttls] })`.
  */
 export function tcp(options: TcpOptions = {}): TransportFactory {
+  checkOptions(options)
   return () => new TcpTransport(options)
 }
 
