@@ -19,8 +19,9 @@ export const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls'
 export interface StartTlsOptions {
   /**
    * Go on without TLS when the server offers no STARTTLS (and the transport is not
-   * encrypted). Default false. `tcp({ allowPlaintext: true })` has the same effect: plaintext
-   * is allowed when either one is set. It never allows going on after STARTTLS failed.
+   * encrypted). Default false. Over `tcp()` this is not enough: the transport refuses to send
+   * anything but STARTTLS in the clear unless `tcp({ allowPlaintext: true })`, which also
+   * lets this plugin go on. It never allows going on after STARTTLS failed.
    */
   allowPlaintext: boolean
 }

@@ -10,6 +10,7 @@ import {
   type TransportFactory,
 } from '@core/connection'
 import { TcpError, TLSError } from './errors.js'
+import { PlaintextGuard } from './plaintext-guard.js'
 import { isIpLiteral, parseService } from './service.js'
 import { DEFAULT_PORTS, resolveTargets, type SrvResolver, type TcpTarget } from './srv.js'
 import { ALPN_CLIENT, handshakeError, type TlsSettings, tlsOptions } from './tls-verify.js'
@@ -18,8 +19,10 @@ export interface TcpOptions {
   /** Certificate checks. Verified against the XMPP domain unless `insecure` is set. */
   tls?: TlsSettings
   /**
-   * Permit a stream without TLS when the server offers no STARTTLS. Default false. The
-   * `starttls` plugin has the same option; plaintext is allowed when either one says so.
+   * Permit a stream without TLS when the server offers no STARTTLS. Default false: until TLS
+   * is up the transport then writes nothing but the stream header, `<starttls/>`, a stream
+   * error and the closing tag, whichever plugins are registered; anything else ends the
+   * connection with TLSError `tls-required` before it is written.
    */
   allowPlaintext?: boolean
   /** SRV lookups. Default: node:dns/promises resolveSrv. */
@@ -80,6 +83,12 @@ export class TcpTransport implements Transport {
   #paused = false
   /** Writes made while STARTTLS runs: they go out encrypted or not at all. */
   #held: string[] = []
+  /**
+   * While the stream is not encrypted and plaintext is not allowed: refuses every write but
+   * the stream header, `<starttls/>`, a stream error and the closing tag. Dropped once TLS
+   * is up (and never made for direct TLS or with allowPlaintext).
+   */
+  #guard: PlaintextGuard | undefined
   #tuned = false
 
   constructor(options: TcpOptions = {}) {
@@ -162,6 +171,7 @@ export class TcpTransport implements Transport {
           this.#socket = socket
           this.#remote = candidate
           this.#secure = candidate.tls === 'direct'
+          if (!this.#secure && !this.allowPlaintext) this.#guard = new PlaintextGuard()
           this.#phase = 'open'
           this.#attach(socket)
           return
@@ -372,6 +382,7 @@ export class TcpTransport implements Transport {
       this.#endOperation()
     }
     this.#secure = true
+    this.#guard = undefined
     this.#phase = 'open'
     this.#attach(secure)
     const held = this.#held
@@ -389,9 +400,29 @@ export class TcpTransport implements Transport {
     }
     const socket = this.#socket
     if (this.#phase !== 'open' || !socket || !socket.writable) return false
+    if (this.#guard !== undefined) {
+      const refused = this.#guard.check(data)
+      if (refused !== undefined) {
+        this.#refusePlaintext(refused)
+        return false
+      }
+    }
     const ok = socket.write(data)
     if (!this.#tuned) this.#tune(socket)
     return ok
+  }
+
+  /**
+   * TLS is required and not up: nothing of `data` is written, and the connection ends with
+   * TLSError `tls-required`, whichever plugin tried to send in the clear.
+   */
+  #refusePlaintext(what: string): void {
+    this.destroy(
+      new TLSError(
+        'tls-required',
+        `refused to send ${what} to ${this.#domain} over a connection that is not encrypted: TLS is required (STARTTLS first; tcp({ allowPlaintext: true }) permits plaintext)`,
+      ),
+    )
   }
 
   /**
