@@ -45,6 +45,17 @@ export interface SASLOptions {
   nonce?: (() => string) | undefined
 }
 
+declare module '@core/connection' {
+  interface NegotiationContext {
+    /**
+     * The account this attempt authenticated as: a bare JID, or a domain for an account
+     * without a local part. Set by the authentication feature (`@client/sasl`), read by
+     * resource binding to check the JID the server binds. Declared identically there.
+     */
+    account?: string | undefined
+  }
+}
+
 export interface SASLApi {
   /** The mechanism of the last successful login. */
   readonly mechanism: string | undefined
@@ -115,6 +126,7 @@ class SASLFeature implements StreamFeature {
     const session = start(name, credentials, options)
     await authenticate(session, nc)
     setMechanism(this.#api, name)
+    nc.account = accountOf(credentials.username, options.authzid, nc.domain)
     return 'restart'
   }
 }
@@ -192,6 +204,15 @@ function failNoMechanism(offered: readonly string[], reasons: string[]): never {
         ? 'no acceptable SASL mechanism: the server offered none'
         : `no acceptable SASL mechanism: the server offered ${offered.join(', ')} (${reasons.join('; ')})`,
   })
+}
+
+/**
+ * Whom the server now knows us as: the authorization identity when one was given (a bare JID,
+ * RFC 6120 §6.3.8), else the user name at the domain (a name given with its domain as it is).
+ */
+function accountOf(username: string, authzid: string | undefined, domain: string): string {
+  if (authzid !== undefined && authzid !== '') return authzid
+  return username.includes('@') ? username : `${username}@${domain}`
 }
 
 /** Username and password as given; `credentials()` results go through the same check. */

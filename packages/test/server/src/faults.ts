@@ -115,6 +115,16 @@ export interface Faults {
    * (reported as `unexpected-data`); the socket stays open.
    */
   silenceAfterProceed?: boolean
+  /**
+   * `false`: after authentication, offer no `<bind/>` (only the optional legacy session). A
+   * bind request sent anyway is still answered.
+   */
+  offerBind?: boolean
+  /**
+   * Answer the bind request with this JID (any text) instead of the one bound, as a server
+   * that binds the client to another account would. Routing still uses the real binding.
+   */
+  bindJid?: string
 }
 
 /** The name of a fault, as reported by the `fault` event. */

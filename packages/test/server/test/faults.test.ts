@@ -349,6 +349,26 @@ describe('STARTTLS hostility', () => {
     expect(server.sessions[0]!.tls).toBe(false)
   })
 
+  it('offerBind: false: the features after SASL carry no <bind/>', async () => {
+    const server = await start({ offerBind: false })
+    const c = await client(server)
+    await c.secure(server.certs.ca)
+    await c.scram('juliet', 'r0m30', 'sha1')
+    c.restart()
+    const features = await c.openStream()
+    expect(features.getChild('bind', NS.bind)).toBeUndefined()
+    expect(features.getChild('session', NS.session)).toBeDefined()
+    expect((await server.waitFor('fault')).fault).toBe('offerBind')
+  })
+
+  it('bindJid: the bind result names another JID', async () => {
+    const server = await start({ bindJid: 'mallory@evil.example/x' })
+    const c = await client(server)
+    expect(await c.login(server.certs.ca, 'juliet', 'r0m30', 'r')).toBe('mallory@evil.example/x')
+    expect(server.sessions[0]!.jid?.toString()).toBe('juliet@localhost/r')
+    expect((await server.waitFor('fault')).fault).toBe('bindJid')
+  })
+
   it('starttlsFailure: <failure/> and the stream closes; a good client sends nothing else', async () => {
     const server = await start({ starttlsFailure: true })
     const c = await client(server)
