@@ -5,6 +5,7 @@ import {
   JIDError,
   type NegotiationContext,
   type StreamFeature,
+  TimeoutError,
   xml,
 } from '@core/connection'
 import { BindError, stanzaErrorOf } from './errors.js'
@@ -19,6 +20,24 @@ type Element = ReturnType<typeof xml>
 export interface BindOptions {
   /** The resource to ask for; the server may assign another one. Default: the server picks. */
   resource?: string | undefined
+  /**
+   * The account the bound JID must belong to: a bare JID (`juliet@example.com`), or a domain
+   * for an account without a local part (only the domain is then checked). Default: the
+   * identity the authentication feature logged in as (`@client/sasl` sets it), else the
+   * connection's domain.
+   */
+  account?: string | undefined
+}
+
+declare module '@core/connection' {
+  interface NegotiationContext {
+    /**
+     * The account this attempt authenticated as: a bare JID, or a domain for an account
+     * without a local part. Set by the authentication feature (`@client/sasl`), read by
+     * resource binding to check the JID the server binds. Declared identically there.
+     */
+    account?: string | undefined
+  }
 }
 
 export interface BindApi {
@@ -37,9 +56,10 @@ export const bind = definePlugin({
   setup(ctx, options): BindApi {
     const resource = options.resource === '' ? undefined : options.resource
     if (resource !== undefined) checkResource(resource)
+    const account = options.account === undefined ? undefined : checkAccount(options.account)
     const api = new BindState()
 
-    ctx.feature(new BindFeature(resource, api))
+    ctx.feature(new BindFeature(resource, account, api))
     ctx.feature(SESSION_FEATURE)
 
     return api
@@ -57,11 +77,17 @@ class BindFeature implements StreamFeature {
   readonly name = 'bind'
   readonly priority = FeaturePriority.BIND
   readonly offers = BIND_OFFERS
+  // RFC 6120 §7.2: a client must bind before it exchanges stanzas. A server that offers no
+  // <bind/> would give an online client with no address. On a resumed session a feature
+  // before this one sets nc.resumed and returns 'continue': this one then runs and skips.
+  readonly required = true
   readonly #resource: string | undefined
+  readonly #account: JID | undefined
   readonly #api: BindState
 
-  constructor(resource: string | undefined, api: BindState) {
+  constructor(resource: string | undefined, account: JID | undefined, api: BindState) {
     this.#resource = resource
+    this.#account = account
     this.#api = api
   }
 
@@ -72,7 +98,7 @@ class BindFeature implements StreamFeature {
   async negotiate(_features: Element, nc: NegotiationContext): Promise<'continue'> {
     // applies() ran before the features of this round did: a resume may have happened.
     if (nc.resumed) return 'continue'
-    const jid = await bindResource(nc, this.#resource)
+    const jid = await bindResource(nc, this.#resource, this.#account ?? nc.account ?? nc.domain)
     setBound(this.#api, jid)
     nc.connection.jid = jid
     // Not 'done': stream management may still be enabled after binding.
@@ -125,8 +151,24 @@ function checkResource(resource: string): void {
   JID.parse(`example.invalid/${resource}`)
 }
 
-/** RFC 6120 §7.4 - §7.6: asks for a resource (or none) and reads back the full JID. */
-async function bindResource(nc: NegotiationContext, resource: string | undefined): Promise<JID> {
+/** The `account` option: a bare JID or a domain. Throws at setup otherwise. */
+function checkAccount(account: string): JID {
+  const jid = JID.parse(account)
+  if (!jid.isBare()) {
+    throw new TypeError(`bind: \`account\` must be a bare JID or a domain, not "${account}"`)
+  }
+  return jid
+}
+
+/**
+ * RFC 6120 §7.4 - §7.6: asks for a resource (or none) and reads back the full JID, which must
+ * belong to `account` (a bare JID or a domain, as a JID or a string).
+ */
+async function bindResource(
+  nc: NegotiationContext,
+  resource: string | undefined,
+  account: JID | string,
+): Promise<JID> {
   const payload = xml(
     'bind',
     { xmlns: NS_BIND },
@@ -155,6 +197,20 @@ async function bindResource(nc: NegotiationContext, resource: string | undefined
       element: result,
     })
   }
+  // §7.6.1: the JID is the account's own, with a resource; a server binding us as someone
+  // else (or on another domain) is not one to go online with.
+  const expected = typeof account === 'string' ? JID.tryParse(account) : account
+  const belongs =
+    expected !== undefined &&
+    (expected.local === '' ? jid.domain === expected.domain : jid.bare().equals(expected.bare()))
+  if (!belongs) {
+    throw new BindError(
+      expected === undefined
+        ? `the server bound "${jid}", which cannot be checked against the account "${account}" (not a valid JID)`
+        : `the server bound "${jid}", which is not of the account ${expected.local === '' ? `on ${expected.domain}` : `"${expected.bare()}"`}`,
+      { code: 'foreign-jid', element: result },
+    )
+  }
   return jid
 }
 
@@ -176,12 +232,18 @@ async function request(
 ): Promise<Element> {
   const id = `${name}-${prefix}-${(counter++).toString(36)}`
   await nc.send(xml('iq', { type: 'set', id }, payload))
-  const answer = await nc.waitFor(
-    (el) =>
-      el.name === 'iq' &&
-      el.attrs.id === id &&
-      (el.attrs.type === 'result' || el.attrs.type === 'error'),
-  )
+  const answer = await nc
+    .waitFor(
+      (el) =>
+        el.name === 'iq' &&
+        el.attrs.id === id &&
+        (el.attrs.type === 'result' || el.attrs.type === 'error'),
+    )
+    .catch((error: unknown) => {
+      // Name the step: "the peer did not answer" alone does not say to what.
+      if (!(error instanceof TimeoutError)) throw error
+      throw new TimeoutError(`no answer to the ${what} request: ${error.message}`)
+    })
   if (answer.attrs.type === 'error') throw stanzaErrorOf(answer, what)
   return answer
 }

@@ -2,13 +2,28 @@ import { NS_STANZA_ERRORS, StanzaError, XMPPError, type xml } from '@core/connec
 
 type Element = ReturnType<typeof xml>
 
-/** The server's answer to a bind request is not usable: no JID, an invalid or bare one. */
+/** Stable codes of {@link BindError}. */
+export type BindErrorCode =
+  /** The bind result has no `<jid/>`, or one that is invalid or not a full JID. */
+  | 'invalid-bind-result'
+  /** The server bound a JID that is not of the account that logged in. */
+  | 'foreign-jid'
+
+/** The server's answer to a bind request is not usable. */
 export class BindError extends XMPPError {
+  declare readonly code: BindErrorCode
+
   constructor(
     message: string,
-    init: { condition?: string; element?: Element | undefined; cause?: unknown } = {},
+    init: {
+      code?: BindErrorCode
+      condition?: string
+      element?: Element | undefined
+      cause?: unknown
+    } = {},
   ) {
-    super('invalid-bind-result', message, init)
+    const { code = 'invalid-bind-result', ...rest } = init
+    super(code, message, rest)
   }
 }
 

@@ -1,2 +1,2 @@
 export { type BindApi, type BindOptions, bind, NS_BIND, NS_SESSION } from './bind.js'
-export { BindError } from './errors.js'
+export { BindError, type BindErrorCode } from './errors.js'

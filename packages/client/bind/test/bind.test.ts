@@ -1,5 +1,6 @@
 import {
   type AnyPlugin,
+  ConnectionError,
   createConnection,
   definePlugin,
   FeaturePriority,
@@ -134,12 +135,31 @@ describe('resource binding', () => {
     expect(peer.connected).toBe(false)
   })
 
-  test('not offered: nothing is sent', async () => {
-    const { peer, conn, connecting } = await start('')
-    await connecting
+  test('not offered: a typed error, nothing is sent, never online without a JID', async () => {
+    const { peer, conn, outcome } = await start('')
+    const error = await outcome
+    expect(error).toBeInstanceOf(ConnectionError)
+    expect(error).toMatchObject({ code: 'negotiation-failed' })
     expect(peer.written.join('')).not.toContain('<iq')
-    expect(conn.plugins.bind.jid).toBeUndefined()
-    await conn.disconnect()
+    expect(conn.state).toBe('disconnected')
+    expect(conn.jid).toBeUndefined()
+  })
+
+  test('without SASL the bound JID must still be on the connection domain', async () => {
+    const { peer, outcome } = await start(BIND)
+    const iq = await peer.nextElement()
+    peer.send(result(iq.attrs.id as string, 'juliet@example.org/r'))
+    expect(await outcome).toMatchObject({ code: 'foreign-jid' })
+  })
+
+  test('an account option that is not a bare JID or a domain fails at setup', () => {
+    expect(() =>
+      createConnection({
+        transport: new MemoryPeer().transport,
+        domain: 'example.com',
+        plugins: [bind.with({ account: 'juliet@example.com/phone' })],
+      }),
+    ).toThrow(PluginError)
   })
 
   test('skipped when a feature before it resumed the session', async () => {

@@ -76,6 +76,10 @@ export function createClient<const T extends readonly AnyPlugin[] = []>(options:
     transport: tcp({
       allowPlaintext,
       ...(options.tls ? { tls: options.tls } : {}),
+      // The TLS handshake after <proceed/> is a negotiation step like the others.
+      ...(options.timeouts?.negotiation === undefined
+        ? {}
+        : { handshakeTimeout: options.timeouts.negotiation }),
     }),
     domain: address.domain,
     ...(options.service === undefined ? {} : { service: options.service }),

@@ -1,4 +1,4 @@
-import { SASLError, StanzaError, StreamError, xml, XMPPError } from '@core/connection'
+import { SASLError, StanzaError, StreamError, TimeoutError, xml, XMPPError } from '@core/connection'
 import { type Faults, startTestServer, type Step, type TestServer } from '@test/server'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createClient } from '../src/index.js'
@@ -37,10 +37,18 @@ async function failingLogin(
   server.faults = { ...faults, once: true }
   const c = client('alice', options)
   const started = Date.now()
-  const error = await c.connect().then(
-    () => undefined,
-    (e: unknown) => e,
-  )
+  // A hang guard well below the vitest timeout: a login that never ends fails here.
+  let guard: ReturnType<typeof setTimeout> | undefined
+  const error = await Promise.race([
+    c.connect().then(
+      () => undefined,
+      (e: unknown) => e,
+    ),
+    new Promise((resolve) => {
+      guard = setTimeout(() => resolve(new Error('connect() still pending after 8 s')), 8000)
+    }),
+  ])
+  clearTimeout(guard)
   return { error: error as XMPPError | undefined, elapsed: Date.now() - started, client: c }
 }
 
@@ -178,6 +186,29 @@ describe('hostile or broken servers (fault injection)', () => {
     expect(elapsed).toBeLessThan(3000)
     expect(c.state).toBe('disconnected')
   })
+
+  test('proceed, then silence: the TLS handshake ends within the negotiation timeout', async () => {
+    const { error, client: c } = await failingLogin({ silenceAfterProceed: true })
+    expect(error).toBeInstanceOf(TimeoutError)
+    expect(error?.message).toMatch(/TLS handshake .* within 1000 ms/)
+    expect(c.state).toBe('disconnected')
+  })
+
+  const unanswered: [Step, RegExp][] = [
+    ['header', /stream header/],
+    ['starttls', /<starttls\/>/],
+    ['auth', /SASL <auth\/> \(SCRAM-SHA-256\)/],
+    ['response', /SASL <response\/> \(SCRAM-SHA-256\)/],
+    ['bind', /resource binding/],
+  ]
+  for (const [step, named] of unanswered) {
+    test(`a step never answered ("${step}"): a TimeoutError that names it`, async () => {
+      const { error, client: c } = await failingLogin({ withhold: step })
+      expect(error).toBeInstanceOf(TimeoutError)
+      expect(error?.message).toMatch(named)
+      expect(c.state).toBe('disconnected')
+    })
+  }
 
   const steps: Step[] = [
     'connect',

@@ -4,6 +4,7 @@ import {
   type NegotiationContext,
   type StreamFeature,
   SASLError,
+  TimeoutError,
   xml,
 } from '@core/connection'
 import { fromBase64, toBase64 } from './base64.js'
@@ -42,6 +43,17 @@ export interface SASLOptions {
   maxIterations: number
   /** SCRAM client nonce (tests). Default: 24 random bytes, base64. */
   nonce?: (() => string) | undefined
+}
+
+declare module '@core/connection' {
+  interface NegotiationContext {
+    /**
+     * The account this attempt authenticated as: a bare JID, or a domain for an account
+     * without a local part. Set by the authentication feature (`@client/sasl`), read by
+     * resource binding to check the JID the server binds. Declared identically there.
+     */
+    account?: string | undefined
+  }
 }
 
 export interface SASLApi {
@@ -114,6 +126,7 @@ class SASLFeature implements StreamFeature {
     const session = start(name, credentials, options)
     await authenticate(session, nc)
     setMechanism(this.#api, name)
+    nc.account = accountOf(credentials.username, options.authzid, nc.domain)
     return 'restart'
   }
 }
@@ -193,6 +206,15 @@ function failNoMechanism(offered: readonly string[], reasons: string[]): never {
   })
 }
 
+/**
+ * Whom the server now knows us as: the authorization identity when one was given (a bare JID,
+ * RFC 6120 §6.3.8), else the user name at the domain (a name given with its domain as it is).
+ */
+function accountOf(username: string, authzid: string | undefined, domain: string): string {
+  if (authzid !== undefined && authzid !== '') return authzid
+  return username.includes('@') ? username : `${username}@${domain}`
+}
+
 /** Username and password as given; `credentials()` results go through the same check. */
 function givenCredentials(username: unknown, password: unknown): Credentials {
   if (typeof username !== 'string' || typeof password !== 'string') {
@@ -241,8 +263,13 @@ async function authenticate(session: MechanismSession, nc: NegotiationContext): 
       initial.length > 0 ? toBase64(initial) : '=',
     ),
   )
+  let last = 'auth'
   for (;;) {
-    const reply = await nc.waitFor(isReply, { last: isSuccess })
+    const reply = await nc.waitFor(isReply, { last: isSuccess }).catch((error: unknown) => {
+      // Name the step: "the peer did not answer" alone does not say to what.
+      if (!(error instanceof TimeoutError)) throw error
+      throw new TimeoutError(`no answer to SASL <${last}/> (${session.name}): ${error.message}`)
+    })
     if (reply.name === 'failure') throw failureOf(reply)
     if (reply.name === 'success') {
       // §6.3.10: the outcome of the exchange may come as additional data with success. The
@@ -261,6 +288,7 @@ async function authenticate(session: MechanismSession, nc: NegotiationContext): 
     await nc.send(
       xml('response', { xmlns: NS_SASL }, response.length > 0 ? toBase64(response) : ''),
     )
+    last = 'response'
   }
 }
 

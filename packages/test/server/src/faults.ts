@@ -109,6 +109,22 @@ export interface Faults {
   dropOnStarttls?: boolean
   /** Answer `<starttls/>` with `<failure/>` and close the stream (RFC 6120 §5.4.2.2). */
   starttlsFailure?: boolean
+  /**
+   * Proceed, then silence: answer `<starttls/>` with `<proceed/>`, then never take part in the
+   * TLS handshake. What the client sends afterwards (its TLS hello) is read and discarded
+   * (reported as `unexpected-data`); the socket stays open.
+   */
+  silenceAfterProceed?: boolean
+  /**
+   * `false`: after authentication, offer no `<bind/>` (only the optional legacy session). A
+   * bind request sent anyway is still answered.
+   */
+  offerBind?: boolean
+  /**
+   * Answer the bind request with this JID (any text) instead of the one bound, as a server
+   * that binds the client to another account would. Routing still uses the real binding.
+   */
+  bindJid?: string
 }
 
 /** The name of a fault, as reported by the `fault` event. */

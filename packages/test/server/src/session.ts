@@ -563,10 +563,9 @@ export class Session implements TestSession {
     } else {
       // RFC 6120 §7.4 resource binding; the legacy session feature is marked optional
       // (RFC 6121 dropped it; draft-cridland-xmpp-session §2).
-      features.children.push(
-        xml('bind', { xmlns: NS_BIND }),
-        xml('session', { xmlns: NS_SESSION }, xml('optional')),
-      )
+      if (this.faults.offerBind === false) this.#fault('offerBind', 'features')
+      else features.children.push(xml('bind', { xmlns: NS_BIND }))
+      features.children.push(xml('session', { xmlns: NS_SESSION }, xml('optional')))
     }
     return features
   }
@@ -669,7 +668,10 @@ export class Session implements TestSession {
       'starttls',
       el,
       () => serialize(xml('proceed', { xmlns: NS_TLS })),
-      () => this.#upgrade(),
+      () => {
+        if (this.faults.silenceAfterProceed) this.#fault('silenceAfterProceed', 'starttls')
+        else this.#upgrade()
+      },
     )
   }
 
@@ -900,11 +902,13 @@ export class Session implements TestSession {
         this.#jid = full
         this.#bound = true
         this.#host.emit('bind', { session: this, jid: full })
+        const told = this.faults.bindJid
+        if (told !== undefined) this.#fault('bindJid', 'bind')
         return serialize(
           xml(
             'iq',
             { type: 'result', id: iq.attrs.id },
-            xml('bind', { xmlns: NS_BIND }, xml('jid', null, full.toString())),
+            xml('bind', { xmlns: NS_BIND }, xml('jid', null, told ?? full.toString())),
           ),
         )
       },

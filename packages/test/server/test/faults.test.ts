@@ -330,6 +330,45 @@ describe('STARTTLS hostility', () => {
     expect((await server.waitFor('fault')).fault).toBe('dropOnStarttls')
   })
 
+  it('silenceAfterProceed: <proceed/>, then the TLS hello is read and never answered', async () => {
+    const server = await start({ silenceAfterProceed: true })
+    const c = await client(server)
+    await c.openStream()
+    c.send(`<starttls xmlns='${NS.tls}'/>`)
+    expect((await c.next()).is('proceed', NS.tls)).toBe(true)
+    expect((await server.waitFor('fault')).fault).toBe('silenceAfterProceed')
+    // A TLS ClientHello starts with a handshake record: content type 22, version 3.x.
+    const before = c.chunks.length
+    c.socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00]))
+    const unexpected = await server.waitFor('unexpected-data')
+    expect(unexpected).toMatchObject({ when: 'after-starttls' })
+    expect(unexpected.data.charCodeAt(0)).toBe(0x16)
+    expect(await c.idle(300)).toEqual([])
+    expect(c.chunks.length).toBe(before) // not a byte in answer
+    expect(c.closed).toBe(false)
+    expect(server.sessions[0]!.tls).toBe(false)
+  })
+
+  it('offerBind: false: the features after SASL carry no <bind/>', async () => {
+    const server = await start({ offerBind: false })
+    const c = await client(server)
+    await c.secure(server.certs.ca)
+    await c.scram('juliet', 'r0m30', 'sha1')
+    c.restart()
+    const features = await c.openStream()
+    expect(features.getChild('bind', NS.bind)).toBeUndefined()
+    expect(features.getChild('session', NS.session)).toBeDefined()
+    expect((await server.waitFor('fault')).fault).toBe('offerBind')
+  })
+
+  it('bindJid: the bind result names another JID', async () => {
+    const server = await start({ bindJid: 'mallory@evil.example/x' })
+    const c = await client(server)
+    expect(await c.login(server.certs.ca, 'juliet', 'r0m30', 'r')).toBe('mallory@evil.example/x')
+    expect(server.sessions[0]!.jid?.toString()).toBe('juliet@localhost/r')
+    expect((await server.waitFor('fault')).fault).toBe('bindJid')
+  })
+
   it('starttlsFailure: <failure/> and the stream closes; a good client sends nothing else', async () => {
     const server = await start({ starttlsFailure: true })
     const c = await client(server)

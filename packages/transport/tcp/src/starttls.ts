@@ -4,6 +4,7 @@ import {
   FeaturePriority,
   type NegotiationContext,
   type StreamFeature,
+  TimeoutError,
   xml,
 } from '@core/connection'
 import { TLSError } from './errors.js'
@@ -18,8 +19,9 @@ export const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls'
 export interface StartTlsOptions {
   /**
    * Go on without TLS when the server offers no STARTTLS (and the transport is not
-   * encrypted). Default false. `tcp({ allowPlaintext: true })` has the same effect: plaintext
-   * is allowed when either one is set. It never allows going on after STARTTLS failed.
+   * encrypted). Default false. Over `tcp()` this is not enough: the transport refuses to send
+   * anything but STARTTLS in the clear unless `tcp({ allowPlaintext: true })`, which also
+   * lets this plugin go on. It never allows going on after STARTTLS failed.
    */
   allowPlaintext: boolean
 }
@@ -105,9 +107,14 @@ async function negotiate(
   // and nothing more read on it may be acted on (`last`). A drop shows up on `closed`
   // before the connection hears of it, so that it is reported as what it is.
   const outcome = await Promise.race([
-    nc
-      .waitFor(isProceedOrFailure, { last: true })
-      .then((element) => ({ element, error: undefined })),
+    nc.waitFor(isProceedOrFailure, { last: true }).then(
+      (element) => ({ element, error: undefined }),
+      (error: unknown) => {
+        // Name the step: "the peer did not answer" alone does not say to what.
+        if (!(error instanceof TimeoutError)) throw error
+        throw new TimeoutError(`no answer to <starttls/> from ${nc.domain}: ${error.message}`)
+      },
+    ),
     transport.closed.then((error) => ({ element: undefined, error })),
   ])
   if (!outcome.element) {

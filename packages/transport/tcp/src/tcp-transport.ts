@@ -10,6 +10,7 @@ import {
   type TransportFactory,
 } from '@core/connection'
 import { TcpError, TLSError } from './errors.js'
+import { PlaintextGuard } from './plaintext-guard.js'
 import { isIpLiteral, parseService } from './service.js'
 import { DEFAULT_PORTS, resolveTargets, type SrvResolver, type TcpTarget } from './srv.js'
 import { ALPN_CLIENT, handshakeError, type TlsSettings, tlsOptions } from './tls-verify.js'
@@ -18,8 +19,10 @@ export interface TcpOptions {
   /** Certificate checks. Verified against the XMPP domain unless `insecure` is set. */
   tls?: TlsSettings
   /**
-   * Permit a stream without TLS when the server offers no STARTTLS. Default false. The
-   * `starttls` plugin has the same option; plaintext is allowed when either one says so.
+   * Permit a stream without TLS when the server offers no STARTTLS. Default false: until TLS
+   * is up the transport then writes nothing but the stream header, `<starttls/>`, a stream
+   * error and the closing tag, whichever plugins are registered; anything else ends the
+   * connection with TLSError `tls-required` before it is written.
    */
   allowPlaintext?: boolean
   /** SRV lookups. Default: node:dns/promises resolveSrv. */
@@ -30,9 +33,17 @@ export interface TcpOptions {
    * The connection's own `timeouts.connect` bounds the whole attempt.
    */
   connectTimeout?: number
+  /**
+   * Milliseconds for the TLS handshake after the server's `<proceed/>` (STARTTLS). Default
+   * 10000, the connection's default negotiation timeout; it cannot be turned off: a server
+   * that proceeds and then goes silent must not leave connect() pending. Direct TLS is
+   * bounded by `connectTimeout` and the connection's `timeouts.connect`.
+   */
+  handshakeTimeout?: number
 }
 
 const DEFAULT_CONNECT_TIMEOUT = 5_000
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 /** Idle time before the first TCP keep-alive probe. */
 const KEEPALIVE_DELAY = 30_000
 const BRAND = Symbol.for('@transport/tcp.TcpTransport')
@@ -72,9 +83,16 @@ export class TcpTransport implements Transport {
   #paused = false
   /** Writes made while STARTTLS runs: they go out encrypted or not at all. */
   #held: string[] = []
+  /**
+   * While the stream is not encrypted and plaintext is not allowed: refuses every write but
+   * the stream header, `<starttls/>`, a stream error and the closing tag. Dropped once TLS
+   * is up (and never made for direct TLS or with allowPlaintext).
+   */
+  #guard: PlaintextGuard | undefined
   #tuned = false
 
   constructor(options: TcpOptions = {}) {
+    checkOptions(options)
     this.#options = options
     this.allowPlaintext = options.allowPlaintext === true
     this.closed = new Promise((resolve) => {
@@ -153,6 +171,7 @@ export class TcpTransport implements Transport {
           this.#socket = socket
           this.#remote = candidate
           this.#secure = candidate.tls === 'direct'
+          if (!this.#secure && !this.allowPlaintext) this.#guard = new PlaintextGuard()
           this.#phase = 'open'
           this.#attach(socket)
           return
@@ -304,8 +323,21 @@ export class TcpTransport implements Transport {
         const socket = tlsConnect({ ...tlsOptions(domain, this.#options.tls), socket: raw })
         this.#socket = socket
         let settled = false
+        // RFC 6120 §5.4.3.3: the handshake follows <proceed/> at once; a server that goes
+        // silent instead must not hold the login forever.
+        const ms = this.#options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
+        const timer = setTimeout(
+          () =>
+            fail(
+              new TimeoutError(
+                `the TLS handshake with ${domain} after <proceed/> did not finish within ${ms} ms`,
+              ),
+            ),
+          ms,
+        )
         const settle = () => {
           settled = true
+          clearTimeout(timer)
           signal.offAbort(onAbort)
           socket.off('close', onClose)
           socket.off('secureConnect', onReady)
@@ -350,6 +382,7 @@ export class TcpTransport implements Transport {
       this.#endOperation()
     }
     this.#secure = true
+    this.#guard = undefined
     this.#phase = 'open'
     this.#attach(secure)
     const held = this.#held
@@ -367,9 +400,29 @@ export class TcpTransport implements Transport {
     }
     const socket = this.#socket
     if (this.#phase !== 'open' || !socket || !socket.writable) return false
+    if (this.#guard !== undefined) {
+      const refused = this.#guard.check(data)
+      if (refused !== undefined) {
+        this.#refusePlaintext(refused)
+        return false
+      }
+    }
     const ok = socket.write(data)
     if (!this.#tuned) this.#tune(socket)
     return ok
+  }
+
+  /**
+   * TLS is required and not up: nothing of `data` is written, and the connection ends with
+   * TLSError `tls-required`, whichever plugin tried to send in the clear.
+   */
+  #refusePlaintext(what: string): void {
+    this.destroy(
+      new TLSError(
+        'tls-required',
+        `refused to send ${what} to ${this.#domain} over a connection that is not encrypted: TLS is required (STARTTLS first; tcp({ allowPlaintext: true }) permits plaintext)`,
+      ),
+    )
   }
 
   /**
@@ -452,6 +505,16 @@ export class TcpTransport implements Transport {
   }
 }
 
+function checkOptions(options: TcpOptions): void {
+  const { connectTimeout, handshakeTimeout } = options
+  if (connectTimeout !== undefined && !(connectTimeout >= 0 && connectTimeout < 2 ** 31)) {
+    throw new TypeError('tcp: `connectTimeout` must be a number of milliseconds (0: none)')
+  }
+  if (handshakeTimeout !== undefined && !(handshakeTimeout > 0 && handshakeTimeout < 2 ** 31)) {
+    throw new TypeError('tcp: `handshakeTimeout` must be a positive number of milliseconds')
+  }
+}
+
 /** True for a TcpTransport, also one from another copy of this package. */
 export function isTcpTransport(value: unknown): value is TcpTransport {
   return (
@@ -466,6 +529,7 @@ export function isTcpTransport(value: unknown): value is TcpTransport {
  * `createConnection({ transport: tcp(), domain: 'example.com', plugins: [starttls] })`.
  */
 export function tcp(options: TcpOptions = {}): TransportFactory {
+  checkOptions(options)
   return () => new TcpTransport(options)
 }
 

@@ -78,7 +78,8 @@ describe('TcpTransport data path', () => {
   })
 
   it('returns the socket backpressure from write() and reports drain', async () => {
-    const transport = new TcpTransport()
+    // Raw data, not XMPP: plaintext is allowed here (see 'refuses plaintext' below).
+    const transport = new TcpTransport({ allowPlaintext: true })
     const { seen, events } = recorder()
     await transport.connect(target({ service: `xmpp://127.0.0.1:${peer.port}` }).target, events)
     const server = await peer.nextPeer()
@@ -144,7 +145,7 @@ describe('TcpTransport data path', () => {
   })
 
   it('end() flushes what was written, then closes', async () => {
-    const transport = new TcpTransport()
+    const transport = new TcpTransport({ allowPlaintext: true })
     const { seen, events } = recorder()
     await transport.connect(target({ service: `xmpp://127.0.0.1:${peer.port}` }).target, events)
     const server = await peer.nextPeer()
@@ -153,6 +154,26 @@ describe('TcpTransport data path', () => {
     await server.closed
     expect(Buffer.concat(server.rawIn).toString()).toBe('<last/>')
     await expect.poll(() => seen.closes.length).toBe(1)
+  })
+})
+
+describe('TcpTransport refuses plaintext unless allowed', () => {
+  it('writes nothing of a refused chunk and closes with TLSError tls-required', async () => {
+    const transport = new TcpTransport()
+    const { seen, events } = recorder()
+    await transport.connect(target({ service: `xmpp://127.0.0.1:${peer.port}` }).target, events)
+    const server = await peer.nextPeer()
+    const open =
+      "<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+    expect(transport.write(open)).toBe(true)
+    expect(transport.write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>c2VjcmV0</auth>")).toBe(
+      false,
+    )
+    await server.closed
+    expect(Buffer.concat(server.rawIn).toString()).toBe(open)
+    await expect.poll(() => seen.closes.length).toBe(1)
+    expect(seen.closes[0]).toBeInstanceOf(TLSError)
+    expect(seen.closes[0]).toMatchObject({ code: 'tls-required' })
   })
 })
 
