@@ -51,10 +51,6 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
   service?: string
   /** `xml:lang` of our stream header. */
   lang?: string
-  /** Content namespace of the stream. Default `jabber:client`. */
-  xmlns?: string
-  /** Negotiation strategy. Default: stream features in priority order. */
-  negotiator?: Negotiator
   /** Plugins, in registration order. Their APIs appear on `connection.plugins`. */
   plugins?: T
   /** Reader limits (stanza size, depth, attributes). */
@@ -148,7 +144,6 @@ interface StreamEvents extends StreamParserHandlers {
 export class Connection<A extends object = Record<string, unknown>> {
   readonly domain: string
   readonly service: string | undefined
-  readonly xmlns: string
   readonly lang: string | undefined
   readonly hooks: Hooks
   /** The APIs of the registered plugins, keyed by plugin name. */
@@ -164,7 +159,9 @@ export class Connection<A extends object = Record<string, unknown>> {
   #state: ConnectionState = 'disconnected'
   readonly #options: ConnectionOptions
   readonly #timeouts: Required<ConnectionTimeouts>
-  readonly #negotiator: Negotiator
+  /** Set by at most one plugin (ctx.negotiation()); stream features otherwise. */
+  #negotiator: Negotiator = featureNegotiator
+  #negotiatorOwner: string | undefined
   readonly #registered: Registered[] = []
   readonly #inboundLayers: { fn: Middleware<InboundContext>; plugin: string; priority: number }[] =
     []
@@ -237,9 +234,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#options = options
     this.domain = options.domain
     this.service = options.service
-    this.xmlns = options.xmlns ?? NS_CLIENT
     this.lang = options.lang
-    this.#negotiator = options.negotiator ?? featureNegotiator
     this.#timeouts = {
       connect: options.timeouts?.connect ?? 10_000,
       negotiation: options.timeouts?.negotiation ?? 10_000,
@@ -257,6 +252,14 @@ export class Connection<A extends object = Record<string, unknown>> {
       this.#disposing = this.#teardownPlugins()
       throw error
     }
+  }
+
+  /**
+   * The stream's content namespace: `jabber:client`, or what the negotiation strategy a
+   * plugin brought says (a component's `jabber:component:accept`).
+   */
+  get xmlns(): string {
+    return this.#negotiator.xmlns ?? NS_CLIENT
   }
 
   get state(): ConnectionState {
@@ -549,6 +552,25 @@ export class Connection<A extends object = Record<string, unknown>> {
         }
         sorted(connection.#features, feature)
         this.#onUndo(connection.#features, feature)
+      }
+
+      negotiation(negotiator: Negotiator): void {
+        const name = this.#entry.plugin.name
+        const connection = this.connection
+        connection.#assertOpen(name)
+        if (connection.#negotiatorOwner !== undefined) {
+          throw new PluginError(
+            'duplicate-negotiator',
+            name,
+            `plugin "${name}" tried to replace the negotiation strategy, which plugin "${connection.#negotiatorOwner}" already replaced: a connection has one`,
+          )
+        }
+        connection.#negotiator = negotiator
+        connection.#negotiatorOwner = name
+        this.#entry.undo?.push(() => {
+          connection.#negotiator = featureNegotiator
+          connection.#negotiatorOwner = undefined
+        })
       }
 
       onHandled(fn: (ctx: InboundContext) => void): void {

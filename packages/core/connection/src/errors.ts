@@ -151,6 +151,7 @@ export class PluginError extends XMPPError {
       | 'setup-timeout'
       | 'teardown-failed'
       | 'duplicate-feature'
+      | 'duplicate-negotiator'
       | 'next-called-twice',
     plugin: string,
     message: string,

@@ -93,10 +93,13 @@ export interface NegotiationContext {
 }
 
 /**
- * The negotiation strategy. The default runs the stream features; a component
- * (XEP-0114) swaps in a handshake instead.
+ * The negotiation strategy. The default runs the stream features; a plugin replaces it
+ * with `ctx.negotiation(negotiator)` (a component, XEP-0114, does its handshake instead),
+ * bringing the content namespace its stream needs.
  */
 export interface Negotiator {
+  /** The stream's content namespace (RFC 6120 §4.8.2). Default `jabber:client`. */
+  readonly xmlns?: string
   /** Attributes of the stream header we send. */
   streamAttributes(connection: Connection): Record<string, string | undefined>
   /** Runs once the peer's first stream header arrived; resolves when online. */

@@ -1,5 +1,5 @@
 import type { Connection } from './connection.js'
-import type { StreamFeature } from './features.js'
+import type { Negotiator, StreamFeature } from './features.js'
 import type { Hooks } from './hooks.js'
 import type { InboundContext, Middleware, OutboundContext } from './middleware.js'
 
@@ -110,6 +110,12 @@ export interface PluginContext {
   outbound(fn: Middleware<OutboundContext>, options?: MiddlewareOptions): void
   /** Registers a stream feature for negotiation. */
   feature(feature: StreamFeature): void
+  /**
+   * Replaces the negotiation strategy (default: the stream features, in priority order),
+   * with the stream namespace it needs. One plugin per connection may do so (a second one
+   * fails with `duplicate-negotiator`).
+   */
+  negotiation(negotiator: Negotiator): void
   /**
    * Called once the inbound element's handling is complete (every middleware settled),
    * whichever middleware consumed it. Stream management counts stanzas here.

@@ -620,14 +620,18 @@ describe('races and failure paths', () => {
   })
 
   test('a negotiator whose stream attributes throw fails connect() with that error', async () => {
-    const { conn } = withPeer({
-      negotiator: {
-        streamAttributes: () => {
-          throw new Error('no attributes')
-        },
-        negotiate: async () => undefined,
+    const throwing = definePlugin({
+      name: 'throwing',
+      setup(ctx) {
+        ctx.negotiation({
+          streamAttributes: () => {
+            throw new Error('no attributes')
+          },
+          negotiate: async () => undefined,
+        })
       },
     })
+    const { conn } = withPeer({ plugins: [throwing] })
     await expect(conn.connect()).rejects.toThrow('no attributes')
     expect(conn.state).toBe('disconnected')
     await tick(SHORT.negotiation + 50) // a header wait left behind would reject unhandled here
