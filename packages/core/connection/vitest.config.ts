@@ -1,3 +1,29 @@
+import { defineConfig, mergeConfig } from 'vitest/config'
 import { sharedConfig } from '../../../vitest.shared.ts'
 
-export default sharedConfig
+// The connection-level tests (test/) run twice: over the XML stream framing (RFC 6120, TCP)
+// and over RFC 7395's message framing (WebSocket), through MemoryPeer. The reader's tests
+// (src/), the byte-level hostile-input tests and the framing's own tests run once.
+export default mergeConfig(
+  sharedConfig,
+  defineConfig({
+    test: {
+      projects: [
+        { extends: true, test: { name: 'xml-stream' } },
+        {
+          extends: true,
+          test: {
+            name: 'websocket-framing',
+            exclude: [
+              'src/**',
+              'test/hostile-input.test.ts',
+              'test/readme.test.ts',
+              'test/framing.test.ts',
+            ],
+            env: { XMPP_TEST_FRAMING: 'websocket' },
+          },
+        },
+      ],
+    },
+  }),
+)

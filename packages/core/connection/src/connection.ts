@@ -23,13 +23,9 @@ import {
   type PluginContext,
 } from './plugin.js'
 import type { ConnectionState } from './state.js'
-import {
-  StreamParser,
-  type StreamParserHandlers,
-  type StreamParserOptions,
-} from './stream-parser.js'
+import type { StreamParserHandlers, StreamParserOptions } from './stream-parser.js'
 import type { ConnectTarget, Transport, TransportFactory } from './transport.js'
-import { serialize, STREAM_FOOTER, streamHeader } from './xml-serializer.js'
+import { type Framing, type StreamReader, xmlStreamFraming } from './framing.js'
 
 export interface ConnectionTimeouts {
   /** Opening the transport. Default 10 s. */
@@ -134,7 +130,7 @@ class Target implements ConnectTarget {
 
 /** The reader's handlers for one stream; `parser` is set right after the reader is made. */
 interface StreamEvents extends StreamParserHandlers {
-  parser: StreamParser | undefined
+  parser: StreamReader | undefined
 }
 
 /**
@@ -195,7 +191,9 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   // Per-stream state.
   #transport: Transport | undefined
-  #parser: StreamParser | undefined
+  #parser: StreamReader | undefined
+  /** The current transport's framing (RFC 6120 XML stream unless it brings another). */
+  #framing: Framing = xmlStreamFraming
   #root: Element = new Element('stream:stream')
   #header: Record<string, string> = {}
   #headerWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined
@@ -628,7 +626,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     // of a stream that is no longer the current one are ignored.
     class ParserEvents implements StreamEvents {
       readonly #c: Connection
-      parser: StreamParser | undefined = undefined
+      parser: StreamReader | undefined = undefined
       constructor(connection: Connection) {
         this.#c = connection
       }
@@ -764,6 +762,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       throw toXMPPError(error)
     }
     this.#transport = transport
+    this.#framing = transport.framing ?? xmlStreamFraming
     const connectTimer = setTimeout(
       () =>
         attempt.abort(
@@ -851,7 +850,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     // First, so that a negotiator that throws here leaves no header wait behind.
     let ours: string
     try {
-      ours = streamHeader(this.#negotiator.streamAttributes(this as unknown as Connection))
+      ours = this.#framing.open(this.#negotiator.streamAttributes(this as unknown as Connection))
     } catch (error) {
       return Promise.reject(error)
     }
@@ -860,7 +859,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#root = new Element('stream:stream')
     this.#header = {}
     const events = newStreamEvents(this as unknown as Connection)
-    const parser = new StreamParser(events, this.#options.limits)
+    const parser = this.#framing.reader(events, this.xmlns, this.#options.limits)
     events.parser = parser
     this.#parser = parser
     // Ends with the attempt too (a drop, the connect timeout, disconnect()), so that
@@ -897,7 +896,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     return header
   }
 
-  #onStreamStart(parser: StreamParser, attrs: Record<string, string>): void {
+  #onStreamStart(parser: StreamReader, attrs: Record<string, string>): void {
     if (this.#parser !== parser) return
     // RFC 6120 §4.9.3.10: the stream element must be in the streams namespace with our
     // content namespace as default.
@@ -1083,17 +1082,15 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   #sendStreamError(error: StreamError): void {
-    const el = new Element('stream:error')
-    el.c(error.condition ?? 'undefined-condition', { xmlns: NS_STREAM_ERRORS })
-    this.#writeRaw(serialize(el))
+    this.#writeRaw(this.#framing.streamError(error.condition ?? 'undefined-condition'))
     this.#writeFooter()
   }
 
-  /** Our `</stream:stream>`, at most once per stream. */
+  /** Our `</stream:stream>` (or the framing's close), at most once per stream. */
   #writeFooter(): void {
     if (this.#footerSent || !this.#transport) return
     this.#footerSent = true
-    this.#writeRaw(STREAM_FOOTER)
+    this.#writeRaw(this.#framing.close)
   }
 
   /**
@@ -1343,7 +1340,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         }: wait for connect() to resolve (or the 'online' hook)`,
       )
     }
-    const data = serialize(ctx.element)
+    const data = this.#framing.element(ctx.element, this.xmlns)
     ctx.data = data
     ctx.queued = true
     this.#outBuffer.push(data)
@@ -1384,8 +1381,17 @@ export class Connection<A extends object = Record<string, unknown>> {
     if (this.#rawTaps.length > 0) {
       for (const part of parts) for (const tap of this.#rawTaps) tap('out', part)
     }
-    // One write per tick: the transport sees batches, not one call per stanza.
-    const ok = transport.write(parts.length === 1 ? (parts[0] as string) : parts.join(''))
+    let ok: boolean
+    if (parts.length === 1) ok = transport.write(parts[0] as string)
+    else if (this.#framing.batch) {
+      // One write per tick: a byte stream sees batches, not one call per stanza.
+      ok = transport.write(parts.join(''))
+    } else {
+      // One element per message: each part is its own write (all are accepted; the
+      // transport's answer to the last says whether to wait).
+      ok = true
+      for (const part of parts) ok = transport.write(part) && ok
+    }
     if (!ok) this.#blocked = true
     batch?.done()
   }

@@ -20,6 +20,13 @@ export {
 } from './errors.js'
 export { featureNegotiator } from './feature-negotiator.js'
 export {
+  type Framing,
+  NS_FRAMING,
+  type StreamReader,
+  websocketFraming,
+  xmlStreamFraming,
+} from './framing.js'
+export {
   type FeatureResult,
   FeaturePriority,
   type NegotiationContext,

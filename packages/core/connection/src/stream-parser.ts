@@ -391,6 +391,14 @@ export class StreamParser {
     this._remaining = this._maxSize
   }
 
+  /**
+   * true between top-level elements (after the stream header, nothing of an element pending):
+   * a framing that carries one element per message checks it after each message.
+   */
+  get betweenElements(): boolean {
+    return this._state === TEXT0 && this._acc === '' && this._pendBytes === null
+  }
+
   /** true once the parser ignores input: after stop(), an error, or the end of the stream. */
   get stopped(): boolean {
     return this._dead

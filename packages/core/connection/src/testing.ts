@@ -1,7 +1,17 @@
 import type { Element } from 'ltx'
+import { type Framing, NS_FRAMING, type StreamReader, xmlStreamFraming } from './framing.js'
+import { NS_STREAM } from './namespaces.js'
 import { StreamParser } from './stream-parser.js'
 import type { ConnectTarget, Transport, TransportEvents, TransportFactory } from './transport.js'
-import { escapeAttr } from './xml-serializer.js'
+import { escapeAttr, serialize } from './xml-serializer.js'
+
+export interface MemoryPeerOptions {
+  /**
+   * The framing both sides speak: `xmlStreamFraming` (RFC 6120, the default) or
+   * `websocketFraming` (RFC 7395: `<open/>`/`<close/>`, one element per message).
+   */
+  framing?: Framing
+}
 
 /**
  * An in-memory peer for unit tests and plugin authors: the far end of a transport that a
@@ -9,6 +19,10 @@ import { escapeAttr } from './xml-serializer.js'
  * received. Not a server: a scripted one lives in its own package.
  */
 export class MemoryPeer {
+  /** The framing of the transport this peer is the far end of. */
+  readonly framing: Framing
+  /** What the connection writes to close its stream in this framing. */
+  readonly closeMarker: string
   /** Everything the connection wrote, as written (one entry per write). */
   readonly written: string[] = []
   /** Targets of every connect() the connection made (redirects show up here). */
@@ -27,12 +41,22 @@ export class MemoryPeer {
   pauses = 0
   #events: TransportEvents | undefined
   #transport: MemoryTransport | undefined
-  #parser: StreamParser | undefined
+  #parser: StreamReader | undefined
   #headers: Record<string, string>[] = []
   #elements: Element[] = []
   #ended = false
   readonly #waiting = new Set<() => void>()
   #blocked = false
+
+  constructor(options: MemoryPeerOptions = {}) {
+    this.framing = options.framing ?? xmlStreamFraming
+    this.closeMarker = this.framing.close
+  }
+
+  /** Whether this peer speaks RFC 7395 framing (one element per message). */
+  get messageFramed(): boolean {
+    return !this.framing.batch
+  }
 
   /** The factory to give to createConnection({ transport }). */
   readonly transport: TransportFactory = () => {
@@ -80,7 +104,7 @@ export class MemoryPeer {
   /** Expect a new stream header from the connection (after STARTTLS / SASL success). */
   restart(): void {
     this.#parser?.stop()
-    const parser = new StreamParser(
+    const parser = this.framing.reader(
       {
         streamStart: (attrs) => {
           this.#headers.push(attrs)
@@ -99,21 +123,45 @@ export class MemoryPeer {
           throw error
         },
       },
+      'jabber:client',
       { maxStanzaSize: 64 * 1024 * 1024 },
     )
     this.#parser = parser
   }
 
-  /** Sends raw bytes or text to the connection, as they are. */
+  /**
+   * Sends XML to the connection. Over the XML stream framing, the data goes as it is (one
+   * chunk). Over a message framing (RFC 7395), complete elements are sent one message each
+   * (a `</stream:stream>` becomes `<close/>`); data that is not a sequence of complete
+   * elements (bytes, a fragment, malformed XML) goes as one message, as it is.
+   */
   send(data: string | Uint8Array): void {
+    if (this.framing.batch || typeof data !== 'string') {
+      this.#events?.data(data)
+      return
+    }
+    for (const message of splitMessages(data)) this.#events?.data(message)
+  }
+
+  /** Sends exactly this data as one chunk or message, whatever the framing. */
+  sendRaw(data: string | Uint8Array): void {
     this.#events?.data(data)
   }
 
   /** Opens the peer's stream: the header, then optional features (inner XML). */
   open(options: { features?: string; id?: string; from?: string; xmlns?: string } = {}): void {
-    const from = options.from ?? 'example.com'
+    const from = escapeAttr(options.from ?? 'example.com')
+    const id = escapeAttr(options.id ?? 's1')
+    if (!this.framing.batch) {
+      this.sendRaw(`<open xmlns='${NS_FRAMING}' id='${id}' from='${from}' version='1.0'/>`)
+      if (options.features !== undefined)
+        this.sendRaw(
+          `<stream:features xmlns:stream='${NS_STREAM}'>${options.features}</stream:features>`,
+        )
+      return
+    }
     this.send(
-      `<?xml version='1.0'?><stream:stream xmlns='${escapeAttr(options.xmlns ?? 'jabber:client')}' xmlns:stream='http://etherx.jabber.org/streams' id='${escapeAttr(options.id ?? 's1')}' from='${escapeAttr(from)}' version='1.0'>`,
+      `<?xml version='1.0'?><stream:stream xmlns='${escapeAttr(options.xmlns ?? 'jabber:client')}' xmlns:stream='http://etherx.jabber.org/streams' id='${id}' from='${from}' version='1.0'>`,
     )
     if (options.features !== undefined)
       this.send(`<stream:features>${options.features}</stream:features>`)
@@ -205,6 +253,10 @@ export class MemoryTransport implements Transport {
     return this.#peer.secure
   }
 
+  get framing(): Framing {
+    return this.#peer.framing
+  }
+
   connect(target: ConnectTarget, events: TransportEvents): Promise<void> {
     this.#events = events
     return this.#peer.attach(this, target, events)
@@ -233,4 +285,34 @@ export class MemoryTransport implements Transport {
   resume(): void {
     this.#peer.paused = false
   }
+}
+
+/**
+ * Splits XML into one message per complete top-level element (RFC 7395 §3.3.3), each with
+ * the namespaces it relied on declared; `</stream:stream>` becomes `<close/>`. Anything
+ * else is returned whole, as one message.
+ */
+function splitMessages(data: string): string[] {
+  const messages: string[] = []
+  let ok = true
+  const parser = new StreamParser(
+    {
+      streamStart: () => undefined,
+      element: (element) => {
+        if (element.attrs.xmlns === undefined && !element.name.includes(':'))
+          element.attrs.xmlns = 'jabber:client'
+        if (element.name.startsWith('stream:')) element.attrs['xmlns:stream'] = NS_STREAM
+        messages.push(serialize(element))
+      },
+      streamEnd: () => messages.push(`<close xmlns='${NS_FRAMING}'/>`),
+      error: () => {
+        ok = false
+      },
+    },
+    { maxStanzaSize: 64 * 1024 * 1024 },
+  )
+  parser.write(`<stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAM}'>`)
+  parser.write(data)
+  if (!ok || (!parser.betweenElements && !parser.stopped) || messages.length === 0) return [data]
+  return messages
 }

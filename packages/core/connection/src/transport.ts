@@ -1,3 +1,4 @@
+import type { Framing } from './framing.js'
 import type { Cancellation } from './cancellation.js'
 
 /**
@@ -7,6 +8,11 @@ import type { Cancellation } from './cancellation.js'
 export interface Transport {
   /** True once the channel is encrypted (TLS). */
   readonly secure: boolean
+  /**
+   * How the XML stream is framed on this transport: `xmlStreamFraming` (RFC 6120, the
+   * default) for byte streams, or one element per message (RFC 7395 over WebSocket).
+   */
+  readonly framing?: Framing
   /**
    * Opens the channel. `target.host`/`target.port` are set when the peer redirected us
    * (see-other-host); the TLS reference identity stays `target.domain`.

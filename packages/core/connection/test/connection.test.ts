@@ -12,12 +12,21 @@ import {
   type TransportEvents,
   xml,
 } from '../src/index.js'
-import { MemoryPeer } from '../src/testing.js'
-import { featurePlugin, online, record, SHORT, tick, withPeer } from './helpers.js'
+import {
+  MESSAGE_FRAMED,
+  SHORT,
+  featurePlugin,
+  newPeer,
+  online,
+  record,
+  tick,
+  withPeer,
+  withoutXmlns,
+} from './helpers.js'
 
 describe('stream opening and closing', () => {
   test('sends a client stream header and goes online through the states', async () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const conn = createConnection({
       transport: peer.transport,
       domain: 'example.com',
@@ -28,13 +37,18 @@ describe('stream opening and closing', () => {
     const onlines = record<HookMap['online']>((fn) => conn.hooks.on('online', fn))
     const connecting = conn.connect()
     const header = await peer.nextHeader()
-    expect(header).toMatchObject({
-      to: 'example.com',
-      version: '1.0',
-      xmlns: 'jabber:client',
-      'xmlns:stream': 'http://etherx.jabber.org/streams',
-      'xml:lang': 'en',
-    })
+    expect(header).toMatchObject({ to: 'example.com', version: '1.0', 'xml:lang': 'en' })
+    if (MESSAGE_FRAMED) {
+      // RFC 7395 §3.3.2: <open/> in the framing namespace, no streams prefix.
+      expect(peer.written[0]).toBe(
+        "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.com' version='1.0' xml:lang='en'/>",
+      )
+    } else {
+      expect(header).toMatchObject({
+        xmlns: 'jabber:client',
+        'xmlns:stream': 'http://etherx.jabber.org/streams',
+      })
+    }
     peer.open({ features: '' })
     await connecting
     expect(conn.state).toBe('online')
@@ -48,7 +62,7 @@ describe('stream opening and closing', () => {
     peer.answerClose = false
     const closing = conn.disconnect()
     await peer.waitForEnd()
-    expect(peer.written.at(-1)).toBe('</stream:stream>')
+    expect(peer.written.at(-1)).toBe(peer.closeMarker)
     expect(conn.state).toBe('disconnecting')
     peer.send('</stream:stream>')
     await closing
@@ -75,7 +89,7 @@ describe('stream opening and closing', () => {
     const { error, clean } = await disconnected
     expect(clean).toBe(false)
     expect(error).toBeInstanceOf(ConnectionError)
-    expect(peer.written.at(-1)).toBe('</stream:stream>')
+    expect(peer.written.at(-1)).toBe(peer.closeMarker)
   })
 
   test('a dropped transport is reported as disconnected with an error, then session-end', async () => {
@@ -94,7 +108,7 @@ describe('stream opening and closing', () => {
   })
 
   test('a connect timeout ends in a TimeoutError', async () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     peer.hang = true
     const conn = createConnection({
       transport: peer.transport,
@@ -106,7 +120,7 @@ describe('stream opening and closing', () => {
   })
 
   test('a peer that never sends its header ends in a TimeoutError and a closed transport', async () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const conn = createConnection({
       transport: peer.transport,
       domain: 'example.com',
@@ -153,7 +167,7 @@ describe('stream errors', () => {
       text: 'Replaced',
       code: 'stream-error',
     })
-    expect(peer.written.at(-1)).toBe('</stream:stream>')
+    expect(peer.written.at(-1)).toBe(peer.closeMarker)
     expect(peer.connected).toBe(false)
   })
 
@@ -292,10 +306,12 @@ describe('stream features', () => {
     const connecting = conn.connect()
     await peer.nextHeader()
     peer.open({ features: '<step/>' })
-    expect((await peer.nextElement()).attrs).toEqual({ n: '1' })
+    expect(withoutXmlns((await peer.nextElement()).attrs)).toEqual({ n: '1' })
     peer.send('<ok/>')
     await connecting
-    expect(seenAtSend).toEqual(['<step n="1"/>'])
+    expect(seenAtSend).toEqual([
+      MESSAGE_FRAMED ? '<step xmlns="jabber:client" n="1"/>' : '<step n="1"/>',
+    ])
   })
 })
 
@@ -332,8 +348,15 @@ describe('outbound pipeline', () => {
     const sends = [1, 2, 3].map((i) => conn.send(xml('message', { id: `m${i}` })))
     await Promise.all(sends)
     await tick()
-    expect(peer.written.length - before).toBe(1)
-    expect(peer.written.at(-1)).toBe('<message id="m1"/><message id="m2"/><message id="m3"/>')
+    if (MESSAGE_FRAMED) {
+      // RFC 7395 §3.3.3: one element per message, each declaring its namespace.
+      expect(peer.written.slice(before)).toEqual(
+        [1, 2, 3].map((i) => `<message xmlns="jabber:client" id="m${i}"/>`),
+      )
+    } else {
+      expect(peer.written.length - before).toBe(1)
+      expect(peer.written.at(-1)).toBe('<message id="m1"/><message id="m2"/><message id="m3"/>')
+    }
   })
 
   test('backpressure: nothing more is written until the transport drains', async () => {
@@ -346,7 +369,11 @@ describe('outbound pipeline', () => {
     await tick()
     expect(peer.written.length).toBe(count)
     peer.drain()
-    expect(peer.written.at(-1)).toBe('<message id="b"/><message id="c"/>')
+    expect(peer.written.slice(count).join('')).toBe(
+      MESSAGE_FRAMED
+        ? '<message xmlns="jabber:client" id="b"/><message xmlns="jabber:client" id="c"/>'
+        : '<message id="b"/><message id="c"/>',
+    )
     await Promise.all(sent)
   })
 
@@ -552,12 +579,12 @@ describe('races and failure paths', () => {
     peer.open({ features: '' })
     await connecting
     await conn.send(xml('presence', { id: 'p1' }))
-    expect((await peer.nextElement()).attrs).toEqual({ id: 'p1' })
+    expect(withoutXmlns((await peer.nextElement()).attrs)).toEqual({ id: 'p1' })
     expect(peer.queued).toHaveLength(0)
   })
 
   test('a transport that listens to target.signal (not the Cancellation) is stopped by it', async () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const seen: string[] = []
     const conn = createConnection({
       transport: () => {
@@ -571,6 +598,7 @@ describe('races and failure paths', () => {
             target.signal.addEventListener('abort', () => seen.push('abort'))
             return inner.connect(target, events)
           },
+          ...(inner.framing ? { framing: inner.framing } : {}),
           write: (data: string) => inner.write(data),
           end: () => inner.end(),
           destroy: (error?: Error) => inner.destroy(error),
@@ -638,7 +666,7 @@ describe('races and failure paths', () => {
   })
 
   test('a drop while waiting for the peer header ends connect() at once, not by timeout', async () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const conn = createConnection({
       transport: peer.transport,
       domain: 'example.com',
@@ -683,7 +711,7 @@ describe('races and failure paths', () => {
 
   test('a transport factory that throws leaves the connection reusable', async () => {
     let fail = true
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const conn = createConnection({
       transport: () => {
         if (fail) throw new Error('no socket')
@@ -711,7 +739,7 @@ describe('races and failure paths', () => {
       "<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error><message id='late'/></stream:stream>",
     )
     await disconnected
-    expect(peer.written.filter((w) => w.includes('</stream:stream>'))).toHaveLength(1)
+    expect(peer.written.filter((w) => w.includes(peer.closeMarker))).toHaveLength(1)
     expect(stanzas).toEqual([])
   })
 
@@ -835,7 +863,7 @@ test('a required feature that never ran stops the session from going online', as
       })
     },
   })
-  const peer = new MemoryPeer()
+  const peer = newPeer()
   const conn = createConnection({
     transport: peer.transport,
     domain: 'example.com',

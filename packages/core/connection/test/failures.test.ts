@@ -10,7 +10,7 @@ import {
   TimeoutError,
   xml,
 } from '../src/index.js'
-import { featurePlugin, online, record, tick, withPeer } from './helpers.js'
+import { featurePlugin, MESSAGE_FRAMED, online, record, tick, withPeer } from './helpers.js'
 
 /** Resolves with the signal's reason once it aborts (or 'not aborted' after `ms`). */
 function aborted(signal: AbortSignal, ms = 1000): Promise<unknown> {
@@ -55,7 +55,8 @@ describe('connection.signal ends with the cause', () => {
 
   test('a socket closed mid-stanza aborts it with ConnectionError disconnected', async () => {
     const { peer, conn } = await online()
-    peer.send("<message from='a@example.com'><body>half")
+    // Over RFC 7395 a message is whole or absent: only a byte stream can stop mid-stanza.
+    if (!MESSAGE_FRAMED) peer.send("<message from='a@example.com'><body>half")
     peer.close(new Error('ECONNRESET'))
     const reason = await aborted(conn.signal)
     expect(reason).toBeInstanceOf(ConnectionError)

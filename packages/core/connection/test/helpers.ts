@@ -6,7 +6,21 @@ import {
   definePlugin,
   type StreamFeature,
 } from '../src/index.js'
+import { websocketFraming, xmlStreamFraming } from '../src/framing.js'
 import { MemoryPeer } from '../src/testing.js'
+
+/**
+ * The framing the connection-level tests run over: the vitest config runs them once per
+ * framing (project `xml-stream` and `websocket-framing`), so every test passes over both.
+ */
+export const FRAMING =
+  process.env.XMPP_TEST_FRAMING === 'websocket' ? websocketFraming : xmlStreamFraming
+export const MESSAGE_FRAMED = FRAMING === websocketFraming
+
+/** A MemoryPeer speaking the framing of this test run. */
+export function newPeer(): MemoryPeer {
+  return new MemoryPeer({ framing: FRAMING })
+}
 
 export const SHORT = { connect: 500, negotiation: 500, close: 200, pluginSetup: 500 }
 
@@ -41,7 +55,7 @@ export const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeo
 export function withPeer<const T extends readonly AnyPlugin[] = []>(
   options: Partial<ConnectionOptions<T>> = {},
 ): { peer: MemoryPeer; conn: Connection<import('../src/index.js').ApisOf<T>> } {
-  const peer = new MemoryPeer()
+  const peer = newPeer()
   const conn = createConnection({
     transport: peer.transport,
     domain: 'example.com',
@@ -63,4 +77,10 @@ export function featurePlugin(
       ctx.feature({ name: featureName, priority: 1, applies: () => true, negotiate })
     },
   })
+}
+
+/** Attributes without `xmlns`, which RFC 7395 framing declares on every element. */
+export function withoutXmlns(attrs: Record<string, unknown>): Record<string, unknown> {
+  const { xmlns: _, ...rest } = attrs
+  return rest
 }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import { packetLog, redact, xml } from '../src/index.js'
-import { online } from './helpers.js'
+import { MESSAGE_FRAMED, online } from './helpers.js'
 
 describe('packet log', () => {
   test('shows raw XML both ways when switched on, with secrets redacted', async () => {
@@ -36,7 +36,9 @@ describe('packet log', () => {
       'OUT <auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">[redacted]</auth>',
     )
     expect(lines).toContain(
-      "IN  <success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</success><message id='m'/>",
+      MESSAGE_FRAMED
+        ? 'IN  <success xmlns="urn:ietf:params:xml:ns:xmpp-sasl">[redacted]</success>'
+        : "IN  <success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</success><message id='m'/>",
     )
     conn.plugins.packetLog.enabled = false
     const count = lines.length
@@ -44,54 +46,59 @@ describe('packet log', () => {
     expect(lines).toHaveLength(count)
   })
 
-  test('switched on at run time, off and on again, it logs what passes while on', async () => {
-    // The log taps the connection only once it is first switched on (idle connections
-    // never log): switching it on after connect() must still show both directions.
-    const lines: string[] = []
-    const { peer, conn } = await online([packetLog.with({ write: (l) => lines.push(l) })])
-    expect(conn.plugins.packetLog.enabled).toBe(false)
-    await conn.send(xml('message', { id: 'off-1' }))
-    peer.send("<message id='off-2'/>")
-    await peer.nextElement()
-    expect(lines).toEqual([])
+  // Reads byte chunks split inside characters and tags: a byte-stream (XML stream framing)
+  // matter; RFC 7395 carries whole text messages.
+  test.runIf(!MESSAGE_FRAMED)(
+    'switched on at run time, off and on again, it logs what passes while on',
+    async () => {
+      // The log taps the connection only once it is first switched on (idle connections
+      // never log): switching it on after connect() must still show both directions.
+      const lines: string[] = []
+      const { peer, conn } = await online([packetLog.with({ write: (l) => lines.push(l) })])
+      expect(conn.plugins.packetLog.enabled).toBe(false)
+      await conn.send(xml('message', { id: 'off-1' }))
+      peer.send("<message id='off-2'/>")
+      await peer.nextElement()
+      expect(lines).toEqual([])
 
-    conn.plugins.packetLog.enabled = true
-    expect(conn.plugins.packetLog.enabled).toBe(true)
-    await conn.send(xml('message', { id: 'on-1' }))
-    // Bytes, split inside a multi-byte character and inside a secret's opening tag.
-    const bytes = new TextEncoder().encode(
-      "<message id='on-2'><body>caf\u00e9</body></message><challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>c2VjcmV0</challenge>",
-    )
-    const cut = bytes.indexOf(0xa9) // the second byte of \u00e9
-    peer.send(bytes.slice(0, cut))
-    peer.send(bytes.slice(cut, cut + 40))
-    peer.send(bytes.slice(cut + 40))
-    await peer.nextElement()
-    expect(lines[0]).toBe('OUT <message id="on-1"/>')
-    // One line per chunk read: put together, the text as sent, the secret redacted.
-    expect(lines.slice(1).every((l) => l.startsWith('IN  '))).toBe(true)
-    expect(
-      lines
-        .slice(1)
-        .map((l) => l.slice(4))
-        .join(''),
-    ).toBe(
-      "<message id='on-2'><body>caf\u00e9</body></message><challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</challenge>",
-    )
+      conn.plugins.packetLog.enabled = true
+      expect(conn.plugins.packetLog.enabled).toBe(true)
+      await conn.send(xml('message', { id: 'on-1' }))
+      // Bytes, split inside a multi-byte character and inside a secret's opening tag.
+      const bytes = new TextEncoder().encode(
+        "<message id='on-2'><body>caf\u00e9</body></message><challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>c2VjcmV0</challenge>",
+      )
+      const cut = bytes.indexOf(0xa9) // the second byte of \u00e9
+      peer.send(bytes.slice(0, cut))
+      peer.send(bytes.slice(cut, cut + 40))
+      peer.send(bytes.slice(cut + 40))
+      await peer.nextElement()
+      expect(lines[0]).toBe('OUT <message id="on-1"/>')
+      // One line per chunk read: put together, the text as sent, the secret redacted.
+      expect(lines.slice(1).every((l) => l.startsWith('IN  '))).toBe(true)
+      expect(
+        lines
+          .slice(1)
+          .map((l) => l.slice(4))
+          .join(''),
+      ).toBe(
+        "<message id='on-2'><body>caf\u00e9</body></message><challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</challenge>",
+      )
 
-    conn.plugins.packetLog.enabled = false
-    const count = lines.length
-    await conn.send(xml('message', { id: 'off-3' }))
-    peer.send("<message id='off-4'/>")
-    await peer.nextElement()
-    expect(lines).toHaveLength(count)
+      conn.plugins.packetLog.enabled = false
+      const count = lines.length
+      await conn.send(xml('message', { id: 'off-3' }))
+      peer.send("<message id='off-4'/>")
+      await peer.nextElement()
+      expect(lines).toHaveLength(count)
 
-    conn.plugins.packetLog.enabled = true
-    await conn.send(xml('message', { id: 'on-3' }))
-    peer.send("<message id='on-4'/>")
-    await peer.nextElement()
-    expect(lines.slice(count)).toEqual(['OUT <message id="on-3"/>', "IN  <message id='on-4'/>"])
-  })
+      conn.plugins.packetLog.enabled = true
+      await conn.send(xml('message', { id: 'on-3' }))
+      peer.send("<message id='on-4'/>")
+      await peer.nextElement()
+      expect(lines.slice(count)).toEqual(['OUT <message id="on-3"/>', "IN  <message id='on-4'/>"])
+    },
+  )
 
   test('redaction holds when a chunk boundary splits a secret', () => {
     const a = redact("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>c2VjcmV0", false)

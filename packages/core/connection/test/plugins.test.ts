@@ -1,7 +1,6 @@
 import { describe, expect, expectTypeOf, test } from 'vitest'
 import { createConnection, definePlugin, iq, PluginError, router, xml } from '../src/index.js'
-import { MemoryPeer } from '../src/testing.js'
-import { online, SHORT, tick } from './helpers.js'
+import { SHORT, newPeer, online, tick } from './helpers.js'
 
 const base = definePlugin({
   name: 'base',
@@ -16,7 +15,7 @@ const dependent = definePlugin({
 
 describe('plugin registry', () => {
   test('plugin APIs are typed from the list passed', () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const conn = createConnection({
       transport: peer.transport,
       domain: 'example.com',
@@ -29,7 +28,7 @@ describe('plugin registry', () => {
   })
 
   test('options are set with with()', () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const conn = createConnection({
       transport: peer.transport,
       domain: 'example.com',
@@ -39,7 +38,7 @@ describe('plugin registry', () => {
   })
 
   test('a missing dependency fails at registration, naming it', () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     let error: unknown
     try {
       createConnection({ transport: peer.transport, domain: 'example.com', plugins: [dependent] })
@@ -52,14 +51,14 @@ describe('plugin registry', () => {
   })
 
   test('a duplicate plugin is refused', () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     expect(() =>
       createConnection({ transport: peer.transport, domain: 'example.com', plugins: [base, base] }),
     ).toThrow(expect.objectContaining({ code: 'duplicate-plugin' }))
   })
 
   test('use() adds plugins (typed) before connect and fails after, saying what to do', async () => {
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const conn = createConnection({
       transport: peer.transport,
       domain: 'example.com',
@@ -92,7 +91,7 @@ describe('plugin registry', () => {
     expect(conn.plugins.later.value).toBe(42)
 
     const stuck = definePlugin({ name: 'stuck', setup: () => new Promise<never>(() => undefined) })
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const c2 = createConnection({
       transport: peer.transport,
       domain: 'example.com',

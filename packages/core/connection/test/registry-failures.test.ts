@@ -8,8 +8,7 @@ import {
   router,
   xml,
 } from '../src/index.js'
-import { MemoryPeer } from '../src/testing.js'
-import { online, SHORT, tick, withPeer } from './helpers.js'
+import { SHORT, newPeer, online, tick, withPeer } from './helpers.js'
 
 /** A plugin that records its setup and teardown in `log`. */
 function tracked(name: string, log: string[], deps: ReturnType<typeof definePlugin>[] = []) {
@@ -35,7 +34,7 @@ describe('registry failure paths', () => {
         throw new Error('boom')
       },
     })
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     expect(() =>
       createConnection({
         transport: peer.transport,
@@ -136,7 +135,7 @@ describe('registry failure paths', () => {
     const real = tracked('store', log)
     const impostor = tracked('store', log)
     const user = tracked('user', log, [real])
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     let error: unknown
     try {
       createConnection({
@@ -159,7 +158,7 @@ describe('registry failure paths', () => {
       dependencies: [base],
       setup: (ctx) => ({ n: ctx.get(base).n }),
     })
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     const conn = createConnection({
       transport: peer.transport,
       domain: 'example.com',
@@ -193,7 +192,7 @@ describe('registry failure paths', () => {
     }
     const one = definePlugin({ name: 'one', setup: (ctx) => ctx.feature(feature) })
     const two = definePlugin({ name: 'two', setup: (ctx) => ctx.feature(feature) })
-    const peer = new MemoryPeer()
+    const peer = newPeer()
     expect(() =>
       createConnection({
         transport: peer.transport,

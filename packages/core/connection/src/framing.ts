@@ -1,0 +1,189 @@
+import type { Element } from 'ltx'
+import { StreamError } from './errors.js'
+import { NS_STREAM, NS_STREAM_ERRORS } from './namespaces.js'
+import {
+  StreamParser,
+  type StreamParserHandlers,
+  type StreamParserOptions,
+} from './stream-parser.js'
+import { escapeAttr, serialize, STREAM_FOOTER, streamHeader } from './xml-serializer.js'
+
+/** What a framing's reader offers the connection: bytes or messages in, events out. */
+export interface StreamReader {
+  /** A chunk (TCP) or one message (WebSocket) from the peer. */
+  write(data: Uint8Array | string): void
+  /** Discard the reader: later writes are ignored. */
+  stop(): void
+  readonly stopped: boolean
+}
+
+/**
+ * How a transport frames an XML stream: RFC 6120 §4's one long document over TCP, or
+ * RFC 7395's `<open/>` / `<close/>` with one complete element per WebSocket message. The
+ * transport brings it (`Transport.framing`); the connection writes and reads through it.
+ */
+export interface Framing {
+  /** Our stream opening (initially and at every restart), from the negotiator's attributes. */
+  open(attrs: Record<string, string | undefined>): string
+  /** Our stream closing. */
+  readonly close: string
+  /** A stream error we send (our closing follows it). */
+  streamError(condition: string): string
+  /** One top-level element as written; `xmlns` is the stream's content namespace. */
+  element(element: Element, xmlns: string): string
+  /**
+   * true: the elements of one tick go out in one write (a byte stream). false: one element
+   * per write (a message-based transport: RFC 7395 §3.3.3).
+   */
+  readonly batch: boolean
+  /**
+   * The reader of the peer's side for one stream (a new one at every restart).
+   * `streamStart` gets the peer's opening attributes; `xmlns` is our content namespace.
+   */
+  reader(handlers: StreamParserHandlers, xmlns: string, limits?: StreamParserOptions): StreamReader
+}
+
+/** RFC 6120 §4: an XML stream over a byte stream (TCP, TLS). The default. */
+export const xmlStreamFraming: Framing = {
+  open: (attrs) => streamHeader(attrs),
+  close: STREAM_FOOTER,
+  streamError: (condition) =>
+    `<stream:error><${condition} xmlns='${NS_STREAM_ERRORS}'/></stream:error>`,
+  element: (element) => serialize(element),
+  batch: true,
+  reader: (handlers, _xmlns, limits) => new StreamParser(handlers, limits),
+}
+
+export const NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing'
+
+/**
+ * RFC 7395 (XMPP over WebSocket): `<open/>` and `<close/>` in the framing namespace instead
+ * of the stream's start and end tags, and one complete element per message, with its
+ * namespaces declared (§3.3.3). What the WebSocket transport brings; also used by the
+ * core's tests to run every test over both framings.
+ */
+export const websocketFraming: Framing = {
+  open(attrs) {
+    // §3.3.2: no content namespace and no streams prefix on <open/>.
+    let out = `<open xmlns='${NS_FRAMING}'`
+    for (const key in attrs) {
+      const value = attrs[key]
+      if (value === undefined || key === 'xmlns' || key.startsWith('xmlns:')) continue
+      out += ` ${key}='${escapeAttr(value)}'`
+    }
+    return `${out}/>`
+  },
+  close: `<close xmlns='${NS_FRAMING}'/>`,
+  streamError: (condition) =>
+    `<stream:error xmlns:stream='${NS_STREAM}'><${condition} xmlns='${NS_STREAM_ERRORS}'/></stream:error>`,
+  element(element, xmlns) {
+    const data = serialize(element)
+    if (element.attrs.xmlns !== undefined) return data
+    // §3.3.3: every message declares its namespace; a stanza built without one is in the
+    // stream's content namespace.
+    const nameEnd = 1 + element.name.length
+    return `${data.slice(0, nameEnd)} xmlns="${escapeAttr(xmlns)}"${data.slice(nameEnd)}`
+  },
+  batch: false,
+  reader: (handlers, xmlns, limits) => new MessageReader(handlers, xmlns, limits),
+}
+
+/**
+ * Reads RFC 7395 messages: each one complete element. A restricted-XML reader is opened on
+ * an implied stream (content namespace and streams prefix declared), then fed each message;
+ * `<open/>` and `<close/>` become the stream's start and end.
+ */
+class MessageReader implements StreamReader {
+  readonly #handlers: StreamParserHandlers
+  readonly #parser: StreamParser
+  #count = 0
+  #opened = false
+  #stopped = false
+
+  constructor(handlers: StreamParserHandlers, xmlns: string, limits?: StreamParserOptions) {
+    this.#handlers = handlers
+    this.#parser = new StreamParser(
+      {
+        streamStart: () => undefined,
+        element: (element) => this.#element(element),
+        streamEnd: () => this.#fail('a message closed the implied stream'),
+        error: (error) => this.#error(error),
+      },
+      limits,
+    )
+    this.#parser.write(`<stream:stream xmlns='${escapeAttr(xmlns)}' xmlns:stream='${NS_STREAM}'>`)
+  }
+
+  get stopped(): boolean {
+    return this.#stopped
+  }
+
+  stop(): void {
+    this.#stopped = true
+    this.#parser.stop()
+  }
+
+  write(data: Uint8Array | string): void {
+    if (this.#stopped) return
+    if (typeof data !== 'string') {
+      // §3.2: text frames only.
+      this.#fail('a binary message (RFC 7395 allows text messages only)')
+      return
+    }
+    if (data.charCodeAt(0) !== 0x3c) {
+      this.#fail('a message that does not start with an element')
+      return
+    }
+    this.#count = 0
+    this.#parser.write(data)
+    if (this.#stopped) return
+    if (this.#count !== 1 || !this.#parser.betweenElements) {
+      this.#fail(
+        this.#count > 1
+          ? 'a message with more than one element'
+          : 'a message that is not one complete element',
+      )
+    }
+  }
+
+  #element(element: Element): void {
+    if (this.#stopped) return
+    this.#count++
+    if (this.#count > 1) return
+    if (element.name === 'open' && element.attrs.xmlns === NS_FRAMING) {
+      if (this.#opened) {
+        this.#fail('a second <open/> on the same stream')
+        return
+      }
+      this.#opened = true
+      const attrs: Record<string, string> = {}
+      for (const key in element.attrs) {
+        if (key !== 'xmlns') attrs[key] = String(element.attrs[key])
+      }
+      this.#handlers.streamStart(attrs)
+      return
+    }
+    if (!this.#opened) {
+      this.#fail(`<${element.name}/> before <open/>`)
+      return
+    }
+    if (element.name === 'close' && element.attrs.xmlns === NS_FRAMING) {
+      this.#stopped = true
+      this.#parser.stop()
+      this.#handlers.streamEnd()
+      return
+    }
+    this.#handlers.element(element)
+  }
+
+  #fail(message: string): void {
+    this.#error(new StreamError('not-well-formed', `RFC 7395 framing: ${message}`))
+  }
+
+  #error(error: StreamError): void {
+    if (this.#stopped) return
+    this.#stopped = true
+    this.#parser.stop()
+    this.#handlers.error(error)
+  }
+}
