@@ -308,16 +308,43 @@ function dataOf(el: Element): Uint8Array | undefined {
   return data
 }
 
-/** RFC 6120 §6.4.5: the defined condition of a `<failure/>`, with its text. */
+/** RFC 6120 §6.5: the conditions a `<failure/>` may carry. */
+const SASL_CONDITIONS: ReadonlySet<string> = new Set([
+  'aborted',
+  'account-disabled',
+  'credentials-expired',
+  'encryption-required',
+  'incorrect-encoding',
+  'invalid-authzid',
+  'invalid-mechanism',
+  'malformed-request',
+  'mechanism-too-weak',
+  'not-authorized',
+  'temporary-auth-failure',
+])
+
+/**
+ * RFC 6120 §6.4.5: the defined condition of a `<failure/>`, with its text. Only the
+ * conditions of §6.5, in the SASL namespace, are taken as they are; anything else becomes
+ * `not-authorized`, which §6.5.10 names for a generic failure (the server's element name is
+ * kept in the message, its `<text/>` as text).
+ */
 function failureOf(el: Element): SASLError {
   let condition: string | undefined
+  let other: string | undefined
   let text: string | undefined
   for (const child of el.getChildElements()) {
+    if (child.getNS() !== NS_SASL) continue
     if (child.name === 'text') text = child.getText()
-    else condition ??= child.name
+    else if (SASL_CONDITIONS.has(child.name)) condition ??= child.name
+    else other ??= child.name
   }
-  return new SASLError(condition ?? 'undefined-condition', {
+  const extra = text ? { text } : {}
+  if (condition !== undefined) return new SASLError(condition, { element: el, ...extra })
+  const said = other === undefined ? 'no condition' : `<${other.slice(0, 64)}/>`
+  return new SASLError('not-authorized', {
     element: el,
-    ...(text ? { text } : {}),
+    ...extra,
+    message: `SASL failure: not-authorized (the server sent ${said}, not a condition RFC 6120 §6.5 defines)${text ? ` (${text})` : ''}`,
   })
 }

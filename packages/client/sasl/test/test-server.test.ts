@@ -1,0 +1,90 @@
+// SASL against @test/server and its faults, over the real transport.
+import { createConnection, SASLError } from '@core/connection'
+import { type Faults, startTestServer, type TestServer } from '@test/server'
+import { starttls, tcp } from '@transport/tcp'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { NS_SASL, type SASLOptions, sasl } from '../src/index.js'
+
+let server: TestServer
+beforeAll(async () => {
+  server = await startTestServer({ users: { juliet: 'r0m30' } })
+})
+afterAll(async () => {
+  await server.close()
+})
+
+/** Logs juliet in against the given faults; resolves with the error (or undefined). */
+async function login(faults: Faults, options: Partial<SASLOptions> = {}) {
+  server.faults = { ...faults, once: true }
+  const conn = createConnection({
+    transport: tcp({ tls: { ca: server.certs.ca } }),
+    service: server.service,
+    domain: server.domain,
+    plugins: [starttls, sasl.with({ username: 'juliet', password: 'r0m30', ...options })],
+    timeouts: { negotiation: 2000, close: 200 },
+  })
+  const error = await conn.connect().then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  if (conn.state === 'online') await conn.disconnect()
+  return error as SASLError | undefined
+}
+
+/** The server answers `step` with this instead of its own answer. */
+const answer = (step: 'auth' | 'response', data: string): Faults => ({
+  withhold: step,
+  inject: { step, data },
+})
+const b64 = (s: string) => Buffer.from(s).toString('base64')
+
+describe('server strings do not become conditions unchecked', () => {
+  test('a defined <failure/> condition is kept, with its text', async () => {
+    const error = await login(
+      answer(
+        'auth',
+        `<failure xmlns='${NS_SASL}'><account-disabled/><text>ask the admin</text></failure>`,
+      ),
+    )
+    expect(error).toBeInstanceOf(SASLError)
+    expect(error).toMatchObject({ condition: 'account-disabled', text: 'ask the admin' })
+  })
+
+  test('an undefined <failure/> condition becomes the generic not-authorized, its name kept in the message', async () => {
+    const error = await login(
+      answer('auth', `<failure xmlns='${NS_SASL}'><x-pay-first/><text>pay us</text></failure>`),
+    )
+    expect(error).toBeInstanceOf(SASLError)
+    expect(error).toMatchObject({ condition: 'not-authorized', text: 'pay us' })
+    expect(error?.message).toContain('x-pay-first')
+  })
+
+  test('a defined condition name in another namespace is not taken', async () => {
+    const error = await login(
+      answer(
+        'auth',
+        `<failure xmlns='${NS_SASL}'><account-disabled xmlns='urn:example'/></failure>`,
+      ),
+    )
+    expect(error).toMatchObject({ condition: 'not-authorized' })
+  })
+
+  test('SCRAM e= with a defined server-error value (RFC 5802 §7) keeps it', async () => {
+    const error = await login(
+      answer('response', `<challenge xmlns='${NS_SASL}'>${b64('e=invalid-proof')}</challenge>`),
+    )
+    expect(error).toBeInstanceOf(SASLError)
+    expect(error).toMatchObject({ condition: 'invalid-proof', text: 'invalid-proof' })
+  })
+
+  test('SCRAM e= with any other value: other-error, the value kept as text', async () => {
+    const error = await login(
+      answer(
+        'response',
+        `<success xmlns='${NS_SASL}'>${b64('e=<script>alert(1)</script>')}</success>`,
+      ),
+    )
+    expect(error).toBeInstanceOf(SASLError)
+    expect(error).toMatchObject({ condition: 'other-error', text: '<script>alert(1)</script>' })
+  })
+})
