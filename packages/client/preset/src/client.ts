@@ -12,7 +12,7 @@ import {
   router,
   type StreamParserOptions,
 } from '@core/connection'
-import { starttls, tcp } from '@transport/tcp'
+import { type PemCertificates, starttls, tcp } from '@transport/tcp'
 import { ping } from '@xep/0199-ping'
 
 export interface ClientOptions<T extends readonly AnyPlugin[] = readonly AnyPlugin[]> {
@@ -30,8 +30,10 @@ export interface ClientOptions<T extends readonly AnyPlugin[] = readonly AnyPlug
   tls?: {
     /** Accept a certificate that does not verify. Off by default; never silently. */
     insecure?: boolean
-    /** Extra trusted CA certificates (PEM). */
-    ca?: string | Buffer | (string | Buffer)[]
+    /** Trust only these CA certificates (PEM), in place of Node's default roots. */
+    ca?: PemCertificates
+    /** Trust these CA certificates (PEM) in addition to Node's default roots. */
+    extraCa?: PemCertificates
   }
   /** Permit a stream without TLS and PLAIN without TLS. Off by default. */
   allowPlaintext?: boolean

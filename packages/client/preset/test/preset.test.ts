@@ -72,6 +72,13 @@ describe('login against the in-process server', () => {
     expect(c.state).toBe('disconnected')
   })
 
+  test('tls.extraCa: the test CA on top of the default roots verifies the server', async () => {
+    const c = client('alice', { tls: { extraCa: server.certs.ca } })
+    await c.connect()
+    expect(c.transport?.secure).toBe(true)
+    await c.disconnect()
+  })
+
   test('SCRAM-SHA-1 when asked for', async () => {
     const c = client('alice', { mechanisms: ['SCRAM-SHA-1'] })
     await c.connect()
