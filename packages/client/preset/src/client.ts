@@ -37,6 +37,11 @@ export interface ClientOptions<T extends readonly AnyPlugin[] = readonly AnyPlug
   }
   /** Permit a stream without TLS and PLAIN without TLS. Off by default. */
   allowPlaintext?: boolean
+  /**
+   * Permit PLAIN over TLS whose certificate was not verified (`tls.insecure`): whoever is in
+   * the middle gets the password. Off by default; implied by `allowPlaintext`.
+   */
+  allowPlainWithUnverifiedTLS?: boolean
   /** SASL mechanisms in order of preference (default SCRAM-SHA-256, SCRAM-SHA-1, PLAIN). */
   mechanisms?: string[]
   /** The redacted packet log: true writes to standard error; a function gets each line. */
@@ -63,6 +68,7 @@ export function createClient<const T extends readonly AnyPlugin[] = []>(options:
         : { username: address.local, password: options.password ?? '' }),
       ...(options.mechanisms ? { mechanisms: options.mechanisms } : {}),
       allowPlainWithoutTLS: allowPlaintext,
+      allowPlainWithUnverifiedTLS: options.allowPlainWithUnverifiedTLS ?? false,
     }),
     bind.with(resource === undefined ? {} : { resource }),
     iq,

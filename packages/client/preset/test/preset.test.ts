@@ -147,6 +147,34 @@ describe('login against the in-process server', () => {
   })
 })
 
+describe('PLAIN and certificates', () => {
+  test('PLAIN over TLS whose certificate was not verified: refused unless opted in', async () => {
+    const plainOnly = await startTestServer({ users: USERS, mechanisms: ['PLAIN'] })
+    try {
+      const options = {
+        service: plainOnly.service,
+        jid: `alice@${plainOnly.domain}`,
+        password: USERS.alice,
+        tls: { insecure: true },
+        timeouts: SHORT,
+      }
+      const refused = await createClient(options)
+        .connect()
+        .catch((e: unknown) => e)
+      expect(refused).toBeInstanceOf(SASLError)
+      expect(refused).toMatchObject({ condition: 'invalid-mechanism' })
+      expect(plainOnly.log.some((e) => e.type === 'auth')).toBe(false)
+
+      const allowed = createClient({ ...options, allowPlainWithUnverifiedTLS: true })
+      await allowed.connect()
+      expect(allowed.plugins.sasl.mechanism).toBe('PLAIN')
+      await allowed.disconnect()
+    } finally {
+      await plainOnly.close()
+    }
+  })
+})
+
 describe('hostile or broken servers (fault injection)', () => {
   test('a <success/> whose server signature does not verify', async () => {
     const { error, client: c } = await failingLogin({ badServerSignature: true })

@@ -88,3 +88,59 @@ describe('server strings do not become conditions unchecked', () => {
     expect(error).toMatchObject({ condition: 'other-error', text: '<script>alert(1)</script>' })
   })
 })
+
+describe('PLAIN over TLS whose certificate was not verified', () => {
+  let plainOnly: TestServer
+  beforeAll(async () => {
+    plainOnly = await startTestServer({ users: { juliet: 'r0m30' }, mechanisms: ['PLAIN'] })
+  })
+  afterAll(async () => {
+    await plainOnly.close()
+  })
+
+  async function plainLogin(
+    tls: { insecure?: boolean; ca?: string },
+    options: Partial<SASLOptions> = {},
+  ) {
+    const before = plainOnly.log.filter((e) => e.type === 'auth').length
+    const conn = createConnection({
+      transport: tcp({ tls }),
+      service: plainOnly.service,
+      domain: plainOnly.domain,
+      plugins: [starttls, sasl.with({ username: 'juliet', password: 'r0m30', ...options })],
+      timeouts: { negotiation: 2000, close: 200 },
+    })
+    const error = await conn.connect().then(
+      () => undefined,
+      (e: unknown) => e as SASLError,
+    )
+    const mechanism = conn.plugins.sasl.mechanism
+    if (conn.state === 'online') await conn.disconnect()
+    const auths = plainOnly.log.filter((e) => e.type === 'auth').length - before
+    return { error, mechanism, auths }
+  }
+
+  test('refused by default: the password is never sent', async () => {
+    const { error, auths } = await plainLogin({ insecure: true })
+    expect(error).toBeInstanceOf(SASLError)
+    expect(error).toMatchObject({ condition: 'invalid-mechanism' })
+    expect(error?.message).toMatch(/PLAIN: refused over TLS whose certificate was not verified/)
+    expect(auths).toBe(0)
+  })
+
+  test('allowed with allowPlainWithUnverifiedTLS', async () => {
+    const { error, mechanism, auths } = await plainLogin(
+      { insecure: true },
+      { allowPlainWithUnverifiedTLS: true },
+    )
+    expect(error).toBeUndefined()
+    expect(mechanism).toBe('PLAIN')
+    expect(auths).toBe(1)
+  })
+
+  test('tls.insecure with a certificate that does verify: PLAIN as usual', async () => {
+    const { error, mechanism } = await plainLogin({ insecure: true, ca: plainOnly.certs.ca })
+    expect(error).toBeUndefined()
+    expect(mechanism).toBe('PLAIN')
+  })
+})
