@@ -59,7 +59,16 @@ describe('login against the in-process server', () => {
     expect(c.transport?.secure).toBe(true)
     expect(c.plugins.sasl.mechanism).toBe('SCRAM-SHA-256')
     expect(c.jid?.toString()).toBe(`alice@${server.domain}/desk`)
-    expect(await c.plugins.ping.ping()).toBeGreaterThanOrEqual(0)
+    // The ping reaches the server, and the round trip it reports includes the time the
+    // server took: its answer is held back 200 ms.
+    const session = server.sessions.find((s) => c.jid !== undefined && s.jid?.equals(c.jid))
+    if (!session) throw new Error('no server session for the client')
+    const pings = () => session.received.filter((e) => e.getChild('ping', 'urn:xmpp:ping')).length
+    session.faults = { delay: { step: 'iq', ms: 200 } }
+    const rtt = await c.plugins.ping.ping()
+    session.faults = {}
+    expect(pings()).toBe(1)
+    expect(rtt).toBeGreaterThanOrEqual(190)
     const got = new Promise<string | null>((resolve) => {
       c.plugins.router.message({ child: 'body' }, (msg) => resolve(msg.getChildText('body')))
     })
