@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { createClient } from '@client/preset'
 import { type Message, TimeoutError, xml } from '@core/connection'
@@ -7,13 +8,26 @@ export interface DemoSettings {
   service: string | undefined
   jid: string | undefined
   password: string | undefined
+  /** A PEM file of CA certificates to trust in addition to the default roots. */
+  caFile: string | undefined
   tlsInsecure: boolean
   allowPlaintext: boolean
   debug: boolean
 }
 
-const USAGE =
-  'usage: pnpm demo [--service xmpp://HOST:PORT --jid USER@DOMAIN --password PW] [--tls-insecure] [--allow-plaintext] [--debug]'
+const USAGE = `usage: pnpm demo [--service xmpp://HOST:PORT] [--jid USER@DOMAIN --password PW] [--ca FILE] [--tls-insecure] [--allow-plaintext] [--debug]
+
+With no --jid, logs in to an embedded test server. Otherwise:
+  --jid USER@DOMAIN   the account (env XMPP_JID); without --service, SRV of its domain
+  --password PW       its password. Prefer the environment: XMPP_PASSWORD=PW pnpm demo ...
+                      (on the command line it is visible to other users of the machine
+                      in ps and /proc while the demo runs)
+  --service URL       xmpp://HOST:PORT (STARTTLS) or xmpps://HOST:PORT (direct TLS)
+                      (env XMPP_SERVICE)
+  --ca FILE           also trust the CA certificate(s) in this PEM file
+  --tls-insecure      accept a certificate that does not verify (PLAIN is then refused)
+  --allow-plaintext   permit a stream without TLS and PLAIN without TLS
+  --debug             print the packet log (passwords and SASL payloads redacted)`
 
 function parse(argv: string[]) {
   return parseArgs({
@@ -22,6 +36,7 @@ function parse(argv: string[]) {
       service: { type: 'string' },
       jid: { type: 'string' },
       password: { type: 'string' },
+      ca: { type: 'string' },
       'tls-insecure': { type: 'boolean', default: false },
       'allow-plaintext': { type: 'boolean', default: false },
       debug: { type: 'boolean', default: false },
@@ -45,6 +60,7 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettin
     service: values.service ?? env.XMPP_SERVICE,
     jid: values.jid ?? env.XMPP_JID,
     password: values.password ?? env.XMPP_PASSWORD,
+    caFile: values.ca,
     tlsInsecure: values['tls-insecure'] ?? false,
     allowPlaintext: values['allow-plaintext'] ?? false,
     debug: values.debug ?? false,
@@ -52,6 +68,16 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettin
 }
 
 class UsageError extends Error {}
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file)
+  } catch (error) {
+    throw new UsageError(
+      `--ca ${file}: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`,
+    )
+  }
+}
 
 /** Every step has a deadline: the demo never hangs. */
 const STEP_TIMEOUT = 10_000
@@ -121,13 +147,20 @@ export async function runDemo(
       password = secret
       ca = server.certs.ca
     }
-    if (!jid || password === undefined)
-      throw new UsageError(`--jid and --password are required with --service\n${USAGE}`)
+    if (!jid) throw new UsageError(`--jid (or XMPP_JID) is required with --service\n${USAGE}`)
+    if (password === undefined) {
+      throw new UsageError(`--password (or XMPP_PASSWORD) is required with --jid\n${USAGE}`)
+    }
+    const extraCa = settings.caFile === undefined ? undefined : readCa(settings.caFile)
     const c = createClient({
       ...(service ? { service } : {}),
       jid,
       password,
-      tls: { insecure: settings.tlsInsecure, ...(ca ? { ca } : {}) },
+      tls: {
+        insecure: settings.tlsInsecure,
+        ...(ca ? { ca } : {}),
+        ...(extraCa ? { extraCa } : {}),
+      },
       allowPlaintext: settings.allowPlaintext,
       debug: settings.debug ? (line: string) => print(`  | ${line}`) : false,
     })

@@ -12,7 +12,7 @@ import {
   router,
   type StreamParserOptions,
 } from '@core/connection'
-import { starttls, tcp } from '@transport/tcp'
+import { type PemCertificates, starttls, tcp } from '@transport/tcp'
 import { ping } from '@xep/0199-ping'
 
 export interface ClientOptions<T extends readonly AnyPlugin[] = readonly AnyPlugin[]> {
@@ -30,11 +30,18 @@ export interface ClientOptions<T extends readonly AnyPlugin[] = readonly AnyPlug
   tls?: {
     /** Accept a certificate that does not verify. Off by default; never silently. */
     insecure?: boolean
-    /** Extra trusted CA certificates (PEM). */
-    ca?: string | Buffer | (string | Buffer)[]
+    /** Trust only these CA certificates (PEM), in place of Node's default roots. */
+    ca?: PemCertificates
+    /** Trust these CA certificates (PEM) in addition to Node's default roots. */
+    extraCa?: PemCertificates
   }
   /** Permit a stream without TLS and PLAIN without TLS. Off by default. */
   allowPlaintext?: boolean
+  /**
+   * Permit PLAIN over TLS whose certificate was not verified (`tls.insecure`): whoever is in
+   * the middle gets the password. Off by default; implied by `allowPlaintext`.
+   */
+  allowPlainWithUnverifiedTLS?: boolean
   /** SASL mechanisms in order of preference (default SCRAM-SHA-256, SCRAM-SHA-1, PLAIN). */
   mechanisms?: string[]
   /** The redacted packet log: true writes to standard error; a function gets each line. */
@@ -61,6 +68,7 @@ export function createClient<const T extends readonly AnyPlugin[] = []>(options:
         : { username: address.local, password: options.password ?? '' }),
       ...(options.mechanisms ? { mechanisms: options.mechanisms } : {}),
       allowPlainWithoutTLS: allowPlaintext,
+      allowPlainWithUnverifiedTLS: options.allowPlainWithUnverifiedTLS ?? false,
     }),
     bind.with(resource === undefined ? {} : { resource }),
     iq,

@@ -59,7 +59,16 @@ describe('login against the in-process server', () => {
     expect(c.transport?.secure).toBe(true)
     expect(c.plugins.sasl.mechanism).toBe('SCRAM-SHA-256')
     expect(c.jid?.toString()).toBe(`alice@${server.domain}/desk`)
-    expect(await c.plugins.ping.ping()).toBeGreaterThanOrEqual(0)
+    // The ping reaches the server, and the round trip it reports includes the time the
+    // server took: its answer is held back 200 ms.
+    const session = server.sessions.find((s) => c.jid !== undefined && s.jid?.equals(c.jid))
+    if (!session) throw new Error('no server session for the client')
+    const pings = () => session.received.filter((e) => e.getChild('ping', 'urn:xmpp:ping')).length
+    session.faults = { delay: { step: 'iq', ms: 200 } }
+    const rtt = await c.plugins.ping.ping()
+    session.faults = {}
+    expect(pings()).toBe(1)
+    expect(rtt).toBeGreaterThanOrEqual(190)
     const got = new Promise<string | null>((resolve) => {
       c.plugins.router.message({ child: 'body' }, (msg) => resolve(msg.getChildText('body')))
     })
@@ -70,6 +79,13 @@ describe('login against the in-process server', () => {
     expect(await got).toBe('note to self')
     await c.disconnect()
     expect(c.state).toBe('disconnected')
+  })
+
+  test('tls.extraCa: the test CA on top of the default roots verifies the server', async () => {
+    const c = client('alice', { tls: { extraCa: server.certs.ca } })
+    await c.connect()
+    expect(c.transport?.secure).toBe(true)
+    await c.disconnect()
   })
 
   test('SCRAM-SHA-1 when asked for', async () => {
@@ -137,6 +153,34 @@ describe('login against the in-process server', () => {
     expect(String((error as Error).message)).not.toContain('wrong')
     expect(auths).toHaveLength(1)
     expect(c.state).toBe('disconnected')
+  })
+})
+
+describe('PLAIN and certificates', () => {
+  test('PLAIN over TLS whose certificate was not verified: refused unless opted in', async () => {
+    const plainOnly = await startTestServer({ users: USERS, mechanisms: ['PLAIN'] })
+    try {
+      const options = {
+        service: plainOnly.service,
+        jid: `alice@${plainOnly.domain}`,
+        password: USERS.alice,
+        tls: { insecure: true },
+        timeouts: SHORT,
+      }
+      const refused = await createClient(options)
+        .connect()
+        .catch((e: unknown) => e)
+      expect(refused).toBeInstanceOf(SASLError)
+      expect(refused).toMatchObject({ condition: 'invalid-mechanism' })
+      expect(plainOnly.log.some((e) => e.type === 'auth')).toBe(false)
+
+      const allowed = createClient({ ...options, allowPlainWithUnverifiedTLS: true })
+      await allowed.connect()
+      expect(allowed.plugins.sasl.mechanism).toBe('PLAIN')
+      await allowed.disconnect()
+    } finally {
+      await plainOnly.close()
+    }
   })
 })
 

@@ -35,8 +35,16 @@ export interface SASLOptions {
   authzid?: string | undefined
   /** Mechanisms to use, in order of preference. */
   mechanisms: readonly string[]
-  /** Allow PLAIN on a connection without TLS (it sends the password as is). */
+  /**
+   * Allow PLAIN on a connection without TLS (it sends the password as is). Implies
+   * `allowPlainWithUnverifiedTLS`.
+   */
   allowPlainWithoutTLS: boolean
+  /**
+   * Allow PLAIN over TLS whose certificate was not verified (the transport's `verified` is
+   * false, e.g. `tls.insecure`): whoever is in the middle gets the password.
+   */
+  allowPlainWithUnverifiedTLS: boolean
   /** SCRAM: the fewest PBKDF2 iterations accepted from the server (RFC 5802 §9: 4096). */
   minIterations: number
   /** SCRAM: the most PBKDF2 iterations accepted (a hostile server cannot make us spin). */
@@ -64,6 +72,7 @@ export interface SASLApi {
 const DEFAULTS: SASLOptions = {
   mechanisms: [...SUPPORTED_MECHANISMS],
   allowPlainWithoutTLS: false,
+  allowPlainWithUnverifiedTLS: false,
   minIterations: 4096,
   maxIterations: 600_000,
 }
@@ -118,7 +127,7 @@ class SASLFeature implements StreamFeature {
     const offered = (features.getChild('mechanisms', NS_SASL)?.getChildren('mechanism') ?? [])
       .map((m) => m.getText().trim())
       .filter((m) => m !== '')
-    const name = choose(offered, options, nc.transport.secure)
+    const name = choose(offered, options, channelOf(nc.transport))
     // Credentials given as options need no await (each await is a turn before <auth/>).
     const credentials = options.credentials
       ? await credentialsOf(options)
@@ -179,20 +188,40 @@ function checkOptions(options: SASLOptions): void {
   }
 }
 
+/** How far the channel protects what PLAIN sends. */
+type Channel = 'plaintext' | 'unverified-tls' | 'verified-tls'
+
+/**
+ * A transport that is encrypted counts as verified unless it says otherwise: `verified` is
+ * optional (`@transport/tcp` sets it false for TLS accepted through `tls.insecure`).
+ */
+function channelOf(transport: { readonly secure: boolean; readonly verified?: boolean }): Channel {
+  if (!transport.secure) return 'plaintext'
+  return transport.verified === false ? 'unverified-tls' : 'verified-tls'
+}
+
+/** Why PLAIN may not be used on this channel with these options, if it may not. */
+function plainRefusal(channel: Channel, options: SASLOptions): string | undefined {
+  if (channel === 'verified-tls' || options.allowPlainWithoutTLS) return undefined
+  if (channel === 'plaintext') return 'refused without TLS (set allowPlainWithoutTLS to allow it)'
+  if (options.allowPlainWithUnverifiedTLS) return undefined
+  return 'refused over TLS whose certificate was not verified: whoever is in the middle would get the password (set allowPlainWithUnverifiedTLS to allow it)'
+}
+
 /**
  * The first preferred mechanism the server offers that may be used here. When none, the
  * error lists what the server offered and why each was refused.
  */
-function choose(offered: readonly string[], options: SASLOptions, secure: boolean): string {
+function choose(offered: readonly string[], options: SASLOptions, channel: Channel): string {
   for (const name of options.mechanisms) {
     if (!offered.includes(name)) continue
-    if (name === 'PLAIN' && !secure && !options.allowPlainWithoutTLS) continue
+    if (name === 'PLAIN' && plainRefusal(channel, options) !== undefined) continue
     return name
   }
   const reasons = offered.map((name) => {
     if (!isSupported(name)) return `${name}: not supported`
     if (!options.mechanisms.includes(name)) return `${name}: not in options.mechanisms`
-    return `${name}: refused without TLS (set allowPlainWithoutTLS to allow it)`
+    return `${name}: ${plainRefusal(channel, options)}`
   })
   return failNoMechanism(offered, reasons)
 }
@@ -308,16 +337,43 @@ function dataOf(el: Element): Uint8Array | undefined {
   return data
 }
 
-/** RFC 6120 §6.4.5: the defined condition of a `<failure/>`, with its text. */
+/** RFC 6120 §6.5: the conditions a `<failure/>` may carry. */
+const SASL_CONDITIONS: ReadonlySet<string> = new Set([
+  'aborted',
+  'account-disabled',
+  'credentials-expired',
+  'encryption-required',
+  'incorrect-encoding',
+  'invalid-authzid',
+  'invalid-mechanism',
+  'malformed-request',
+  'mechanism-too-weak',
+  'not-authorized',
+  'temporary-auth-failure',
+])
+
+/**
+ * RFC 6120 §6.4.5: the defined condition of a `<failure/>`, with its text. Only the
+ * conditions of §6.5, in the SASL namespace, are taken as they are; anything else becomes
+ * `not-authorized`, which §6.5.10 names for a generic failure (the server's element name is
+ * kept in the message, its `<text/>` as text).
+ */
 function failureOf(el: Element): SASLError {
   let condition: string | undefined
+  let other: string | undefined
   let text: string | undefined
   for (const child of el.getChildElements()) {
+    if (child.getNS() !== NS_SASL) continue
     if (child.name === 'text') text = child.getText()
-    else condition ??= child.name
+    else if (SASL_CONDITIONS.has(child.name)) condition ??= child.name
+    else other ??= child.name
   }
-  return new SASLError(condition ?? 'undefined-condition', {
+  const extra = text ? { text } : {}
+  if (condition !== undefined) return new SASLError(condition, { element: el, ...extra })
+  const said = other === undefined ? 'no condition' : `<${other.slice(0, 64)}/>`
+  return new SASLError('not-authorized', {
     element: el,
-    ...(text ? { text } : {}),
+    ...extra,
+    message: `SASL failure: not-authorized (the server sent ${said}, not a condition RFC 6120 §6.5 defines)${text ? ` (${text})` : ''}`,
   })
 }

@@ -42,6 +42,29 @@ function invalid(message: string): SASLError {
   return new SASLError('invalid-server-message', { message: `SCRAM: ${message}` })
 }
 
+/** RFC 5802 §7: the defined server-error-value names. */
+const SERVER_ERRORS: ReadonlySet<string> = new Set([
+  'invalid-encoding',
+  'extensions-not-supported',
+  'invalid-proof',
+  'channel-bindings-dont-match',
+  'server-does-support-channel-binding',
+  'channel-binding-not-supported',
+  'unsupported-channel-binding-type',
+  'unknown-user',
+  'invalid-username-encoding',
+  'no-resources',
+  'other-error',
+])
+
+function serverError(value: string): never {
+  const condition = SERVER_ERRORS.has(value) ? value : 'other-error'
+  throw new SASLError(condition, {
+    text: value,
+    message: `SCRAM: the server reported an error: ${condition}${condition === value ? '' : ` (${JSON.stringify(value.slice(0, 200))})`}`,
+  })
+}
+
 function badSignature(message: string): SASLError {
   return new SASLError('invalid-server-signature', { message: `SCRAM: ${message}` })
 }
@@ -136,13 +159,10 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
   function verify(serverFinal: string): void {
     const attrs = attributes(serverFinal)
     const [first] = attrs
-    // RFC 5802 §7 server-error: the server refused us, and says why.
-    if (first?.[0] === 'e') {
-      throw new SASLError(first[1] || 'other-error', {
-        text: first[1],
-        message: `SCRAM: the server reported an error: ${first[1]}`,
-      })
-    }
+    // RFC 5802 §7 server-error: the server refused us, and says why. Only the values §7
+    // defines become the condition; any other (server-error-value-ext) is other-error, with
+    // the server's value kept as text.
+    if (first?.[0] === 'e') serverError(first[1])
     if (first?.[0] !== 'v') throw badSignature('the server sent no signature (v=)')
     const received = fromBase64(first[1])
     const expected = serverSignature as Uint8Array

@@ -86,11 +86,20 @@ export interface Faults {
   closeAfterStanzas?: number
   /** Wait `ms` before acting at the matching steps; later output waits behind it, in order. */
   delay?: { readonly step: StepFilter; readonly ms: number }
-  /** Never act at the matching steps: no answer, no routing. */
+  /**
+   * Never act at the matching steps: no answer, no routing. `inject` and `closeAtStep` still
+   * apply: with `inject` at the same step, the injected data replaces the answer.
+   */
   withhold?: StepFilter
-  /** Send raw data at the matching steps, right after the step's own output, in the same write. */
+  /**
+   * Send raw data at the matching steps, right after the step's own output, in the same write
+   * (instead of it when the step is also withheld).
+   */
   inject?: { readonly step: StepFilter; readonly data: string | Uint8Array }
-  /** Destroy the socket at the matching steps instead of acting (after `inject` data, if any). */
+  /**
+   * Destroy the socket at the matching steps instead of acting (after `inject` data, if any),
+   * withheld or not.
+   */
   closeAtStep?: StepFilter
   /** SCRAM: send a wrong server signature (`v=`) in `<success/>`. */
   badServerSignature?: boolean

@@ -365,13 +365,16 @@ export class Session implements TestSession {
     })
   }
 
+  /**
+   * The faults compose: `withhold` skips the step's own action (its answer and what follows
+   * it), while `inject` and `closeAtStep` still apply. Withhold and inject together replace
+   * the step's answer with the injected data.
+   */
   #act(event: StepEvent, action?: () => Data | undefined, after?: () => void): void {
     if (this.#dead) return
     const f = this.faults
-    if (matchesStep(f.withhold, event)) {
-      this.#fault('withhold', event.step)
-      return
-    }
+    const withheld = matchesStep(f.withhold, event)
+    if (withheld) this.#fault('withhold', event.step)
     const inject =
       f.inject !== undefined && matchesStep(f.inject.step, event) ? f.inject.data : undefined
     if (inject !== undefined) this.#fault('inject', event.step)
@@ -379,6 +382,10 @@ export class Session implements TestSession {
       this.#fault('closeAtStep', event.step)
       this.#write(inject)
       this.drop()
+      return
+    }
+    if (withheld) {
+      this.#write(inject)
       return
     }
     this.#write(concat(action?.(), inject))

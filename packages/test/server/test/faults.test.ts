@@ -234,6 +234,31 @@ describe('delays and silence', () => {
   })
 })
 
+describe('withhold and inject compose', () => {
+  it('withhold + inject at a step: the injected data replaces the answer', async () => {
+    const answer = `<failure xmlns='${NS.sasl}'><x-made-up/></failure>`
+    const server = await start({ withhold: 'auth', inject: { step: 'auth', data: answer } })
+    const c = await client(server)
+    await c.secure(server.certs.ca)
+    const result = await c.plain('juliet', 'r0m30')
+    expect(result.is('failure', NS.sasl)).toBe(true)
+    expect(result.getChildElements().map((e) => e.name)).toEqual(['x-made-up'])
+    // The withheld answer (PLAIN's <success/>) never came.
+    expect(await c.idle(200)).toEqual([])
+    const faults = server.log.filter((e) => e.type === 'fault').map((e) => e.fault)
+    expect(faults).toEqual(['withhold', 'inject'])
+  })
+
+  it('withhold + closeAtStep: the socket is closed all the same', async () => {
+    const server = await start({ withhold: 'features', closeAtStep: 'features' })
+    const c = await client(server)
+    c.open()
+    await c.nextHeader()
+    await c.waitClosed()
+    expect(c.queue).toEqual([])
+  })
+})
+
 describe('injection', () => {
   it('inject at starttls: raw bytes right after <proceed/>, in the same write', async () => {
     const injected = "<message from='mallory@localhost'><body>pwned</body></message>"

@@ -17,4 +17,4 @@ export {
 } from './srv.js'
 export { NS_TLS, type StartTlsOptions, starttls } from './starttls.js'
 export { isTcpTransport, type TcpOptions, TcpTransport, tcp } from './tcp-transport.js'
-export { ALPN_CLIENT, type TlsSettings } from './tls-verify.js'
+export { ALPN_CLIENT, type PemCertificates, type TlsSettings } from './tls-verify.js'

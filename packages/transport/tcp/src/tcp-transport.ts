@@ -76,6 +76,7 @@ export class TcpTransport implements Transport {
   #phase: Phase = 'idle'
   #socket: Socket | undefined
   #secure = false
+  #verified = false
   #remote: TcpTarget | undefined
   #events: TransportEvents | undefined
   #domain = ''
@@ -137,6 +138,16 @@ export class TcpTransport implements Transport {
     return this.#secure
   }
 
+  /**
+   * True once the stream runs over TLS whose certificate verified for the domain. False over
+   * plaintext, and over TLS accepted only because `tls.insecure` was set: such a channel is
+   * encrypted but anyone on the path may be at its other end (SASL PLAIN asks for an opt-in
+   * there).
+   */
+  get verified(): boolean {
+    return this.#verified
+  }
+
   /** The target this transport connected to. */
   get remote(): Readonly<TcpTarget> | undefined {
     return this.#remote
@@ -171,6 +182,7 @@ export class TcpTransport implements Transport {
           this.#socket = socket
           this.#remote = candidate
           this.#secure = candidate.tls === 'direct'
+          this.#verified = this.#secure && (socket as TLSSocket).authorized === true
           if (!this.#secure && !this.allowPlaintext) this.#guard = new PlaintextGuard()
           this.#phase = 'open'
           this.#attach(socket)
@@ -382,6 +394,7 @@ export class TcpTransport implements Transport {
       this.#endOperation()
     }
     this.#secure = true
+    this.#verified = secure.authorized === true
     this.#guard = undefined
     this.#phase = 'open'
     this.#attach(secure)

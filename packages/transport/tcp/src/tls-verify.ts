@@ -1,6 +1,16 @@
-import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls'
+import * as nodeTls from 'node:tls'
+import {
+  type ConnectionOptions,
+  checkServerIdentity,
+  createSecureContext,
+  type PeerCertificate,
+  type SecureContext,
+} from 'node:tls'
 import { TLSError } from './errors.js'
 import { isIpLiteral } from './service.js'
+
+/** PEM certificates: one (string or Buffer, possibly with several in it) or a list. */
+export type PemCertificates = string | Buffer | (string | Buffer)[]
 
 export interface TlsSettings {
   /**
@@ -10,11 +20,21 @@ export interface TlsSettings {
    */
   insecure?: boolean
   /**
-   * Trusted CA certificates (PEM). Replaces Node's bundled roots for this connection, as
-   * node:tls does.
+   * Trust only these CA certificates (PEM): Node's default roots are **not** used for this
+   * connection (node:tls `ca`). For a private CA and nothing else.
    */
-  ca?: string | Buffer | (string | Buffer)[]
+  ca?: PemCertificates
+  /**
+   * Trust these CA certificates (PEM) in addition to Node's default roots (with `ca`: in
+   * addition to `ca`). Read once, when the first connection is made with these settings.
+   */
+  extraCa?: PemCertificates
 }
+
+const MIN_VERSION = 'TLSv1.2'
+
+/** Secure contexts built for `extraCa`, by settings object: parsing ~150 roots takes ~40 ms. */
+const contexts = new WeakMap<TlsSettings, SecureContext>()
 
 /** ALPN protocol of a client stream over direct TLS (XEP-0368 §3). */
 export const ALPN_CLIENT = 'xmpp-client'
@@ -28,13 +48,43 @@ export const ALPN_CLIENT = 'xmpp-client'
 export function tlsOptions(domain: string, settings: TlsSettings = {}): ConnectionOptions {
   const options: ConnectionOptions = {
     rejectUnauthorized: settings.insecure !== true,
-    minVersion: 'TLSv1.2',
+    minVersion: MIN_VERSION,
     checkServerIdentity: (_host: string, cert: PeerCertificate) =>
       checkServerIdentity(domain, cert),
   }
   if (!isIpLiteral(domain)) options.servername = domain
-  if (settings.ca !== undefined) options.ca = settings.ca
+  if (settings.extraCa !== undefined) options.secureContext = extendedContext(settings)
+  else if (settings.ca !== undefined) options.ca = settings.ca
   return options
+}
+
+/** The CA certificates trusted with these settings, when `extraCa` extends them. */
+export function trustedCertificates(settings: TlsSettings): (string | Buffer)[] {
+  const base = settings.ca === undefined ? defaultRoots() : listOf(settings.ca)
+  return [...base, ...listOf(settings.extraCa)]
+}
+
+function extendedContext(settings: TlsSettings): SecureContext {
+  let context = contexts.get(settings)
+  if (context === undefined) {
+    context = createSecureContext({ ca: trustedCertificates(settings), minVersion: MIN_VERSION })
+    contexts.set(settings, context)
+  }
+  return context
+}
+
+/**
+ * Node's default roots: with `tls.getCACertificates('default')` (Node 22.15 and later) the
+ * bundled ones plus NODE_EXTRA_CA_CERTS, else the bundled ones (`tls.rootCertificates`).
+ */
+function defaultRoots(): readonly string[] {
+  const get = (nodeTls as { getCACertificates?: (type: string) => string[] }).getCACertificates
+  return typeof get === 'function' ? get('default') : nodeTls.rootCertificates
+}
+
+function listOf(pem: PemCertificates | undefined): (string | Buffer)[] {
+  if (pem === undefined) return []
+  return Array.isArray(pem) ? pem : [pem]
 }
 
 /**

@@ -1,8 +1,8 @@
 // The transport and the starttls plugin against @test/server and its faults.
 import { createConnection, TimeoutError } from '@core/connection'
-import { startTestServer, type TestServer } from '@test/server'
+import { startTestServer, type TestServer, testCerts } from '@test/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { starttls, tcp } from '../src/index.js'
+import { starttls, type TcpOptions, TLSError, tcp } from '../src/index.js'
 
 let server: TestServer
 beforeAll(async () => {
@@ -70,5 +70,36 @@ describe('deadlines of the starttls plugin', () => {
     expect(() => tcp({ handshakeTimeout: 0 })).toThrow(TypeError)
     expect(() => tcp({ handshakeTimeout: Number.NaN })).toThrow(TypeError)
     expect(() => tcp({ connectTimeout: -1 })).toThrow(TypeError)
+  })
+})
+
+describe('trusted CAs against the test server', () => {
+  async function connectWith(tls: NonNullable<TcpOptions['tls']>) {
+    const conn = createConnection({
+      transport: tcp({ tls }),
+      service: server.service,
+      domain: server.domain,
+      plugins: [starttls],
+      timeouts: { negotiation: 2000, close: 200 },
+    })
+    const error = await outcome(conn.connect())
+    const secure = conn.transport?.secure
+    if (conn.state === 'online') await conn.disconnect()
+    return { error, secure }
+  }
+
+  it('extraCa: the test CA added to the default roots verifies the server', async () => {
+    expect(await connectWith({ extraCa: server.certs.ca })).toEqual({
+      error: 'resolved',
+      secure: true,
+    })
+  })
+
+  it('ca or extraCa with another CA: the certificate does not verify', async () => {
+    for (const tls of [{ ca: testCerts.selfSigned.cert }, { extraCa: testCerts.selfSigned.cert }]) {
+      const { error } = await connectWith(tls)
+      expect(error).toBeInstanceOf(TLSError)
+      expect(error).toMatchObject({ code: 'certificate' })
+    }
   })
 })
