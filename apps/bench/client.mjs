@@ -13,13 +13,16 @@
 //        server says it counted all N
 // rtt    online, 10% warm-up pings, then N sequential pings timed one by one
 // setup  N sequential connections: connect() to online, then close
-// idle   N clients online in this process: RSS and heap per client, after GC
+// idle   after a warm-up wave (not counted) and a settle time, N more clients online in this
+//        process: RSS and heap per client, the memory settled again (GC, young generation
+//        shrunk back). run.mjs caps the young generation (--max-semi-space-size=1).
 // login  N sequential logins (TLS server, e.g. Prosody): connect() to online
 //
 // Every workload also reports CPU time (process.cpuUsage) over the measured part and the peak
 // RSS of the process (process.resourceUsage().maxRSS).
 
 import { parseArgs } from 'node:util'
+import v8 from 'node:v8'
 
 const { values: args } = parseArgs({
   options: {
@@ -36,6 +39,10 @@ const { values: args } = parseArgs({
 const N = Number(args.n)
 const SEND_BATCH = 100
 const IDLE_WAVE = 50
+const IDLE_WARM = 100
+const IDLE_SETTLE_MIN = 1000
+const IDLE_SETTLE_POLL = 500
+const IDLE_SETTLE_MAX = 15_000
 const TO = 'echo@localhost'
 
 const { create } = await import(`./clients/${args.client}.mjs`)
@@ -174,26 +181,64 @@ async function connects() {
   return { ms: median(times), min: Math.min(...times), cpuPerConnectMs: (cpuS * 1000) / N }
 }
 
-async function idle() {
-  await gc()
-  const before = process.memoryUsage()
-  const clients = []
-  for (let i = 0; i < N; i += IDLE_WAVE) {
+/** Connects `n` clients in waves of IDLE_WAVE, each wave awaited; pushes them to `into`. */
+async function connectWaves(n, into) {
+  for (let i = 0; i < n; i += IDLE_WAVE) {
     const wave = []
-    for (let j = i; j < Math.min(N, i + IDLE_WAVE); j++) {
+    for (let j = i; j < Math.min(n, i + IDLE_WAVE); j++) {
       const c = create(base)
-      clients.push(c)
+      into.push(c)
       wave.push(c.connect())
     }
     await Promise.all(wave)
   }
-  await new Promise((r) => setTimeout(r, 200))
+}
+
+/**
+ * Waits until the process's memory has settled: V8 grows its young generation during a burst
+ * of connects and gives it back only after a few seconds of quiet (its memory reducer). Polls
+ * every IDLE_SETTLE_POLL ms after IDLE_SETTLE_MIN ms, each time after a full GC, until the young
+ * generation's size and the RSS (within 1%) are the same twice in a row, or IDLE_SETTLE_MAX.
+ * Returns the settled memory and how long it took.
+ */
+async function settle() {
+  const t0 = now()
+  const young = () =>
+    v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
+  await new Promise((r) => setTimeout(r, IDLE_SETTLE_MIN))
   await gc()
-  const after = process.memoryUsage()
+  let last = { rss: process.memoryUsage().rss, young: young() }
+  let same = 0
+  while (now() - t0 < IDLE_SETTLE_MAX && same < 2) {
+    await new Promise((r) => setTimeout(r, IDLE_SETTLE_POLL))
+    await gc()
+    const cur = { rss: process.memoryUsage().rss, young: young() }
+    same = cur.young === last.young && Math.abs(cur.rss - last.rss) <= last.rss / 100 ? same + 1 : 0
+    last = cur
+  }
+  await gc()
+  return { memory: process.memoryUsage(), ms: now() - t0 }
+}
+
+/**
+ * N idle clients online in one process. A warm-up wave of IDLE_WARM clients first (kept
+ * online, not counted): it compiles the code paths and fills what a process pays once (module
+ * caches, pools, the young generation's first growth). Then the memory settles, N clients
+ * connect, the memory settles again; per client = the difference / N.
+ */
+async function idle() {
+  const warm = []
+  await connectWaves(IDLE_WARM, warm)
+  const before = await settle()
+  const clients = []
+  await connectWaves(N, clients)
+  const after = await settle()
   return {
-    rssKB: (after.rss - before.rss) / 1024 / N,
-    heapKB: (after.heapUsed - before.heapUsed) / 1024 / N,
+    rssKB: (after.memory.rss - before.memory.rss) / 1024 / N,
+    heapKB: (after.memory.heapUsed - before.memory.heapUsed) / 1024 / N,
     clients: clients.length,
+    warm: warm.length,
+    settleMs: [Math.round(before.ms), Math.round(after.ms)],
   }
 }
 
