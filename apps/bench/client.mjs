@@ -6,6 +6,7 @@
 //   node client.mjs --client ours|xmppjs|raw --workload recv|send|rtt|setup|idle|login
 //                   --service xmpp://127.0.0.1:PORT [--n N] [--shape S]
 //                   [--jid J --password P --tls]
+//                   [--scram-salt B64 --scram-salted B64] [--scram-iterations N]  (login)
 //
 // recv   online, send <presence/>, time until N stanzas of --shape (shapes.mjs; default chat)
 //        were handed to the app and read by it
@@ -16,7 +17,10 @@
 // idle   after a warm-up wave (not counted) and a settle time, N more clients online in this
 //        process: RSS and heap per client, the memory settled again (GC, young generation
 //        shrunk back). run.mjs caps the young generation (--max-semi-space-size=1).
-// login  N sequential logins (TLS server, e.g. Prosody): connect() to online
+// login  N sequential logins (TLS server, e.g. Prosody): connect() to online. With
+//        --scram-salt and --scram-salted, the client is given SCRAM's salted password (xmpp.js
+//        only: ours has no option for it). With --scram-iterations, the process first times
+//        node:crypto's PBKDF2 at that count (pbkdf2Ms), the part of ours's login it stands for.
 //
 // Every workload also reports CPU time (process.cpuUsage) over the measured part and the peak
 // RSS of the process (process.resourceUsage().maxRSS).
@@ -34,6 +38,9 @@ const { values: args } = parseArgs({
     password: { type: 'string', default: 'bench-pw' },
     tls: { type: 'boolean', default: false },
     shape: { type: 'string', default: 'chat' },
+    'scram-salt': { type: 'string' },
+    'scram-salted': { type: 'string' },
+    'scram-iterations': { type: 'string' },
   },
 })
 const N = Number(args.n)
@@ -54,6 +61,14 @@ const base = {
   service: args.service,
   mechanism: args.tls ? 'SCRAM-SHA-1' : 'PLAIN',
   plaintext: !args.tls,
+  ...(args['scram-salt'] && args['scram-salted']
+    ? {
+        scramCache: {
+          salt: new Uint8Array(Buffer.from(args['scram-salt'], 'base64')),
+          saltedPassword: new Uint8Array(Buffer.from(args['scram-salted'], 'base64')),
+        },
+      }
+    : {}),
 }
 
 const now = () => performance.now()
@@ -166,8 +181,26 @@ async function rtt() {
   }
 }
 
+/** node:crypto's PBKDF2 (SHA-1, 20 bytes) at `iterations`, median of 5, in ms. */
+async function pbkdf2Ms(iterations) {
+  const { pbkdf2 } = await import('node:crypto')
+  const times = []
+  for (let i = 0; i < 5; i++) {
+    const t = now()
+    await new Promise((resolve, reject) =>
+      pbkdf2('password', 'salt-salt-salt', iterations, 20, 'sha1', (e) =>
+        e ? reject(e) : resolve(),
+      ),
+    )
+    times.push(now() - t)
+  }
+  return median(times)
+}
+
 /** setup and login: N sequential connections, connect() to online. */
 async function connects() {
+  const iterations = Number(args['scram-iterations'] ?? 0)
+  const pbkdf2 = iterations > 0 ? await pbkdf2Ms(iterations) : undefined
   const times = []
   const cpu = process.cpuUsage()
   for (let i = 0; i < N; i++) {
@@ -178,7 +211,12 @@ async function connects() {
     await c.close()
   }
   const cpuS = cpuSeconds(cpu)
-  return { ms: median(times), min: Math.min(...times), cpuPerConnectMs: (cpuS * 1000) / N }
+  return {
+    ms: median(times),
+    min: Math.min(...times),
+    cpuPerConnectMs: (cpuS * 1000) / N,
+    ...(pbkdf2 === undefined ? {} : { pbkdf2Ms: pbkdf2 }),
+  }
 }
 
 /** Connects `n` clients in waves of IDLE_WAVE, each wave awaited; pushes them to `into`. */
