@@ -6,6 +6,7 @@
 //   node client.mjs --client ours|xmppjs|raw --workload recv|send|rtt|setup|idle|login
 //                   --service xmpp://127.0.0.1:PORT [--n N] [--shape S]
 //                   [--jid J --password P --tls]
+//                   [--scram-salt B64 --scram-salted B64] [--scram-iterations N]  (login)
 //
 // recv   online, send <presence/>, time until N stanzas of --shape (shapes.mjs; default chat)
 //        were handed to the app and read by it
@@ -13,13 +14,19 @@
 //        server says it counted all N
 // rtt    online, 10% warm-up pings, then N sequential pings timed one by one
 // setup  N sequential connections: connect() to online, then close
-// idle   N clients online in this process: RSS and heap per client, after GC
-// login  N sequential logins (TLS server, e.g. Prosody): connect() to online
+// idle   after a warm-up wave (not counted) and a settle time, N more clients online in this
+//        process: RSS and heap per client, the memory settled again (GC, young generation
+//        shrunk back). run.mjs caps the young generation (--max-semi-space-size=1).
+// login  N sequential logins (TLS server, e.g. Prosody): connect() to online. With
+//        --scram-salt and --scram-salted, the client is given SCRAM's salted password (xmpp.js
+//        only: ours has no option for it). With --scram-iterations, the process first times
+//        node:crypto's PBKDF2 at that count (pbkdf2Ms), the part of ours's login it stands for.
 //
 // Every workload also reports CPU time (process.cpuUsage) over the measured part and the peak
 // RSS of the process (process.resourceUsage().maxRSS).
 
 import { parseArgs } from 'node:util'
+import v8 from 'node:v8'
 
 const { values: args } = parseArgs({
   options: {
@@ -31,11 +38,18 @@ const { values: args } = parseArgs({
     password: { type: 'string', default: 'bench-pw' },
     tls: { type: 'boolean', default: false },
     shape: { type: 'string', default: 'chat' },
+    'scram-salt': { type: 'string' },
+    'scram-salted': { type: 'string' },
+    'scram-iterations': { type: 'string' },
   },
 })
 const N = Number(args.n)
 const SEND_BATCH = 100
 const IDLE_WAVE = 50
+const IDLE_WARM = 100
+const IDLE_SETTLE_MIN = 1000
+const IDLE_SETTLE_POLL = 500
+const IDLE_SETTLE_MAX = 15_000
 const TO = 'echo@localhost'
 
 const { create } = await import(`./clients/${args.client}.mjs`)
@@ -47,6 +61,14 @@ const base = {
   service: args.service,
   mechanism: args.tls ? 'SCRAM-SHA-1' : 'PLAIN',
   plaintext: !args.tls,
+  ...(args['scram-salt'] && args['scram-salted']
+    ? {
+        scramCache: {
+          salt: new Uint8Array(Buffer.from(args['scram-salt'], 'base64')),
+          saltedPassword: new Uint8Array(Buffer.from(args['scram-salted'], 'base64')),
+        },
+      }
+    : {}),
 }
 
 const now = () => performance.now()
@@ -159,8 +181,26 @@ async function rtt() {
   }
 }
 
+/** node:crypto's PBKDF2 (SHA-1, 20 bytes) at `iterations`, median of 5, in ms. */
+async function pbkdf2Ms(iterations) {
+  const { pbkdf2 } = await import('node:crypto')
+  const times = []
+  for (let i = 0; i < 5; i++) {
+    const t = now()
+    await new Promise((resolve, reject) =>
+      pbkdf2('password', 'salt-salt-salt', iterations, 20, 'sha1', (e) =>
+        e ? reject(e) : resolve(),
+      ),
+    )
+    times.push(now() - t)
+  }
+  return median(times)
+}
+
 /** setup and login: N sequential connections, connect() to online. */
 async function connects() {
+  const iterations = Number(args['scram-iterations'] ?? 0)
+  const pbkdf2 = iterations > 0 ? await pbkdf2Ms(iterations) : undefined
   const times = []
   const cpu = process.cpuUsage()
   for (let i = 0; i < N; i++) {
@@ -171,29 +211,72 @@ async function connects() {
     await c.close()
   }
   const cpuS = cpuSeconds(cpu)
-  return { ms: median(times), min: Math.min(...times), cpuPerConnectMs: (cpuS * 1000) / N }
+  return {
+    ms: median(times),
+    min: Math.min(...times),
+    cpuPerConnectMs: (cpuS * 1000) / N,
+    ...(pbkdf2 === undefined ? {} : { pbkdf2Ms: pbkdf2 }),
+  }
 }
 
-async function idle() {
-  await gc()
-  const before = process.memoryUsage()
-  const clients = []
-  for (let i = 0; i < N; i += IDLE_WAVE) {
+/** Connects `n` clients in waves of IDLE_WAVE, each wave awaited; pushes them to `into`. */
+async function connectWaves(n, into) {
+  for (let i = 0; i < n; i += IDLE_WAVE) {
     const wave = []
-    for (let j = i; j < Math.min(N, i + IDLE_WAVE); j++) {
+    for (let j = i; j < Math.min(n, i + IDLE_WAVE); j++) {
       const c = create(base)
-      clients.push(c)
+      into.push(c)
       wave.push(c.connect())
     }
     await Promise.all(wave)
   }
-  await new Promise((r) => setTimeout(r, 200))
+}
+
+/**
+ * Waits until the process's memory has settled: V8 grows its young generation during a burst
+ * of connects and gives it back only after a few seconds of quiet (its memory reducer). Polls
+ * every IDLE_SETTLE_POLL ms after IDLE_SETTLE_MIN ms, each time after a full GC, until the young
+ * generation's size and the RSS (within 1%) are the same twice in a row, or IDLE_SETTLE_MAX.
+ * Returns the settled memory and how long it took.
+ */
+async function settle() {
+  const t0 = now()
+  const young = () =>
+    v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
+  await new Promise((r) => setTimeout(r, IDLE_SETTLE_MIN))
   await gc()
-  const after = process.memoryUsage()
+  let last = { rss: process.memoryUsage().rss, young: young() }
+  let same = 0
+  while (now() - t0 < IDLE_SETTLE_MAX && same < 2) {
+    await new Promise((r) => setTimeout(r, IDLE_SETTLE_POLL))
+    await gc()
+    const cur = { rss: process.memoryUsage().rss, young: young() }
+    same = cur.young === last.young && Math.abs(cur.rss - last.rss) <= last.rss / 100 ? same + 1 : 0
+    last = cur
+  }
+  await gc()
+  return { memory: process.memoryUsage(), ms: now() - t0 }
+}
+
+/**
+ * N idle clients online in one process. A warm-up wave of IDLE_WARM clients first (kept
+ * online, not counted): it compiles the code paths and fills what a process pays once (module
+ * caches, pools, the young generation's first growth). Then the memory settles, N clients
+ * connect, the memory settles again; per client = the difference / N.
+ */
+async function idle() {
+  const warm = []
+  await connectWaves(IDLE_WARM, warm)
+  const before = await settle()
+  const clients = []
+  await connectWaves(N, clients)
+  const after = await settle()
   return {
-    rssKB: (after.rss - before.rss) / 1024 / N,
-    heapKB: (after.heapUsed - before.heapUsed) / 1024 / N,
+    rssKB: (after.memory.rss - before.memory.rss) / 1024 / N,
+    heapKB: (after.memory.heapUsed - before.memory.heapUsed) / 1024 / N,
     clients: clients.length,
+    warm: warm.length,
+    settleMs: [Math.round(before.ms), Math.round(after.ms)],
   }
 }
 

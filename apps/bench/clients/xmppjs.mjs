@@ -22,8 +22,22 @@ export function create(config) {
             return authenticate({ username, password: config.password }, config.mechanism)
           },
         }
-      : // Over TLS it picks its first mechanism the server offers: SCRAM-SHA-1 on Prosody.
-        { username, password: config.password }),
+      : config.scramCache
+        ? {
+            // An app that cached SCRAM's salted password: the mechanism skips PBKDF2 when the
+            // salt it is given is the server's.
+            credentials: (authenticate, mechanisms) => {
+              if (!mechanisms.includes(config.mechanism)) {
+                throw new Error(`${config.mechanism} not offered (${mechanisms.join(', ')})`)
+              }
+              return authenticate(
+                { username, password: config.password, ...config.scramCache },
+                config.mechanism,
+              )
+            },
+          }
+        : // Over TLS it picks its first mechanism the server offers: SCRAM-SHA-1 on Prosody.
+          { username, password: config.password }),
   })
   xmpp.on('error', (err) => {
     process.stderr.write(`xmpp.js error: ${err.stack ?? err}\n`)
