@@ -931,6 +931,62 @@ describe('the reader against saxes, on generated and mutated streams', () => {
     return
   }
 
+  test('time per input stays linear, on generated stanzas and on long tokens', () => {
+    const header = `<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS_NS}'>`
+    const rng = new Rng(FIXED_SEED)
+    const stanzas: string[] = []
+    while (stanzas.length < 50) {
+      const stanza = element(rng, { prefixes: ['stream'] }, 1)
+      const out = feed([header + stanza])
+      if (out.error === undefined && out.elements.length === 1) stanzas.push(stanza)
+    }
+    const generated = stanzas.join('\n')
+    const one = (inner: string) => ({ open: '<message><body>', inner, close: '</body></message>' })
+    const shapes = {
+      'generated stanzas': { open: '', inner: generated, close: '' },
+      'text with references and line breaks': one('&amp;&#x1F600;\r\n]>x&#10;é\r'),
+      'an attribute value with references': {
+        open: "<message a='",
+        inner: '&lt;&#65;\t\r\n"😀',
+        close: "'/>",
+      },
+      'CDATA with brackets': one('<![CDATA[]]\r>]]]]><![CDATA[]]]>'),
+      'a long name': { open: '<m', inner: 'x-é.1', close: '/>' },
+      'prefixed elements': one("<x:a xmlns:x='u' x:b='1' xml:lang='en'><x:c/></x:a>"),
+    }
+    const build = (
+      { open, inner, close }: { open: string; inner: string; close: string },
+      size: number,
+    ) => encoder.encode(header + open + inner.repeat(Math.ceil(size / inner.length)) + close)
+    const options = { maxStanzaSize: 8 * 1024 * 1024 }
+    const time = (chunks: Uint8Array[]) => {
+      const started = performance.now()
+      const out = feed(chunks, options)
+      const elapsed = performance.now() - started
+      expect(out.error).toBeUndefined()
+      expect(out.elements.length).toBeGreaterThan(0)
+      return elapsed
+    }
+    for (const [name, shape] of Object.entries(shapes)) {
+      for (const cut of ['64 KiB chunks', 'chunks of 1..32 bytes']) {
+        const cutUp = (bytes: Uint8Array) =>
+          cut === '64 KiB chunks' ? randomCuts(rng, bytes, 64 * 1024) : randomCuts(rng, bytes, 32)
+        const smallChunks = cutUp(build(shape, 64 * 1024))
+        const largeChunks = cutUp(build(shape, 16 * 64 * 1024))
+        let a = Number.POSITIVE_INFINITY
+        let b = Number.POSITIVE_INFINITY
+        for (let r = 0; r < 3; r++) {
+          a = Math.min(a, time(smallChunks))
+          b = Math.min(b, time(largeChunks))
+        }
+        // 16 times the input: about 16 times the time when linear (up to twice that as the heap
+        // grows), 256 when quadratic. A generous guard for a busy machine, not a speed target.
+        if (process.env.FUZZ_VERBOSE) console.log(name, cut, (b / a).toFixed(1))
+        expect({ name, cut, ratio: b / Math.max(a, 0.2) < 80 }).toEqual({ name, cut, ratio: true })
+      }
+    }
+  })
+
   test(`fixed seed: ${FIXED_DOCUMENTS} documents`, { timeout: 120_000 }, () => {
     const result = run(FIXED_SEED, { documents: FIXED_DOCUMENTS })
     if (process.env.FUZZ_VERBOSE) console.log(report(FIXED_SEED, result))
