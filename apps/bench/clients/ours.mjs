@@ -1,7 +1,7 @@
 // This project's client, used the way an app author would: createClient() from the preset,
 // a router handler for chat messages, send() of built elements, ping() for the round trip.
 import { createClient } from '@client/preset'
-import { xml } from '@core/connection'
+import { xml } from '@core/xml'
 
 /** @param {import('./types.mjs').ClientConfig} config */
 export function create(config) {

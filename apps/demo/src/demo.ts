@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { createClient } from '@client/preset'
-import { type Message, TimeoutError, xml } from '@core/connection'
+import type { Message } from '@core/connection'
+import { TimeoutError } from '@core/errors'
+import { xml } from '@core/xml'
 import { startTestServer, type TestServer } from '@test/server'
 
 export interface DemoSettings {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { SASLError, XMPPError } from '@core/connection'
+import { SASLError, XMPPError } from '@core/errors'
 import { describe, expect, test } from 'vitest'
 import {
   authEventsSince,

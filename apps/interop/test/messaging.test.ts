@@ -1,4 +1,5 @@
-import { type Message, xml } from '@core/connection'
+import type { Message } from '@core/connection'
+import { xml } from '@core/xml'
 import { describe, expect, test } from 'vitest'
 import { type Client, newClient, prosody, server } from './prosody.js'
 

@@ -1,13 +1,12 @@
 import {
   definePlugin,
   FeaturePriority,
-  JID,
-  JIDError,
   type NegotiationContext,
   type StreamFeature,
-  TimeoutError,
-  xml,
 } from '@core/connection'
+import { JID } from '@core/jid'
+import { JIDError, TimeoutError } from '@core/errors'
+import { xml } from '@core/xml'
 import { BindError, stanzaErrorOf } from './errors.js'
 
 /** RFC 6120 §7. */

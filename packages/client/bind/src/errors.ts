@@ -1,4 +1,5 @@
-import { NS_STANZA_ERRORS, StanzaError, XMPPError, type xml } from '@core/connection'
+import { NS_STANZA_ERRORS, type xml } from '@core/xml'
+import { StanzaError, XMPPError } from '@core/errors'
 
 type Element = ReturnType<typeof xml>
 

@@ -1,12 +1,5 @@
-import {
-  type AnyPlugin,
-  ConnectionError,
-  createConnection,
-  definePlugin,
-  FeaturePriority,
-  PluginError,
-  StanzaError,
-} from '@core/connection'
+import { type AnyPlugin, createConnection, definePlugin, FeaturePriority } from '@core/connection'
+import { ConnectionError, PluginError, StanzaError } from '@core/errors'
 import { MemoryPeer } from '@core/connection/testing'
 import { describe, expect, test } from 'vitest'
 import { BindError, bind, NS_BIND, NS_SESSION } from '../src/index.js'

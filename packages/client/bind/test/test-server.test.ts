@@ -1,6 +1,7 @@
 // Bind against @test/server and its faults, with the real transport and SASL.
 import { sasl } from '@client/sasl'
-import { type AnyPlugin, ConnectionError, createConnection } from '@core/connection'
+import { type AnyPlugin, createConnection } from '@core/connection'
+import { ConnectionError } from '@core/errors'
 import { type Faults, startTestServer, type TestServer } from '@test/server'
 import { starttls, tcp } from '@transport/tcp'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'

@@ -6,12 +6,12 @@ import {
   type Connection,
   type ConnectionTimeouts,
   createConnection,
-  iq,
-  JID,
-  packetLog,
-  router,
-  type StreamParserOptions,
 } from '@core/connection'
+import { iq } from '@core/iq'
+import { JID } from '@core/jid'
+import { packetLog } from '@core/packet-log'
+import { router } from '@core/router'
+import type { StreamParserOptions } from '@core/xml'
 import { type PemCertificates, starttls, tcp } from '@transport/tcp'
 import { ping } from '@xep/0199-ping'
 

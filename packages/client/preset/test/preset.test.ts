@@ -1,4 +1,5 @@
-import { SASLError, StanzaError, StreamError, TimeoutError, xml, XMPPError } from '@core/connection'
+import { SASLError, StanzaError, StreamError, TimeoutError, XMPPError } from '@core/errors'
+import { xml } from '@core/xml'
 import { type Faults, startTestServer, type Step, type TestServer } from '@test/server'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createClient } from '../src/index.js'

@@ -1,4 +1,4 @@
-import { XMPPError } from '@core/connection'
+import { XMPPError } from '@core/errors'
 
 /**
  * A string that SASLprep (RFC 4013) refuses: a prohibited character or a violation of the

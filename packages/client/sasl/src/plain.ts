@@ -1,4 +1,4 @@
-import { SASLError } from '@core/connection'
+import { SASLError } from '@core/errors'
 import type { Credentials, MechanismSession } from './mechanism.js'
 import { saslprep } from './saslprep.js'
 

@@ -3,10 +3,9 @@ import {
   FeaturePriority,
   type NegotiationContext,
   type StreamFeature,
-  SASLError,
-  TimeoutError,
-  xml,
 } from '@core/connection'
+import { SASLError, TimeoutError } from '@core/errors'
+import { xml } from '@core/xml'
 import { fromBase64, toBase64 } from './base64.js'
 import { randomBytes } from './crypto.js'
 import { CredentialsError } from './errors.js'

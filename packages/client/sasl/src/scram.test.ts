@@ -1,4 +1,4 @@
-import { SASLError } from '@core/connection'
+import { SASLError } from '@core/errors'
 import * as nodeCrypto from 'node:crypto'
 import { describe, expect, test } from 'vitest'
 import {

@@ -1,4 +1,4 @@
-import { SASLError } from '@core/connection'
+import { SASLError } from '@core/errors'
 import { fromBase64, toBase64 } from './base64.js'
 import {
   type CryptoBackend,

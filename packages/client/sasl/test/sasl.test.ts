@@ -1,13 +1,11 @@
 import {
   createConnection,
   type HookMap,
-  packetLog,
-  PluginError,
-  SASLError,
-  TimeoutError,
   type Transport,
   type TransportFactory,
 } from '@core/connection'
+import { packetLog } from '@core/packet-log'
+import { PluginError, SASLError, TimeoutError } from '@core/errors'
 import { MemoryPeer } from '@core/connection/testing'
 import { describe, expect, test } from 'vitest'
 import { NS_SASL, type SASLOptions, sasl } from '../src/index.js'

@@ -1,5 +1,6 @@
 // SASL against @test/server and its faults, over the real transport.
-import { createConnection, SASLError } from '@core/connection'
+import { createConnection } from '@core/connection'
+import { SASLError } from '@core/errors'
 import { type Faults, startTestServer, type TestServer } from '@test/server'
 import { starttls, tcp } from '@transport/tcp'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'

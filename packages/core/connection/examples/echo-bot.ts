@@ -1,5 +1,6 @@
-import { createConnection, definePlugin, router, xml } from '@core/connection'
+import { createConnection, definePlugin } from '@core/connection'
 import { MemoryPeer } from '@core/connection/testing'
+import { xml } from '@core/xml'
 
 // A plugin with a middleware in each direction; its setup() returns its API.
 const counter = definePlugin({
@@ -23,15 +24,18 @@ const peer = new MemoryPeer()
 const conn = createConnection({
   transport: peer.transport,
   domain: 'example.com',
-  plugins: [router, counter],
+  plugins: [counter],
 })
 
-// A routed handler: echo chat messages to their sender.
-conn.plugins.router.message({ type: 'chat', child: 'body' }, (msg, { payload }) =>
-  conn.send(
-    xml('message', { to: msg.attrs.from, type: 'chat' }, xml('body', null, payload?.getText())),
-  ),
-)
+// The catch-all hook: echo chat messages to their sender (@core/router routes by type,
+// sender and payload instead).
+conn.hooks.on('stanza', ({ element, name }) => {
+  const body = element.getChildText('body')
+  if (name !== 'message' || element.attrs.type !== 'chat' || body === null) return
+  return conn.send(
+    xml('message', { to: element.attrs.from, type: 'chat' }, xml('body', null, body)),
+  )
+})
 
 const online = conn.connect()
 await peer.nextHeader()

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Cancellation } from './cancellation.js'
-import { AbortError } from './errors.js'
+import { AbortError } from '@core/errors'
 
 describe('Cancellation', () => {
   it('calls its listeners once, in order, with the reason; later aborts do nothing', () => {

@@ -1,4 +1,4 @@
-import { AbortError } from './errors.js'
+import { AbortError } from '@core/errors'
 
 /**
  * A cheap stand-in for AbortController on hot paths. In Node, creating an AbortController

@@ -6,14 +6,14 @@ import {
   StreamError,
   TimeoutError,
   XMPPError,
-} from './errors.js'
+} from '@core/errors'
 import type { Negotiator, NegotiationContext, StreamFeature, WaitOptions } from './features.js'
 import { Cancellation } from './cancellation.js'
 import { featureNegotiator } from './feature-negotiator.js'
 import { type DisconnectReason, type HookMap, type HookName, Hooks } from './hooks.js'
-import { JID } from './jid.js'
+import { JID } from '@core/jid'
 import { compose, InboundContext, type Middleware, OutboundContext } from './middleware.js'
-import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from './namespaces.js'
+import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from '@core/xml'
 import {
   type AnyPlugin,
   type ApiOf,
@@ -23,7 +23,7 @@ import {
   type PluginContext,
 } from './plugin.js'
 import type { ConnectionState } from './state.js'
-import type { StreamParserHandlers, StreamParserOptions } from './stream-parser.js'
+import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
 import type { ConnectTarget, Transport, TransportFactory } from './transport.js'
 import { type Framing, type StreamReader, xmlStreamFraming } from './framing.js'
 
@@ -101,30 +101,29 @@ let newStreamEvents: (connection: Connection) => StreamEvents
 
 /**
  * What a transport is asked to connect to. A class, so that `signal` (an AbortController)
- * is created only if the transport reads it; a transport that knows Cancellation uses
- * `cancellation` instead.
+ * is created only if the transport reads it.
  */
 class Target implements ConnectTarget {
   readonly service: string | undefined
   readonly domain: string
   readonly host: string | undefined
   readonly port: number | undefined
-  readonly cancellation: Cancellation
+  readonly #attempt: Cancellation
   constructor(
     service: string | undefined,
     domain: string,
     host: string | undefined,
     port: number | undefined,
-    cancellation: Cancellation,
+    attempt: Cancellation,
   ) {
     this.service = service
     this.domain = domain
     this.host = host
     this.port = port
-    this.cancellation = cancellation
+    this.#attempt = attempt
   }
   get signal(): AbortSignal {
-    return this.cancellation.signal
+    return this.#attempt.signal
   }
 }
 

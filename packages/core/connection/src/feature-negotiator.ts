@@ -1,7 +1,7 @@
 import type { Element } from 'ltx'
-import { ConnectionError } from './errors.js'
+import { ConnectionError } from '@core/errors'
 import type { NegotiationContext, Negotiator } from './features.js'
-import { NS_STREAM } from './namespaces.js'
+import { NS_STREAM } from '@core/xml'
 
 const isFeatures = (element: Element): boolean => element.is('features', NS_STREAM)
 

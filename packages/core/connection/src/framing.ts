@@ -1,12 +1,8 @@
 import type { Element } from 'ltx'
-import { StreamError } from './errors.js'
-import { NS_STREAM, NS_STREAM_ERRORS } from './namespaces.js'
-import {
-  StreamParser,
-  type StreamParserHandlers,
-  type StreamParserOptions,
-} from './stream-parser.js'
-import { escapeAttr, serialize, STREAM_FOOTER, streamHeader } from './xml-serializer.js'
+import { StreamError } from '@core/errors'
+import { NS_STREAM, NS_STREAM_ERRORS } from '@core/xml'
+import { StreamParser, type StreamParserHandlers, type StreamParserOptions } from '@core/xml'
+import { escapeAttr, serialize, STREAM_FOOTER, streamHeader } from '@core/xml'
 
 /** What a framing's reader offers the connection: bytes or messages in, events out. */
 export interface StreamReader {

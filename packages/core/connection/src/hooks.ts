@@ -1,5 +1,5 @@
 import type { Element } from 'ltx'
-import type { XMPPError } from './errors.js'
+import type { XMPPError } from '@core/errors'
 import type { ConnectionState } from './state.js'
 
 /**

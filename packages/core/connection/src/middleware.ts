@@ -1,6 +1,6 @@
 import type { Element } from 'ltx'
-import { PluginError } from './errors.js'
-import { JID } from './jid.js'
+import { PluginError } from '@core/errors'
+import { JID } from '@core/jid'
 
 /** RFC 6120 §8: the three stanza kinds. Every other top-level element is a nonza. */
 export type StanzaName = 'message' | 'presence' | 'iq'

@@ -1,9 +1,11 @@
 import type { Element } from 'ltx'
 import { type Framing, NS_FRAMING, type StreamReader, xmlStreamFraming } from './framing.js'
-import { NS_STREAM } from './namespaces.js'
-import { StreamParser } from './stream-parser.js'
+import { NS_STREAM } from '@core/xml'
+import { StreamParser } from '@core/xml'
+import { type Connection, type ConnectionOptions, createConnection } from './connection.js'
+import type { AnyPlugin, ApisOf } from './plugin.js'
 import type { ConnectTarget, Transport, TransportEvents, TransportFactory } from './transport.js'
-import { escapeAttr, serialize } from './xml-serializer.js'
+import { escapeAttr, serialize } from '@core/xml'
 
 export interface MemoryPeerOptions {
   /**
@@ -315,4 +317,27 @@ function splitMessages(data: string): string[] {
   parser.write(data)
   if (!ok || (!parser.betweenElements && !parser.stopped) || messages.length === 0) return [data]
   return messages
+}
+
+/**
+ * A connection brought online against a fresh MemoryPeer (domain `example.com`, empty
+ * stream features): the usual start of a plugin's unit test.
+ */
+export async function connectToMemoryPeer<const T extends readonly AnyPlugin[] = []>(
+  plugins?: T,
+  options: Partial<ConnectionOptions<T>> & MemoryPeerOptions = {},
+): Promise<{ peer: MemoryPeer; conn: Connection<ApisOf<T>> }> {
+  const { framing, ...rest } = options
+  const peer = new MemoryPeer(framing ? { framing } : {})
+  const conn = createConnection({
+    transport: peer.transport,
+    domain: 'example.com',
+    ...(plugins ? { plugins } : {}),
+    ...rest,
+  } as ConnectionOptions<T>)
+  const connecting = conn.connect()
+  await peer.nextHeader()
+  peer.open({ features: '' })
+  await connecting
+  return { peer, conn }
 }

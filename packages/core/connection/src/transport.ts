@@ -1,5 +1,4 @@
 import type { Framing } from './framing.js'
-import type { Cancellation } from './cancellation.js'
 
 /**
  * The byte pipe under a connection. A transport is created per connection attempt by the
@@ -39,12 +38,6 @@ export interface ConnectTarget {
   readonly port?: number | undefined
   /** Aborted when the caller gives up on this attempt; connect() should then reject. */
   readonly signal: AbortSignal
-  /**
-   * The same attempt as `signal`, as a Cancellation: a transport that listens to this one
-   * instead spares the connection an AbortController per attempt (it creates `signal` on
-   * first use only). The connection passes both.
-   */
-  readonly cancellation?: Cancellation | undefined
 }
 
 export interface TransportEvents {

@@ -1,17 +1,16 @@
 import { Element } from 'ltx'
 import { describe, expect, test } from 'vitest'
+import { ConnectionError, StreamError } from '@core/errors'
 import {
-  ConnectionError,
+  type ConnectTarget,
   createConnection,
   definePlugin,
   FeaturePriority,
-  type ConnectTarget,
   type HookMap,
   type StreamFeature,
-  StreamError,
   type TransportEvents,
-  xml,
 } from '../src/index.js'
+import { xml } from '@core/xml'
 import {
   MESSAGE_FRAMED,
   SHORT,

@@ -1,6 +1,7 @@
 // RFC 7395 framing as the transport's strategy: what goes on the wire, and malformed frames.
 import { describe, expect, test } from 'vitest'
-import { createConnection, websocketFraming, xml } from '../src/index.js'
+import { createConnection, websocketFraming } from '../src/index.js'
+import { xml } from '@core/xml'
 import { MemoryPeer } from '../src/testing.js'
 import { SHORT } from './helpers.js'
 

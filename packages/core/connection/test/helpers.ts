@@ -1,8 +1,9 @@
+import type { Element } from 'ltx'
 import {
   type AnyPlugin,
   type Connection,
-  createConnection,
   type ConnectionOptions,
+  createConnection,
   definePlugin,
   type StreamFeature,
 } from '../src/index.js'
@@ -84,3 +85,32 @@ export function withoutXmlns(attrs: Record<string, unknown>): Record<string, unk
   const { xmlns: _, ...rest } = attrs
   return rest
 }
+
+type MessageHandler = (message: Element) => void | Promise<void>
+
+/**
+ * A stand-in for @core/router in the core's own tests (the router is a package built on the
+ * core): every inbound message goes to the handlers, in order, awaited when async.
+ */
+export const inbox = definePlugin({
+  name: 'inbox',
+  setup(ctx) {
+    const handlers: MessageHandler[] = []
+    const runFrom = (element: Element, i: number): void | Promise<void> => {
+      for (; i < handlers.length; i++) {
+        const result = (handlers[i] as MessageHandler)(element)
+        if (result) return result.then(() => runFrom(element, i + 1))
+      }
+    }
+    ctx.inbound((c, next) => {
+      if (c.name !== 'message' || handlers.length === 0) return next()
+      c.handled = true
+      return runFrom(c.element, 0)
+    })
+    return {
+      message(handler: MessageHandler): void {
+        handlers.push(handler)
+      },
+    }
+  },
+})

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest'
-import { type HookMap, StreamError, type XMPPError } from '../src/index.js'
+import type { HookMap } from '../src/index.js'
+import { StreamError, type XMPPError } from '@core/errors'
 import { createConnection } from '../src/index.js'
 import { MemoryPeer } from '../src/testing.js'
 import { online, SHORT } from './helpers.js'

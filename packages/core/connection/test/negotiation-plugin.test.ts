@@ -1,8 +1,9 @@
 // The negotiation strategy is something one plugin brings, with the stream namespace it
 // needs: here a handshake in the style of XEP-0114, next to a plugin written for clients.
 import { describe, expect, test } from 'vitest'
-import { definePlugin, type NegotiationContext, router, xml } from '../src/index.js'
-import { MESSAGE_FRAMED, withPeer } from './helpers.js'
+import { definePlugin, type NegotiationContext } from '../src/index.js'
+import { xml } from '@core/xml'
+import { MESSAGE_FRAMED, inbox, withPeer } from './helpers.js'
 
 const NS_ACCEPT = 'jabber:component:accept'
 
@@ -26,10 +27,10 @@ const handshake = definePlugin({
 
 describe('a negotiation strategy from a plugin', () => {
   test('it opens its own namespace, does its handshake, and client plugins work on it unchanged', async () => {
-    const { peer, conn } = withPeer({ domain: 'bot.example.com', plugins: [handshake, router] })
+    const { peer, conn } = withPeer({ domain: 'bot.example.com', plugins: [handshake, inbox] })
     expect(conn.xmlns).toBe(NS_ACCEPT)
     const seen: string[] = []
-    conn.plugins.router.message((msg) => {
+    conn.plugins.inbox.message((msg) => {
       seen.push(String(msg.getChildText('body')))
     })
     const connecting = conn.connect()

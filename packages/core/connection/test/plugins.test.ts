@@ -1,6 +1,8 @@
 import { describe, expect, expectTypeOf, test } from 'vitest'
-import { createConnection, definePlugin, iq, PluginError, router, xml } from '../src/index.js'
-import { SHORT, newPeer, online, tick } from './helpers.js'
+import { createConnection, definePlugin } from '../src/index.js'
+import { PluginError } from '@core/errors'
+import { xml } from '@core/xml'
+import { SHORT, inbox, newPeer, online, tick } from './helpers.js'
 
 const base = definePlugin({
   name: 'base',
@@ -23,8 +25,8 @@ describe('plugin registry', () => {
     })
     expect(conn.plugins.dependent.shout('bob')).toBe('HELLO BOB')
     expectTypeOf(conn.plugins.base.greet).toEqualTypeOf<(who: string) => string>()
-    // @ts-expect-error: router was not passed
-    expect(conn.plugins.router).toBeUndefined()
+    // @ts-expect-error: inbox was not passed
+    expect(conn.plugins.inbox).toBeUndefined()
   })
 
   test('options are set with with()', () => {
@@ -71,11 +73,11 @@ describe('plugin registry', () => {
     await connecting
     let error: unknown
     try {
-      conn.use(router)
+      conn.use(inbox)
     } catch (e) {
       error = e
     }
-    expect(error).toMatchObject({ code: 'registry-frozen', plugin: 'router' })
+    expect(error).toMatchObject({ code: 'registry-frozen', plugin: 'inbox' })
     expect((error as Error).message).toContain('createConnection({ plugins')
   })
 
@@ -140,12 +142,5 @@ describe('plugin registry', () => {
       code: 'next-called-twice',
       plugin: 'twice',
     })
-  })
-
-  test('the core plugins compose: iq and router together', async () => {
-    const { conn } = await online([iq, router])
-    expectTypeOf(conn.plugins.iq.request).toBeFunction()
-    expectTypeOf(conn.plugins.router.message).toBeFunction()
-    expect(conn.plugins.iq.pending).toBe(0)
   })
 })

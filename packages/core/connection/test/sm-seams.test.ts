@@ -8,10 +8,9 @@ import {
   FeaturePriority,
   type InboundContext,
   type PluginContext,
-  router,
-  xml,
 } from '../src/index.js'
-import { online, tick, withPeer } from './helpers.js'
+import { xml } from '@core/xml'
+import { inbox, online, tick, withPeer } from './helpers.js'
 
 /**
  * Holds app stanzas sent while not online and sends them once online again; counts
@@ -109,9 +108,9 @@ describe('inbound: a burst after a feature answer, handled counting', () => {
         })
       },
     })
-    const { peer, conn } = withPeer({ plugins: [resume, router] })
+    const { peer, conn } = withPeer({ plugins: [resume, inbox] })
     const seen: string[] = []
-    conn.plugins.router.message((msg) => {
+    conn.plugins.inbox.message((msg) => {
       seen.push(String(msg.attrs.id))
     })
     const connecting = conn.connect()
@@ -129,9 +128,9 @@ describe('inbound: a burst after a feature answer, handled counting', () => {
   })
 
   test('an async handler that completes after the drop is still reported handled, once', async () => {
-    const { peer, conn } = await online([fakeSm, router])
+    const { peer, conn } = await online([fakeSm, inbox])
     const releases: (() => void)[] = []
-    conn.plugins.router.message(
+    conn.plugins.inbox.message(
       () =>
         new Promise<void>((resolve) => {
           releases.push(resolve)
@@ -154,9 +153,9 @@ describe('inbound: a burst after a feature answer, handled counting', () => {
   })
 
   test('a backlog behind a slow handler pauses the transport by bytes, and resumes once drained', async () => {
-    const { peer, conn } = await online([router], { inboundHighWaterBytes: 64 * 1024 })
+    const { peer, conn } = await online([inbox], { inboundHighWaterBytes: 64 * 1024 })
     const releases: (() => void)[] = []
-    conn.plugins.router.message(
+    conn.plugins.inbox.message(
       () =>
         new Promise<void>((resolve) => {
           releases.push(resolve)

@@ -1,4 +1,5 @@
-import type { JID, xml } from '@core/connection'
+import type { JID } from '@core/jid'
+import type { xml } from '@core/xml'
 import type { FaultName, Step, StepEvent } from './faults.js'
 import type { TestSession } from './session.js'
 

@@ -1,4 +1,4 @@
-import type { xml } from '@core/connection'
+import type { xml } from '@core/xml'
 import type { TestSession } from './session.js'
 
 type Element = ReturnType<typeof xml>

@@ -1,18 +1,18 @@
 import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { type SecureContext, TLSSocket } from 'node:tls'
+import { JID } from '@core/jid'
 import {
-  JID,
   NS_STANZA_ERRORS,
   NS_STREAM,
   NS_STREAM_ERRORS,
+  serialize,
   STREAM_FOOTER,
+  streamHeader,
   StreamParser,
   type StreamParserOptions,
-  serialize,
-  streamHeader,
   xml,
-} from '@core/connection'
+} from '@core/xml'
 import type { ServerEventMap, ServerEventName } from './events.js'
 import {
   type FaultName,

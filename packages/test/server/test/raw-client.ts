@@ -1,7 +1,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
-import { StreamParser, serialize, type xml } from '@core/connection'
+import { serialize, StreamParser, type xml } from '@core/xml'
 
 /*
  * A scripted XMPP client for the tests: raw sockets and the core's StreamParser, nothing more,

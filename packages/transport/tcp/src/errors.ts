@@ -1,4 +1,4 @@
-import { XMPPError } from '@core/connection'
+import { XMPPError } from '@core/errors'
 
 /** Stable codes of {@link TLSError}. */
 export type TLSErrorCode =

@@ -1,4 +1,4 @@
-import { serialize, STREAM_FOOTER, streamHeader, xml } from '@core/connection'
+import { serialize, STREAM_FOOTER, streamHeader, xml } from '@core/xml'
 import { describe, expect, test } from 'vitest'
 import { PlaintextGuard } from './plaintext-guard.js'
 

@@ -1,12 +1,12 @@
 import {
   definePlugin,
-  type FeatureResult,
   FeaturePriority,
+  type FeatureResult,
   type NegotiationContext,
   type StreamFeature,
-  TimeoutError,
-  xml,
 } from '@core/connection'
+import { TimeoutError } from '@core/errors'
+import { xml } from '@core/xml'
 import { TLSError } from './errors.js'
 import { isTcpTransport } from './tcp-transport.js'
 

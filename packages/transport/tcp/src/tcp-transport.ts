@@ -3,12 +3,11 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import {
   Cancellation,
   type ConnectTarget,
-  ConnectionError,
-  TimeoutError,
   type Transport,
   type TransportEvents,
   type TransportFactory,
 } from '@core/connection'
+import { ConnectionError, TimeoutError } from '@core/errors'
 import { TcpError, TLSError } from './errors.js'
 import { PlaintextGuard } from './plaintext-guard.js'
 import { isIpLiteral, parseService } from './service.js'
@@ -165,9 +164,7 @@ export class TcpTransport implements Transport {
     this.#phase = 'connecting'
     this.#events = events
     this.#domain = target.domain
-    // Reading `signal` would make the connection create an AbortController: prefer the
-    // Cancellation when the caller gives one.
-    this.#attempt = target.cancellation ?? target.signal
+    this.#attempt = target.signal
     const signal = this.#beginOperation()
     try {
       signal.throwIfAborted()

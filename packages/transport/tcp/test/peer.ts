@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { Duplex } from 'node:stream'
 import { TLSSocket, type TLSSocketOptions } from 'node:tls'
-import { StreamParser, type StreamParserHandlers } from '@core/connection'
+import { StreamParser, type StreamParserHandlers } from '@core/xml'
 
 export type Element = Parameters<StreamParserHandlers['element']>[0]
 

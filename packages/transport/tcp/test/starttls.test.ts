@@ -1,4 +1,5 @@
-import { createConnection, definePlugin, FeaturePriority, xml } from '@core/connection'
+import { createConnection, definePlugin, FeaturePriority } from '@core/connection'
+import { xml } from '@core/xml'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { NS_TLS, starttls, TcpTransport, TLSError, tcp } from '../src/index.js'
 import {

@@ -1,5 +1,6 @@
 // The transport and the starttls plugin against @test/server and its faults.
-import { createConnection, TimeoutError } from '@core/connection'
+import { createConnection } from '@core/connection'
+import { TimeoutError } from '@core/errors'
 import { startTestServer, type TestServer, testCerts } from '@test/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { starttls, type TcpOptions, TLSError, tcp } from '../src/index.js'

@@ -1,4 +1,5 @@
-import { Cancellation, TimeoutError, type TransportEvents } from '@core/connection'
+import type { TransportEvents } from '@core/connection'
+import { TimeoutError } from '@core/errors'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type SrvRecord, type SrvResolver, TcpError, TcpTransport, TLSError } from '../src/index.js'
 import { certs, closedPort, onlyTlsRecords, Peer, serverTls, settle } from './peer.js'
@@ -331,27 +332,20 @@ describe('TcpTransport cancellation', () => {
     await expect.poll(() => seen.closes.length).toBe(1)
   })
 
-  // The connection passes its attempt as a Cancellation too: the transport listens to that
-  // one and leaves the signal alone (reading it would create an AbortController).
-  it('stops when the Cancellation aborts, without reading the signal', async () => {
+  // The transport contract has one cancellation mechanism: the attempt's AbortSignal.
+  it('stops when target.signal aborts, with its reason', async () => {
     const transport = new TcpTransport({ tls: { ca: certs.ca } })
-    const cancellation = new Cancellation()
-    let signalRead = false
+    const controller = new AbortController()
     const t = {
       service: `xmpps://127.0.0.1:${peer.port}`,
       domain: 'localhost',
-      cancellation,
-      get signal(): AbortSignal {
-        signalRead = true
-        return cancellation.signal
-      },
+      signal: controller.signal,
     }
     const connecting = settle(transport.connect(t, recorder().events))
     const server = await peer.nextPeer()
     const reason = new Error('gave up')
-    cancellation.abort(reason)
+    controller.abort(reason)
     expect(await connecting).toEqual({ error: reason })
-    expect(signalRead).toBe(false)
     await server.closed
   })
 })

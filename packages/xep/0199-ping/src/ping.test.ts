@@ -1,4 +1,7 @@
-import { createConnection, iq, router, StanzaError } from '@core/connection'
+import { createConnection } from '@core/connection'
+import { iq } from '@core/iq'
+import { router } from '@core/router'
+import { StanzaError } from '@core/errors'
 import { MemoryPeer } from '@core/connection/testing'
 import { describe, expect, test } from 'vitest'
 import { ping } from './index.js'

@@ -1,12 +1,8 @@
-import {
-  type Connection,
-  definePlugin,
-  type IqApi,
-  iq,
-  type JID,
-  router,
-  xml,
-} from '@core/connection'
+import { type Connection, definePlugin } from '@core/connection'
+import { iq, type IqApi } from '@core/iq'
+import type { JID } from '@core/jid'
+import { router } from '@core/router'
+import { xml } from '@core/xml'
 
 export const NS_PING = 'urn:xmpp:ping'
 

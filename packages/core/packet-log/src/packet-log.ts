@@ -1,4 +1,4 @@
-import { definePlugin, type PluginContext } from './plugin.js'
+import { definePlugin, type PluginContext } from '@core/connection'
 
 export interface PacketLogOptions {
   /** Log from the start. Default false: nothing is formatted while off. */

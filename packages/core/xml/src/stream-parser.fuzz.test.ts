@@ -26,7 +26,7 @@ import type { Element } from 'ltx'
 import { SaxesParser } from 'saxes'
 import type { SaxesTagNS } from 'saxes'
 import { describe, expect, test } from 'vitest'
-import { StreamError } from './errors.js'
+import { StreamError } from '@core/errors'
 import { StreamParser } from './stream-parser.js'
 import type { StreamParserOptions } from './stream-parser.js'
 

@@ -1,11 +1,11 @@
 import type { Element } from 'ltx'
-import { AbortError, ConnectionError, StanzaError, TimeoutError } from './errors.js'
-import { JID } from './jid.js'
-import type { Connection } from './connection.js'
-import type { InboundContext, Next } from './middleware.js'
-import { NS_STANZA_ERRORS } from './namespaces.js'
-import { definePlugin, type PluginContext } from './plugin.js'
-import type { Iq } from './stanza.js'
+import { AbortError, ConnectionError, StanzaError, TimeoutError } from '@core/errors'
+import { JID } from '@core/jid'
+import type { Connection } from '@core/connection'
+import type { InboundContext, Next } from '@core/connection'
+import { NS_STANZA_ERRORS } from '@core/xml'
+import { definePlugin, type PluginContext } from '@core/connection'
+import type { Iq } from '@core/connection'
 
 export interface RequestOptions {
   /** Milliseconds before the request fails with TimeoutError. Default: the plugin's `timeout`. */

@@ -1,5 +1,5 @@
 import type { Element } from 'ltx'
-import { XMPPError } from './errors.js'
+import { XMPPError } from '@core/errors'
 
 /*
  * Serialisation of ltx elements for the wire.

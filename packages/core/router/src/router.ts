@@ -1,11 +1,11 @@
 import { Element } from 'ltx'
-import type { Connection } from './connection.js'
-import { StanzaError } from './errors.js'
-import { JID } from './jid.js'
-import type { InboundContext, Next } from './middleware.js'
-import { NS_STANZA_ERRORS } from './namespaces.js'
-import { definePlugin, type PluginContext } from './plugin.js'
-import type { Iq, Message, MessageType, Presence, PresenceType } from './stanza.js'
+import type { Connection } from '@core/connection'
+import { StanzaError } from '@core/errors'
+import { JID } from '@core/jid'
+import type { InboundContext, Next } from '@core/connection'
+import { NS_STANZA_ERRORS } from '@core/xml'
+import { definePlugin, type PluginContext } from '@core/connection'
+import type { Iq, Message, MessageType, Presence, PresenceType } from '@core/connection'
 
 /** Which stanzas a handler wants. Every field given must match. */
 export interface RouteFilter<T extends string> {

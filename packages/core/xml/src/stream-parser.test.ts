@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import type { Element } from 'ltx'
-import type { StreamError } from './errors.js'
+import type { StreamError } from '@core/errors'
 import { StreamParser } from './stream-parser.js'
 import type { StreamParserOptions } from './stream-parser.js'
 

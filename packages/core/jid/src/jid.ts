@@ -1,4 +1,4 @@
-import { JIDError } from './errors.js'
+import { JIDError } from '@core/errors'
 
 /*
  * XMPP addresses (JIDs) as defined by RFC 7622.

@@ -1,6 +1,6 @@
 import { Element, parse } from 'ltx'
 import { describe, expect, test } from 'vitest'
-import { XMPPError } from './errors.js'
+import { XMPPError } from '@core/errors'
 import { escapeAttr, escapeText, STREAM_FOOTER, serialize, streamHeader } from './xml-serializer.js'
 
 function message(body: string, attrs: Record<string, unknown> = {}): Element {

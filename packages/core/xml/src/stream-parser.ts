@@ -1,5 +1,5 @@
 import { Element } from 'ltx'
-import { StreamError } from './errors.js'
+import { StreamError } from '@core/errors'
 
 /**
  * Streaming reader for an XMPP stream (RFC 6120 §4, §11).

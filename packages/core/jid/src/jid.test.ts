@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { JIDError } from './errors.js'
+import { JIDError } from '@core/errors'
 import { bareString, escapeLocal, isValidJID, JID, jid, sameBareJID, unescapeLocal } from './jid.js'
 
 function parts(s: string): [string, string, string] {

@@ -1,17 +1,15 @@
 import { describe, expect, test } from 'vitest'
-import {
-  AbortError,
-  ConnectionError,
-  iq,
-  JID,
-  StanzaError,
-  TimeoutError,
-  xml,
-} from '../src/index.js'
-import { online, tick } from './helpers.js'
+import { StreamError } from '@core/errors'
+import { AbortError, ConnectionError, StanzaError, TimeoutError } from '@core/errors'
+import { iq } from '../src/index.js'
+import { JID } from '@core/jid'
+import { xml } from '@core/xml'
+import { connectToMemoryPeer as online } from '@core/connection/testing'
 
 const ping = (to?: string) =>
   xml('iq', { type: 'get', to }, xml('ping', { xmlns: 'urn:xmpp:ping' }))
+
+const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe('iq request/response', () => {
   test('resolves with the result the addressee sent', async () => {
@@ -109,5 +107,27 @@ describe('iq request/response', () => {
     await expect(conn.plugins.iq.request(xml('iq', { type: 'result' }))).rejects.toBeInstanceOf(
       TypeError,
     )
+  })
+})
+
+describe('when the session ends', () => {
+  test("a pending request fails at once with the session's end cause (the peer's stream error)", async () => {
+    const { peer, conn } = await online([iq])
+    const request = conn.plugins.iq.request(xml('iq', { type: 'get', to: 'example.com' }))
+    const outcome = request.then(
+      () => 'answered',
+      (error: unknown) => error,
+    )
+    await peer.nextElement()
+    const started = performance.now()
+    peer.send(
+      "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+    )
+    const reason = await outcome
+    expect(reason).toBeInstanceOf(StreamError)
+    expect(reason).toMatchObject({ condition: 'conflict', remote: true })
+    expect(conn.signal.reason).toBe(reason)
+    // "At once": far below any request or step timeout (30 s / 10 s).
+    expect(performance.now() - started).toBeLessThan(1000)
   })
 })

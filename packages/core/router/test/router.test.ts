@@ -1,6 +1,11 @@
 import { describe, expect, expectTypeOf, test } from 'vitest'
-import { type Message, type Presence, router, StanzaError, xml } from '../src/index.js'
-import { online, tick } from './helpers.js'
+import type { Message, Presence } from '@core/connection'
+import { router } from '../src/index.js'
+import { StanzaError } from '@core/errors'
+import { xml } from '@core/xml'
+import { connectToMemoryPeer as online } from '@core/connection/testing'
+
+const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe('router', () => {
   test('routes messages by type, sender and payload; handlers get typed stanzas', async () => {
@@ -143,4 +148,28 @@ describe('router', () => {
     await tick()
     expect(got).toEqual(['a1', 'b1', 'c1', 'nonza', 'a2', 'c2', 'other nonza', 'c3'])
   })
+})
+
+describe('a malformed from, with routes', () => {
+  // The core checks `from` for every stanza: routes change nothing.
+  for (const routes of ['a type route', 'a from route']) {
+    test(`ends the stream with invalid-from whatever the routes (${routes})`, async () => {
+      const { peer, conn } = await online([router])
+      const seen: string[] = []
+      if (routes === 'a type route')
+        conn.plugins.router.message({ type: 'chat' }, () => {
+          seen.push('type route')
+        })
+      if (routes === 'a from route')
+        conn.plugins.router.message({ from: 'a@example.com' }, () => {
+          seen.push('from route')
+        })
+      const disconnected = conn.hooks.next('disconnected')
+      peer.send("<message type='chat' from='a@@example.com'><body>x</body></message>")
+      const { error } = await disconnected
+      expect(error).toMatchObject({ condition: 'invalid-from' })
+      expect(peer.written.join('')).toContain('<invalid-from')
+      expect(seen).toEqual([])
+    })
+  }
 })

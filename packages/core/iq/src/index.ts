@@ -1,0 +1,1 @@
+export { type IqApi, iq, type RequestOptions } from './iq.js'

@@ -1,0 +1,1 @@
+export { escapeLocal, isValidJID, JID, jid, sameBareJID, unescapeLocal } from './jid.js'

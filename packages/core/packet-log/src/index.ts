@@ -1,0 +1,1 @@
+export { type PacketLogApi, type PacketLogOptions, packetLog, redact } from './packet-log.js'
