@@ -26,6 +26,7 @@ import type { ConnectionState } from './state.js'
 import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
 import type { ConnectTarget, Transport, TransportFactory } from './transport.js'
 import { type Framing, type StreamReader, xmlStreamFraming } from './framing.js'
+import { PluginRegistry } from './plugin-registry.js'
 
 export interface ConnectionTimeouts {
   /** Opening the transport. Default 10 s. */
@@ -78,25 +79,7 @@ interface Waiter {
   last: boolean | ((element: Element) => boolean)
 }
 
-interface Registered {
-  plugin: AnyPlugin
-  /** The same for a plugin and its with() variants: what dependencies are matched by. */
-  origin: object
-  api: unknown
-  /** Undoes what the plugin registered, while its setup has not finished. */
-  undo: (() => void)[] | undefined
-  /** Its async setup (or its wait for its dependencies' setups), while not finished. */
-  ready: Promise<void> | undefined
-  /** Created on first use of ctx.signal: most plugins never ask, and each costs memory. */
-  controller: AbortController | undefined
-  disposed: boolean
-  /** Created on first ctx.onDispose(). */
-  disposers: (() => void | Promise<void>)[] | undefined
-}
-
 const RESOLVED: Promise<void> = Promise.resolve()
-/** Builds a plugin's context; set in Connection's static block (it reaches private state). */
-let newPluginContext: (connection: Connection, entry: Registered) => PluginContext
 let newStreamEvents: (connection: Connection) => StreamEvents
 
 /**
@@ -154,27 +137,10 @@ export class Connection<A extends object = Record<string, unknown>> {
   #state: ConnectionState = 'disconnected'
   readonly #options: ConnectionOptions
   readonly #timeouts: Required<ConnectionTimeouts>
-  /** Set by at most one plugin (ctx.negotiation()); stream features otherwise. */
-  #negotiator: Negotiator = featureNegotiator
-  #negotiatorOwner: string | undefined
-  readonly #registered: Registered[] = []
-  readonly #inboundLayers: { fn: Middleware<InboundContext>; plugin: string; priority: number }[] =
-    []
-  readonly #outboundLayers: {
-    fn: Middleware<OutboundContext>
-    plugin: string
-    priority: number
-  }[] = []
-  readonly #features: StreamFeature[] = []
-  readonly #handled: ((ctx: InboundContext) => void)[] = []
-  readonly #rawTaps: ((direction: 'in' | 'out', data: string | Uint8Array) => void)[] = []
-  /** Plugin timers (ctx.setTimeout), created on first use. */
-  #timers: Set<ReturnType<typeof setTimeout>> | undefined
-  readonly #setups: Promise<void>[] = []
-  /** No more use(): set by the first connect(). */
-  #frozen = false
-  /** Pipelines composed: set once every async setup finished. */
-  #composed = false
+  readonly #registry: PluginRegistry
+  /** The registry's taps, read per element once composed. */
+  #handled: ((ctx: InboundContext) => void)[] = []
+  #rawTaps: ((direction: 'in' | 'out', data: string | Uint8Array) => void)[] = []
   #connecting: Promise<void> | undefined
   /** Set by disconnect() while connecting: the attempt stops with this error. */
   #cancelled: XMPPError | undefined
@@ -182,7 +148,6 @@ export class Connection<A extends object = Record<string, unknown>> {
   #generation = 0
   #footerSent = false
   #failTimer: ReturnType<typeof setTimeout> | undefined
-  #disposed = false
   #disposing: Promise<void> | undefined
 
   #inbound: (ctx: InboundContext) => void | Promise<void> = () => undefined
@@ -241,12 +206,17 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#reportError = options.reportError ?? reportToStderr
     this.hooks = new Hooks((error, hook) => this.#reportHookError(error, hook))
     this.plugins = {} as A
+    this.#registry = new PluginRegistry(this as unknown as Connection, {
+      setupTimeout: this.#timeouts.pluginSetup,
+      report: (error) => this.#report(error),
+      inboundSettled: (timeout) => this.#inboundSettled(timeout),
+    })
     try {
-      for (const plugin of options.plugins ?? []) this.use(plugin)
+      for (const plugin of options.plugins ?? []) this.#registry.use(plugin)
     } catch (error) {
       // The caller gets no connection: the plugins already set up are torn down (in
       // reverse order) rather than left running with nobody holding them.
-      this.#disposing = this.#teardownPlugins()
+      this.#disposing = this.#registry.teardown()
       throw error
     }
   }
@@ -256,7 +226,7 @@ export class Connection<A extends object = Record<string, unknown>> {
    * plugin brought says (a component's `jabber:component:accept`).
    */
   get xmlns(): string {
-    return this.#negotiator.xmlns ?? NS_CLIENT
+    return this.#registry.negotiator.xmlns ?? NS_CLIENT
   }
 
   get state(): ConnectionState {
@@ -302,324 +272,22 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   /**
-   * Registers a plugin. Its dependencies must already be registered. Fails once the
-   * registry froze (at the first connect()). A plugin whose setup throws leaves nothing
-   * behind (middleware, features, hooks it added in setup are removed). A plugin whose
-   * dependency's setup is async is set up once that finished.
+   * Registers a plugin. Its dependencies (plugin objects, or their with() variants) must
+   * already be registered. Fails once the registry froze (at the first connect()). A plugin
+   * whose setup throws leaves nothing behind; one whose dependency's setup is async is set
+   * up once that finished.
    */
   use<P extends AnyPlugin>(plugin: P): Connection<A & { [K in P['name']]: ApiOf<P> }> {
-    if (this.#disposed || this.#disposing) {
-      throw new PluginError(
-        'registry-frozen',
-        plugin.name,
-        `cannot register plugin "${plugin.name}": the connection was disposed`,
-      )
-    }
-    if (this.#frozen) {
-      throw new PluginError(
-        'registry-frozen',
-        plugin.name,
-        `cannot register plugin "${plugin.name}": the plugin registry froze when connect() was first called. Pass it in createConnection({ plugins: [...] }) or call use() before connect().`,
-      )
-    }
-    if (this.#registered.some((r) => r.plugin.name === plugin.name)) {
-      throw new PluginError(
-        'duplicate-plugin',
-        plugin.name,
-        `plugin "${plugin.name}" is already registered`,
-      )
-    }
-    const waits: Promise<void>[] = []
-    for (const dependency of plugin.dependencies) {
-      const found = this.#entryOf(dependency)
-      if (!found) {
-        const namesake = this.#registered.some((r) => r.plugin.name === dependency.name)
-        throw new PluginError(
-          'missing-dependency',
-          plugin.name,
-          namesake
-            ? `plugin "${plugin.name}" depends on plugin "${dependency.name}", but the plugin registered under that name is a different one (dependencies are plugin objects, not names)`
-            : `plugin "${plugin.name}" depends on plugin "${dependency.name}", which is not registered: register "${dependency.name}" before "${plugin.name}"`,
-        )
-      }
-      if (found.ready) waits.push(found.ready)
-    }
-    const entry: Registered = {
-      plugin,
-      origin: originOf(plugin),
-      api: undefined,
-      controller: undefined,
-      disposed: false,
-      disposers: undefined,
-      undo: [],
-      ready: undefined,
-    }
-    this.#registered.push(entry)
-    if (waits.length > 0) {
-      // ctx.get(dependency) is typed as present: run setup once the dependencies are.
-      this.#trackSetup(
-        entry,
-        Promise.all(waits).then(() => this.#runSetup(entry)),
-      )
-    } else {
-      let result: unknown
-      try {
-        result = this.#runSetup(entry)
-      } catch (error) {
-        this.#undoSetup(entry)
-        this.#registered.pop()
-        throw error
-      }
-      if (isPromise(result)) this.#trackSetup(entry, result)
-      else this.#setupDone(entry, result)
-    }
+    this.#registry.use(plugin)
     return this as unknown as Connection<A & { [K in P['name']]: ApiOf<P> }>
   }
 
-  /** The registered entry of a plugin or of a with() variant of it. */
-  #entryOf(plugin: AnyPlugin): Registered | undefined {
-    const origin = originOf(plugin)
-    return this.#registered.find((r) => r.origin === origin)
-  }
-
-  /**
-   * Runs a plugin's setup; what it registers through its context (and the hooks it adds
-   * synchronously) is recorded so that a failing setup can be undone.
-   */
-  #runSetup(entry: Registered): unknown {
-    const { plugin } = entry
-    const undo = entry.undo as (() => void)[]
-    const restore = this.hooks.record((off) => undo.push(off))
-    try {
-      return plugin.setup(this.#contextFor(entry), plugin.options)
-    } catch (error) {
-      throw new PluginError(
-        'setup-failed',
-        plugin.name,
-        `setup of plugin "${plugin.name}" failed: ${describe(error)}`,
-        error,
-      )
-    } finally {
-      restore()
-    }
-  }
-
-  #setupDone(entry: Registered, api: unknown): void {
-    entry.api = api
-    entry.undo = undefined
-    entry.ready = undefined
-    ;(this.plugins as Record<string, unknown>)[entry.plugin.name] = api
-  }
-
-  /** Removes what a failed setup registered, most recent first. */
-  #undoSetup(entry: Registered): void {
-    const undo = entry.undo ?? []
-    entry.undo = undefined
-    for (let i = undo.length - 1; i >= 0; i--) (undo[i] as () => void)()
-  }
-
-  #trackSetup(entry: Registered, result: Promise<unknown>): void {
-    const setup = this.#awaitSetup(entry, result)
-    entry.ready = setup
-    // connect() (through ready()) reports a failure and tears the registry down; this only
-    // keeps the rejection from also being unhandled while nobody awaits it yet.
-    setup.then(undefined, reportedThroughReady)
-    this.#setups.push(setup)
-  }
-
-  async #awaitSetup(entry: Registered, result: Promise<unknown>): Promise<void> {
-    const name = entry.plugin.name
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new PluginError(
-              'setup-timeout',
-              name,
-              `setup of plugin "${name}" did not finish within ${this.#timeouts.pluginSetup} ms`,
-            ),
-          ),
-        this.#timeouts.pluginSetup,
-      )
-    })
-    try {
-      this.#setupDone(entry, await Promise.race([result, timeout]))
-    } catch (error) {
-      this.#undoSetup(entry)
-      if (error instanceof PluginError) throw error
-      throw new PluginError(
-        'setup-failed',
-        name,
-        `setup of plugin "${name}" failed: ${describe(error)}`,
-        error,
-      )
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
   /** Resolves once every plugin's (possibly async) setup finished. */
-  async ready(): Promise<void> {
-    await Promise.all(this.#setups)
-  }
-
-  /**
-   * Every async setup finished, or one failed: then the whole registry is torn down (in
-   * reverse order) and the connection disposed, so that no plugin is left running.
-   */
-  async #setupsSettled(): Promise<void> {
-    const results = await Promise.allSettled(this.#setups)
-    const failed = results.find((r) => r.status === 'rejected')
-    if (!failed) return
-    this.#disposing ??= this.#teardownPlugins()
-    await this.#disposing
-    throw failed.reason
-  }
-
-  #contextFor(entry: Registered): PluginContext {
-    return newPluginContext(this as unknown as Connection, entry)
+  ready(): Promise<void> {
+    return this.#registry.ready()
   }
 
   static {
-    /**
-     * What a plugin's setup() gets. Its methods live on the prototype: a plugin that keeps
-     * its context (most do) then keeps one small object per connection, not a closure per
-     * method (idle connections add up).
-     */
-    class Context implements PluginContext {
-      readonly connection: Connection
-      readonly hooks: Hooks
-      readonly #entry: Registered
-
-      constructor(connection: Connection, entry: Registered) {
-        this.connection = connection
-        this.hooks = connection.hooks
-        this.#entry = entry
-      }
-
-      get signal(): AbortSignal {
-        const entry = this.#entry
-        if (!entry.controller) {
-          entry.controller = new AbortController()
-          if (entry.disposed) entry.controller.abort(disposedError())
-        }
-        return entry.controller.signal
-      }
-
-      get<P extends AnyPlugin>(plugin: P): ApiOf<P> {
-        const name = this.#entry.plugin.name
-        const origin = originOf(plugin)
-        if (!this.#entry.plugin.dependencies.some((d) => originOf(d) === origin)) {
-          throw new PluginError(
-            'missing-dependency',
-            name,
-            `plugin "${name}" asked for plugin "${plugin.name}" without declaring it in dependencies`,
-          )
-        }
-        return this.connection.#entryOf(plugin)?.api as ApiOf<P>
-      }
-
-      inbound(fn: Middleware<InboundContext>, options?: MiddlewareOptions): void {
-        const name = this.#entry.plugin.name
-        this.connection.#assertOpen(name)
-        const layer = { fn, plugin: name, priority: options?.priority ?? 0 }
-        sorted(this.connection.#inboundLayers, layer)
-        this.#onUndo(this.connection.#inboundLayers, layer)
-      }
-
-      outbound(fn: Middleware<OutboundContext>, options?: MiddlewareOptions): void {
-        const name = this.#entry.plugin.name
-        this.connection.#assertOpen(name)
-        const layer = { fn, plugin: name, priority: options?.priority ?? 0 }
-        sorted(this.connection.#outboundLayers, layer)
-        this.#onUndo(this.connection.#outboundLayers, layer)
-      }
-
-      feature(feature: StreamFeature): void {
-        const name = this.#entry.plugin.name
-        const connection = this.connection
-        connection.#assertOpen(name)
-        if (connection.#features.some((f) => f.name === feature.name)) {
-          throw new PluginError(
-            'duplicate-feature',
-            name,
-            `stream feature "${feature.name}" is already registered`,
-          )
-        }
-        sorted(connection.#features, feature)
-        this.#onUndo(connection.#features, feature)
-      }
-
-      negotiation(negotiator: Negotiator): void {
-        const name = this.#entry.plugin.name
-        const connection = this.connection
-        connection.#assertOpen(name)
-        if (connection.#negotiatorOwner !== undefined) {
-          throw new PluginError(
-            'duplicate-negotiator',
-            name,
-            `plugin "${name}" tried to replace the negotiation strategy, which plugin "${connection.#negotiatorOwner}" already replaced: a connection has one`,
-          )
-        }
-        connection.#negotiator = negotiator
-        connection.#negotiatorOwner = name
-        this.#entry.undo?.push(() => {
-          connection.#negotiator = featureNegotiator
-          connection.#negotiatorOwner = undefined
-        })
-      }
-
-      onHandled(fn: (ctx: InboundContext) => void): void {
-        this.connection.#handled.push(fn)
-        this.#onUndo(this.connection.#handled, fn)
-      }
-
-      onRaw(fn: (direction: 'in' | 'out', data: string | Uint8Array) => void): void {
-        this.connection.#rawTaps.push(fn)
-        this.#onUndo(this.connection.#rawTaps, fn)
-      }
-
-      /** While setup runs: how to take `item` out of `list` again if the setup fails. */
-      #onUndo<T>(list: T[], item: T): void {
-        this.#entry.undo?.push(() => {
-          const i = list.indexOf(item)
-          if (i >= 0) list.splice(i, 1)
-        })
-      }
-
-      setTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
-        const connection = this.connection
-        connection.#timers ??= new Set()
-        const timers = connection.#timers
-        const timer = setTimeout(() => {
-          timers.delete(timer)
-          fn()
-        }, ms)
-        timers.add(timer)
-        return timer
-      }
-
-      clearTimeout(timer: ReturnType<typeof setTimeout> | undefined): void {
-        if (timer === undefined) return
-        clearTimeout(timer)
-        this.connection.#timers?.delete(timer)
-      }
-
-      inboundSettled(timeout: number): Promise<boolean> {
-        return this.connection.#inboundSettled(timeout)
-      }
-
-      onDispose(fn: () => void | Promise<void>): void {
-        const entry = this.#entry
-        if (entry.disposers) entry.disposers.push(fn)
-        else entry.disposers = [fn]
-        // A failed setup is undone: its disposers do not run later.
-        this.#onUndo(entry.disposers, fn)
-      }
-    }
-    newPluginContext = (connection, entry) => new Context(connection, entry)
-
     // Per stream, one small object rather than an object literal of closures (it lives as
     // long as the stream; idle connections add up); the reader calls them as methods. Events
     // of a stream that is no longer the current one are ignored.
@@ -645,25 +313,18 @@ export class Connection<A extends object = Record<string, unknown>> {
     newStreamEvents = (connection) => new ParserEvents(connection)
   }
 
-  #assertOpen(plugin: string): void {
-    if (this.#composed) {
-      throw new PluginError(
-        'registry-frozen',
-        plugin,
-        `plugin "${plugin}" tried to extend the connection after the registry froze at connect(); do it in setup()`,
-      )
-    }
-  }
-
   /** Composes the pipelines once, after every setup finished; later extensions fail. */
   #compose(): void {
-    if (this.#composed) return
-    this.#composed = true
-    this.#inbound = compose(this.#inboundLayers, (ctx) => this.#deliver(ctx))
-    this.#outbound = compose(this.#outboundLayers, (ctx) => this.#writeElement(ctx))
+    const registry = this.#registry
+    if (registry.composed) return
+    registry.composed = true
+    this.#inbound = compose(registry.inboundLayers, (ctx) => this.#deliver(ctx))
+    this.#outbound = compose(registry.outboundLayers, (ctx) => this.#writeElement(ctx))
     // compose() keeps its own copies; the registration lists are not read again.
-    this.#inboundLayers.length = 0
-    this.#outboundLayers.length = 0
+    registry.inboundLayers.length = 0
+    registry.outboundLayers.length = 0
+    this.#handled = registry.handled
+    this.#rawTaps = registry.rawTaps
   }
 
   /**
@@ -671,7 +332,7 @@ export class Connection<A extends object = Record<string, unknown>> {
    * typed error (and the connection is disconnected) otherwise.
    */
   connect(): Promise<void> {
-    if (this.#disposed || this.#disposing) {
+    if (this.#registry.disposed || this.#disposing) {
       return Promise.reject(new ConnectionError('disposed', 'the connection was disposed'))
     }
     // A second call while connecting joins the attempt in flight, unless that attempt
@@ -682,7 +343,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         new ConnectionError('not-connected', `connect() called while ${this.#state}`),
       )
     }
-    this.#frozen = true
+    this.#registry.frozen = true
     this.#cancelled = undefined
     this.#connectFailed = false
     // The previous session ended: this connection starts a new one (and a new signal).
@@ -701,7 +362,7 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   async #connectWithRedirects(): Promise<void> {
     // Without async setups there is nothing to wait for (and no reason to yield).
-    if (this.#setups.length > 0) await this.#setupsSettled()
+    if (this.#registry.hasAsyncSetups) await this.#registry.settled()
     this.#compose()
     const max = this.#options.maxRedirects ?? 3
     let host: string | undefined
@@ -785,7 +446,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       const nc = this.#negotiationContext(transport, attempt)
       // Whatever a feature awaits (a TLS upgrade, a hash), a drop or a timeout ends it here.
       await this.#openStream()
-      await attempt.race(this.#negotiator.negotiate(nc))
+      await attempt.race(this.#registry.negotiator.negotiate(nc))
       if (this.#transport !== transport || this.#failure) throw this.#failure ?? closedError()
       // Elements that arrived during negotiation and that no feature took go through the
       // inbound pipeline now, in order (one of them may still end the stream).
@@ -832,7 +493,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       get header() {
         return self.#header
       },
-      features: this.#features,
+      features: this.#registry.features,
       completed: new Set<string>(),
       resumed: false,
       // A feature still running after its attempt ended (it ignored the signal) must not
@@ -849,7 +510,9 @@ export class Connection<A extends object = Record<string, unknown>> {
     // First, so that a negotiator that throws here leaves no header wait behind.
     let ours: string
     try {
-      ours = this.#framing.open(this.#negotiator.streamAttributes(this as unknown as Connection))
+      ours = this.#framing.open(
+        this.#registry.negotiator.streamAttributes(this as unknown as Connection),
+      )
     } catch (error) {
       return Promise.reject(error)
     }
@@ -1259,38 +922,8 @@ export class Connection<A extends object = Record<string, unknown>> {
    * calls share one teardown.
    */
   dispose(): Promise<void> {
-    this.#disposing ??= this.disconnect().then(() => this.#teardownPlugins())
+    this.#disposing ??= this.disconnect().then(() => this.#registry.teardown())
     return this.#disposing
-  }
-
-  async #teardownPlugins(): Promise<void> {
-    this.#disposed = true
-    this.#frozen = true
-    if (this.#timers) {
-      for (const timer of this.#timers) clearTimeout(timer)
-      this.#timers.clear()
-    }
-    for (let i = this.#registered.length - 1; i >= 0; i--) {
-      const entry = this.#registered[i] as Registered
-      entry.disposed = true
-      entry.controller?.abort(disposedError())
-      const disposers = entry.disposers ?? []
-      for (let j = disposers.length - 1; j >= 0; j--) {
-        try {
-          await (disposers[j] as () => void | Promise<void>)()
-        } catch (error) {
-          this.#report(
-            new PluginError(
-              'teardown-failed',
-              entry.plugin.name,
-              `teardown of plugin "${entry.plugin.name}" failed: ${describe(error)}`,
-              error,
-            ),
-          )
-        }
-      }
-    }
-    this.hooks.clear()
   }
 
   /**
@@ -1302,7 +935,7 @@ export class Connection<A extends object = Record<string, unknown>> {
    * written. A middleware that drops an element (no next(), no delivery) resolves it.
    */
   send(element: Element): Promise<void> {
-    if (!this.#composed) {
+    if (!this.#registry.composed) {
       return Promise.reject(new ConnectionError('not-connected', 'send() before connect()'))
     }
     return this.#send(element, false)
@@ -1618,13 +1251,6 @@ export function createConnection<const T extends readonly AnyPlugin[] = []>(
   return new Connection<ApisOf<T>>(options)
 }
 
-/** Stable insertion by priority: ties keep registration order. */
-function sorted<T extends { priority: number }>(list: T[], item: T): void {
-  let i = list.length
-  while (i > 0 && (list[i - 1] as T).priority > item.priority) i--
-  list.splice(i, 0, item)
-}
-
 function endsStream(
   last: boolean | ((element: Element) => boolean) | undefined,
   element: Element,
@@ -1669,8 +1295,6 @@ function reasonOf(error: XMPPError | undefined): DisconnectReason {
 }
 
 function leftToConnectCaller(): void {}
-
-function reportedThroughReady(): void {}
 
 /**
  * The elements queued for one write. send() asks for a promise only when it has to wait:
