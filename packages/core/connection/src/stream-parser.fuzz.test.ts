@@ -370,9 +370,11 @@ function declarations(attrs: Record<string, string>): Record<string, string> {
 /** The reader's element in canonical form (namespaces resolved from its tree and the header). */
 function canonOfElement(el: Element, scopes: Record<string, string>[]): Canon {
   const inner = [...scopes, declarations(el.attrs)]
+  // saxes trims namespace names (String#trim); the reader keeps them as the normalized value
+  // (Namespaces in XML 1.0 §2). Compared trimmed on both sides.
   const attrs: [string, string, string][] = Object.entries(el.attrs).map(([k, v]) => [
     k,
-    resolve(k, inner, true),
+    resolve(k, inner, true).trim(),
     v,
   ])
   attrs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
@@ -387,7 +389,7 @@ function canonOfElement(el: Element, scopes: Record<string, string>[]): Canon {
       children.push(canonOfElement(child as Element, inner))
     }
   }
-  return [el.name, resolve(el.name, inner, false), attrs, children]
+  return [el.name, resolve(el.name, inner, false).trim(), attrs, children]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,7 +580,7 @@ function reference(bytes: Uint8Array): Reference {
     ref.lastEventAt = saxes.position
     const attrs: [string, string, string][] = Object.values(tag.attributes).map((a) => [
       a.name,
-      a.uri,
+      a.uri.trim(),
       a.value,
     ])
     attrs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
@@ -586,7 +588,7 @@ function reference(bytes: Uint8Array): Reference {
       ref.header = Object.fromEntries(attrs.map(([k, , v]) => [k, v]))
       return
     }
-    const canon: Canon = [tag.name, tag.uri, attrs, []]
+    const canon: Canon = [tag.name, tag.uri.trim(), attrs, []]
     stack.at(-1)?.[3].push(canon)
     stack.push(canon)
   })
@@ -682,6 +684,16 @@ const BY_DESIGN: ByDesign[] = [
   {
     reason: 'RFC 6120 §13.12: stanza size, depth and attribute limits',
     applies: (err) => err.condition === 'policy-violation',
+  },
+  {
+    // saxes checks a prefixed name's characters as a Name, not its local part as an NCName.
+    reason: "Namespaces in XML 1.0 §4: a prefixed name's local part starts like an NCName",
+    applies: (err) => {
+      const m = /^invalid (?:element name|attribute name|namespace declaration) [^:]*:(.)/u.exec(
+        err.message,
+      )
+      return m !== null && /^[-.0-9\u00b7\u0300-\u036f\u203f\u2040]$/u.test(m[1]!)
+    },
   },
   {
     reason: 'RFC 6120 §4.1: the stream is open-ended; </stream:stream> ends it',
@@ -903,12 +915,17 @@ const envDocSeed = process.env.FUZZ_DOC_SEED
 describe('the reader against saxes, on generated and mutated streams', () => {
   if (envDocSeed !== undefined) {
     test(`replay of document ${envDocSeed}`, () => {
-      const doc = generateDocument(Number(envDocSeed))
-      const tally = newTally()
-      const findings = checkDocument(doc, tally, undefined)
-      console.log(describeDocument(doc))
-      console.log('reader:', JSON.stringify(feed([doc.bytes]).events, null, 1))
-      console.log('saxes:', JSON.stringify(reference(doc.bytes), null, 1))
+      const seeds = envDocSeed.split(',').map(Number)
+      const findings = seeds.flatMap((seed) => {
+        const doc = generateDocument(seed)
+        const found = checkDocument(doc, newTally(), undefined)
+        if (seeds.length === 1) {
+          console.log(describeDocument(doc))
+          console.log('reader:', JSON.stringify(feed([doc.bytes]).events, null, 1))
+          console.log('saxes:', JSON.stringify(reference(doc.bytes), null, 1))
+        }
+        return found
+      })
       expect(findings).toEqual([])
     })
     return
