@@ -692,7 +692,18 @@ const BY_DESIGN: ByDesign[] = [
       const m = /^invalid (?:element name|attribute name|namespace declaration) [^:]*:(.)/u.exec(
         err.message,
       )
-      return m !== null && /^[-.0-9\u00b7\u0300-\u036f\u203f\u2040]$/u.test(m[1]!)
+      if (m === null) return false
+      // A NameChar that is not a NameStartChar (XML 1.0 §2.3).
+      const c = m[1]!.codePointAt(0)!
+      return (
+        c === 0x2d ||
+        c === 0x2e ||
+        (c >= 0x30 && c <= 0x39) ||
+        c === 0xb7 ||
+        (c >= 0x300 && c <= 0x36f) ||
+        c === 0x203f ||
+        c === 0x2040
+      )
     },
   },
   {
