@@ -107,6 +107,91 @@ console.log(
     ` best ${fmt(reader.best)} vs ${fmt(ltx.best)} msg/s; ${(reader.median / ltx.median).toFixed(1)}x]`,
 )
 
+// Richer stanza shapes (issue 9): entities, namespaced extension children, many attributes.
+const SHAPES = {
+  'chat with entities and a chat state':
+    "<message to='juliet@capulet.lit/balcony' from='romeo@montague.lit/orchard' id='m1' type='chat'>" +
+    '<body>I &lt;3 you &amp; &quot;only&quot; you &#x1F600; &apos;tis true</body>' +
+    "<active xmlns='http://jabber.org/protocol/chatstates'/>" +
+    "<markable xmlns='urn:xmpp:chat-markers:0'/><origin-id xmlns='urn:xmpp:sid:0' id='a1b2c3'/></message>",
+  'presence with caps, MUC and delay':
+    "<presence from='coven@chat.shakespeare.lit/thirdwitch' to='hag66@shakespeare.lit/pda' id='p1'>" +
+    '<show>away</show><status>Out &amp; about</status><priority>5</priority>' +
+    "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org' ver='QgayPKawpkPSDYmwT/WM94uAlu0='/>" +
+    "<x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='hag66@shakespeare.lit/pda'/></x>" +
+    "<delay xmlns='urn:xmpp:delay' from='coven@chat.shakespeare.lit' stamp='2002-09-10T23:41:07Z'/></presence>",
+  'roster result with 20 items':
+    "<iq to='juliet@example.com/balcony' type='result' id='roster_1'><query xmlns='jabber:iq:roster' ver='ver11'>" +
+    Array.from(
+      { length: 20 },
+      (_, k) =>
+        `<item jid='contact${k}@example.net' name='Contact ${k}' subscription='both'><group>Friends</group></item>`,
+    ).join('') +
+    '</query></iq>',
+  'groupchat with delay and stanza-id':
+    "<message from='coven@chat.shakespeare.lit/firstwitch' to='hecate@shakespeare.lit/broom' type='groupchat' id='162BEBB1'>" +
+    '<body>Thrice the brinded cat hath mew&apos;d.</body>' +
+    "<delay xmlns='urn:xmpp:delay' from='coven@chat.shakespeare.lit' stamp='2002-10-13T23:58:37Z'/>" +
+    "<stanza-id xmlns='urn:xmpp:sid:0' id='5f3dbc5e-e1d3-4077-a492-693f3769c7ad' by='coven@chat.shakespeare.lit'/></message>",
+}
+const SHAPE_MESSAGES = Math.round(MESSAGES / 3)
+
+function timeShape(chunks, makeParser) {
+  const times = []
+  for (let r = 0; r < RUNS; r++) times.push(makeParser(chunks))
+  return median(times)
+}
+
+for (const [name, stanza] of Object.entries(SHAPES)) {
+  const chunks = chunked(Buffer.from(HEADER + stanza.repeat(SHAPE_MESSAGES)))
+  const reader = (cs) => {
+    let count = 0
+    const p = new StreamParser({
+      streamStart() {},
+      element() {
+        count++
+      },
+      streamEnd() {},
+      error(err) {
+        throw err
+      },
+    })
+    const t0 = performance.now()
+    for (const chunk of cs) p.write(chunk)
+    const ms = performance.now() - t0
+    if (count !== SHAPE_MESSAGES) throw new Error(`reader got ${count} stanzas`)
+    return ms
+  }
+  const ltx = (cs) => {
+    let root
+    class RootElement extends Parser.prototype.DefaultElement {
+      constructor(n, attrs) {
+        super(n, attrs)
+        root ??= this
+      }
+    }
+    const p = new Parser({ Element: RootElement })
+    p.on('error', (err) => {
+      throw err
+    })
+    const t0 = performance.now()
+    for (const chunk of cs) {
+      p.write(chunk)
+      if (root) root.children.length = 0
+    }
+    return performance.now() - t0
+  }
+  reader(chunks)
+  ltx(chunks)
+  const readerMs = timeShape(chunks, reader)
+  const ltxMs = timeShape(chunks, ltx)
+  const rate = (ms) => Math.round(SHAPE_MESSAGES / (ms / 1000))
+  console.log(
+    `reader ${name} (${Buffer.byteLength(stanza)} B): ${rate(readerMs)}/s (ltx Parser: ${rate(ltxMs)}/s)` +
+      ` [median of ${RUNS} runs of ${SHAPE_MESSAGES}; ${(ltxMs / readerMs).toFixed(1)}x]`,
+  )
+}
+
 function bigStanza(size) {
   const open = "<message xmlns='jabber:client' id='big'><body>"
   const close = '</body></message>'

@@ -36,7 +36,7 @@ const XMLNS_NS = 'http://www.w3.org/2000/xmlns/'
 const encoder = new TextEncoder()
 
 const FIXED_SEED = 0x5eed_0016
-const FIXED_DOCUMENTS = 1200
+const FIXED_DOCUMENTS = 2500
 
 // ---------------------------------------------------------------------------------------------
 // Random numbers (mulberry32: small, seedable, good enough for test data)
@@ -370,9 +370,11 @@ function declarations(attrs: Record<string, string>): Record<string, string> {
 /** The reader's element in canonical form (namespaces resolved from its tree and the header). */
 function canonOfElement(el: Element, scopes: Record<string, string>[]): Canon {
   const inner = [...scopes, declarations(el.attrs)]
+  // saxes trims namespace names (String#trim); the reader keeps them as the normalized value
+  // (Namespaces in XML 1.0 §2). Compared trimmed on both sides.
   const attrs: [string, string, string][] = Object.entries(el.attrs).map(([k, v]) => [
     k,
-    resolve(k, inner, true),
+    resolve(k, inner, true).trim(),
     v,
   ])
   attrs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
@@ -387,7 +389,7 @@ function canonOfElement(el: Element, scopes: Record<string, string>[]): Canon {
       children.push(canonOfElement(child as Element, inner))
     }
   }
-  return [el.name, resolve(el.name, inner, false), attrs, children]
+  return [el.name, resolve(el.name, inner, false).trim(), attrs, children]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,7 +580,7 @@ function reference(bytes: Uint8Array): Reference {
     ref.lastEventAt = saxes.position
     const attrs: [string, string, string][] = Object.values(tag.attributes).map((a) => [
       a.name,
-      a.uri,
+      a.uri.trim(),
       a.value,
     ])
     attrs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
@@ -586,7 +588,7 @@ function reference(bytes: Uint8Array): Reference {
       ref.header = Object.fromEntries(attrs.map(([k, , v]) => [k, v]))
       return
     }
-    const canon: Canon = [tag.name, tag.uri, attrs, []]
+    const canon: Canon = [tag.name, tag.uri.trim(), attrs, []]
     stack.at(-1)?.[3].push(canon)
     stack.push(canon)
   })
@@ -637,6 +639,24 @@ function reference(bytes: Uint8Array): Reference {
   return ref
 }
 
+/**
+ * saxes trims namespace names (String#trim), so it takes `xmlns:p=' '` for an undeclaration
+ * (not allowed in XML 1.0); the value is a space, not empty (Namespaces in XML 1.0 §2, §3).
+ */
+const SAXES_TRIMS = /undefine prefix/
+
+/**
+ * The reader checks a start tag's names and namespaces when the tag ends: saxes may report a
+ * malformed name as soon as it is read, in a tag that the document then leaves open. True when
+ * ending the open tag makes the reader refuse it.
+ */
+function refusedAtTagEnd(text: string): boolean {
+  return ['>', '/>', "'/>", '"/>'].some((end) => {
+    const out = feed([text, end])
+    return out.error?.condition === 'not-well-formed'
+  })
+}
+
 /** Where the reader fails on text, in code units: fed one at a time, the index of the failing one. */
 function readerErrorAt(text: string): number | undefined {
   const { out, write } = newReader(undefined)
@@ -684,6 +704,27 @@ const BY_DESIGN: ByDesign[] = [
     applies: (err) => err.condition === 'policy-violation',
   },
   {
+    // saxes checks a prefixed name's characters as a Name, not its local part as an NCName.
+    reason: "Namespaces in XML 1.0 §4: a prefixed name's local part starts like an NCName",
+    applies: (err) => {
+      const m = /^invalid (?:element name|attribute name|namespace declaration) [^:]*:(.)/u.exec(
+        err.message,
+      )
+      if (m === null) return false
+      // A NameChar that is not a NameStartChar (XML 1.0 §2.3).
+      const c = m[1]!.codePointAt(0)!
+      return (
+        c === 0x2d ||
+        c === 0x2e ||
+        (c >= 0x30 && c <= 0x39) ||
+        c === 0xb7 ||
+        (c >= 0x300 && c <= 0x36f) ||
+        c === 0x203f ||
+        c === 0x2040
+      )
+    },
+  },
+  {
     reason: 'RFC 6120 §4.1: the stream is open-ended; </stream:stream> ends it',
     applies: () => false, // handled by reading the reference only up to the root's end tag
   },
@@ -710,6 +751,10 @@ interface Tally {
   elements: number
   /** The reader refused where saxes had not decided yet (see checkDocument). */
   undecided: number
+  /** saxes refused a namespace name it had trimmed to nothing (SAXES_TRIMS). */
+  saxesTrims: number
+  /** saxes refused a name in a start tag left open, which the reader refuses at its end. */
+  atTagEnd: number
 }
 
 function newTally(): Tally {
@@ -724,6 +769,8 @@ function newTally(): Tally {
     byDesign: {},
     elements: 0,
     undecided: 0,
+    saxesTrims: 0,
+    atTagEnd: 0,
   }
 }
 
@@ -849,7 +896,9 @@ function checkDocument(doc: Document, tally: Tally, partner: Document | undefine
       else tally.byDesign[rule.reason] = (tally.byDesign[rule.reason] ?? 0) + 1
     }
   } else if (!whole.end) {
-    if (ref.error !== undefined)
+    if (ref.error !== undefined && SAXES_TRIMS.test(ref.error)) tally.saxesTrims++
+    else if (ref.error !== undefined && refusedAtTagEnd(ref.text)) tally.atTagEnd++
+    else if (ref.error !== undefined)
       found('silent where saxes found an error', `${ref.error} (after ${m} elements)`)
     else if (m > k) found('element not delivered', `saxes closed ${m}, the reader delivered ${k}`)
   }
@@ -884,7 +933,7 @@ function report(base: number, result: ReturnType<typeof run>): string {
   const lines = [
     `base seed ${base}: ${tally.documents} documents (${tally.mutated} mutated, ${tally.bytes} bytes), ${tally.feeds} feeds in ${(result.ms / 1000).toFixed(1)} s`,
     `outcomes: ${tally.ended} ended, ${tally.accepted} open without error, errors ${JSON.stringify(tally.errors)}; ${tally.elements} elements delivered`,
-    `refused by design, where saxes accepts: ${JSON.stringify(tally.byDesign)}; refused where saxes had not decided yet: ${tally.undecided}`,
+    `refused by design, where saxes accepts: ${JSON.stringify(tally.byDesign)}; refused where saxes had not decided yet: ${tally.undecided}; saxes refused a trimmed namespace name: ${tally.saxesTrims}; saxes refused a name in a tag left open, which the reader refuses at its end: ${tally.atTagEnd}`,
     `${findings.length} findings`,
     ...findings
       .slice(0, 10)
@@ -903,12 +952,17 @@ const envDocSeed = process.env.FUZZ_DOC_SEED
 describe('the reader against saxes, on generated and mutated streams', () => {
   if (envDocSeed !== undefined) {
     test(`replay of document ${envDocSeed}`, () => {
-      const doc = generateDocument(Number(envDocSeed))
-      const tally = newTally()
-      const findings = checkDocument(doc, tally, undefined)
-      console.log(describeDocument(doc))
-      console.log('reader:', JSON.stringify(feed([doc.bytes]).events, null, 1))
-      console.log('saxes:', JSON.stringify(reference(doc.bytes), null, 1))
+      const seeds = envDocSeed.split(',').map(Number)
+      const findings = seeds.flatMap((seed) => {
+        const doc = generateDocument(seed)
+        const found = checkDocument(doc, newTally(), undefined)
+        if (seeds.length === 1) {
+          console.log(describeDocument(doc))
+          console.log('reader:', JSON.stringify(feed([doc.bytes]).events, null, 1))
+          console.log('saxes:', JSON.stringify(reference(doc.bytes), null, 1))
+        }
+        return found
+      })
       expect(findings).toEqual([])
     })
     return

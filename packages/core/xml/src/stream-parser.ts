@@ -226,6 +226,42 @@ function isReservedNs(uri: string): boolean {
   return (uri.length === 36 && uri === XML_NS) || (uri.length === 29 && uri === XMLNS_NS)
 }
 
+/**
+ * The predefined entity (XML 1.0 §4.6) whose name starts at s[i] and whose ';' comes before
+ * `end`: its length with the ';', times 256, plus its character; 0 for anything else, which the
+ * state machine then reads (other entities, character references, a reference cut by the
+ * chunk's end).
+ */
+function predefinedEntity(s: string, i: number, end: number): number {
+  switch (s.charCodeAt(i)) {
+    case 0x6c: // lt;
+      return i + 2 < end && s.charCodeAt(i + 1) === 0x74 && s.charCodeAt(i + 2) === 0x3b ? 0x33c : 0
+    case 0x67: // gt;
+      return i + 2 < end && s.charCodeAt(i + 1) === 0x74 && s.charCodeAt(i + 2) === 0x3b ? 0x33e : 0
+    case 0x61: // amp; apos;
+      if (i + 3 < end && s.charCodeAt(i + 1) === 0x6d) {
+        return s.charCodeAt(i + 2) === 0x70 && s.charCodeAt(i + 3) === 0x3b ? 0x426 : 0
+      }
+      return i + 4 < end &&
+        s.charCodeAt(i + 1) === 0x70 &&
+        s.charCodeAt(i + 2) === 0x6f &&
+        s.charCodeAt(i + 3) === 0x73 &&
+        s.charCodeAt(i + 4) === 0x3b
+        ? 0x527
+        : 0
+    case 0x71: // quot;
+      return i + 4 < end &&
+        s.charCodeAt(i + 1) === 0x75 &&
+        s.charCodeAt(i + 2) === 0x6f &&
+        s.charCodeAt(i + 3) === 0x74 &&
+        s.charCodeAt(i + 4) === 0x3b
+        ? 0x522
+        : 0
+    default:
+      return 0
+  }
+}
+
 function isXmlChar(v: number): boolean {
   return (
     v === 0x9 ||
@@ -630,6 +666,50 @@ export class StreamParser {
     this._nsLen = mark
   }
 
+  /**
+   * Reads the XML declaration on from s[i] (its text started at tokStart, or in _acc). Returns
+   * the index after its '?>', -2 when it goes on in the next chunk, or -1 after an error. Cold
+   * code, kept out of _parse so that the hot loop stays small.
+   */
+  private _xmlDecl(s: string, i: number, end: number, tokStart: number): number {
+    let p = this._matchPos
+    for (; i < end; i++, p++) {
+      const c = s.charCodeAt(i)
+      if (p < 4) {
+        // The target must be exactly 'xml' followed by whitespace.
+        if (p < 3 ? c !== 'xml'.charCodeAt(p) : !isSpace(c)) {
+          if (p === 3 && c === 0x3f) this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
+          else this._fail(RESTRICTED_XML, 'processing instruction')
+          return -1
+        }
+      } else {
+        // Neither '<' nor '>' belongs to a declaration, and a '?' must end it: refuse there,
+        // not at a '?>' that may never come.
+        const q = i > tokStart ? s.charCodeAt(i - 1) === 0x3f : this._declQ
+        if (c === 0x3e && q) break
+        if (q || c === 0x3e || c === 0x3c) {
+          this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
+          return -1
+        }
+      }
+    }
+    this._matchPos = p
+    if (i >= end) return -2
+    const decl = this._acc + s.slice(tokStart, i)
+    this._acc = ''
+    const m = XML_DECL.exec(decl.slice(0, -1))
+    if (m === null) {
+      this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
+      return -1
+    }
+    const encoding = m[1] ?? m[2]
+    if (encoding !== undefined && encoding.toLowerCase() !== 'utf-8') {
+      this._fail('unsupported-encoding', `unsupported encoding ${encoding}`)
+      return -1
+    }
+    return i + 1
+  }
+
   private _parse(s: string): void {
     const len = s.length
     let i = 0
@@ -695,6 +775,16 @@ export class StreamParser {
             }
             i++
             continue
+          }
+          if (c === 0x26) {
+            const e = predefinedEntity(s, i + 1, end)
+            if (e !== 0) {
+              const ch = String.fromCharCode(e & 0xff)
+              this._text += i > tokStart ? s.slice(tokStart, i) + ch : ch
+              i += 1 + (e >> 8)
+              tokStart = i
+              continue
+            }
           }
           if (i > tokStart) this._text += s.slice(tokStart, i)
           i++
@@ -992,6 +1082,14 @@ export class StreamParser {
           if (c === 0x3c) {
             this._fail(NOT_WELL_FORMED, "'<' in attribute value")
             return
+          }
+          const e = predefinedEntity(s, i + 1, end)
+          if (e !== 0) {
+            const ch = String.fromCharCode(e & 0xff)
+            this._attrAcc += i > tokStart ? s.slice(tokStart, i) + ch : ch
+            i += 1 + (e >> 8)
+            tokStart = i
+            continue
           }
           if (i > tokStart) this._attrAcc += s.slice(tokStart, i)
           i++
@@ -1318,42 +1416,13 @@ export class StreamParser {
         }
 
         case XMLDECL: {
-          let p = this._matchPos
-          for (; i < end; i++, p++) {
-            c = s.charCodeAt(i)
-            if (p < 4) {
-              // The target must be exactly 'xml' followed by whitespace.
-              if (p < 3 ? c !== 'xml'.charCodeAt(p) : !isSpace(c)) {
-                if (p === 3 && c === 0x3f) this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
-                else this._fail(RESTRICTED_XML, 'processing instruction')
-                return
-              }
-            } else {
-              // Neither '<' nor '>' belongs to a declaration, and a '?' must end it: refuse
-              // there, not at a '?>' that may never come.
-              const q = i > tokStart ? s.charCodeAt(i - 1) === 0x3f : this._declQ
-              if (c === 0x3e && q) break
-              if (q || c === 0x3e || c === 0x3c) {
-                this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
-                return
-              }
-            }
+          const next = this._xmlDecl(s, i, end, tokStart)
+          if (next === -1) return
+          if (next === -2) {
+            i = end
+            break
           }
-          this._matchPos = p
-          if (i >= end) break
-          const decl = this._acc + s.slice(tokStart, i)
-          this._acc = ''
-          const m = XML_DECL.exec(decl.slice(0, -1))
-          if (m === null) {
-            this._fail(NOT_WELL_FORMED, 'malformed XML declaration')
-            return
-          }
-          const encoding = m[1] ?? m[2]
-          if (encoding !== undefined && encoding.toLowerCase() !== 'utf-8') {
-            this._fail('unsupported-encoding', `unsupported encoding ${encoding}`)
-            return
-          }
-          i++
+          i = next
           state = PROLOG
           continue
         }
