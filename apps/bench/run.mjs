@@ -596,6 +596,16 @@ if (!smoke) {
 }
 if (args.json) {
   process.stdout.write(
-    `${JSON.stringify({ reps, sizes: Object.fromEntries(runs.map((r) => [r.key, sizeOf(r)])), pinning, rows, results })}\n`,
+    `${JSON.stringify({
+      node: process.version,
+      reps,
+      sizes: Object.fromEntries(runs.map((r) => [r.key, sizeOf(r)])),
+      pinning,
+      machine,
+      table,
+      notes: [rawLine, rawIdleLine, ...notes].filter(Boolean),
+      rows,
+      results,
+    })}\n`,
   )
 }
