@@ -79,7 +79,7 @@ class BindFeature implements StreamFeature {
   // RFC 6120 §7.2: a client must bind before it exchanges stanzas. A server that offers no
   // <bind/> would give an online client with no address. On a resumed session a feature
   // before this one sets nc.resumed and returns 'continue': this one then runs and skips.
-  readonly required = true
+  readonly mustRun = true
   readonly #resource: string | undefined
   readonly #account: JID | undefined
   readonly #api: BindState

@@ -108,7 +108,7 @@ class SASLFeature implements StreamFeature {
   readonly priority = FeaturePriority.SASL
   readonly offers = SASL_OFFERS
   // A client never goes online unauthenticated, even if the server offers no SASL.
-  readonly required = true
+  readonly mustRun = true
   readonly #options: SASLOptions
   readonly #api: SASLState
 

@@ -43,9 +43,9 @@ export const featureNegotiator: Negotiator = {
   },
 }
 
-/** Features marked `required` must have run before the session goes online. */
+/** Features marked `mustRun` must have run before the session goes online. */
 function assertRequiredRan(nc: NegotiationContext): void {
-  const missing = nc.features.filter((f) => f.required && !nc.completed.has(f.name))
+  const missing = nc.features.filter((f) => f.mustRun && !nc.completed.has(f.name))
   if (missing.length > 0) {
     throw new ConnectionError(
       'negotiation-failed',

@@ -38,9 +38,10 @@ export interface StreamFeature {
   readonly offers?: { readonly name: string; readonly xmlns: string }
   /**
    * Negotiation may not complete before this feature ran (SASL: a client must not go
-   * online unauthenticated because the server offered no mechanisms).
+   * online unauthenticated because the server offered no mechanisms). Not the server's
+   * `<required/>` marker on an offered feature: that one is checked through `offers`.
    */
-  readonly required?: boolean
+  readonly mustRun?: boolean
   /** Whether this feature applies to what the server offered (and the current state). */
   applies(features: Element, nc: NegotiationContext): boolean
   negotiate(features: Element, nc: NegotiationContext): Promise<FeatureResult>

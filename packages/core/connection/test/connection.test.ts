@@ -849,14 +849,14 @@ test('send() never resolves for an element that was not written: a drop rejects 
   expect(peer.written.join('')).not.toContain('id="m1"')
 })
 
-test('a required feature that never ran stops the session from going online', async () => {
+test('a mustRun feature that never ran stops the session from going online', async () => {
   const auth = definePlugin({
     name: 'auth',
     setup(ctx) {
       ctx.feature({
         name: 'auth',
         priority: FeaturePriority.SASL,
-        required: true,
+        mustRun: true,
         applies: (features) => features.getChild('mechanisms') !== undefined,
         negotiate: async () => 'restart',
       })
