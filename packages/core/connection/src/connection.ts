@@ -1,32 +1,22 @@
 import { Element } from 'ltx'
-import {
-  ConnectionError,
-  JIDError,
-  PluginError,
-  StreamError,
-  TimeoutError,
-  XMPPError,
-} from '@core/errors'
-import type { Negotiator, NegotiationContext, StreamFeature, WaitOptions } from './features.js'
+import { ConnectionError, JIDError, StreamError, TimeoutError, XMPPError } from '@core/errors'
+import type { NegotiationContext, WaitOptions } from './features.js'
 import { Cancellation } from './cancellation.js'
-import { featureNegotiator } from './feature-negotiator.js'
 import { type DisconnectReason, type HookMap, type HookName, Hooks } from './hooks.js'
 import { JID } from '@core/jid'
-import { compose, InboundContext, type Middleware, OutboundContext } from './middleware.js'
+import { compose, InboundContext, OutboundContext } from './middleware.js'
 import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from '@core/xml'
-import {
-  type AnyPlugin,
-  type ApiOf,
-  type ApisOf,
-  type MiddlewareOptions,
-  originOf,
-  type PluginContext,
-} from './plugin.js'
+import type { AnyPlugin, ApiOf, ApisOf } from './plugin.js'
 import type { ConnectionState } from './state.js'
 import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
 import type { ConnectTarget, Transport, TransportFactory } from './transport.js'
 import { type Framing, type StreamReader, xmlStreamFraming } from './framing.js'
 import { PluginRegistry } from './plugin-registry.js'
+import { OutboundWriter, settledOf } from './outbound-writer.js'
+import { NegotiationWaits } from './negotiation-waits.js'
+import { InboundQueue, isPromise } from './inbound-queue.js'
+import { reportToStderr } from './error-report.js'
+import { parseRedirect } from './redirect.js'
 
 export interface ConnectionTimeouts {
   /** Opening the transport. Default 10 s. */
@@ -69,14 +59,6 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
    * content). Errors never vanish.
    */
   reportError?: (error: Error) => void
-}
-
-interface Waiter {
-  match: (element: Element) => boolean
-  resolve: (element: Element) => void
-  reject: (error: Error) => void
-  timer: ReturnType<typeof setTimeout>
-  last: boolean | ((element: Element) => boolean)
 }
 
 const RESOLVED: Promise<void> = Promise.resolve()
@@ -161,24 +143,16 @@ export class Connection<A extends object = Record<string, unknown>> {
   #root: Element = new Element('stream:stream')
   #header: Record<string, string> = {}
   #headerWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined
-  #waiters: Waiter[] = []
-  #pending: Element[] = []
-  /** Inbound elements waiting for the one being handled (they may outlive their stream). */
-  #inQueue: InboundContext[] = []
-  #busy = false
+  readonly #waits = new NegotiationWaits(() => this.#parser?.stop())
+  /** Inbound elements, handled one at a time (they may outlive their stream). */
+  readonly #inQueue: InboundQueue
   #paused = false
   /** Input bytes read while a backlog (pending or queued elements) existed. */
   #backlogBytes = 0
-  /** Waiting for in-flight inbound handling to settle (PluginContext.inboundSettled). */
-  #settleWaiters: (() => void)[] | undefined
-  #outBuffer: string[] = []
-  /** The elements in #outBuffer: settles when they are handed to the transport. */
-  #batch: WriteBatch | undefined
-  #flushScheduled = false
+  readonly #writer = new OutboundWriter()
   /** The last valid `from` seen, and its JID (see #checkFrom). */
   #lastFrom: string | undefined
   #lastFromJid: JID | undefined
-  #blocked = false
   #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
   #failure: XMPPError | undefined
   #closed: Promise<void> = RESOLVED
@@ -204,12 +178,22 @@ export class Connection<A extends object = Record<string, unknown>> {
       pluginSetup: options.timeouts?.pluginSetup ?? 5_000,
     }
     this.#reportError = options.reportError ?? reportToStderr
+    this.#inQueue = new InboundQueue(
+      {
+        handle: (ctx) => this.#handle(ctx),
+        failed: (ctx, error) => this.#inboundFailed(ctx, error),
+        complete: (ctx) => this.#complete(ctx),
+        pause: () => this.#pauseReading(),
+        drained: () => this.#backlogChanged(),
+      },
+      options.inboundHighWater ?? 1000,
+    )
     this.hooks = new Hooks((error, hook) => this.#reportHookError(error, hook))
     this.plugins = {} as A
     this.#registry = new PluginRegistry(this as unknown as Connection, {
       setupTimeout: this.#timeouts.pluginSetup,
       report: (error) => this.#report(error),
-      inboundSettled: (timeout) => this.#inboundSettled(timeout),
+      inboundSettled: (timeout) => this.#inQueue.settled(timeout),
     })
     try {
       for (const plugin of options.plugins ?? []) this.#registry.use(plugin)
@@ -423,6 +407,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     this.#transport = transport
     this.#framing = transport.framing ?? xmlStreamFraming
+    this.#writer.attach(transport, this.#framing, this.#rawTaps)
     const connectTimer = setTimeout(
       () =>
         attempt.abort(
@@ -438,7 +423,9 @@ export class Connection<A extends object = Record<string, unknown>> {
         transport.connect(new Target(this.service, this.domain, host, port, attempt), {
           data: (chunk) => this.#onData(transport, chunk),
           close: (error) => this.#onTransportClose(transport, error),
-          drain: () => this.#onDrain(transport),
+          drain: () => {
+            if (this.#transport === transport) this.#writer.drained()
+          },
         }),
       )
       clearTimeout(connectTimer)
@@ -450,8 +437,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       if (this.#transport !== transport || this.#failure) throw this.#failure ?? closedError()
       // Elements that arrived during negotiation and that no feature took go through the
       // inbound pipeline now, in order (one of them may still end the stream).
-      const pending = this.#pending
-      this.#pending = []
+      const pending = this.#waits.takePending()
       this.#setState('online')
       for (const element of pending) {
         if (this.#failure) break
@@ -517,7 +503,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       return Promise.reject(error)
     }
     this.#parser?.stop()
-    this.#pending = []
+    this.#waits.clearPending()
     this.#root = new Element('stream:stream')
     this.#header = {}
     const events = newStreamEvents(this as unknown as Connection)
@@ -554,7 +540,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         reject: fail,
       }
     })
-    this.#writeRaw(ours)
+    this.#writer.writeRaw(ours)
     return header
   }
 
@@ -597,24 +583,26 @@ export class Connection<A extends object = Record<string, unknown>> {
       ;(this.#rawTaps[i] as (direction: 'in', data: string | Uint8Array) => void)('in', chunk)
     }
     this.#parser?.write(chunk)
-    if (this.#pending.length > 0 || this.#inQueue.length > 0) {
+    if (this.#waits.pendingCount > 0 || !this.#inQueue.idle) {
       // A backlog waits (a busy handler, or elements that arrived during negotiation): count
       // what arrives meanwhile, and stop reading past the high-water mark. Counted per chunk,
       // an upper bound of what the backlog holds.
       this.#backlogBytes += chunk.length
-      if (
-        !this.#paused &&
-        this.#backlogBytes > (this.#options.inboundHighWaterBytes ?? 1_048_576)
-      ) {
-        this.#paused = true
-        transport.pause?.()
+      if (this.#backlogBytes > (this.#options.inboundHighWaterBytes ?? 1_048_576)) {
+        this.#pauseReading()
       }
     }
   }
 
+  #pauseReading(): void {
+    if (this.#paused) return
+    this.#paused = true
+    this.#transport?.pause?.()
+  }
+
   /** After the backlog shrank: once it is empty, count afresh and read again. */
   #backlogChanged(): void {
-    if (this.#pending.length > 0 || this.#inQueue.length > 0) return
+    if (this.#waits.pendingCount > 0 || !this.#inQueue.idle) return
     this.#backlogBytes = 0
     if (this.#paused) {
       this.#paused = false
@@ -624,28 +612,7 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   #onElement(element: Element): void {
     element.parent = this.#root
-    if (this.#waiters.length > 0) {
-      for (let i = 0; i < this.#waiters.length; i++) {
-        const waiter = this.#waiters[i] as Waiter
-        let matched = false
-        try {
-          matched = waiter.match(element)
-        } catch (error) {
-          this.#waiters.splice(i, 1)
-          clearTimeout(waiter.timer)
-          waiter.reject(toXMPPError(error))
-          return
-        }
-        if (matched) {
-          this.#waiters.splice(i, 1)
-          clearTimeout(waiter.timer)
-          // A restart follows: nothing more from this stream may be acted upon.
-          if (endsStream(waiter.last, element)) this.#parser?.stop()
-          waiter.resolve(element)
-          return
-        }
-      }
-    }
+    if (this.#waits.offer(element, toXMPPError)) return
     if (this.#isStreamError(element)) {
       this.#onRemoteStreamError(element)
       return
@@ -653,40 +620,15 @@ export class Connection<A extends object = Record<string, unknown>> {
     if (this.#state === 'negotiating' || this.#state === 'connecting') {
       // Kept for a later waiter, or for the inbound pipeline once online (a server resends
       // unacknowledged stanzas right after <resumed/>). Bounded by bytes in #onData.
-      this.#pending.push(element)
+      this.#waits.keep(element)
       return
     }
     this.#enqueue(element)
   }
 
   #waitFor(match: (element: Element) => boolean, options: WaitOptions = {}): Promise<Element> {
-    for (let i = 0; i < this.#pending.length; i++) {
-      const element = this.#pending[i] as Element
-      if (match(element)) {
-        this.#pending.splice(i, 1)
-        if (endsStream(options.last, element)) {
-          this.#parser?.stop()
-          this.#pending = []
-        }
-        return Promise.resolve(element)
-      }
-    }
-    if (!this.#transport || this.#failure) return Promise.reject(this.#failure ?? closedError())
-    const timeout = options.timeout ?? this.#timeouts.negotiation
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        match,
-        resolve,
-        reject,
-        last: options.last ?? false,
-        timer: setTimeout(() => {
-          const i = this.#waiters.indexOf(waiter)
-          if (i >= 0) this.#waiters.splice(i, 1)
-          reject(new TimeoutError(`the peer did not answer within ${timeout} ms`, 'negotiation'))
-        }, timeout),
-      }
-      this.#waiters.push(waiter)
-    })
+    const closed = !this.#transport || this.#failure ? (this.#failure ?? closedError()) : undefined
+    return this.#waits.wait(match, options, this.#timeouts.negotiation, closed)
   }
 
   #isStreamError(element: Element): boolean {
@@ -744,7 +686,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   #sendStreamError(error: StreamError): void {
-    this.#writeRaw(this.#framing.streamError(error.condition ?? 'undefined-condition'))
+    this.#writer.writeRaw(this.#framing.streamError(error.condition ?? 'undefined-condition'))
     this.#writeFooter()
   }
 
@@ -752,7 +694,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   #writeFooter(): void {
     if (this.#footerSent || !this.#transport) return
     this.#footerSent = true
-    this.#writeRaw(this.#framing.close)
+    this.#writer.writeRaw(this.#framing.close)
   }
 
   /**
@@ -772,12 +714,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   #rejectWaiters(error: Error): void {
-    const waiters = this.#waiters
-    this.#waiters = []
-    for (const waiter of waiters) {
-      clearTimeout(waiter.timer)
-      waiter.reject(error)
-    }
+    this.#waits.rejectAll(error)
     const header = this.#headerWaiter
     this.#headerWaiter = undefined
     header?.reject(error)
@@ -837,14 +774,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#rejectWaiters(failure)
     // Elements of a negotiation that did not finish were never the app's. Elements already
     // queued for the inbound pipeline are still handled (and reported handled) in order.
-    this.#pending = []
+    this.#waits.clearPending()
     this.#paused = false
     // What was not handed to the transport never will be: those send() calls reject.
-    this.#outBuffer = []
-    this.#blocked = false
-    const batch = this.#batch
-    this.#batch = undefined
-    batch?.fail(
+    this.#writer.detach(
       error ??
         new ConnectionError('not-connected', 'the stream closed before the element was written'),
     )
@@ -950,10 +883,8 @@ export class Connection<A extends object = Record<string, unknown>> {
     } catch (error) {
       return Promise.reject(error)
     }
-    if (result !== undefined && isPromise(result)) {
-      return result.then(() => ctx.delivery ?? writtenOf(ctx))
-    }
-    return ctx.delivery ?? writtenOf(ctx)
+    if (result !== undefined && isPromise(result)) return result.then(() => settledOf(ctx))
+    return settledOf(ctx)
   }
 
   /** Outbound terminal: serialize and queue for the per-tick write. */
@@ -972,94 +903,19 @@ export class Connection<A extends object = Record<string, unknown>> {
         }: wait for connect() to resolve (or the 'online' hook)`,
       )
     }
-    const data = this.#framing.element(ctx.element, this.xmlns)
-    ctx.data = data
-    ctx.queued = true
-    this.#outBuffer.push(data)
-    this.#batch ??= new WriteBatch()
-    ctx.batch = this.#batch
-    if (this.#state !== 'online') {
-      // Negotiation is one element per round trip: nothing to batch, and the peer should
-      // get it before this tick goes on to set up the wait for its answer.
-      this.#flush()
-    } else if (!this.#flushScheduled) {
-      this.#flushScheduled = true
-      queueMicrotask(() => this.#flush())
-    }
+    // Before online, negotiation is one element per round trip: written at once.
+    this.#writer.queue(ctx, this.xmlns, this.#state !== 'online')
   }
 
-  /**
-   * Writes immediately (stream headers, footers, errors), after anything queued, even when
-   * the transport asked us to wait: control data must not be lost before a close.
-   */
-  #writeRaw(data: string): void {
-    this.#outBuffer.push(data)
-    this.#flush(true)
-  }
-
-  /**
-   * Hands what is queued to the transport in one write, unless the transport asked us to
-   * wait (then the queued elements' send() stay pending until it drains: a sender that
-   * awaits send() is slowed to the peer's pace instead of growing a buffer).
-   */
-  #flush(force = false): void {
-    if (!force) this.#flushScheduled = false
-    const transport = this.#transport
-    if (!transport || (this.#blocked && !force) || this.#outBuffer.length === 0) return
-    const parts = this.#outBuffer
-    this.#outBuffer = []
-    const batch = this.#batch
-    this.#batch = undefined
-    if (this.#rawTaps.length > 0) {
-      for (const part of parts) for (const tap of this.#rawTaps) tap('out', part)
-    }
-    let ok: boolean
-    if (parts.length === 1) ok = transport.write(parts[0] as string)
-    else if (this.#framing.batch) {
-      // One write per tick: a byte stream sees batches, not one call per stanza.
-      ok = transport.write(parts.join(''))
-    } else {
-      // One element per message: each part is its own write (all are accepted; the
-      // transport's answer to the last says whether to wait).
-      ok = true
-      for (const part of parts) ok = transport.write(part) && ok
-    }
-    if (!ok) this.#blocked = true
-    batch?.done()
-  }
-
-  #onDrain(transport: Transport): void {
-    if (this.#transport !== transport) return
-    this.#blocked = false
-    this.#flush()
-  }
-
-  /** Inbound elements are handled one at a time, in order. */
   #enqueue(element: Element): void {
-    const ctx = new InboundContext(element, element.getName(), this.#generation)
-    if (this.#busy) {
-      this.#inQueue.push(ctx)
-      if (!this.#paused && this.#inQueue.length >= (this.#options.inboundHighWater ?? 1000)) {
-        this.#paused = true
-        this.#transport?.pause?.()
-      }
-      return
-    }
-    this.#process(ctx)
+    this.#inQueue.push(new InboundContext(element, element.getName(), this.#generation))
   }
 
-  #process(ctx: InboundContext): void {
+  /** Checks an inbound element, then runs it through the pipeline (InboundQueue calls it). */
+  #handle(ctx: InboundContext): void | Promise<void> {
     const current = ctx.stream === this.#generation
-    if (current && ctx.kind === 'stanza' && !this.#checkFrom(ctx)) {
-      this.#complete(ctx)
-      return
-    }
-    if (
-      current &&
-      ctx.kind === 'stanza' &&
-      ctx.name === 'iq' &&
-      (ctx.type === 'get' || ctx.type === 'set')
-    ) {
+    if (current && ctx.kind === 'stanza' && !this.#checkFrom(ctx)) return
+    if (current && needsAnswer(ctx)) {
       // An iq request needs an answer addressed from its `to`: check it now (`from` was
       // checked above for every stanza).
       try {
@@ -1068,30 +924,10 @@ export class Connection<A extends object = Record<string, unknown>> {
         this.#fail(
           new StreamError('improper-addressing', `iq with an invalid 'to': ${describe(error)}`),
         )
-        this.#complete(ctx)
         return
       }
     }
-    let result: void | Promise<void>
-    try {
-      result = this.#inbound(ctx)
-    } catch (error) {
-      this.#inboundFailed(ctx, error)
-      this.#complete(ctx)
-      return
-    }
-    if (result !== undefined && isPromise(result)) {
-      this.#busy = true
-      result.then(
-        () => this.#completeAsync(ctx),
-        (error: unknown) => {
-          this.#inboundFailed(ctx, error)
-          this.#completeAsync(ctx)
-        },
-      )
-      return
-    }
-    this.#complete(ctx)
+    return this.#inbound(ctx)
   }
 
   /**
@@ -1113,42 +949,6 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     ctx.presetFrom(this.#lastFromJid)
     return true
-  }
-
-  #completeAsync(ctx: InboundContext): void {
-    // Reported handled even when its stream is gone: stream management counts it for the
-    // session it came from.
-    this.#complete(ctx)
-    this.#busy = false
-    while (!this.#busy && this.#inQueue.length > 0) {
-      this.#process(this.#inQueue.shift() as InboundContext)
-    }
-    if (this.#busy) return
-    this.#backlogChanged()
-    const waiters = this.#settleWaiters
-    if (waiters) {
-      this.#settleWaiters = undefined
-      for (const wake of waiters) wake()
-    }
-  }
-
-  /** Resolves true once no inbound element is being handled or queued, false on timeout. */
-  #inboundSettled(timeout: number): Promise<boolean> {
-    if (!this.#busy && this.#inQueue.length === 0) return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer)
-        resolve(true)
-      }
-      const timer = setTimeout(() => {
-        const list = this.#settleWaiters
-        const i = list?.indexOf(wake) ?? -1
-        if (i >= 0) list?.splice(i, 1)
-        resolve(false)
-      }, timeout)
-      this.#settleWaiters ??= []
-      this.#settleWaiters.push(wake)
-    })
   }
 
   #inboundFailed(ctx: InboundContext, error: unknown): void {
@@ -1251,21 +1051,8 @@ export function createConnection<const T extends readonly AnyPlugin[] = []>(
   return new Connection<ApisOf<T>>(options)
 }
 
-function endsStream(
-  last: boolean | ((element: Element) => boolean) | undefined,
-  element: Element,
-): boolean {
-  return typeof last === 'function' ? last(element) : last === true
-}
-
 function needsAnswer(ctx: InboundContext): boolean {
   return ctx.name === 'iq' && (ctx.type === 'get' || ctx.type === 'set')
-}
-
-function isPromise<T>(value: unknown): value is Promise<T> {
-  return (
-    typeof value === 'object' && value !== null && typeof (value as Promise<T>).then === 'function'
-  )
 }
 
 function describe(error: unknown): string {
@@ -1281,10 +1068,6 @@ function safeInvalid(read: () => unknown): boolean {
   }
 }
 
-function disposedError(): ConnectionError {
-  return new ConnectionError('disposed', 'the connection was disposed')
-}
-
 /** Why a stream ended, from its error, when the cause did not say so itself. */
 function reasonOf(error: XMPPError | undefined): DisconnectReason {
   if (error === undefined) return 'stopped'
@@ -1295,61 +1078,6 @@ function reasonOf(error: XMPPError | undefined): DisconnectReason {
 }
 
 function leftToConnectCaller(): void {}
-
-/**
- * The elements queued for one write. send() asks for a promise only when it has to wait:
- * an element sent while the transport is blocked, or (online) before the tick's write.
- */
-class WriteBatch {
-  #state: 'queued' | 'written' | 'failed' = 'queued'
-  #error: unknown
-  #promise: Promise<void> | undefined
-  #resolve: (() => void) | undefined
-  #reject: ((error: unknown) => void) | undefined
-
-  get promise(): Promise<void> {
-    if (this.#state === 'written') return RESOLVED
-    if (this.#state === 'failed') return Promise.reject(this.#error)
-    this.#promise ??= new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve
-      this.#reject = reject
-    })
-    return this.#promise
-  }
-
-  done(): void {
-    this.#state = 'written'
-    this.#resolve?.()
-  }
-
-  fail(error: unknown): void {
-    this.#state = 'failed'
-    this.#error = error
-    this.#reject?.(error)
-  }
-}
-
-/** What send() returns for an element nobody tracks delivery of. */
-function writtenOf(ctx: OutboundContext): Promise<void> {
-  const batch = ctx.batch as WriteBatch | undefined
-  // Consumed by a middleware without next(): that middleware decided its fate.
-  return batch === undefined ? RESOLVED : batch.promise
-}
-
-/** The default reporter: one line on stderr, no element content. */
-function reportToStderr(error: Error): void {
-  console.error(`xmpp: unhandled ${summarize(error)}`)
-}
-
-/** `Class condition (code c): first line of the message`, at most 300 characters. */
-function summarize(error: Error): string {
-  const { code, condition } = error as { code?: unknown; condition?: unknown }
-  const parts = [error.name || error.constructor.name]
-  if (typeof condition === 'string') parts.push(condition)
-  if (typeof code === 'string') parts.push(`(code ${code})`)
-  const message = (error.message.split('\n', 1)[0] ?? '').slice(0, 300)
-  return `${parts.join(' ')}: ${message}`
-}
 
 /** What a negotiation context of an ended attempt answers (see #negotiationContext). */
 function abandoned(attempt: Cancellation): Promise<never> {
@@ -1363,27 +1091,6 @@ function closedError(): ConnectionError {
 function toXMPPError(error: unknown): XMPPError {
   if (error instanceof XMPPError) return error
   return new ConnectionError('transport', describe(error), error)
-}
-
-/** RFC 6120 §4.9.3.19: see-other-host carries `host`, `host:port` or `[v6]:port`. */
-export function parseRedirect(text: string): { host: string; port?: number } | undefined {
-  const value = text.trim()
-  if (!value) return undefined
-  const v6 = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(value)
-  if (v6) return withPort(v6[1] as string, v6[2])
-  const plain = /^([^\s:/[\]]+)(?::(\d{1,5}))?$/.exec(value)
-  if (plain) return withPort(plain[1] as string, plain[2])
-  return undefined
-}
-
-function withPort(
-  host: string,
-  port: string | undefined,
-): { host: string; port?: number } | undefined {
-  if (port === undefined) return { host }
-  const n = Number(port)
-  if (n < 1 || n > 65535) return undefined
-  return { host, port: n }
 }
 
 export type { HookMap }
