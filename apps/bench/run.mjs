@@ -97,7 +97,7 @@ const RECV_SIZES = {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Build (quietly, like scripts/demo.mjs: the output is shown only when it fails)
+// Build (quietly, like apps/demo/bin/demo.mjs: the output is shown only when it fails)
 
 if (!args['no-build']) {
   const build = spawnSync(
