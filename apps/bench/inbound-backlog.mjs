@@ -39,7 +39,9 @@ const server = net.createServer((socket) => {
     let i = 0
     const more = () => {
       while (i < count) {
-        const ok = socket.write(`<message from='a@localhost' id='m${i}'><body>${body}</body></message>`)
+        const ok = socket.write(
+          `<message from='a@localhost' id='m${i}'><body>${body}</body></message>`,
+        )
         i++
         if (!ok) return socket.once('drain', more)
       }
