@@ -54,6 +54,12 @@ export interface ServerEventMap {
   'stream-error': { readonly session: TestSession; readonly condition: string }
   /** A bug in the server or in an interceptor; the session is closed with internal-server-error. */
   error: { readonly session: TestSession; readonly error: unknown }
+  /**
+   * An external component (XEP-0114): `outcome` is 'online' after its handshake, 'closed'
+   * when its connection ended, or the stream error condition the server refused it with
+   * (`not-authorized`, `conflict`, `host-unknown`, ...).
+   */
+  component: { readonly domain: string; readonly outcome: string }
   /** The socket closed. `clean`: the client had sent `</stream:stream>` first. */
   close: { readonly session: TestSession; readonly clean: boolean }
 }

@@ -2,8 +2,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createSecureContext, type SecureContext } from 'node:tls'
 import { JID } from '@core/jid'
-import type { StreamParserOptions, xml } from '@core/xml'
+import { serialize, type StreamParserOptions, type xml } from '@core/xml'
 import { testCerts } from './certs.js'
+import { type ComponentHost, ComponentSession } from './component-session.js'
 import { TestServerError } from './errors.js'
 import type { ServerEvent, ServerEventMap, ServerEventName, ServerEventOf } from './events.js'
 import type { Faults } from './faults.js'
@@ -50,6 +51,11 @@ export interface TestServerOptions {
   port?: number
   /** Reader limits (RFC 6120 §13.12); over them the session ends with policy-violation. */
   limits?: StreamParserOptions
+  /**
+   * External components (XEP-0114) it accepts, domain -> shared secret: they connect to
+   * `componentService` (a port of their own); stanzas route between them and clients.
+   */
+  components?: Readonly<Record<string, string>>
 }
 
 /** An element a client sent, with its session. */
@@ -88,7 +94,12 @@ export class TestServer {
   readonly #listeners = new Map<ServerEventName, Set<Listener>>()
   readonly #interceptors: Interceptor[] = []
   readonly #host: SessionHost
+  readonly #componentSecrets: ReadonlyMap<string, string>
+  readonly #components = new Map<string, ComponentSession>()
+  readonly #componentSessions = new Set<ComponentSession>()
+  readonly #componentNet: Server | undefined
   #port = 0
+  #componentPort = 0
   #closing: Promise<void> | undefined
 
   /** @internal use startTestServer() */
@@ -138,6 +149,20 @@ export class TestServer {
     }
     this.#host = this.#makeHost()
     this.#net = createServer((socket) => this.#accept(socket))
+    const secrets = new Map<string, string>()
+    for (const [name, secret] of Object.entries(options.components ?? {})) {
+      const jid = JID.tryParse(name)
+      if (jid === undefined || jid.local !== '' || jid.resource !== '' || secret === '') {
+        throw new TestServerError(
+          'invalid-options',
+          `components: ${JSON.stringify(name)} needs a bare domain and a non-empty secret`,
+        )
+      }
+      secrets.set(jid.domain, secret)
+    }
+    this.#componentSecrets = secrets
+    this.#componentNet =
+      secrets.size === 0 ? undefined : createServer((socket) => this.#acceptComponent(socket))
   }
 
   /** The port it listens on, on 127.0.0.1. */
@@ -148,6 +173,29 @@ export class TestServer {
   /** `xmpp://127.0.0.1:port` (`xmpps://` with directTls), for a client's `service` option. */
   get service(): string {
     return `${this.#directTls ? 'xmpps' : 'xmpp'}://${this.host}:${this.#port}`
+  }
+
+  /** The component port (XEP-0114) on 127.0.0.1; 0 without `components`. */
+  get componentPort(): number {
+    return this.#componentPort
+  }
+
+  /** `xmpp://127.0.0.1:componentPort`, for a component's `service` option. */
+  get componentService(): string {
+    return `xmpp://${this.host}:${this.#componentPort}`
+  }
+
+  /** The components connected now (past their handshake), by domain. */
+  get components(): ReadonlyMap<string, { readonly received: readonly Element[] }> {
+    return this.#components
+  }
+
+  /**
+   * Ends a connected component's stream (with a stream error when `condition` is given), as a
+   * server that goes away would.
+   */
+  closeComponent(domain: string, condition?: string): void {
+    this.#components.get(domain)?.close(condition)
   }
 
   /** Every session since the start, in order, open or closed. */
@@ -259,6 +307,18 @@ export class TestServer {
     })
     const address = this.#net.address()
     this.#port = typeof address === 'object' && address !== null ? address.port : port
+    const components = this.#componentNet
+    if (components !== undefined) {
+      await new Promise<void>((resolve, reject) => {
+        components.once('error', reject)
+        components.listen(0, this.host, () => {
+          components.off('error', reject)
+          resolve()
+        })
+      })
+      const bound = components.address()
+      this.#componentPort = typeof bound === 'object' && bound !== null ? bound.port : 0
+    }
   }
 
   /**
@@ -267,7 +327,14 @@ export class TestServer {
    */
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
-      this.#net.close(() => resolve())
+      const componentsClosed = new Promise<void>((done) => {
+        if (this.#componentNet === undefined) done()
+        else this.#componentNet.close(() => done())
+      })
+      this.#net.close(() => {
+        componentsClosed.then(() => resolve(), resolve)
+      })
+      for (const c of this.#componentSessions) c.close('system-shutdown')
       for (const s of this.#sessions) if (!s.closed) s.close('system-shutdown')
       for (const s of this.#sessions) if (!s.closed) s.drop()
       // A client that never reads must not hold the port.
@@ -291,6 +358,43 @@ export class TestServer {
     const session = new Session(this.#host, socket, this.#sessions.length + 1, faults)
     this.#sessions.push(session)
     session.start()
+  }
+
+  #acceptComponent(socket: Socket): void {
+    if (this.#closing !== undefined) {
+      socket.destroy()
+      return
+    }
+    this.#sockets.add(socket)
+    socket.once('close', () => this.#sockets.delete(socket))
+    const session = new ComponentSession(this.#componentHost(), socket)
+    this.#componentSessions.add(session)
+    socket.once('close', () => this.#componentSessions.delete(session))
+  }
+
+  #componentHost(): ComponentHost {
+    const server = this
+    return {
+      limits: this.#limits,
+      secretOf: (domain) => server.#componentSecrets.get(domain),
+      attach(session) {
+        const domain = session.domain ?? ''
+        if (server.#components.has(domain)) return false
+        server.#components.set(domain, session)
+        return true
+      },
+      detach(session) {
+        const domain = session.domain ?? ''
+        if (server.#components.get(domain) === session) server.#components.delete(domain)
+      },
+      route(_session, stanza, to) {
+        const targets = to.isBare()
+          ? server.#host.resourcesOf(to)
+          : [server.#host.find(to)].filter((s) => s !== undefined)
+        for (const target of targets) target.deliver(serialize(stanza))
+      },
+      event: (domain, outcome) => server.#emit('component', { domain, outcome }),
+    }
   }
 
   #emit<K extends ServerEventName>(type: K, fields: ServerEventMap[K]): void {
@@ -351,6 +455,7 @@ export class TestServer {
       find(full) {
         return online.get(full.toString())
       },
+      component: (domain) => server.#components.get(domain),
       resourcesOf(bare) {
         const out: Session[] = []
         for (const s of online.values()) if (s.jid?.bare().equals(bare)) out.push(s)

@@ -110,6 +110,8 @@ export interface SessionHost {
   unbind(session: Session): void
   find(full: JID): Session | undefined
   resourcesOf(bare: JID): Session[]
+  /** The external component connected under this domain (XEP-0114), if any. */
+  component(domain: string): { deliver(stanza: Element): void } | undefined
 }
 
 type SaslState =
@@ -1021,6 +1023,11 @@ export class Session implements TestSession {
         return this.#iqError(iq, 'service-unavailable', 'cancel')
       }
       const target = to!
+      const component = target.domain === domain ? undefined : this.#host.component(target.domain)
+      if (component !== undefined) {
+        component.deliver(stamped)
+        return undefined
+      }
       if (target.domain !== domain) {
         // No server-to-server here (RFC 6120 §10.4.3).
         return request ? this.#iqError(iq, 'remote-server-not-found', 'cancel') : undefined
@@ -1048,6 +1055,11 @@ export class Session implements TestSession {
     this.#atStep('message', msg, () => {
       // RFC 6120 §8.1.1.1: no 'to' means the sender's own bare JID.
       const target = to ?? jid.bare()
+      const component = target.domain === domain ? undefined : this.#host.component(target.domain)
+      if (component !== undefined) {
+        component.deliver(stamped)
+        return undefined
+      }
       if (target.domain !== domain) return bounce('remote-server-not-found')
       if (target.local === '') return bounce('service-unavailable') // the server takes no messages
       // RFC 6121 §8.5.1: no such user.

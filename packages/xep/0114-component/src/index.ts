@@ -1,0 +1,8 @@
+export {
+  type ComponentApi,
+  ComponentError,
+  type ComponentErrorCode,
+  type ComponentOptions,
+  component,
+  NS_COMPONENT,
+} from './component.js'
