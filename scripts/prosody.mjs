@@ -46,7 +46,7 @@ const HOST = '127.0.0.1'
 const DOMAIN = 'localhost'
 /** A second virtual host whose accounts store SCRAM-SHA-256 keys (Prosody's `password_hash`). */
 const SHA256_DOMAIN = 'sha256.localhost'
-const COMPONENT_DOMAIN = 'component.localhost'
+const COMPONENT_DOMAIN = 'echo.localhost'
 /** Test accounts (on both hosts). Tests that count the server's SASL events use their own. */
 const USERS = {
   alice: 'alice-pw-1',
