@@ -5,6 +5,7 @@ import type { Message } from '@core/connection'
 import { TimeoutError } from '@core/errors'
 import { xml } from '@core/xml'
 import { startTestServer, type TestServer } from '@test/server'
+import { echoComponent } from './echo-component.js'
 
 export interface DemoSettings {
   service: string | undefined
@@ -15,9 +16,17 @@ export interface DemoSettings {
   tlsInsecure: boolean
   allowPlaintext: boolean
   debug: boolean
+  /** Also run an echo component (XEP-0114), and exchange a message with it. */
+  component: boolean
+  /** The server's component port, `xmpp://HOST:PORT` (a real server). */
+  componentService: string | undefined
+  /** The component's domain on a real server (default `echo.<the JID's domain>`). */
+  componentDomain: string | undefined
+  /** Its secret (env XMPP_COMPONENT_SECRET only). */
+  componentSecret: string | undefined
 }
 
-const USAGE = `usage: pnpm demo [--service xmpp://HOST:PORT] [--jid USER@DOMAIN --password PW] [--ca FILE] [--tls-insecure] [--allow-plaintext] [--debug]
+const USAGE = `usage: pnpm demo [--service xmpp://HOST:PORT] [--jid USER@DOMAIN --password PW] [--ca FILE] [--tls-insecure] [--allow-plaintext] [--debug] [--component [--component-service xmpp://HOST:PORT] [--component-domain NAME]]
 
 With no --jid, logs in to an embedded test server. Otherwise:
   --jid USER@DOMAIN   the account (env XMPP_JID); without --service, SRV of its domain
@@ -29,7 +38,12 @@ With no --jid, logs in to an embedded test server. Otherwise:
   --ca FILE           also trust the CA certificate(s) in this PEM file
   --tls-insecure      accept a certificate that does not verify (PLAIN is then refused)
   --allow-plaintext   permit a stream without TLS and PLAIN without TLS
-  --debug             print the packet log (passwords and SASL payloads redacted)`
+  --debug             print the packet log (passwords and SASL payloads redacted)
+  --component         also run an echo component (XEP-0114) and exchange a message with it;
+                      on the embedded server by default. On a real server:
+  --component-service xmpp://HOST:PORT of its component port (env XMPP_COMPONENT_SERVICE),
+                      the secret in XMPP_COMPONENT_SECRET (never on the command line)
+  --component-domain  NAME, default echo.<the JID's domain> (env XMPP_COMPONENT_DOMAIN)`
 
 function parse(argv: string[]) {
   return parseArgs({
@@ -42,6 +56,9 @@ function parse(argv: string[]) {
       'tls-insecure': { type: 'boolean', default: false },
       'allow-plaintext': { type: 'boolean', default: false },
       debug: { type: 'boolean', default: false },
+      component: { type: 'boolean', default: false },
+      'component-service': { type: 'string' },
+      'component-domain': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -66,6 +83,10 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettin
     tlsInsecure: values['tls-insecure'] ?? false,
     allowPlaintext: values['allow-plaintext'] ?? false,
     debug: values.debug ?? false,
+    component: values.component ?? false,
+    componentService: values['component-service'] ?? env.XMPP_COMPONENT_SERVICE,
+    componentDomain: values['component-domain'] ?? env.XMPP_COMPONENT_DOMAIN,
+    componentSecret: env.XMPP_COMPONENT_SECRET,
   }
 }
 
@@ -95,6 +116,7 @@ export async function runDemo(
 ): Promise<number> {
   let server: TestServer | undefined
   let client: ReturnType<typeof createClient> | undefined
+  let echo: ReturnType<typeof echoComponent> | undefined
   const step = async <T>(
     name: string,
     run: () => Promise<T>,
@@ -136,22 +158,37 @@ export async function runDemo(
     const settings = readSettings(argv, env)
     let { service, jid, password } = settings
     let ca: string | undefined
+    let { componentService, componentDomain, componentSecret } = settings
     if (!service && !jid) {
       const user = 'demo'
       const secret = crypto.randomUUID()
+      componentSecret = crypto.randomUUID()
+      componentDomain = 'echo.localhost'
       server = await step(
         'start the embedded test server',
-        () => startTestServer({ users: { [user]: secret } }),
+        () =>
+          startTestServer({
+            users: { [user]: secret },
+            ...(settings.component
+              ? { components: { [componentDomain as string]: componentSecret as string } }
+              : {}),
+          }),
         (s) => s.service,
       )
       service = server.service
       jid = `${user}@${server.domain}`
       password = secret
       ca = server.certs.ca
+      componentService = server.componentService
     }
     if (!jid) throw new UsageError(`--jid (or XMPP_JID) is required with --service\n${USAGE}`)
     if (password === undefined) {
       throw new UsageError(`--password (or XMPP_PASSWORD) is required with --jid\n${USAGE}`)
+    }
+    if (settings.component && (!componentService || !componentSecret)) {
+      throw new UsageError(
+        `--component on a real server needs --component-service (or XMPP_COMPONENT_SERVICE) and XMPP_COMPONENT_SECRET\n${USAGE}`,
+      )
     }
     const extraCa = settings.caFile === undefined ? undefined : readCa(settings.caFile)
     const c = createClient({
@@ -199,6 +236,37 @@ export async function runDemo(
       () => received,
       (msg) => `from ${String(msg.attrs.from)}`,
     )
+    if (settings.component) {
+      const domain = componentDomain ?? `echo.${c.jid?.domain ?? ''}`
+      const e = echoComponent({
+        service: componentService as string,
+        domain,
+        secret: componentSecret as string,
+        debug: settings.debug ? (line: string) => print(`  c| ${line}`) : undefined,
+      })
+      echo = e
+      e.hooks.on('error', ({ error }) => print(`warn component: ${describeError(error)}`))
+      await step(
+        'connect the echo component (XEP-0114)',
+        () => e.connect(),
+        () => domain,
+      )
+      const question = crypto.randomUUID()
+      const echoed = new Promise<Message>((resolve) => {
+        c.plugins.router.message({ child: 'body' }, (msg) => {
+          if (msg.getChildText('body') === `echo: ${question}`) resolve(msg)
+        })
+      })
+      await step(
+        'send a message to the component and receive its echo',
+        async () => {
+          await c.send(xml('message', { to: domain, type: 'chat' }, xml('body', null, question)))
+          return await Promise.race([echoed, rejectOnEnd(e.signal)])
+        },
+        (msg) => `from ${String(msg.attrs.from)}`,
+      )
+      await step('close the component', () => e.disconnect(), undefined, true)
+    }
     await step('close the stream', () => c.disconnect(), undefined, true)
     print('done: every step succeeded')
     return 0
@@ -210,9 +278,18 @@ export async function runDemo(
     print(describeError(error))
     return 1
   } finally {
+    if (echo && echo.state !== 'disconnected') await echo.disconnect()
     if (client && client.state !== 'disconnected') await client.disconnect()
     await server?.close()
   }
+}
+
+/** Rejects with the cause once `signal` aborts (the component's session ended). */
+function rejectOnEnd(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason)
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+  })
 }
 
 /** `<Class> <condition> (code <code>): <message>` */

@@ -29,6 +29,45 @@ describe('the demo', () => {
     ])
   })
 
+  test('--component: an echo component (XEP-0114) on the embedded server answers the client', async () => {
+    const { code, lines } = await run(['--component'])
+    expect(code).toBe(0)
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^ok {3}connect the echo component \(XEP-0114\) \(.* ms\): echo\.localhost$/,
+      ),
+    )
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^ok {3}send a message to the component and receive its echo \(.* ms\): from echo\.localhost$/,
+      ),
+    )
+    expect(lines.at(-1)).toBe('done: every step succeeded')
+  })
+
+  test('--component against a real server without its service or secret: a usage error', async () => {
+    const server = await startTestServer({ users: { eve: 'pw' } })
+    try {
+      const { code, lines } = await run(
+        [
+          '--service',
+          server.service,
+          '--jid',
+          `eve@${server.domain}`,
+          '--tls-insecure',
+          '--component',
+        ],
+        { XMPP_PASSWORD: 'pw' },
+      )
+      expect(code).toBe(2)
+      expect(firstLine({ lines })).toBe(
+        '--component on a real server needs --component-service (or XMPP_COMPONENT_SERVICE) and XMPP_COMPONENT_SECRET',
+      )
+    } finally {
+      await server.close()
+    }
+  })
+
   test('against a given server, from the environment, with the packet log', async () => {
     const server = await startTestServer({ users: { eve: 'pw' } })
     try {
