@@ -80,6 +80,13 @@ export class ComponentSession {
     if (this.#online && !this.#done) this.#socket.write(serialize(stanza))
   }
 
+  /** Destroys the socket without a word (a network loss, as the component sees it). */
+  drop(): void {
+    this.#done = true
+    this.#parser.stop()
+    this.#socket.destroy()
+  }
+
   /** Ends the stream with a stream error (RFC 6120 §4.9), or cleanly without one. */
   close(condition?: string): void {
     if (this.#done) return

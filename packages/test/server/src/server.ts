@@ -198,6 +198,11 @@ export class TestServer {
     this.#components.get(domain)?.close(condition)
   }
 
+  /** Destroys a connected component's socket without a word (a network loss). */
+  dropComponent(domain: string): void {
+    this.#components.get(domain)?.drop()
+  }
+
   /** Every session since the start, in order, open or closed. */
   get sessions(): readonly TestSession[] {
     return this.#sessions

@@ -71,3 +71,13 @@ test('an unknown name gets host-unknown; a client namespace gets invalid-namespa
   const wrongNs = await raw(HEADER('bot.localhost', 'jabber:client'))
   await expect.poll(() => wrongNs.text()).toContain('<invalid-namespace')
 })
+
+test('dropComponent() destroys the socket: the component is gone at once', async () => {
+  const c = await raw(HEADER('bot.localhost'))
+  c.socket.write(`<handshake>${digest(c.id, 's3cret')}</handshake>`)
+  await expect.poll(() => c.text()).toContain('<handshake/>')
+  server.dropComponent('bot.localhost')
+  await expect.poll(() => c.closed()).toBe(true)
+  expect(c.text()).not.toContain('</stream:stream>')
+  expect(server.components.has('bot.localhost')).toBe(false)
+})
