@@ -1013,10 +1013,14 @@ describe('the reader against saxes, on generated and mutated streams', () => {
       size: number,
     ) => encoder.encode(header + open + inner.repeat(Math.ceil(size / inner.length)) + close)
     const options = { maxStanzaSize: 8 * 1024 * 1024 }
+    // CPU time of this process rather than wall time: a busy neighbour on a shared machine
+    // delays the run but does not add to its CPU time (GC threads still count, hence the
+    // generous bound below).
     const time = (chunks: Uint8Array[]) => {
-      const started = performance.now()
+      const started = process.cpuUsage()
       const out = feed(chunks, options)
-      const elapsed = performance.now() - started
+      const used = process.cpuUsage(started)
+      const elapsed = (used.user + used.system) / 1000
       expect(out.error).toBeUndefined()
       expect(out.elements.length).toBeGreaterThan(0)
       return elapsed
@@ -1029,14 +1033,14 @@ describe('the reader against saxes, on generated and mutated streams', () => {
         const largeChunks = cutUp(build(shape, 16 * 64 * 1024))
         let a = Number.POSITIVE_INFINITY
         let b = Number.POSITIVE_INFINITY
-        for (let r = 0; r < 3; r++) {
+        for (let r = 0; r < 5; r++) {
           a = Math.min(a, time(smallChunks))
           b = Math.min(b, time(largeChunks))
         }
         // 16 times the input: about 16 times the time when linear (up to twice that as the heap
         // grows), 256 when quadratic. A generous guard for a busy machine, not a speed target.
         if (process.env.FUZZ_VERBOSE) console.log(name, cut, (b / a).toFixed(1))
-        expect({ name, cut, ratio: b / Math.max(a, 0.2) < 80 }).toEqual({ name, cut, ratio: true })
+        expect({ name, cut, ratio: b / Math.max(a, 0.5) < 80 }).toEqual({ name, cut, ratio: true })
       }
     }
   })
