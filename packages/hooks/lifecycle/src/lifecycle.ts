@@ -148,7 +148,7 @@ class Lifecycle implements LifecycleApi {
       signal.addEventListener('abort', onAbort, { once: true })
       ctx.onDispose(() => signal.removeEventListener('abort', onAbort))
     }
-    // Browsers: retry at once when the network is back; check the link when it goes away.
+    // Browsers: retry at once when the network is back; check the link when it changes.
     const target = globalThis as Partial<
       Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
     >
@@ -341,7 +341,13 @@ class Lifecycle implements LifecycleApi {
     )
   }
 
+  /** The network is back: retry now rather than at the end of a backoff delay. */
   #networkBack(): void {
+    // Online already: the network may have changed under the connection; check it.
+    if (this.#conn.state === 'online') {
+      this.#runProbe()
+      return
+    }
     if (!this.#active || this.#retryTimer === undefined) return
     this.#clearRetry()
     this.#attemptNow()

@@ -23,19 +23,21 @@ export function withLifecycle<const T extends readonly AnyPlugin[] = []>(
   })
   const states: LifecycleState[] = []
   const hooks: string[] = []
+  const downtimes: number[] = []
   conn.hooks.on('lifecycle', (s) => {
     states.push(s)
   })
   conn.hooks.on('post-connect', ({ reconnected }) => {
     hooks.push(reconnected ? 'post-connect (again)' : 'post-connect')
   })
-  conn.hooks.on('post-resume', () => {
+  conn.hooks.on('post-resume', ({ downtime }) => {
     hooks.push('post-resume')
+    downtimes.push(downtime)
   })
   conn.hooks.on('error', ({ error }) => {
     errors.push(error)
   })
-  return { peer, conn, states, hooks, errors, names: () => states.map((s) => s.state) }
+  return { peer, conn, states, hooks, downtimes, errors, names: () => states.map((s) => s.state) }
 }
 
 /** Answers the connection's stream header with empty features: the attempt goes online. */

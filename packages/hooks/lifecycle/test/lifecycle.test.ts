@@ -297,12 +297,13 @@ describe('reconnection', () => {
 
 describe('resumption (the seam with stream management)', () => {
   test('a resumable session: resuming, online {resumed}, post-resume and not post-connect', async () => {
-    const { peer, conn, states, hooks } = withLifecycle({ idleTimeout: 0 }, [fakeResume])
+    const { peer, conn, states, hooks, downtimes } = withLifecycle({ idleTimeout: 0 }, [fakeResume])
     const started = conn.plugins.lifecycle.start()
     await accept(peer)
     await started
     peer.close(new Error('ECONNRESET'))
     await vi.advanceTimersByTimeAsync(0)
+    await vi.advanceTimersByTimeAsync(250) // the server takes its time
     await accept(peer)
     const resume = await peer.nextElement()
     expect(resume.name).toBe('resume')
@@ -319,6 +320,7 @@ describe('resumption (the seam with stream management)', () => {
     expect(states[2]).toMatchObject({ resumable: true })
     expect(states.at(-1)).toEqual({ state: 'online', resumed: true })
     expect(hooks).toEqual(['post-connect', 'post-resume'])
+    expect(downtimes).toEqual([250])
   })
 
   test('the session expired: <failed/>, a new session, and post-connect fires', async () => {
@@ -469,6 +471,14 @@ describe('dead-connection detection', () => {
       await accept(peer)
       await vi.advanceTimersByTimeAsync(0)
       expect(conn.state).toBe('online')
+      // 'online' while connected (another network): the connection is checked.
+      target.dispatchEvent(new Event('online'))
+      const check = await peer.nextElement()
+      expect(check.getChild('ping', 'urn:xmpp:ping')).toBeDefined()
+      peer.send(`<iq type='result' id='${check.attrs.id}' from='example.com'/>`)
+      await vi.advanceTimersByTimeAsync(1000)
+      expect(conn.state).toBe('online')
+      expect(peer.targets).toHaveLength(3)
       await conn.dispose()
     } finally {
       delete g.addEventListener
