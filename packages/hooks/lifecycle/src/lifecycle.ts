@@ -137,9 +137,11 @@ class Lifecycle implements LifecycleApi {
     ctx.hooks.on('online', ({ resumed }) => this.#onOnline(resumed))
     ctx.hooks.on('disconnected', (payload) => this.#onDisconnected(payload))
     // Any inbound data proves the peer is there; chunks, not elements (whitespace counts).
-    ctx.onRaw((direction) => {
-      if (direction === 'in') this.#lastInbound = Date.now()
-    })
+    if (options.idleTimeout > 0) {
+      ctx.onRaw((direction) => {
+        if (direction === 'in') this.#lastInbound = Date.now()
+      })
+    }
     const signal = options.signal
     if (signal) {
       const onAbort = () => {
