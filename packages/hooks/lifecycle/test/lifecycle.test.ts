@@ -121,6 +121,32 @@ describe('reconnection', () => {
     expect(peer.targets).toHaveLength(2)
   })
 
+  test('a drop while post-connect still runs: the retry waits for it, then reconnects', async () => {
+    const { peer, conn, hooks } = withLifecycle({ idleTimeout: 0 })
+    let release: () => void = () => undefined
+    conn.hooks.on('post-connect', ({ reconnected }) =>
+      reconnected
+        ? undefined
+        : new Promise<void>((resolve) => {
+            release = resolve
+          }),
+    )
+    const started = conn.plugins.lifecycle.start()
+    await accept(peer)
+    await vi.advanceTimersByTimeAsync(0)
+    peer.close(new Error('ECONNRESET'))
+    await vi.advanceTimersByTimeAsync(100)
+    // The first connect() has not returned yet (its online hooks run): no second attempt.
+    expect(peer.targets).toHaveLength(1)
+    release()
+    await started
+    await accept(peer)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(conn.state).toBe('online')
+    expect(peer.targets).toHaveLength(2)
+    expect(hooks).toEqual(['post-connect', 'post-connect (again)'])
+  })
+
   test('a plain connect() is covered too once online; its own first failure is left to the caller', async () => {
     const { peer, conn, states } = withLifecycle({ idleTimeout: 0 })
     peer.accept = false
