@@ -145,9 +145,14 @@ export class Hooks {
   /**
    * Runs the handlers in order. A handler that throws or rejects is reported through the
    * `error` hook (or to the connection's reporter for the `error` hook itself) and the
-   * remaining handlers still run.
+   * remaining handlers still run. With `onError`, the emitter takes those errors instead
+   * (a plugin that acts on a failing handler, e.g. ends the session).
    */
-  emit<K extends HookName>(name: K, payload: HookMap[K]): Promise<void> | undefined {
+  emit<K extends HookName>(
+    name: K,
+    payload: HookMap[K],
+    onError?: (error: unknown) => void,
+  ): Promise<void> | undefined {
     const list = this.#handlers.get(name)
     if (!list) return undefined
     for (let i = 0; i < list.length; i++) {
@@ -155,11 +160,12 @@ export class Hooks {
       try {
         result = (list[i] as HookHandler<K>)(payload)
       } catch (error) {
-        this.#report(error, name)
+        if (onError) onError(error)
+        else this.#report(error, name)
         continue
       }
       if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
-        return this.#finishAsync(name, payload, list, i, result)
+        return this.#finishAsync(name, payload, list, i, result, onError)
       }
     }
     return undefined
@@ -171,17 +177,20 @@ export class Hooks {
     list: HookHandler<HookName>[],
     index: number,
     pending: Promise<void>,
+    onError: ((error: unknown) => void) | undefined,
   ): Promise<void> {
     try {
       await pending
     } catch (error) {
-      this.#report(error, name)
+      if (onError) onError(error)
+      else this.#report(error, name)
     }
     for (let i = index + 1; i < list.length; i++) {
       try {
         await (list[i] as HookHandler<K>)(payload)
       } catch (error) {
-        this.#report(error, name)
+        if (onError) onError(error)
+        else this.#report(error, name)
       }
     }
   }

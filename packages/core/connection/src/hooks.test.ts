@@ -1,0 +1,38 @@
+import { describe, expect, test } from 'vitest'
+import { Hooks } from './hooks.js'
+
+describe('Hooks.emit', () => {
+  test('a failing handler goes to the reporter; the next handlers still run', async () => {
+    const reported: unknown[] = []
+    const hooks = new Hooks((error) => reported.push(error))
+    const ran: string[] = []
+    hooks.on('online', () => {
+      throw new Error('sync')
+    })
+    hooks.on('online', async () => {
+      ran.push('second')
+      throw new Error('async')
+    })
+    hooks.on('online', () => {
+      ran.push('third')
+    })
+    await hooks.emit('online', { resumed: false })
+    expect(ran).toEqual(['second', 'third'])
+    expect(reported.map((e) => (e as Error).message)).toEqual(['sync', 'async'])
+  })
+
+  test('with onError, the emitter gets the failures instead of the reporter', async () => {
+    const reported: unknown[] = []
+    const hooks = new Hooks((error) => reported.push(error))
+    const taken: unknown[] = []
+    hooks.on('online', () => {
+      throw new Error('sync')
+    })
+    hooks.on('online', async () => {
+      throw new Error('async')
+    })
+    await hooks.emit('online', { resumed: true }, (error) => taken.push(error))
+    expect(taken.map((e) => (e as Error).message)).toEqual(['sync', 'async'])
+    expect(reported).toEqual([])
+  })
+})

@@ -1,0 +1,5 @@
+export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js'
+export { LifecycleError, type LifecycleErrorCode } from './errors.js'
+export { type LifecycleApi, type LifecycleOptions, lifecycle } from './lifecycle.js'
+export { isPermanentError } from './permanent.js'
+export type { LifecycleState, LifecycleStateName } from './states.js'
