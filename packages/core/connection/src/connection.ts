@@ -791,6 +791,9 @@ export class Connection<A extends object = Record<string, unknown>> {
       markClosed()
       return
     }
+    // A drop while connect() still awaits the 'online' hooks: that attempt is over, so a
+    // connect() from a 'disconnected' handler starts a new one instead of joining it.
+    if (this.#connecting) this.#connectFailed = true
     const reason = this.#endReason ?? reasonOf(error)
     const stopped = reason === 'stopped' || reason === 'close-timeout'
     // Reported to an `error` hook when there is one; the state and `disconnected` hooks,

@@ -232,6 +232,39 @@ describe('reconnection', () => {
     expect(peer.targets).toHaveLength(2)
   })
 
+  test("connect() from a 'disconnected' hook after a drop during the 'online' hooks starts a new attempt", async () => {
+    const { peer, conn } = withPeer()
+    let release: () => void = () => undefined
+    let first = true
+    conn.hooks.on('online', async () => {
+      if (!first) return
+      first = false
+      // The app's post-connect work is still running when the link drops.
+      await new Promise<void>((resolve) => {
+        release = resolve
+      })
+    })
+    let retried: Promise<void> | undefined
+    conn.hooks.on('disconnected', () => {
+      retried ??= conn.connect()
+    })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await tick()
+    peer.close()
+    await tick()
+    expect(retried).toBeDefined()
+    expect(retried).not.toBe(connecting)
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await retried
+    expect(peer.targets).toHaveLength(2)
+    expect(conn.state).toBe('online')
+    release()
+    await connecting
+  })
+
   test('a reconnection keeps the registry and plugin state', async () => {
     const { peer, conn } = await online([inbox])
     const seen: string[] = []

@@ -313,18 +313,8 @@ class Lifecycle implements LifecycleApi {
     if (!this.#active || this.#conn.state !== 'disconnected') return
     const seen = this.#disconnects
     this.#conn.connect().then(
-      () => {
-        // connect() joined an attempt that was still running its `online` hooks when its
-        // stream dropped: nothing new was tried, so try now.
-        if (
-          this.#active &&
-          seen === this.#disconnects &&
-          this.#conn.state === 'disconnected' &&
-          this.#retryTimer === undefined
-        ) {
-          this.#attemptNow()
-        }
-      },
+      // Online: the core's `online` hook has told the rest.
+      () => undefined,
       (error: unknown) => {
         // The `disconnected` hook reported this failure already.
         if (seen !== this.#disconnects || !this.#active) return
