@@ -921,7 +921,14 @@ export class Connection<A extends object = Record<string, unknown>> {
       return
     }
     const transport = this.#transport
-    if (!transport) return
+    if (!transport) {
+      // Between a drop and a resumption: the app's stop ends the kept session for good.
+      if (this.resumable) {
+        this.resumable = false
+        this.endSession(new ConnectionError('stopped', 'the connection was closed by the app'))
+      }
+      return
+    }
     if (this.#closing) return this.#closed
     if (this.#state === 'online' && this.hooks.has('closing')) {
       // Last words on the stream, while it is still online (XEP-0198 §4: a final ack).

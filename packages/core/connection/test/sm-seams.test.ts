@@ -271,3 +271,16 @@ describe('seams added for stream management', () => {
     expect(conn.signal.aborted).toBe(false)
   })
 })
+
+test('disconnect() between a drop and a resumption ends the kept session', async () => {
+  const { peer, conn } = await online()
+  conn.resumable = true
+  peer.close(new Error('ECONNRESET'))
+  await tick()
+  expect(conn.signal.aborted).toBe(false)
+  const ended = conn.hooks.next('session-end')
+  await conn.disconnect()
+  expect(conn.resumable).toBe(false)
+  expect((await ended).error).toMatchObject({ code: 'stopped' })
+  expect(conn.signal.aborted).toBe(true)
+})
