@@ -1,4 +1,5 @@
-import type { Element } from 'ltx'
+import type { xml } from '@core/xml'
+type Element = ReturnType<typeof xml>
 
 /** One stanza held until the server acknowledges it (or it is reported not delivered). */
 export class Held {

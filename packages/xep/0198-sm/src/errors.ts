@@ -1,5 +1,6 @@
+import type { xml } from '@core/xml'
 import { XMPPError } from '@core/errors'
-import type { Element } from 'ltx'
+type Element = ReturnType<typeof xml>
 
 /** Stable codes of {@link SmError}. */
 export type SmErrorCode =
