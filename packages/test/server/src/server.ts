@@ -8,6 +8,7 @@ import { TestServerError } from './errors.js'
 import type { ServerEvent, ServerEventMap, ServerEventName, ServerEventOf } from './events.js'
 import type { Faults } from './faults.js'
 import { saslprep } from './saslprep.js'
+import type { SmRecord, SmServerOptions } from './stream-management.js'
 import { deriveScramCredentials, type ScramCredentials, SCRAM_MECHANISMS } from './scram.js'
 import {
   type Interceptor,
@@ -50,6 +51,11 @@ export interface TestServerOptions {
   port?: number
   /** Reader limits (RFC 6120 §13.12); over them the session ends with policy-violation. */
   limits?: StreamParserOptions
+  /**
+   * Stream management (XEP-0198): offered after authentication unless `false`. Default: on,
+   * with a 30 s hibernation.
+   */
+  sm?: SmServerOptions | false
 }
 
 /** An element a client sent, with its session. */
@@ -87,6 +93,10 @@ export class TestServer {
   readonly #received: ReceivedElement[] = []
   readonly #listeners = new Map<ServerEventName, Set<Listener>>()
   readonly #interceptors: Interceptor[] = []
+  readonly #sm: SessionHost['sm']
+  readonly #smRecords = new Map<string, SmRecord>()
+  /** Ids of sessions that are gone, with their last `h` (bounded). */
+  readonly #smGone = new Map<string, number>()
   readonly #host: SessionHost
   #port = 0
   #closing: Promise<void> | undefined
@@ -133,6 +143,15 @@ export class TestServer {
     }
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits }
     this.faults = { ...options.faults }
+    this.#sm =
+      options.sm === false
+        ? undefined
+        : {
+            hibernation: options.sm?.hibernation ?? 30_000,
+            counterStart: options.sm?.counterStart ?? 0,
+            ...(options.sm?.max === undefined ? {} : { max: options.sm.max }),
+            ...(options.sm?.location === undefined ? {} : { location: options.sm.location }),
+          }
     for (const [name, password] of Object.entries(options.users ?? {})) {
       this.addUser(name, password)
     }
@@ -270,6 +289,7 @@ export class TestServer {
       this.#net.close(() => resolve())
       for (const s of this.#sessions) if (!s.closed) s.close('system-shutdown')
       for (const s of this.#sessions) if (!s.closed) s.drop()
+      for (const record of this.#smRecords.values()) clearTimeout(record.expiry)
       // A client that never reads must not hold the port.
       const timer = setTimeout(() => {
         for (const socket of this.#sockets) socket.destroy()
@@ -350,6 +370,29 @@ export class TestServer {
       },
       find(full) {
         return online.get(full.toString())
+      },
+      sm: this.#sm,
+      smAdd(record) {
+        server.#smRecords.set(record.id, record)
+      },
+      smFind(id) {
+        const record = server.#smRecords.get(id)
+        if (record) return record
+        const gone = server.#smGone.get(id)
+        return gone === undefined ? undefined : { gone }
+      },
+      smRemove(record) {
+        clearTimeout(record.expiry)
+        record.expiry = undefined
+        if (!server.#smRecords.delete(record.id)) return
+        server.#smGone.set(record.id, record.inbound)
+        if (server.#smGone.size > 1000) {
+          const oldest = server.#smGone.keys().next().value
+          if (oldest !== undefined) server.#smGone.delete(oldest)
+        }
+      },
+      rebind(session, jid) {
+        online.set(jid.toString(), session)
       },
       resourcesOf(bare) {
         const out: Session[] = []
