@@ -508,3 +508,21 @@ async function negotiateAfterFailed(peer: MemoryPeer, enabled: string) {
   expect(enable.name).toBe('enable')
   peer.send(enabled)
 }
+
+test('after a resumption that resent a multiple of requestEvery, an ack is still requested', async () => {
+  const { peer, conn } = await online({ requestEvery: 2 })
+  const sent = [conn.send(msg('a')), conn.send(msg('b'))]
+  await take(peer, 2)
+  peer.close(new Error('ECONNRESET'))
+  await tick()
+  const again = conn.connect()
+  await peer.nextHeader()
+  peer.open({ features: FEATURES })
+  await peer.nextElement()
+  peer.send(`<resumed xmlns='${NS_SM}' previd='sess-1' h='0'/>`)
+  await again
+  const out = await take(peer, 3)
+  expect(out.map((e) => e.name)).toEqual(['message', 'message', 'r'])
+  peer.send(`<a xmlns='${NS_SM}' h='2'/>`)
+  await Promise.all(sent)
+})

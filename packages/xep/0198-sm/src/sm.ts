@@ -219,6 +219,8 @@ class StreamManager implements SmApi {
       if (error === undefined || error !== this.#givenUp) this.#endSession(error)
     })
     ctx.hooks.on('online', ({ resumed }) => {
+      // What was resent during the resumption gets its ack request now.
+      if (resumed && this.#queue.written > 0) this.#sendRequest()
       // A fresh session while the old one is still kept: no feature could resume or give it
       // up (the server offered neither <sm/> nor <bind/>). It is lost.
       if (!resumed && this.#state === 'detached') {
@@ -388,7 +390,8 @@ class StreamManager implements SmApi {
   }
 
   #sendRequest(): void {
-    if (this.#state !== 'on') return
+    // While a resumption is negotiated, the request waits for 'online' (see there).
+    if (this.#state !== 'on' || this.#conn.state !== 'online') return
     this.#sinceRequest = 0
     if (this.#requestTimer !== undefined) {
       this.#ctx.clearTimeout(this.#requestTimer)
