@@ -194,6 +194,9 @@ export class Connection<A extends object = Record<string, unknown>> {
       setupTimeout: this.#timeouts.pluginSetup,
       report: (error) => this.#report(error),
       inboundSettled: (timeout) => this.#inQueue.settled(timeout),
+      fail: (error, appCondition) => {
+        if (this.#transport) this.#fail(error, appCondition)
+      },
     })
     try {
       for (const plugin of options.plugins ?? []) this.#registry.use(plugin)
@@ -216,6 +219,22 @@ export class Connection<A extends object = Record<string, unknown>> {
   get state(): ConnectionState {
     return this.#state
   }
+
+  /**
+   * The number of the current stream (connection attempt), as in `InboundContext.stream`:
+   * it increments at every attempt. Stream management counts inbound stanzas per session
+   * with it.
+   */
+  get stream(): number {
+    return this.#generation
+  }
+
+  /**
+   * Where the next connect() attempt goes instead of `service` (only its first try; a
+   * see-other-host redirect still applies). Set by a plugin: stream management's preferred
+   * `location` for resumption (XEP-0198 §5). One-shot: cleared when an attempt starts.
+   */
+  nextTarget: { host: string; port?: number | undefined } | undefined = undefined
 
   /** The transport of the current stream, if any. */
   get transport(): Transport | undefined {
@@ -349,8 +368,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     if (this.#registry.hasAsyncSetups) await this.#registry.settled()
     this.#compose()
     const max = this.#options.maxRedirects ?? 3
-    let host: string | undefined
-    let port: number | undefined
+    const preferred = this.nextTarget
+    this.nextTarget = undefined
+    let host: string | undefined = preferred?.host
+    let port: number | undefined = preferred?.port
     for (let count = 0; ; count++) {
       try {
         await this.#connectOnce(host, port, count < max)
@@ -438,6 +459,9 @@ export class Connection<A extends object = Record<string, unknown>> {
       // Elements that arrived during negotiation and that no feature took go through the
       // inbound pipeline now, in order (one of them may still end the stream).
       const pending = this.#waits.takePending()
+      // A plugin ended the previous session during this negotiation (stream management
+      // whose resumption failed): the session now online is a new one, with a new signal.
+      if (!nc.resumed && this.#session?.aborted) this.#session = undefined
       this.#setState('online')
       for (const element of pending) {
         if (this.#failure) break
@@ -676,17 +700,22 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   /** We detected a stream-level error: tell the peer, close, report. */
-  #fail(error: StreamError | XMPPError): void {
+  #fail(error: StreamError | XMPPError, appCondition?: Element): void {
     if (this.#failure) return
     this.#failure = error
     this.#parser?.stop()
-    if (error instanceof StreamError && !error.remote) this.#sendStreamError(error)
+    if (error instanceof StreamError && !error.remote) this.#sendStreamError(error, appCondition)
     this.#endTransport()
     this.#rejectWaiters(error)
   }
 
-  #sendStreamError(error: StreamError): void {
-    this.#writer.writeRaw(this.#framing.streamError(error.condition ?? 'undefined-condition'))
+  #sendStreamError(error: StreamError, appCondition?: Element): void {
+    this.#writer.writeRaw(
+      this.#framing.streamError(
+        error.condition ?? 'undefined-condition',
+        appCondition === undefined ? undefined : this.#framing.element(appCondition, this.xmlns),
+      ),
+    )
     this.#writeFooter()
   }
 
@@ -799,7 +828,9 @@ export class Connection<A extends object = Record<string, unknown>> {
     // Reported to an `error` hook when there is one; the state and `disconnected` hooks,
     // connect() and every pending promise carry it anyway.
     if (kind === 'drop' && error && !stopped && this.hooks.has('error')) this.#report(error)
-    const resumable = this.resumable && !stopped
+    // A stream error ends the session as well as the stream: the server does not keep it
+    // for resumption (RFC 6120 §4.9.1.1; XEP-0198 §5 resumes after a drop, not after an error).
+    const resumable = this.resumable && !stopped && reason !== 'stream-error'
     const done = this.hooks.emit('disconnected', { error, clean, reason, resumable })
     // Whatever the `disconnected` handlers do (they may start a new attempt), what waited
     // on this session learns now.
@@ -826,8 +857,21 @@ export class Connection<A extends object = Record<string, unknown>> {
       return
     }
     const transport = this.#transport
-    if (!transport) return
+    if (!transport) {
+      // Between a drop and a resumption: the app's stop ends the kept session for good.
+      if (this.resumable) {
+        this.resumable = false
+        this.endSession(new ConnectionError('stopped', 'the connection was closed by the app'))
+      }
+      return
+    }
     if (this.#closing) return this.#closed
+    if (this.#state === 'online' && this.hooks.has('closing')) {
+      // Last words on the stream, while it is still online (XEP-0198 §4: a final ack).
+      const closing = this.hooks.emit('closing', {})
+      if (closing) await closing
+      if (this.#transport !== transport || this.#closing) return this.#closed
+    }
     this.#endReason ??= 'stopped'
     this.#setState('disconnecting')
     const closed = this.#closed

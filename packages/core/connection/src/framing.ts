@@ -23,8 +23,11 @@ export interface Framing {
   open(attrs: Record<string, string | undefined>): string
   /** Our stream closing. */
   readonly close: string
-  /** A stream error we send (our closing follows it). */
-  streamError(condition: string): string
+  /**
+   * A stream error we send (our closing follows it). `appCondition`: the serialized
+   * application-specific condition element (RFC 6120 §4.9.4), with its own namespace.
+   */
+  streamError(condition: string, appCondition?: string): string
   /** One top-level element as written; `xmlns` is the stream's content namespace. */
   element(element: Element, xmlns: string): string
   /**
@@ -43,8 +46,8 @@ export interface Framing {
 export const xmlStreamFraming: Framing = {
   open: (attrs) => streamHeader(attrs),
   close: STREAM_FOOTER,
-  streamError: (condition) =>
-    `<stream:error><${condition} xmlns='${NS_STREAM_ERRORS}'/></stream:error>`,
+  streamError: (condition, appCondition = '') =>
+    `<stream:error><${condition} xmlns='${NS_STREAM_ERRORS}'/>${appCondition}</stream:error>`,
   element: (element) => serialize(element),
   batch: true,
   reader: (handlers, _xmlns, limits) => new StreamParser(handlers, limits),
@@ -70,8 +73,8 @@ export const websocketFraming: Framing = {
     return `${out}/>`
   },
   close: `<close xmlns='${NS_FRAMING}'/>`,
-  streamError: (condition) =>
-    `<stream:error xmlns:stream='${NS_STREAM}'><${condition} xmlns='${NS_STREAM_ERRORS}'/></stream:error>`,
+  streamError: (condition, appCondition = '') =>
+    `<stream:error xmlns:stream='${NS_STREAM}'><${condition} xmlns='${NS_STREAM_ERRORS}'/>${appCondition}</stream:error>`,
   element(element, xmlns) {
     const data = serialize(element)
     if (element.attrs.xmlns !== undefined) return data

@@ -17,6 +17,11 @@ export interface HookMap {
   state: { state: ConnectionState; previous: ConnectionState; cause?: Error | undefined }
   /** The stream header the peer sent (after every restart). */
   'stream-start': { attrs: Readonly<Record<string, string>> }
+  /**
+   * disconnect() is about to close an online stream: the last moment to send on it (the
+   * stream is still online). Awaited before the closing starts.
+   */
+  closing: Record<string, never>
   /** Stream negotiation finished; `resumed` says whether a previous session was resumed. */
   online: { resumed: boolean }
   /**

@@ -1,4 +1,5 @@
-import { ConnectionError, PluginError } from '@core/errors'
+import type { Element } from 'ltx'
+import { ConnectionError, PluginError, type XMPPError } from '@core/errors'
 import type { Connection } from './connection.js'
 import { featureNegotiator } from './feature-negotiator.js'
 import type { Negotiator, StreamFeature } from './features.js'
@@ -39,6 +40,7 @@ export interface RegistryHost {
   setupTimeout: number
   report(error: unknown): void
   inboundSettled(timeout: number): Promise<boolean>
+  fail(error: XMPPError, appCondition?: Element): void
 }
 
 /**
@@ -68,6 +70,7 @@ export class PluginRegistry {
   readonly #setupTimeout: number
   readonly #report: (error: unknown) => void
   readonly inboundSettled: (timeout: number) => Promise<boolean>
+  readonly fail: (error: XMPPError, appCondition?: Element) => void
   #teardown: Promise<void> | undefined
 
   constructor(connection: Connection, host: RegistryHost) {
@@ -75,6 +78,7 @@ export class PluginRegistry {
     this.#setupTimeout = host.setupTimeout
     this.#report = (error) => host.report(error)
     this.inboundSettled = (timeout) => host.inboundSettled(timeout)
+    this.fail = (error, appCondition) => host.fail(error, appCondition)
   }
 
   /** Whether some plugin's setup is async (connect() then waits for settled()). */
@@ -431,6 +435,10 @@ class Context implements PluginContext {
 
   inboundSettled(timeout: number): Promise<boolean> {
     return this.#registry.inboundSettled(timeout)
+  }
+
+  fail(error: XMPPError, appCondition?: Element): void {
+    this.#registry.fail(error, appCondition)
   }
 
   onDispose(fn: () => void | Promise<void>): void {

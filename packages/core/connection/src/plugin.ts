@@ -1,3 +1,5 @@
+import type { Element } from 'ltx'
+import type { XMPPError } from '@core/errors'
 import type { Connection } from './connection.js'
 import type { Negotiator, StreamFeature } from './features.js'
 import type { Hooks } from './hooks.js'
@@ -135,6 +137,14 @@ export interface PluginContext {
    * `timeout` ms passed first. Stream management waits on it before it reports a count.
    */
   inboundSettled(timeout: number): Promise<boolean>
+  /**
+   * Ends the current stream with `error`: a StreamError of ours is sent to the peer (with
+   * `appCondition`, an application-specific condition element, RFC 6120 §4.9.4), then the
+   * stream closes and the disconnection is reported with reason `stream-error`. For a plugin
+   * that detects a protocol violation (stream management: an ack for more than was sent).
+   * Does nothing when there is no stream.
+   */
+  fail(error: XMPPError, appCondition?: Element): void
   /** Runs at dispose, in reverse registration order of plugins. */
   onDispose(fn: () => void | Promise<void>): void
 }

@@ -10,7 +10,8 @@ import {
   type PluginContext,
 } from '../src/index.js'
 import { xml } from '@core/xml'
-import { inbox, online, tick, withPeer } from './helpers.js'
+import { StreamError } from '@core/errors'
+import { inbox, online, record, tick, withPeer } from './helpers.js'
 
 /**
  * Holds app stanzas sent while not online and sends them once online again; counts
@@ -188,4 +189,98 @@ describe('plugin timers', () => {
     await tick(40)
     expect(fired).toEqual([])
   })
+})
+
+describe('seams added for stream management', () => {
+  const seams = definePlugin({
+    name: 'seams',
+    setup(ctx: PluginContext) {
+      const said: string[] = []
+      ctx.hooks.on('closing', () => {
+        said.push(ctx.connection.state)
+        ctx.connection.send(xml('a', { xmlns: 'urn:example:sm', h: '7' })).then(undefined, () => {
+          said.push('refused')
+        })
+      })
+      return { said, fail: (e: StreamError, app?: Element) => ctx.fail(e, app) }
+    },
+  })
+
+  test("'closing' runs while still online: what it sends goes out before the stream's close", async () => {
+    const { peer, conn } = await online([seams])
+    await conn.disconnect()
+    expect(conn.plugins.seams.said).toEqual(['online'])
+    const all = peer.written.join('')
+    expect(all.indexOf("h='7'") >= 0 || all.indexOf('h="7"') >= 0).toBe(true)
+    const a = all.search(/h=['"]7['"]/)
+    expect(a).toBeLessThan(all.lastIndexOf(peer.closeMarker))
+  })
+
+  test('ctx.fail() sends our stream error with an application condition, and the drop is not resumable', async () => {
+    const { peer, conn } = await online([seams])
+    conn.resumable = true
+    const seen = record<{ reason: string; resumable: boolean }>((fn) =>
+      conn.hooks.on('disconnected', fn),
+    )
+    conn.plugins.seams.fail(
+      new StreamError('undefined-condition'),
+      xml('handled-count-too-high', { xmlns: 'urn:xmpp:sm:3', h: '5', 'send-count': '2' }),
+    )
+    await peer.waitForEnd()
+    const all = peer.written.join('')
+    expect(all).toMatch(/<undefined-condition[^>]*\/><handled-count-too-high[^>]*urn:xmpp:sm:3/)
+    await tick(10)
+    expect(seen).toMatchObject([{ reason: 'stream-error', resumable: false }])
+    expect(conn.signal.aborted).toBe(true)
+  })
+
+  test('nextTarget sends the next attempt (once) to a given host and port; stream counts attempts', async () => {
+    const { peer, conn } = await online()
+    const first = conn.stream
+    await conn.disconnect()
+    conn.nextTarget = { host: 'other.example', port: 5999 }
+    const again = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await again
+    expect(conn.stream).toBe(first + 1)
+    expect(peer.targets.at(-1)).toMatchObject({ host: 'other.example', port: 5999 })
+    expect(conn.nextTarget).toBeUndefined()
+  })
+
+  test('a session a plugin ended during negotiation gives way to a new one once online', async () => {
+    const ender = definePlugin({
+      name: 'ender',
+      setup(ctx) {
+        ctx.feature({
+          name: 'ender',
+          priority: 1,
+          applies: () => true,
+          async negotiate() {
+            ctx.connection.endSession()
+            return 'continue'
+          },
+        })
+      },
+    })
+    const { peer, conn } = withPeer({ plugins: [ender] })
+    const connecting = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: '' })
+    await connecting
+    expect(conn.signal.aborted).toBe(false)
+  })
+})
+
+test('disconnect() between a drop and a resumption ends the kept session', async () => {
+  const { peer, conn } = await online()
+  conn.resumable = true
+  peer.close(new Error('ECONNRESET'))
+  await tick()
+  expect(conn.signal.aborted).toBe(false)
+  const ended = conn.hooks.next('session-end')
+  await conn.disconnect()
+  expect(conn.resumable).toBe(false)
+  expect((await ended).error).toMatchObject({ code: 'stopped' })
+  expect(conn.signal.aborted).toBe(true)
 })

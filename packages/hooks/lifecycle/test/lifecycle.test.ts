@@ -389,9 +389,9 @@ describe('resumption (the seam with stream management)', () => {
     await accept(peer)
     await started
     const signal = conn.signal
-    peer.send(
-      "<stream:error><reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
-    )
+    // A drop keeps the session resumable (a stream error would end it: the server does not
+    // keep a session for resumption after one).
+    peer.close(new Error('ECONNRESET'))
     await vi.advanceTimersByTimeAsync(0)
     expect(signal.aborted).toBe(false)
     await conn.plugins.lifecycle.stop()

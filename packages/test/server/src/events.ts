@@ -39,6 +39,17 @@ export interface ServerEventMap {
   }
   /** A resource was bound. */
   bind: { readonly session: TestSession; readonly jid: JID }
+  /**
+   * A bound session handled a stanza from its client (what stream management counts in `h`):
+   * each stanza the client sent that the server acted upon, once.
+   */
+  stanza: { readonly session: TestSession; readonly element: Element }
+  /** Stream management (XEP-0198): a session was enabled, resumed, hibernated or expired. */
+  sm: {
+    readonly session: TestSession
+    readonly event: 'enabled' | 'resumed' | 'failed' | 'hibernated' | 'expired'
+    readonly id: string | undefined
+  }
   /** A stanza was delivered to another session. */
   route: { readonly from: TestSession; readonly to: TestSession; readonly element: Element }
   /**

@@ -134,6 +134,17 @@ export interface Faults {
    * that binds the client to another account would. Routing still uses the real binding.
    */
   bindJid?: string
+  /** Stream management: never answer `<r/>` (XEP-0198 §4). */
+  smWithholdAcks?: boolean
+  /** Stream management: answer `<r/>` with an `h` this much above the real count. */
+  smAckTooHigh?: number
+  /** Stream management: answer `<r/>` with this text as `h` (a malformed count). */
+  smMalformedH?: string
+  /**
+   * Stream management: answer `<resume/>` with `<failed/>` (`item-not-found`, with the `h`
+   * of the session when it is known), as after a server restart. The session is dropped.
+   */
+  smRefuseResume?: boolean
 }
 
 /** The name of a fault, as reported by the `fault` event. */

@@ -16,3 +16,4 @@ export {
   type TestServerOptions,
 } from './server.js'
 export type { Interceptor, TestSession } from './session.js'
+export { NS_SM, type SmServerOptions } from './stream-management.js'

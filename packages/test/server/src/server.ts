@@ -9,6 +9,7 @@ import { TestServerError } from './errors.js'
 import type { ServerEvent, ServerEventMap, ServerEventName, ServerEventOf } from './events.js'
 import type { Faults } from './faults.js'
 import { saslprep } from './saslprep.js'
+import type { SmRecord, SmServerOptions } from './stream-management.js'
 import { deriveScramCredentials, type ScramCredentials, SCRAM_MECHANISMS } from './scram.js'
 import {
   type Interceptor,
@@ -56,6 +57,11 @@ export interface TestServerOptions {
    * `componentService` (a port of their own); stanzas route between them and clients.
    */
   components?: Readonly<Record<string, string>>
+  /**
+   * Stream management (XEP-0198): offered after authentication unless `false`. Default: on,
+   * with a 30 s hibernation.
+   */
+  sm?: SmServerOptions | false
 }
 
 /** An element a client sent, with its session. */
@@ -93,6 +99,10 @@ export class TestServer {
   readonly #received: ReceivedElement[] = []
   readonly #listeners = new Map<ServerEventName, Set<Listener>>()
   readonly #interceptors: Interceptor[] = []
+  readonly #sm: SessionHost['sm']
+  readonly #smRecords = new Map<string, SmRecord>()
+  /** Ids of sessions that are gone, with their last `h` (bounded). */
+  readonly #smGone = new Map<string, number>()
   readonly #host: SessionHost
   readonly #componentSecrets: ReadonlyMap<string, string>
   readonly #components = new Map<string, ComponentSession>()
@@ -144,6 +154,15 @@ export class TestServer {
     }
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits }
     this.faults = { ...options.faults }
+    this.#sm =
+      options.sm === false
+        ? undefined
+        : {
+            hibernation: options.sm?.hibernation ?? 30_000,
+            counterStart: options.sm?.counterStart ?? 0,
+            ...(options.sm?.max === undefined ? {} : { max: options.sm.max }),
+            ...(options.sm?.location === undefined ? {} : { location: options.sm.location }),
+          }
     for (const [name, password] of Object.entries(options.users ?? {})) {
       this.addUser(name, password)
     }
@@ -342,6 +361,7 @@ export class TestServer {
       for (const c of this.#componentSessions) c.close('system-shutdown')
       for (const s of this.#sessions) if (!s.closed) s.close('system-shutdown')
       for (const s of this.#sessions) if (!s.closed) s.drop()
+      for (const record of this.#smRecords.values()) clearTimeout(record.expiry)
       // A client that never reads must not hold the port.
       const timer = setTimeout(() => {
         for (const socket of this.#sockets) socket.destroy()
@@ -461,6 +481,29 @@ export class TestServer {
         return online.get(full.toString())
       },
       component: (domain) => server.#components.get(domain),
+      sm: this.#sm,
+      smAdd(record) {
+        server.#smRecords.set(record.id, record)
+      },
+      smFind(id) {
+        const record = server.#smRecords.get(id)
+        if (record) return record
+        const gone = server.#smGone.get(id)
+        return gone === undefined ? undefined : { gone }
+      },
+      smRemove(record) {
+        clearTimeout(record.expiry)
+        record.expiry = undefined
+        if (!server.#smRecords.delete(record.id)) return
+        server.#smGone.set(record.id, record.inbound)
+        if (server.#smGone.size > 1000) {
+          const oldest = server.#smGone.keys().next().value
+          if (oldest !== undefined) server.#smGone.delete(oldest)
+        }
+      },
+      rebind(session, jid) {
+        online.set(jid.toString(), session)
+      },
       resourcesOf(bare) {
         const out: Session[] = []
         for (const s of online.values()) if (s.jid?.bare().equals(bare)) out.push(s)

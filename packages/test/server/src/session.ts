@@ -23,6 +23,7 @@ import {
   type StepEvent,
 } from './faults.js'
 import { isBase64, type ScramCredentials, ScramServerExchange, SCRAM_MECHANISMS } from './scram.js'
+import { NS_SM, parseH, SmRecord, type SmServerOptions } from './stream-management.js'
 
 type Element = ReturnType<typeof xml>
 type Data = string | Uint8Array
@@ -112,6 +113,19 @@ export interface SessionHost {
   resourcesOf(bare: JID): Session[]
   /** The external component connected under this domain (XEP-0114), if any. */
   component(domain: string): { deliver(stanza: Element): void } | undefined
+  /** Stream management settings; undefined when the server does not offer it. */
+  readonly sm:
+    | (Required<Omit<SmServerOptions, 'max' | 'location'>> &
+        Pick<SmServerOptions, 'max' | 'location'>)
+    | undefined
+  /** Lists a new stream management session. */
+  smAdd(record: SmRecord): void
+  /** A session kept for resumption by id, or the last `h` of one that is gone. */
+  smFind(id: string): SmRecord | { gone: number } | undefined
+  /** Forgets a session (keeping its last `h` for a later `<failed h/>`). */
+  smRemove(record: SmRecord): void
+  /** Routes the record's JID to `session` (a resumption took it over). */
+  rebind(session: Session, jid: JID): void
 }
 
 type SaslState =
@@ -140,6 +154,9 @@ function withAttrs(el: Element, attrs: Record<string, string>): Element {
   return copy
 }
 
+/** Steps whose answer is a stanza (counted by stream management). */
+const STANZA_STEPS: ReadonlySet<Step> = new Set<Step>(['iq', 'message', 'presence', 'session'])
+
 /** @internal one client connection; the public face is TestSession. */
 export class Session implements TestSession {
   readonly id: number
@@ -158,6 +175,10 @@ export class Session implements TestSession {
   #username: string | undefined
   #jid: JID | undefined
   #bound = false
+  /** The stream management session, once enabled or resumed. */
+  #sm: SmRecord | undefined
+  /** The stream ended in a way that does not keep the session (clean close, stream error). */
+  #smOver = false
   #stanzasAfterBind = 0
   #bytesAfterBind = 0
   #bytesReceived = 0
@@ -238,6 +259,7 @@ export class Session implements TestSession {
 
   close(condition?: string): void {
     if (this.#dead) return
+    this.#smOver = true
     this.#cancelPending()
     if (!this.#footerSent) {
       let out = this.#headerSent ? '' : this.#header()
@@ -270,7 +292,20 @@ export class Session implements TestSession {
 
   /** @internal delivers a routed stanza. */
   deliver(data: string): void {
-    if (!this.#closing) this.#enqueue(() => this.#write(data))
+    const record = this.#sm
+    if (this.#dead && record !== undefined && record.expiry !== undefined) {
+      // Hibernating (XEP-0198 §5): kept for the resumption.
+      record.sent(data)
+      return
+    }
+    if (!this.#closing) this.#enqueue(() => this.#writeStanza(data))
+  }
+
+  /** Writes a stanza; with stream management on, it is counted and kept until acked. */
+  #writeStanza(data: string): void {
+    if (this.#dead || this.#socket.destroyed) return
+    this.#sm?.sent(data)
+    this.#write(data)
   }
 
   // ---------------------------------------------------------------------------------------
@@ -390,7 +425,11 @@ export class Session implements TestSession {
       this.#write(inject)
       return
     }
-    this.#write(concat(action?.(), inject))
+    const out = action?.()
+    if (out !== undefined && out !== '' && STANZA_STEPS.has(event.step) && this.#sm) {
+      this.#sm.sent(printable(out))
+    }
+    this.#write(concat(out, inject))
     after?.()
   }
 
@@ -446,8 +485,42 @@ export class Session implements TestSession {
     this.#closing = true
     this.#parser?.stop()
     this.#cancelPending()
-    this.#host.unbind(this)
+    const record = this.#sm
+    if (record?.resumable && !this.#clientClosed && !this.#smOver && this.#host.sm) {
+      // XEP-0198 §5: an unexpected drop keeps the session for resumption for a while; the
+      // JID stays routed here, and what arrives for it waits in the record.
+      const hibernation = this.#host.sm.hibernation
+      this.#host.emit('sm', { session: this, event: 'hibernated', id: record.id })
+      record.expiry = setTimeout(() => this.#expire(record), hibernation)
+      record.expiry.unref()
+      if (hibernation <= 0) this.#expire(record)
+    } else {
+      if (record) this.#host.smRemove(record)
+      this.#host.unbind(this)
+    }
     this.#host.emit('close', { session: this, clean: this.#clientClosed })
+  }
+
+  #expire(record: SmRecord): void {
+    clearTimeout(record.expiry)
+    record.expiry = undefined
+    if (this.#sm !== record) return // resumed elsewhere
+    this.#sm = undefined
+    this.#host.smRemove(record)
+    this.#host.unbind(this)
+    this.#host.emit('sm', { session: this, event: 'expired', id: record.id })
+  }
+
+  /** @internal a resumption took the record over: this (dead) session lets it go. */
+  release(record: SmRecord): void {
+    if (this.#sm === record) this.#sm = undefined
+    clearTimeout(record.expiry)
+    record.expiry = undefined
+    if (!this.#dead) {
+      // XEP-0198 §5: the old stream (a half-open one, say) is closed.
+      this.#smOver = true
+      this.close('conflict')
+    }
   }
 
   #newParser(): void {
@@ -488,15 +561,23 @@ export class Session implements TestSession {
   }
 
   /** RFC 6120 §4.9: a stream error ends the stream; our header goes first if not yet sent. */
-  #streamError(condition: string): void {
+  #streamError(condition: string, appCondition = ''): void {
     if (this.#closing) return
     this.#closing = true
+    this.#smOver = true
     this.#parser?.stop()
     this.#enqueue(() => {
       if (this.#footerSent) return
       this.#host.emit('stream-error', { session: this, condition })
       const header = this.#headerSent ? '' : this.#header()
-      this.#write(header + this.#streamErrorXml(condition) + STREAM_FOOTER)
+      this.#write(
+        header +
+          this.#streamErrorXml(condition).replace(
+            '</stream:error>',
+            `${appCondition}</stream:error>`,
+          ) +
+          STREAM_FOOTER,
+      )
       this.#footerSent = true
       this.#linger()
     })
@@ -575,6 +656,8 @@ export class Session implements TestSession {
       if (this.faults.offerBind === false) this.#fault('offerBind', 'features')
       else features.children.push(xml('bind', { xmlns: NS_BIND }))
       features.children.push(xml('session', { xmlns: NS_SESSION }, xml('optional')))
+      // XEP-0198 §3, §5: stream management, offered after authentication.
+      if (this.#host.sm) features.children.push(xml('sm', { xmlns: NS_SM }))
     }
     return features
   }
@@ -608,6 +691,11 @@ export class Session implements TestSession {
     this.#host.emit('element', { session: this, element: el })
     if (this.#closing) return
     const counting = this.#bound
+    if (counting && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) {
+      // XEP-0198 §4: handled now (the server acts on it at once), so it counts.
+      this.#sm?.received()
+      this.#host.emit('stanza', { session: this, element: el })
+    }
     this.#dispatch(el)
     if (!counting || this.#dead) return
     this.#stanzasAfterBind++
@@ -636,7 +724,12 @@ export class Session implements TestSession {
       const bind =
         el.name === 'iq' && el.attrs.type === 'set' ? el.getChild('bind', NS_BIND) : undefined
       if (bind !== undefined && el.attrs.id !== undefined) this.#onBind(el, bind)
+      else if (el.is('resume', NS_SM) && this.#host.sm) this.#onResume(el)
       else this.#streamError('not-authorized')
+      return
+    }
+    if (el.attrs.xmlns === NS_SM && this.#host.sm) {
+      this.#onSm(el)
       return
     }
     this.#onStanza(el)
@@ -929,6 +1022,140 @@ export class Session implements TestSession {
         }
       },
     )
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Stream management (XEP-0198)
+
+  #onSm(el: Element): void {
+    const sm = this.#host.sm!
+    switch (el.name) {
+      case 'enable': {
+        // §3: once per session, after binding.
+        if (this.#sm !== undefined) {
+          this.send(
+            xml('failed', { xmlns: NS_SM }, xml('unexpected-request', { xmlns: NS_STANZA_ERRORS })),
+          )
+          return
+        }
+        const resumable = el.attrs.resume === 'true' || el.attrs.resume === '1'
+        const record = new SmRecord(this.#username!, this.#jid!, resumable, sm.counterStart)
+        this.#sm = record
+        this.#host.smAdd(record)
+        this.#host.emit('sm', { session: this, event: 'enabled', id: record.id })
+        this.send(
+          xml('enabled', {
+            xmlns: NS_SM,
+            id: record.id,
+            ...(resumable ? { resume: 'true' } : {}),
+            ...(sm.max === undefined ? {} : { max: String(sm.max) }),
+            ...(sm.location === undefined ? {} : { location: sm.location }),
+          }),
+        )
+        return
+      }
+      case 'r': {
+        const record = this.#sm
+        if (record === undefined) return
+        const f = this.faults
+        if (f.smWithholdAcks) {
+          this.#fault('smWithholdAcks')
+          return
+        }
+        let h = String(record.inbound)
+        if (f.smMalformedH !== undefined) {
+          this.#fault('smMalformedH')
+          h = f.smMalformedH
+        } else if (f.smAckTooHigh !== undefined) {
+          this.#fault('smAckTooHigh')
+          h = String((record.inbound + f.smAckTooHigh) >>> 0)
+        }
+        this.send(xml('a', { xmlns: NS_SM, h }))
+        return
+      }
+      case 'a': {
+        const record = this.#sm
+        if (record === undefined) return
+        const h = parseH(el.attrs.h)
+        if (h === undefined) {
+          this.#streamError('undefined-condition')
+          return
+        }
+        if (!record.ack(h)) {
+          // §4: an ack for more than was sent.
+          this.#streamError(
+            'undefined-condition',
+            serialize(
+              xml('handled-count-too-high', {
+                xmlns: NS_SM,
+                h: String(h),
+                'send-count': String(record.outbound),
+              }),
+            ),
+          )
+        }
+        return
+      }
+      default:
+        this.#streamError('unsupported-stanza-type')
+    }
+  }
+
+  /** §5: `<resume previd h/>`, after authentication and instead of binding. */
+  #onResume(el: Element): void {
+    const previd = String(el.attrs.previd ?? '')
+    const found = this.#host.smFind(previd)
+    const failed = (h: number | undefined) => {
+      this.#host.emit('sm', { session: this, event: 'failed', id: previd })
+      this.send(
+        xml(
+          'failed',
+          { xmlns: NS_SM, ...(h === undefined ? {} : { h: String(h) }) },
+          xml('item-not-found', { xmlns: NS_STANZA_ERRORS }),
+        ),
+      )
+    }
+    if (found === undefined) {
+      failed(undefined)
+      return
+    }
+    if ('gone' in found) {
+      failed(found.gone)
+      return
+    }
+    if (found.username !== this.#username) {
+      // Another account's session: as if it did not exist.
+      failed(undefined)
+      return
+    }
+    if (this.faults.smRefuseResume) {
+      this.#fault('smRefuseResume')
+      this.#host.find(found.jid)?.release(found)
+      this.#host.smRemove(found)
+      this.#host.unbind(this.#host.find(found.jid) ?? this)
+      failed(found.inbound)
+      return
+    }
+    const h = parseH(el.attrs.h)
+    if (h === undefined || !found.ack(h)) {
+      this.#streamError('undefined-condition')
+      return
+    }
+    // Take the session over: its JID now routes here, and what it did not get is resent.
+    const old = this.#host.find(found.jid)
+    old?.release(found)
+    this.#sm = found
+    this.#jid = found.jid
+    this.#bound = true
+    this.#host.rebind(this, found.jid)
+    this.#host.emit('sm', { session: this, event: 'resumed', id: found.id })
+    const resend = found.pendingStanzas()
+    this.#enqueue(() => {
+      this.#write(
+        serialize(xml('resumed', { xmlns: NS_SM, previd: found.id, h: String(found.inbound) })) +
+          resend.join(''),
+      )
+    })
   }
 
   // ---------------------------------------------------------------------------------------
