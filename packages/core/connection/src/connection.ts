@@ -1,4 +1,4 @@
-import { Element } from 'ltx'
+import { Element } from '@core/xml'
 import {
   ConnectionError,
   JIDError,
