@@ -146,19 +146,9 @@ describe('a project that installs the packed packages with npm', () => {
       join(plugin, 'index.js'),
       "import { definePlugin } from '@core/connection'\nexport const legacy = definePlugin({ name: 'legacy', setup: () => ({}) })\n",
     )
-    writeFileSync(
+    cpSync(
+      new URL('../fixtures/consumer/two-copies.mjs', import.meta.url),
       join(project.dir, 'two-copies.mjs'),
-      [
-        "import { createConnection } from '@core/connection'",
-        "import { MemoryPeer } from '@core/connection/testing'",
-        "import { legacy } from 'legacy-plugin'",
-        'try {',
-        "  createConnection({ transport: new MemoryPeer().transport, domain: 'example.com', plugins: [legacy] })",
-        "  console.log('registered')",
-        '} catch (error) {',
-        '  console.log(`${error.name} ${error.code}: ${error.message}`)',
-        '}',
-      ].join('\n'),
     )
     const { stdout } = run(process.execPath, ['two-copies.mjs'], { cwd: project.dir })
     expect(stdout).toMatch(/^PluginError foreign-core: plugin "legacy" was made by another copy/)
