@@ -36,10 +36,7 @@ let pending: string[] = []
 beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), 'xmpp-release-'))
   // The repository as git has it (tracked and new files), plus each package's build.
-  const listed = run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
-    cwd: ROOT,
-  }).stdout
-  for (const file of listed.split('\0').filter(Boolean)) {
+  for (const file of repositoryFiles()) {
     if (!existsSync(join(ROOT, file))) continue // deleted in the work tree
     mkdirSync(dirname(join(scratch, file)), { recursive: true })
     cpSync(join(ROOT, file), join(scratch, file))
@@ -84,6 +81,23 @@ beforeAll(() => {
   })
   console.log(`release plan from ${pending.length} pending changeset(s):\n${plan.join('\n')}`)
 })
+
+/** Files git knows about (tracked, or new and not ignored); without git, a walk of the tree. */
+function repositoryFiles(): string[] {
+  const git = run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: ROOT,
+    allowFailure: true,
+  })
+  if (git.status === 0) return git.stdout.split('\0').filter(Boolean)
+  const skipped = new Set(['node_modules', 'dist', '.git', '.turbo', '.test-reports', '.prosody'])
+  const walk = (dir: string): string[] =>
+    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
+      const path = dir === '' ? e.name : `${dir}/${e.name}`
+      if (skipped.has(e.name) || path === '.ci/.cache') return []
+      return e.isDirectory() ? walk(path) : e.isFile() ? [path] : []
+    })
+  return walk('')
+}
 
 afterAll(() => {
   if (scratch && process.env.TEST_KEEP_RELEASE === undefined) {
