@@ -49,7 +49,7 @@ export function definePlugin<N extends string, A, O = undefined>(
  * Marks the plugins made by definePlugin() with the copy of @core/connection that made them.
  * The key is global (Symbol.for), the value belongs to this copy: a registry that meets a
  * plugin marked by another copy knows the app loaded @core/connection twice, which breaks
- * dependency matching, `instanceof` and the plugin types (see the README, "One copy").
+ * dependency matching and `instanceof` (see the README, "One copy").
  */
 const CORE_MARK: unique symbol = Symbol.for('@core/connection:plugin-core')
 const THIS_CORE: { readonly module: string } = Object.freeze({ module: import.meta.url })
