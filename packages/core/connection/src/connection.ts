@@ -1,4 +1,4 @@
-import { Element } from 'ltx'
+import { Element } from '@core/xml'
 import { ConnectionError, JIDError, StreamError, TimeoutError, XMPPError } from '@core/errors'
 import type { NegotiationContext, WaitOptions } from './features.js'
 import { Cancellation } from './cancellation.js'

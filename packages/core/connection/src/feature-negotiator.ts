@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import { ConnectionError } from '@core/errors'
 import type { NegotiationContext, Negotiator } from './features.js'
 import { NS_STREAM } from '@core/xml'

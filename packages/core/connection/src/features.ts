@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import type { Connection } from './connection.js'
 import type { Transport } from './transport.js'
 

@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import { StreamError } from '@core/errors'
 import { NS_STREAM, NS_STREAM_ERRORS } from '@core/xml'
 import { StreamParser, type StreamParserHandlers, type StreamParserOptions } from '@core/xml'

@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import { TimeoutError } from '@core/errors'
 import type { WaitOptions } from './features.js'
 

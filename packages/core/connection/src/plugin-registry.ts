@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import { ConnectionError, PluginError, type XMPPError } from '@core/errors'
 import type { Connection } from './connection.js'
 import { featureNegotiator } from './feature-negotiator.js'
@@ -9,8 +9,10 @@ import {
   type AnyPlugin,
   type ApiOf,
   type MiddlewareOptions,
+  foreignCoreOf,
   originOf,
   type PluginContext,
+  thisCoreModule,
 } from './plugin.js'
 
 interface Registered {
@@ -120,6 +122,14 @@ export class PluginRegistry {
         'registry-frozen',
         plugin.name,
         `cannot register plugin "${plugin.name}": the plugin registry froze when connect() was first called. Pass it in createConnection({ plugins: [...] }) or call use() before connect().`,
+      )
+    }
+    const otherCore = foreignCoreOf(plugin)
+    if (otherCore !== undefined) {
+      throw new PluginError(
+        'foreign-core',
+        plugin.name,
+        `plugin "${plugin.name}" was made by another copy of @core/connection than this connection's (${otherCore === thisCoreModule ? `both are ${thisCoreModule}, loaded twice` : `the plugin's: ${otherCore}; the connection's: ${thisCoreModule}`}): an app must load @core/connection once. The plugin's package should list @core/connection in peerDependencies, not dependencies; \`npm ls @core/connection\` shows the copies.`,
       )
     }
     if (this.#entries.some((r) => r.plugin.name === plugin.name)) {

@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import type { XMPPError } from '@core/errors'
 import type { Connection } from './connection.js'
 import type { Negotiator, StreamFeature } from './features.js'
@@ -48,6 +48,29 @@ export function definePlugin<N extends string, A, O = undefined>(
 }
 
 /**
+ * Marks the plugins made by definePlugin() with the copy of @core/connection that made them.
+ * The key is global (Symbol.for), the value belongs to this copy: a registry that meets a
+ * plugin marked by another copy knows the app loaded @core/connection twice, which breaks
+ * dependency matching and `instanceof` (see the README, "One copy").
+ */
+const CORE_MARK: unique symbol = Symbol.for('@core/connection:plugin-core')
+const THIS_CORE: { readonly module: string } = Object.freeze({ module: import.meta.url })
+
+/**
+ * Where the other copy of @core/connection lives when `plugin` was made by another copy's
+ * definePlugin(); undefined for this copy's plugins and for hand-written plugin objects.
+ * @internal
+ */
+export function foreignCoreOf(plugin: AnyPlugin): string | undefined {
+  const mark = (plugin as { [CORE_MARK]?: { module?: unknown } })[CORE_MARK]
+  if (mark === undefined || mark === THIS_CORE) return undefined
+  return typeof mark?.module === 'string' ? mark.module : 'an unknown location'
+}
+
+/** Where this copy of @core/connection lives (for the message of `foreign-core`). @internal */
+export const thisCoreModule: string = THIS_CORE.module
+
+/**
  * What identifies a plugin for dependency checks: a plugin made by definePlugin() and all
  * its with() variants share their definition; any other plugin object is its own.
  * @internal
@@ -71,6 +94,11 @@ class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
   /** @internal see originOf() */
   get origin(): object {
     return this.#definition
+  }
+
+  /** @internal see foreignCoreOf(); on the prototype, so it costs nothing per variant. */
+  get [CORE_MARK](): { readonly module: string } {
+    return THIS_CORE
   }
 
   constructor(

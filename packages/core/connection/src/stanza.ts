@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 
 /** RFC 6121 §5.2.2 message types. */
 export type MessageType = 'chat' | 'error' | 'groupchat' | 'headline' | 'normal'

@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import { type Framing, NS_FRAMING, type StreamReader, xmlStreamFraming } from './framing.js'
 import { NS_STREAM } from '@core/xml'
 import { StreamParser } from '@core/xml'

@@ -1,4 +1,4 @@
-import { Element } from 'ltx'
+import { Element } from '@core/xml'
 import { describe, expect, test } from 'vitest'
 import { ConnectionError, StreamError } from '@core/errors'
 import {

@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import {
   type AnyPlugin,
   type Connection,

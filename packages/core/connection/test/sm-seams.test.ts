@@ -1,7 +1,7 @@
 // What stream management (XEP-0198) needs from the core, shown with a small fake SM plugin:
 // holding send() calls while there is no stream, exact handled-counting across drops, and
 // a burst of stanzas right after a feature's answer.
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import { describe, expect, test } from 'vitest'
 import {
   definePlugin,

@@ -152,7 +152,8 @@ export class PluginError extends XMPPError {
       | 'teardown-failed'
       | 'duplicate-feature'
       | 'duplicate-negotiator'
-      | 'next-called-twice',
+      | 'next-called-twice'
+      | 'foreign-core',
     plugin: string,
     message: string,
     cause?: unknown,

@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from '@core/xml'
 import { AbortError, ConnectionError, StanzaError, TimeoutError } from '@core/errors'
 import { JID } from '@core/jid'
 import type { Connection } from '@core/connection'

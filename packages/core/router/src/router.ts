@@ -1,4 +1,4 @@
-import { Element } from 'ltx'
+import { Element } from '@core/xml'
 import type { Connection } from '@core/connection'
 import { StanzaError } from '@core/errors'
 import { JID } from '@core/jid'
