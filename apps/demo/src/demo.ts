@@ -5,6 +5,7 @@ import type { Message } from '@core/connection'
 import { TimeoutError } from '@core/errors'
 import { xml } from '@core/xml'
 import { startTestServer, type TestServer } from '@test/server'
+import { type SmApi, sm } from '@xep/0198-sm'
 
 export interface DemoSettings {
   service: string | undefined
@@ -15,9 +16,13 @@ export interface DemoSettings {
   tlsInsecure: boolean
   allowPlaintext: boolean
   debug: boolean
+  /** Stream management with resumption (XEP-0198). */
+  sm: boolean
+  /** With `sm`: destroy the socket once mid-run, to show the resumption. */
+  drop: boolean
 }
 
-const USAGE = `usage: pnpm demo [--service xmpp://HOST:PORT] [--jid USER@DOMAIN --password PW] [--ca FILE] [--tls-insecure] [--allow-plaintext] [--debug]
+const USAGE = `usage: pnpm demo [--service xmpp://HOST:PORT] [--jid USER@DOMAIN --password PW] [--ca FILE] [--tls-insecure] [--allow-plaintext] [--debug] [--sm [--drop]]
 
 With no --jid, logs in to an embedded test server. Otherwise:
   --jid USER@DOMAIN   the account (env XMPP_JID); without --service, SRV of its domain
@@ -29,7 +34,11 @@ With no --jid, logs in to an embedded test server. Otherwise:
   --ca FILE           also trust the CA certificate(s) in this PEM file
   --tls-insecure      accept a certificate that does not verify (PLAIN is then refused)
   --allow-plaintext   permit a stream without TLS and PLAIN without TLS
-  --debug             print the packet log (passwords and SASL payloads redacted)`
+  --debug             print the packet log (passwords and SASL payloads redacted)
+  --sm                stream management (XEP-0198): resume after a drop (3 tries at
+                      most), and wait until the server acknowledged every stanza sent
+  --drop              with --sm: cut the connection once mid-run; what is sent during
+                      the outage arrives once, after the resumption`
 
 function parse(argv: string[]) {
   return parseArgs({
@@ -42,6 +51,8 @@ function parse(argv: string[]) {
       'tls-insecure': { type: 'boolean', default: false },
       'allow-plaintext': { type: 'boolean', default: false },
       debug: { type: 'boolean', default: false },
+      sm: { type: 'boolean', default: false },
+      drop: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -58,6 +69,7 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettin
   }
   const { values } = parsed
   if (values.help) throw new UsageError(USAGE)
+  if (values.drop && !values.sm) throw new UsageError(`--drop needs --sm\n${USAGE}`)
   return {
     service: values.service ?? env.XMPP_SERVICE,
     jid: values.jid ?? env.XMPP_JID,
@@ -66,6 +78,8 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettin
     tlsInsecure: values['tls-insecure'] ?? false,
     allowPlaintext: values['allow-plaintext'] ?? false,
     debug: values.debug ?? false,
+    sm: values.sm ?? false,
+    drop: values.drop ?? false,
   }
 }
 
@@ -83,6 +97,8 @@ function readCa(file: string): Buffer {
 
 /** Every step has a deadline: the demo never hangs. */
 const STEP_TIMEOUT = 10_000
+/** With --sm, how many times a dropped connection is resumed. */
+const MAX_RESUMES = 3
 
 /**
  * Runs the demo and returns the exit code: 0 only when every step succeeded. Prints one line
@@ -95,6 +111,8 @@ export async function runDemo(
 ): Promise<number> {
   let server: TestServer | undefined
   let client: ReturnType<typeof createClient> | undefined
+  /** --sm: the stanzas reported not delivered. */
+  const notDelivered: string[] = []
   const step = async <T>(
     name: string,
     run: () => Promise<T>,
@@ -165,19 +183,59 @@ export async function runDemo(
       },
       allowPlaintext: settings.allowPlaintext,
       debug: settings.debug ? (line: string) => print(`  | ${line}`) : false,
+      plugins: settings.sm ? [sm] : [],
     })
     client = c
     c.hooks.on('error', ({ error }) => print(`warn ${describeError(error)}`))
+    // --sm: a dropped, resumable session is resumed on the same connection (a few times at
+    // most); stanzas reported not delivered are listed if the run fails.
+    const smApi = settings.sm ? (c.plugins as { sm?: SmApi }).sm : undefined
+    let resumes = 0
+    let closing = false
+    if (smApi) {
+      c.hooks.on('sm-failed', ({ element }) => {
+        notDelivered.push(`<${element.name}${element.attrs.id ? ` id='${element.attrs.id}'` : ''}>`)
+      })
+      c.hooks.on('disconnected', ({ resumable, error }) => {
+        if (closing || !resumable || resumes >= MAX_RESUMES) return
+        resumes++
+        print(`warn the connection dropped (${describeError(error)}); resuming, try ${resumes}`)
+        c.connect().then(
+          () => print(`ok   resumed: ${smApi.resent} stanza(s) sent again so far`),
+          (e: unknown) => print(`warn the resumption failed: ${describeError(e)}`),
+        )
+      })
+    }
     await step(
       'log in',
       () => c.connect(),
       () => `${c.jid?.toString()} via ${c.plugins.sasl.mechanism}`,
     )
+    if (smApi) {
+      await step(
+        'stream management (XEP-0198)',
+        async () => smApi,
+        (api) =>
+          api.enabled ? `enabled, ${api.resumable ? 'resumable' : 'not resumable'}` : 'not offered',
+      )
+      if (!smApi.enabled) throw new Error('the server did not enable stream management')
+    }
     await step(
       'ping the server (XEP-0199)',
       () => c.plugins.ping.ping(),
       (ms) => `${ms.toFixed(1)} ms round trip`,
     )
+    if (settings.drop) {
+      await step(
+        'cut the connection (--drop)',
+        async () => {
+          const gone = c.hooks.next('disconnected')
+          c.transport?.destroy()
+          await gone
+        },
+        () => 'the socket was destroyed; sending during the outage',
+      )
+    }
     const token = crypto.randomUUID()
     const received = new Promise<Message>((resolve) => {
       c.plugins.router.message({ child: 'body' }, (msg) => {
@@ -199,8 +257,25 @@ export async function runDemo(
       () => received,
       (msg) => `from ${String(msg.attrs.from)}`,
     )
+    if (smApi) {
+      await step(
+        'wait until the server acknowledged every stanza',
+        async () => {
+          await smApi.requestAck()
+          await smApi.allAcked()
+        },
+        () => `${smApi.outbound} acknowledged`,
+      )
+    }
+    closing = true
+    const sent = smApi?.outbound ?? 0
+    const resent = smApi?.resent ?? 0
     await step('close the stream', () => c.disconnect(), undefined, true)
-    print('done: every step succeeded')
+    print(
+      smApi
+        ? `done: every step succeeded; ${sent} stanzas sent, ${sent} acked, ${resent} resent`
+        : 'done: every step succeeded',
+    )
     return 0
   } catch (error) {
     if (error instanceof UsageError) {
@@ -208,6 +283,7 @@ export async function runDemo(
       return 2
     }
     print(describeError(error))
+    if (notDelivered.length > 0) print(`not delivered: ${notDelivered.join(' ')}`)
     return 1
   } finally {
     if (client && client.state !== 'disconnected') await client.disconnect()
