@@ -37,6 +37,9 @@ const { values: args } = parseArgs({
     jid: { type: 'string', default: 'bench@localhost' },
     password: { type: 'string', default: 'bench-pw' },
     tls: { type: 'boolean', default: false },
+    // Stream management on (ours: the @xep/0198-sm plugin; xmpp.js enables it by itself when
+    // the server offers it: run the server with --sm).
+    sm: { type: 'boolean', default: false },
     shape: { type: 'string', default: 'chat' },
     'scram-salt': { type: 'string' },
     'scram-salted': { type: 'string' },
@@ -61,6 +64,7 @@ const base = {
   service: args.service,
   mechanism: args.tls ? 'SCRAM-SHA-1' : 'PLAIN',
   plaintext: !args.tls,
+  sm: args.sm,
   ...(args['scram-salt'] && args['scram-salted']
     ? {
         scramCache: {

@@ -5,6 +5,7 @@
 //
 //   node apps/bench/profile.mjs recv|send|rtt|setup [--client ours|xmppjs] [--n N] [--top 15]
 //                               [--shape chat|chat-rich|presence|roster|groupchat]  (recv)
+//                               [--sm]  (stream management on)
 //   node apps/bench/profile.mjs --summarise FILE.cpuprofile [--top 15]
 //
 // The .cpuprofile is kept in apps/bench/profiles/ (git-ignored: *.cpuprofile); open it in
@@ -27,6 +28,8 @@ const { values: args, positionals } = parseArgs({
     top: { type: 'string', default: '15' },
     summarise: { type: 'string' },
     shape: { type: 'string', default: 'chat' },
+    // Stream management on (server offers it; ours adds @xep/0198-sm).
+    sm: { type: 'boolean', default: false },
   },
 })
 const TOP = Number(args.top)
@@ -95,6 +98,7 @@ const server = spawn(
     String(n),
     '--shape',
     args.shape,
+    ...(args.sm ? ['--sm'] : []),
   ],
   {
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -127,6 +131,7 @@ const res = spawnSync(
     `xmpp://127.0.0.1:${port}`,
     '--shape',
     args.shape,
+    ...(args.sm ? ['--sm'] : []),
   ],
   { encoding: 'utf8', timeout: 180_000 },
 )

@@ -2,6 +2,7 @@
 // a router handler for chat messages, send() of built elements, ping() for the round trip.
 import { createClient } from '@client/preset'
 import { xml } from '@core/xml'
+import { sm } from '@xep/0198-sm'
 
 /** @param {import('./types.mjs').ClientConfig} config */
 export function create(config) {
@@ -11,6 +12,7 @@ export function create(config) {
     service: config.service,
     mechanisms: [config.mechanism],
     ...(config.plaintext ? { allowPlaintext: true } : { tls: { insecure: true } }),
+    ...(config.sm ? { plugins: [sm] } : {}),
   })
   const recv = config.recv
   if (recv) {

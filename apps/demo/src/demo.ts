@@ -6,6 +6,7 @@ import { TimeoutError } from '@core/errors'
 import { xml } from '@core/xml'
 import { startTestServer, type TestServer } from '@test/server'
 import { echoComponent } from './echo-component.js'
+import { type SmApi, sm } from '@xep/0198-sm'
 
 export interface DemoSettings {
   service: string | undefined
@@ -24,9 +25,13 @@ export interface DemoSettings {
   componentDomain: string | undefined
   /** Its secret (env XMPP_COMPONENT_SECRET only). */
   componentSecret: string | undefined
+  /** Stream management with resumption (XEP-0198). */
+  sm: boolean
+  /** With `sm`: destroy the socket once mid-run, to show the resumption. */
+  drop: boolean
 }
 
-const USAGE = `usage: pnpm demo [--service xmpp://HOST:PORT] [--jid USER@DOMAIN --password PW] [--ca FILE] [--tls-insecure] [--allow-plaintext] [--debug] [--component [--component-service xmpp://HOST:PORT] [--component-domain NAME]]
+const USAGE = `usage: pnpm demo [--service xmpp://HOST:PORT] [--jid USER@DOMAIN --password PW] [--ca FILE] [--tls-insecure] [--allow-plaintext] [--debug] [--sm [--drop]] [--component [--component-service xmpp://HOST:PORT] [--component-domain NAME]]
 
 With no --jid, logs in to an embedded test server. Otherwise:
   --jid USER@DOMAIN   the account (env XMPP_JID); without --service, SRV of its domain
@@ -43,7 +48,11 @@ With no --jid, logs in to an embedded test server. Otherwise:
                       on the embedded server by default. On a real server:
   --component-service xmpp://HOST:PORT of its component port (env XMPP_COMPONENT_SERVICE),
                       the secret in XMPP_COMPONENT_SECRET (never on the command line)
-  --component-domain  NAME, default echo.<the JID's domain> (env XMPP_COMPONENT_DOMAIN)`
+  --component-domain  NAME, default echo.<the JID's domain> (env XMPP_COMPONENT_DOMAIN)
+  --sm                stream management (XEP-0198): resume after a drop (3 tries at
+                      most), and wait until the server acknowledged every stanza sent
+  --drop              with --sm: cut the connection once mid-run; what is sent during
+                      the outage arrives once, after the resumption`
 
 function parse(argv: string[]) {
   return parseArgs({
@@ -59,6 +68,8 @@ function parse(argv: string[]) {
       component: { type: 'boolean', default: false },
       'component-service': { type: 'string' },
       'component-domain': { type: 'string' },
+      sm: { type: 'boolean', default: false },
+      drop: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -75,6 +86,7 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettin
   }
   const { values } = parsed
   if (values.help) throw new UsageError(USAGE)
+  if (values.drop && !values.sm) throw new UsageError(`--drop needs --sm\n${USAGE}`)
   return {
     service: values.service ?? env.XMPP_SERVICE,
     jid: values.jid ?? env.XMPP_JID,
@@ -87,6 +99,8 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettin
     componentService: values['component-service'] ?? env.XMPP_COMPONENT_SERVICE,
     componentDomain: values['component-domain'] ?? env.XMPP_COMPONENT_DOMAIN,
     componentSecret: env.XMPP_COMPONENT_SECRET,
+    sm: values.sm ?? false,
+    drop: values.drop ?? false,
   }
 }
 
@@ -104,6 +118,8 @@ function readCa(file: string): Buffer {
 
 /** Every step has a deadline: the demo never hangs. */
 const STEP_TIMEOUT = 10_000
+/** With --sm, how many times a dropped connection is resumed. */
+const MAX_RESUMES = 3
 
 /**
  * Runs the demo and returns the exit code: 0 only when every step succeeded. Prints one line
@@ -117,6 +133,8 @@ export async function runDemo(
   let server: TestServer | undefined
   let client: ReturnType<typeof createClient> | undefined
   let echo: ReturnType<typeof echoComponent> | undefined
+  /** --sm: the stanzas reported not delivered. */
+  const notDelivered: string[] = []
   const step = async <T>(
     name: string,
     run: () => Promise<T>,
@@ -202,19 +220,59 @@ export async function runDemo(
       },
       allowPlaintext: settings.allowPlaintext,
       debug: settings.debug ? (line: string) => print(`  | ${line}`) : false,
+      plugins: settings.sm ? [sm] : [],
     })
     client = c
     c.hooks.on('error', ({ error }) => print(`warn ${describeError(error)}`))
+    // --sm: a dropped, resumable session is resumed on the same connection (a few times at
+    // most); stanzas reported not delivered are listed if the run fails.
+    const smApi = settings.sm ? (c.plugins as { sm?: SmApi }).sm : undefined
+    let resumes = 0
+    let closing = false
+    if (smApi) {
+      c.hooks.on('sm-failed', ({ element }) => {
+        notDelivered.push(`<${element.name}${element.attrs.id ? ` id='${element.attrs.id}'` : ''}>`)
+      })
+      c.hooks.on('disconnected', ({ resumable, error }) => {
+        if (closing || !resumable || resumes >= MAX_RESUMES) return
+        resumes++
+        print(`warn the connection dropped (${describeError(error)}); resuming, try ${resumes}`)
+        c.connect().then(
+          () => print(`ok   resumed: ${smApi.resent} stanza(s) sent again so far`),
+          (e: unknown) => print(`warn the resumption failed: ${describeError(e)}`),
+        )
+      })
+    }
     await step(
       'log in',
       () => c.connect(),
       () => `${c.jid?.toString()} via ${c.plugins.sasl.mechanism}`,
     )
+    if (smApi) {
+      await step(
+        'stream management (XEP-0198)',
+        async () => smApi,
+        (api) =>
+          api.enabled ? `enabled, ${api.resumable ? 'resumable' : 'not resumable'}` : 'not offered',
+      )
+      if (!smApi.enabled) throw new Error('the server did not enable stream management')
+    }
     await step(
       'ping the server (XEP-0199)',
       () => c.plugins.ping.ping(),
       (ms) => `${ms.toFixed(1)} ms round trip`,
     )
+    if (settings.drop) {
+      await step(
+        'cut the connection (--drop)',
+        async () => {
+          const gone = c.hooks.next('disconnected')
+          c.transport?.destroy()
+          await gone
+        },
+        () => 'the socket was destroyed; sending during the outage',
+      )
+    }
     const token = crypto.randomUUID()
     const received = new Promise<Message>((resolve) => {
       c.plugins.router.message({ child: 'body' }, (msg) => {
@@ -267,8 +325,25 @@ export async function runDemo(
       )
       await step('close the component', () => e.disconnect(), undefined, true)
     }
+    if (smApi) {
+      await step(
+        'wait until the server acknowledged every stanza',
+        async () => {
+          await smApi.requestAck()
+          await smApi.allAcked()
+        },
+        () => `${smApi.outbound} acknowledged`,
+      )
+    }
+    closing = true
+    const sent = smApi?.outbound ?? 0
+    const resent = smApi?.resent ?? 0
     await step('close the stream', () => c.disconnect(), undefined, true)
-    print('done: every step succeeded')
+    print(
+      smApi
+        ? `done: every step succeeded; ${sent} stanzas sent, ${sent} acked, ${resent} resent`
+        : 'done: every step succeeded',
+    )
     return 0
   } catch (error) {
     if (error instanceof UsageError) {
@@ -276,6 +351,7 @@ export async function runDemo(
       return 2
     }
     print(describeError(error))
+    if (notDelivered.length > 0) print(`not delivered: ${notDelivered.join(' ')}`)
     return 1
   } finally {
     if (echo && echo.state !== 'disconnected') await echo.disconnect()

@@ -68,6 +68,40 @@ describe('the demo', () => {
     }
   })
 
+  test('--sm: stream management enabled, every stanza acknowledged before the close', async () => {
+    const { code, lines } = await run(['--sm'])
+    expect(code).toBe(0)
+    expect(lines.map((l) => l.split(' (')[0])).toEqual([
+      'ok   start the embedded test server',
+      'ok   log in',
+      'ok   stream management',
+      'ok   ping the server',
+      'ok   send initial presence and a message to our own JID',
+      'ok   receive it',
+      'ok   wait until the server acknowledged every stanza',
+      'ok   close the stream',
+      'done: every step succeeded; 3 stanzas sent, 3 acked, 0 resent',
+    ])
+  })
+
+  test('--sm --drop: the connection cut mid-run is resumed; the message sent meanwhile arrives', async () => {
+    const { code, lines } = await run(['--sm', '--drop'])
+    expect(code, lines.join('\n')).toBe(0)
+    expect(lines.some((l) => l.startsWith('ok   cut the connection'))).toBe(true)
+    expect(lines.some((l) => l.startsWith('warn the connection dropped'))).toBe(true)
+    expect(lines.some((l) => l.startsWith('ok   resumed'))).toBe(true)
+    expect(lines.filter((l) => l.startsWith('ok   receive it'))).toHaveLength(1)
+    expect(lines.at(-1)).toMatch(
+      /^done: every step succeeded; 3 stanzas sent, 3 acked, \d+ resent$/,
+    )
+  })
+
+  test('--drop without --sm is a usage error', async () => {
+    const { code, lines } = await run(['--drop'])
+    expect(code).toBe(2)
+    expect(firstLine({ lines })).toBe('--drop needs --sm')
+  })
+
   test('against a given server, from the environment, with the packet log', async () => {
     const server = await startTestServer({ users: { eve: 'pw' } })
     try {

@@ -10,11 +10,13 @@ import {
   type StreamFeature,
 } from '@core/connection'
 import { StreamError, type XMPPError } from '@core/errors'
-import { xml } from '@core/xml'
+import { JID } from '@core/jid'
+import { serialize, xml } from '@core/xml'
 type Element = ReturnType<typeof xml>
 import { AckQueue, Held } from './ack-queue.js'
 import { advance, distance, parseUnsignedInt } from './counter.js'
 import { SmError } from './errors.js'
+import { parseStanzas, type SmSnapshot } from './snapshot.js'
 
 /** XEP-0198 §2: the stream management namespace. */
 export const NS_SM = 'urn:xmpp:sm:3'
@@ -116,6 +118,20 @@ export interface SmApi {
   readonly resent: number
   /** Why the server refused `<enable/>` last, if it did. */
   readonly enableError: SmError | undefined
+  /**
+   * A JSON-serializable snapshot of a resumable session (id, counters, unacknowledged
+   * stanzas), for another connection, or another process, to resume it with importState().
+   * undefined when the session is not resumable. Read-only: this connection still reports the
+   * stanzas' outcomes as it sees them.
+   */
+  exportState(): SmSnapshot | undefined
+  /**
+   * Takes over a session exported by exportState(), before connect(): the next connect()
+   * resumes it, resending its unacknowledged stanzas. Returns one promise per imported stanza,
+   * settling as send()'s would (failures also reach `sm-failed`). Throws SmError `not-enabled`
+   * while this connection has a session of its own or is connected.
+   */
+  importState(snapshot: SmSnapshot): Promise<void>[]
   /**
    * Sends `<r/>` (XEP-0198 §4) and resolves with the server's `h` on the next `<a/>`. Rejects
    * with SmError `not-enabled` without stream management, `ack-aborted` when the stream or
@@ -260,6 +276,71 @@ class StreamManager implements SmApi {
   }
   get enableError(): SmError | undefined {
     return this.#enableError
+  }
+
+  exportState(): SmSnapshot | undefined {
+    if (this.#state === 'off' || this.#id === undefined) return undefined
+    const unacked: string[] = []
+    for (let i = 0; i < this.#queue.size; i++) {
+      unacked.push(serialize((this.#queue.at(i) as Held).element))
+    }
+    return {
+      version: 1,
+      id: this.#id,
+      jid: this.#conn.jid?.toString(),
+      location: this.#location,
+      max: this.#max,
+      expiresAt: Number.isFinite(this.#expiresAt) ? this.#expiresAt : undefined,
+      inbound: this.#inbound,
+      acked: this.#acked,
+      written: this.#queue.written,
+      unacked,
+    }
+  }
+
+  importState(snapshot: SmSnapshot): Promise<void>[] {
+    if (this.#state !== 'off' || this.#conn.state !== 'disconnected') {
+      throw new SmError(
+        'not-enabled',
+        'importState() needs a disconnected connection without a session of its own',
+      )
+    }
+    const id = cappedString(snapshot.id)
+    const inbound = parseUnsignedInt(String(snapshot.inbound))
+    const acked = parseUnsignedInt(String(snapshot.acked))
+    if (
+      snapshot.version !== 1 ||
+      id === undefined ||
+      inbound === undefined ||
+      acked === undefined
+    ) {
+      throw new SmError('protocol', 'not a stream management snapshot (version 1)')
+    }
+    const elements = parseStanzas(snapshot.unacked)
+    const written = Math.min(Math.max(0, Math.trunc(snapshot.written)), elements.length)
+    this.#id = id
+    this.#location = cappedString(snapshot.location)
+    this.#max = snapshot.max
+    this.#expiresAt = snapshot.expiresAt ?? Number.POSITIVE_INFINITY
+    this.#inbound = inbound
+    this.#acked = acked
+    this.#inboundStream = 0
+    const promises: Promise<void>[] = []
+    for (const element of elements) {
+      const held = new Held(element, Date.now())
+      // Its failure also goes to sm-failed: a caller that drops these promises loses nothing.
+      held.promise.then(undefined, reportedThroughHook)
+      this.#queue.push(held)
+      promises.push(held.promise)
+    }
+    this.#queue.written = written
+    if (snapshot.jid !== undefined) this.#conn.jid = JID.parse(snapshot.jid)
+    this.#state = 'detached'
+    this.#conn.resumable = true
+    const location = parseLocation(this.#location)
+    if (location) this.#conn.nextTarget = location
+    this.#armExpiry()
+    return promises
   }
 
   requestAck(options: { signal?: AbortSignal } = {}): Promise<number> {
@@ -874,3 +955,6 @@ function toError(error: unknown): Error {
 }
 
 function ignoreValue(): void {}
+
+/** Imported stanzas: a failure is reported through the `sm-failed` hook as well. */
+function reportedThroughHook(): void {}

@@ -213,6 +213,73 @@ describe('against @test/server', () => {
     expect(got).toEqual([])
   })
 
+  test('exportState() / importState(): another connection object resumes the session', async () => {
+    const s = await server()
+    const romeo = client(s, 'romeo')
+    const got = inbox(romeo)
+    await romeo.connect()
+    s.faults = { smWithholdAcks: true }
+    const first = client(s, 'juliet')
+    await first.connect()
+    const pending = first.send(to('carried')).then(
+      () => 'acked',
+      (error: unknown) => error,
+    )
+    await until(() => got.length === 1, 'the first copy at romeo')
+    s.sessions.at(-1)?.drop()
+    await first.hooks.next('disconnected')
+    const during = first.send(to('during')).then(
+      () => 'acked',
+      (error: unknown) => error,
+    )
+    // JSON all the way, as a store would keep it.
+    const snapshot = JSON.parse(JSON.stringify(first.plugins.sm.exportState()))
+    expect(snapshot).toMatchObject({
+      version: 1,
+      written: 1,
+      unacked: [expect.stringContaining('carried'), expect.stringContaining('during')],
+    })
+    s.faults = {}
+    const second = client(s, 'juliet')
+    const outcomes = second.plugins.sm.importState(snapshot)
+    expect(outcomes).toHaveLength(2)
+    const online = second.hooks.next('online')
+    await second.connect()
+    expect(await online).toEqual({ resumed: true })
+    await Promise.all(outcomes)
+    expect(second.jid?.toString()).toBe('juliet@localhost/r')
+    await second.plugins.sm.requestAck()
+    await romeo.plugins.ping.ping()
+    // The server had the first: resumed h acknowledged it; only the other was sent again.
+    await until(() => got.length === 2, 'the second message')
+    expect(got).toEqual(['carried', 'during'])
+    expect(second.plugins.sm.resent).toBe(1)
+    // The exporting connection still reports what it saw: not delivered, on its side.
+    await first.dispose()
+    expect(await pending).toMatchObject({ code: 'not-delivered' })
+    expect(await during).toMatchObject({ code: 'not-delivered' })
+  })
+
+  test('importState() refuses what is not a snapshot, and a connection with its own session', async () => {
+    const s = await server()
+    const juliet = client(s, 'juliet')
+    const bad = {
+      version: 1,
+      id: 'x',
+      jid: undefined,
+      inbound: 0,
+      acked: 0,
+      written: 0,
+      unacked: ['<nope'],
+    }
+    expect(() => juliet.plugins.sm.importState(bad as never)).toThrow(/not XML|one stanza/)
+    expect(() => juliet.plugins.sm.importState({ ...bad, version: 2 } as never)).toThrow(/snapshot/)
+    await juliet.connect()
+    expect(() => juliet.plugins.sm.importState({ ...bad, unacked: [] } as never)).toThrow(
+      /importState\(\) needs/,
+    )
+  })
+
   test('the server location from <enabled/> is where the resumption goes', async () => {
     const s = await server()
     const port = s.port

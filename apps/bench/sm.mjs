@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// Stream management figures (issue 11), apart from run.mjs's table:
+//
+// 1. send rate and peak RSS with SM off and on, ours and xmpp.js, against server.mjs in send
+//    mode (with --sm it offers <sm/> and answers <enable/> and <r/>); xmpp.js enables SM by
+//    itself when offered, ours with the @xep/0198-sm plugin. Repetitions alternate the four
+//    cases; medians. Ours with SM on awaits each send() until the server acknowledged it.
+// 2. acking a backlog: in-process, k stanzas sent with SM on and no ack requested, then one
+//    <a h='k'/>: the time to process it (it settles k send() promises), for k = 25k, 50k, 100k.
+//    Linear in k means the time per stanza stays flat.
+//
+//   node apps/bench/sm.mjs [--n 100000] [--reps 3] [--only send,backlog]
+// Run `pnpm build` first (the clients import the built packages).
+import { spawn, spawnSync } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const { values: args } = parseArgs({
+  options: {
+    n: { type: 'string', default: '100000' },
+    reps: { type: 'string', default: '3' },
+    only: { type: 'string', default: 'send,backlog' },
+    verbose: { type: 'boolean', default: false },
+  },
+})
+const N = Number(args.n)
+const REPS = Number(args.reps)
+const only = new Set(args.only.split(','))
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+function startServer(sm) {
+  const child = spawn(
+    process.execPath,
+    [join(HERE, 'server.mjs'), '--mode', 'send', '--n', String(N), ...(sm ? ['--sm'] : [])],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  )
+  return new Promise((resolve, reject) => {
+    let text = ''
+    child.on('error', reject)
+    child.stdout.on('data', (chunk) => {
+      text += chunk
+      if (!text.includes('\n')) return
+      const { port } = JSON.parse(text.split('\n')[0])
+      resolve({
+        port,
+        stop: () =>
+          new Promise((done) => {
+            child.once('exit', done)
+            child.stdin.end()
+          }),
+      })
+    })
+  })
+}
+
+function runClient(client, port, sm) {
+  const res = spawnSync(
+    process.execPath,
+    [
+      join(HERE, 'client.mjs'),
+      '--client',
+      client,
+      '--workload',
+      'send',
+      '--n',
+      String(N),
+      '--service',
+      `xmpp://127.0.0.1:${port}`,
+      ...(sm ? ['--sm'] : []),
+    ],
+    { encoding: 'utf8', timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
+  )
+  const last = (res.stdout ?? '').trim().split('\n').pop() ?? ''
+  if (res.status !== 0 || !last.startsWith('{')) {
+    throw new Error(`${client} send (sm ${sm}) failed:\n${res.stderr}${res.stdout}`)
+  }
+  return JSON.parse(last)
+}
+
+if (only.has('send')) {
+  const cases = [
+    ['ours', false],
+    ['ours', true],
+    ['xmppjs', false],
+    ['xmppjs', true],
+  ]
+  const results = new Map(cases.map(([c, sm]) => [`${c}/${sm}`, []]))
+  for (let rep = 0; rep < REPS; rep++) {
+    // Alternate the order so that no case always runs first.
+    const order = rep % 2 === 0 ? cases : [...cases].reverse()
+    for (const [client, sm] of order) {
+      const server = await startServer(sm)
+      try {
+        const result = runClient(client, server.port, sm)
+        if (args.verbose) console.error(client, `sm ${sm}`, JSON.stringify(result))
+        results.get(`${client}/${sm}`).push(result)
+      } finally {
+        await server.stop()
+      }
+    }
+  }
+  console.log(`send, ${N} chat messages (batches of 100 awaited), median of ${REPS}:`)
+  console.log('| client | SM | msg/s | peak RSS MB | rate SM on / off | RSS SM on / off |')
+  console.log('|---|---|---|---|---|---|')
+  for (const client of ['ours', 'xmppjs']) {
+    const off = results.get(`${client}/false`)
+    const on = results.get(`${client}/true`)
+    const rate = (rs) => median(rs.map((r) => r.rate))
+    const rss = (rs) => median(rs.map((r) => r.maxRssMB))
+    console.log(`| ${client} | off | ${rate(off).toFixed(0)} | ${rss(off).toFixed(1)} | | |`)
+    console.log(
+      `| ${client} | on | ${rate(on).toFixed(0)} | ${rss(on).toFixed(1)} | ${(rate(on) / rate(off)).toFixed(2)} | ${(rss(on) / rss(off)).toFixed(2)} |`,
+    )
+  }
+}
+
+if (only.has('backlog')) {
+  const { createConnection } = await import('@core/connection')
+  const { MemoryPeer } = await import('@core/connection/testing')
+  const { xml } = await import('@core/xml')
+  const { sm } = await import('@xep/0198-sm')
+  console.log('\nacking a backlog with one <a/> (in-process), median of 5:')
+  console.log('| backlog | ms | µs per stanza |')
+  console.log('|---|---|---|')
+  for (const k of [25_000, 50_000, 100_000]) {
+    const times = []
+    for (let rep = 0; rep < 5; rep++) {
+      const peer = new MemoryPeer()
+      const conn = createConnection({
+        transport: peer.transport,
+        domain: 'example.com',
+        plugins: [
+          sm.with({
+            requestEvery: Number.MAX_SAFE_INTEGER,
+            requestAfter: 3_600_000,
+            queueLimit: k,
+          }),
+        ],
+      })
+      const connecting = conn.connect()
+      await peer.nextHeader()
+      peer.open({ features: "<sm xmlns='urn:xmpp:sm:3'/>" })
+      await peer.nextElement() // <enable/>
+      peer.send("<enabled xmlns='urn:xmpp:sm:3' id='b' resume='true'/>")
+      await connecting
+      const sends = []
+      for (let i = 0; i < k; i++) sends.push(conn.send(xml('message', { to: 'a@example.com' })))
+      await new Promise((r) => setTimeout(r, 0))
+      const all = Promise.all(sends)
+      const t0 = performance.now()
+      peer.send(`<a xmlns='urn:xmpp:sm:3' h='${k}'/>`)
+      await all
+      times.push(performance.now() - t0)
+      await conn.dispose()
+    }
+    const ms = median(times)
+    console.log(`| ${k} | ${ms.toFixed(1)} | ${((ms * 1000) / k).toFixed(2)} |`)
+  }
+}
+process.exit(0)

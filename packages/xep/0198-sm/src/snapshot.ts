@@ -1,0 +1,56 @@
+import { StreamParser, type xml } from '@core/xml'
+import { SmError } from './errors.js'
+
+type Element = ReturnType<typeof xml>
+
+/** A resumable session, as exportState() gives it and importState() takes it (JSON-safe). */
+export interface SmSnapshot {
+  version: 1
+  /** The session id from `<enabled/>` (the `previd` of the resumption). */
+  id: string
+  /** The full JID the session is bound to. */
+  jid: string | undefined
+  location: string | undefined
+  /** The server's resumption window, in seconds. */
+  max: number | undefined
+  /** When the server no longer keeps the session (ms since the epoch), when known. */
+  expiresAt: number | undefined
+  /** Our `h`: stanzas handled from the server. */
+  inbound: number
+  /** The server's last `h`. */
+  acked: number
+  /** How many of `unacked` (the oldest) were written on the last stream. */
+  written: number
+  /** The unacknowledged stanzas, oldest first, as XML. */
+  unacked: string[]
+}
+
+/** The stanzas of a snapshot, read with the stream reader (restricted XML, size-limited). */
+export function parseStanzas(texts: readonly string[]): Element[] {
+  const out: Element[] = []
+  let failure: Error | undefined
+  const parser = new StreamParser({
+    streamStart: () => undefined,
+    element: (el) => {
+      out.push(el)
+    },
+    streamEnd: () => undefined,
+    error: (error) => {
+      failure = error
+    },
+  })
+  parser.write(
+    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+  )
+  for (const text of texts) {
+    if (typeof text !== 'string') throw new SmError('protocol', 'a snapshot stanza is not text')
+    parser.write(text)
+  }
+  if (failure) throw new SmError('protocol', `a snapshot stanza is not XML: ${failure.message}`)
+  const ok = out.every((el) => el.name === 'message' || el.name === 'presence' || el.name === 'iq')
+  if (!ok || out.length !== texts.length) {
+    throw new SmError('protocol', 'a snapshot holds something other than one stanza per entry')
+  }
+  for (const el of out) el.parent = null
+  return out
+}
