@@ -7,6 +7,7 @@ import { xml } from '@core/xml'
 import { startTestServer, type TestServer } from '@test/server'
 import { echoComponent } from './echo-component.js'
 import { type SmApi, sm } from '@xep/0198-sm'
+import { type LifecycleApi, lifecycle } from '@hooks/lifecycle'
 
 export interface DemoSettings {
   service: string | undefined
@@ -209,6 +210,7 @@ export async function runDemo(
       )
     }
     const extraCa = settings.caFile === undefined ? undefined : readCa(settings.caFile)
+    const smProbe: { api?: SmApi } = {}
     const c = createClient({
       ...(service ? { service } : {}),
       jid,
@@ -220,27 +222,53 @@ export async function runDemo(
       },
       allowPlaintext: settings.allowPlaintext,
       debug: settings.debug ? (line: string) => print(`  | ${line}`) : false,
-      plugins: settings.sm ? [sm] : [],
+      // Stream management before lifecycle: lifecycle's next attempt is SM's resumption.
+      // Without --sm the demo does not reconnect (a failure ends the run, naming its cause);
+      // the post-connect hook fetches the roster either way.
+      plugins: [
+        ...(settings.sm ? [sm] : []),
+        lifecycle.with({
+          reconnect: settings.sm,
+          maxAttempts: MAX_RESUMES,
+          ...(settings.sm
+            ? {
+                // Dead-connection detection by an SM ack request (set once the client exists).
+                probe: (signal: AbortSignal): Promise<void> =>
+                  smProbe.api ? smProbe.api.probe(signal) : Promise.resolve(),
+              }
+            : {}),
+        }),
+      ],
     })
     client = c
     c.hooks.on('error', ({ error }) => print(`warn ${describeError(error)}`))
-    // --sm: a dropped, resumable session is resumed on the same connection (a few times at
-    // most); stanzas reported not delivered are listed if the run fails.
+    // @hooks/lifecycle: a fresh session fetches the roster (post-connect); a resumed one
+    // (--sm) already has it and only says so (post-resume).
+    c.hooks.on('post-connect', async () => {
+      const roster = await c.plugins.iq.request(
+        xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })),
+      )
+      const items = roster.getChild('query', 'jabber:iq:roster')?.getChildren('item') ?? []
+      print(`ok   post-connect: roster fetched, ${items.length} contact(s)`)
+    })
+    c.hooks.on('post-resume', ({ downtime }) => {
+      const again = smApi ? `, ${smApi.resent} stanza(s) sent again so far` : ''
+      print(`ok   post-resume: resumed after ${downtime.toFixed(0)} ms${again}`)
+    })
+    // --sm: a dropped, resumable session is resumed by lifecycle on the same connection (a
+    // few times at most); stanzas reported not delivered are listed if the run fails.
     const smApi = settings.sm ? (c.plugins as { sm?: SmApi }).sm : undefined
-    let resumes = 0
+    if (smApi) smProbe.api = smApi
     let closing = false
     if (smApi) {
       c.hooks.on('sm-failed', ({ element }) => {
         notDelivered.push(`<${element.name}${element.attrs.id ? ` id='${element.attrs.id}'` : ''}>`)
       })
-      c.hooks.on('disconnected', ({ resumable, error }) => {
-        if (closing || !resumable || resumes >= MAX_RESUMES) return
-        resumes++
-        print(`warn the connection dropped (${describeError(error)}); resuming, try ${resumes}`)
-        c.connect().then(
-          () => print(`ok   resumed: ${smApi.resent} stanza(s) sent again so far`),
-          (e: unknown) => print(`warn the resumption failed: ${describeError(e)}`),
-        )
+      c.hooks.on('lifecycle', (s) => {
+        if (closing) return
+        if (s.state === 'disconnected' && s.resumable) {
+          print(`warn the connection dropped (${describeError(s.cause)}); resuming`)
+        }
       })
     }
     await step(
@@ -355,7 +383,10 @@ export async function runDemo(
     return 1
   } finally {
     if (echo && echo.state !== 'disconnected') await echo.disconnect()
-    if (client && client.state !== 'disconnected') await client.disconnect()
+    // stop() rather than disconnect(): it also cancels a reconnection lifecycle has planned.
+    const life = (client?.plugins as { lifecycle?: LifecycleApi } | undefined)?.lifecycle
+    if (life) await life.stop()
+    else if (client && client.state !== 'disconnected') await client.disconnect()
     await server?.close()
   }
 }

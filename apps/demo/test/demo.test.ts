@@ -20,6 +20,7 @@ describe('the demo', () => {
     expect(code).toBe(0)
     expect(lines.map((l) => l.split(' (')[0])).toEqual([
       'ok   start the embedded test server',
+      'ok   post-connect: roster fetched, 0 contact(s)',
       'ok   log in',
       'ok   ping the server',
       'ok   send initial presence and a message to our own JID',
@@ -73,6 +74,7 @@ describe('the demo', () => {
     expect(code).toBe(0)
     expect(lines.map((l) => l.split(' (')[0])).toEqual([
       'ok   start the embedded test server',
+      'ok   post-connect: roster fetched, 0 contact(s)',
       'ok   log in',
       'ok   stream management',
       'ok   ping the server',
@@ -80,7 +82,8 @@ describe('the demo', () => {
       'ok   receive it',
       'ok   wait until the server acknowledged every stanza',
       'ok   close the stream',
-      'done: every step succeeded; 3 stanzas sent, 3 acked, 0 resent',
+      // The roster request, the presence, the message and the ping.
+      'done: every step succeeded; 4 stanzas sent, 4 acked, 0 resent',
     ])
   })
 
@@ -89,10 +92,12 @@ describe('the demo', () => {
     expect(code, lines.join('\n')).toBe(0)
     expect(lines.some((l) => l.startsWith('ok   cut the connection'))).toBe(true)
     expect(lines.some((l) => l.startsWith('warn the connection dropped'))).toBe(true)
-    expect(lines.some((l) => l.startsWith('ok   resumed'))).toBe(true)
+    // A resumed session: post-resume, and post-connect (the roster fetch) only the first time.
+    expect(lines.filter((l) => l.startsWith('ok   post-resume: resumed after'))).toHaveLength(1)
+    expect(lines.filter((l) => l.startsWith('ok   post-connect'))).toHaveLength(1)
     expect(lines.filter((l) => l.startsWith('ok   receive it'))).toHaveLength(1)
     expect(lines.at(-1)).toMatch(
-      /^done: every step succeeded; 3 stanzas sent, 3 acked, \d+ resent$/,
+      /^done: every step succeeded; 4 stanzas sent, 4 acked, \d+ resent$/,
     )
   })
 

@@ -34,6 +34,7 @@ export const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
 export const NS_BIND = 'urn:ietf:params:xml:ns:xmpp-bind'
 export const NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session'
 export const NS_PING = 'urn:xmpp:ping'
+export const NS_ROSTER = 'jabber:iq:roster'
 
 /** SASL attempts allowed on one stream (RFC 6120 §6.4.5 asks for a bounded number of retries). */
 const MAX_SASL_ATTEMPTS = 5
@@ -1245,6 +1246,16 @@ export class Session implements TestSession {
               from: iq.attrs.to ?? undefined,
               to: jid.toString(),
             }),
+          )
+        }
+        // RFC 6121 §2.1.3: the roster, which is empty here (the server keeps no rosters).
+        if (type === 'get' && iq.getChild('query', NS_ROSTER) !== undefined) {
+          return serialize(
+            xml(
+              'iq',
+              { type: 'result', id: iq.attrs.id, to: jid.toString() },
+              xml('query', { xmlns: NS_ROSTER }),
+            ),
           )
         }
         return this.#iqError(iq, 'service-unavailable', 'cancel')

@@ -92,6 +92,12 @@ describe('login', () => {
       to: 'juliet@localhost/balcony',
     })
 
+    // RFC 6121 §2.1.3: the roster get (no 'to') is answered for the account: empty here.
+    c.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+    const roster = await c.next()
+    expect(roster.attrs).toMatchObject({ type: 'result', id: 'r1' })
+    expect(roster.getChild('query', 'jabber:iq:roster')?.children).toEqual([])
+
     c.send(
       "<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
     )
@@ -122,8 +128,9 @@ describe('login', () => {
       'message',
       'iq',
       'iq',
+      'iq',
     ])
-    expect(server.received).toHaveLength(8)
+    expect(server.received).toHaveLength(9)
   })
 
   it('directTls: TLS from the first byte, then SASL without STARTTLS', async () => {
@@ -333,16 +340,16 @@ describe('routing', () => {
   it('intercept() lets a test answer what the server does not know', async () => {
     const server = await start()
     const off = server.intercept((el, session) => {
-      if (el.name !== 'iq' || el.getChild('query', 'jabber:iq:roster') === undefined) return false
-      session.send(`<iq type='result' id='${el.attrs.id}'><query xmlns='jabber:iq:roster'/></iq>`)
+      if (el.name !== 'iq' || el.getChild('query', 'jabber:iq:version') === undefined) return false
+      session.send(`<iq type='result' id='${el.attrs.id}'><query xmlns='jabber:iq:version'/></iq>`)
       return true
     })
     const c = await client(server)
     await c.login(server.certs.ca, 'juliet', 'r0m30')
-    c.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+    c.send("<iq type='get' id='r1'><query xmlns='jabber:iq:version'/></iq>")
     expect((await c.next()).attrs).toMatchObject({ type: 'result', id: 'r1' })
     off()
-    c.send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
+    c.send("<iq type='get' id='r2'><query xmlns='jabber:iq:version'/></iq>")
     expect(conditionOf(await c.next())).toBe('service-unavailable')
   })
 })
