@@ -210,7 +210,6 @@ export async function runDemo(
       )
     }
     const extraCa = settings.caFile === undefined ? undefined : readCa(settings.caFile)
-    const smProbe: { api?: SmApi } = {}
     const c = createClient({
       ...(service ? { service } : {}),
       jid,
@@ -227,17 +226,7 @@ export async function runDemo(
       // the post-connect hook fetches the roster either way.
       plugins: [
         ...(settings.sm ? [sm] : []),
-        lifecycle.with({
-          reconnect: settings.sm,
-          maxAttempts: MAX_RESUMES,
-          ...(settings.sm
-            ? {
-                // Dead-connection detection by an SM ack request (set once the client exists).
-                probe: (signal: AbortSignal): Promise<void> =>
-                  smProbe.api ? smProbe.api.probe(signal) : Promise.resolve(),
-              }
-            : {}),
-        }),
+        lifecycle.with({ reconnect: settings.sm, maxAttempts: MAX_RESUMES }),
       ],
     })
     client = c
@@ -258,7 +247,6 @@ export async function runDemo(
     // --sm: a dropped, resumable session is resumed by lifecycle on the same connection (a
     // few times at most); stanzas reported not delivered are listed if the run fails.
     const smApi = settings.sm ? (c.plugins as { sm?: SmApi }).sm : undefined
-    if (smApi) smProbe.api = smApi
     let closing = false
     if (smApi) {
       c.hooks.on('sm-failed', ({ element }) => {

@@ -32,9 +32,10 @@ export interface LifecycleOptions {
   probeTimeout: number
   /**
    * Checks that the peer still answers; rejects (or outlives `probeTimeout`) when it does
-   * not. Pass stream management's ack request here when SM is on. Default: an XEP-0199 ping
-   * to the server through the `iq` plugin when registered, else a whitespace keepalive
-   * (which detects nothing by itself, but keeps NATs open and lets TCP notice a dead peer).
+   * not. Default: stream management's ack request when `@xep/0198-sm` is registered and
+   * enabled on the stream, else an XEP-0199 ping to the server through the `iq` plugin when
+   * registered, else a whitespace keepalive (which detects nothing by itself, but keeps NATs
+   * open and lets TCP notice a dead peer).
    */
   probe?: ((signal: AbortSignal) => Promise<void>) | undefined
   /**
@@ -96,6 +97,12 @@ interface IqRequester {
     iq: ReturnType<typeof xml>,
     options: { timeout: number; signal: AbortSignal },
   ): Promise<unknown>
+}
+
+/** What the probe needs of `@xep/0198-sm`'s API (no dependency on that package). */
+interface AckProber {
+  readonly enabled: boolean
+  probe(signal: AbortSignal): Promise<void>
 }
 
 class Lifecycle implements LifecycleApi {
@@ -403,7 +410,7 @@ class Lifecycle implements LifecycleApi {
   #runProbe(): void {
     const transport = this.#conn.transport
     if (this.#probing || this.#conn.state !== 'online' || !transport) return
-    const probe = this.#options.probe ?? this.#pingProbe()
+    const probe = this.#options.probe ?? this.#smProbe() ?? this.#pingProbe()
     if (!probe) {
       // RFC 6120 §4.6.1: whitespace between elements keeps the link in use. Only on an XML
       // stream: a message framing (RFC 7395) allows no bytes outside elements.
@@ -446,6 +453,16 @@ class Lifecycle implements LifecycleApi {
       this.#probing = undefined
       this.#armIdle(this.#options.idleTimeout)
     }, fail)
+  }
+
+  /**
+   * XEP-0198 §4: with stream management enabled on this stream (a plugin registered as `sm`
+   * whose API says `enabled`), an ack request: the cheapest question the server must answer.
+   */
+  #smProbe(): ((signal: AbortSignal) => Promise<void>) | undefined {
+    const sm = (this.#conn.plugins as Record<string, unknown>).sm as AckProber | undefined
+    if (sm?.enabled !== true || typeof sm.probe !== 'function') return undefined
+    return (signal) => sm.probe(signal)
   }
 
   /** XEP-0199 §4.2: a ping to the server; any answer, an error included, proves it is there. */

@@ -14,7 +14,7 @@ afterEach(async () => {
   await server?.close()
 })
 
-async function setup(hibernation: number) {
+async function setup(hibernation: number, idleTimeout = 0) {
   server = await startTestServer({ users: { alice: 'pw' }, sm: { hibernation } })
   const c = createClient({
     service: server.service,
@@ -22,7 +22,7 @@ async function setup(hibernation: number) {
     password: 'pw',
     tls: { ca: server.certs.ca },
     timeouts: { connect: 2000, negotiation: 1000, close: 500 },
-    plugins: [sm, lifecycle.with({ backoff: { initial: 50, max: 200 }, idleTimeout: 0 })],
+    plugins: [sm, lifecycle.with({ backoff: { initial: 50, max: 200 }, idleTimeout })],
   })
   stop = () => c.plugins.lifecycle.stop()
   const hooks: string[] = []
@@ -71,4 +71,17 @@ test('killed after the session expired: <failed/>, a new session, post-connect r
   await expect.poll(() => hooks).toEqual(['post-connect', 'post-connect (again)'])
   const second = server.sessions[1]
   expect(second?.received.some((e) => e.name === 'resume')).toBe(true)
+})
+
+test('with SM enabled, the liveness probe is an ack request, not a ping', async () => {
+  const { c, server } = await setup(30_000, 150)
+  expect(c.plugins.sm.enabled).toBe(true)
+  const session = server.sessions[0]
+  const before = session?.received.length ?? 0
+  await expect
+    .poll(() => session?.received.slice(before).some((e) => e.name === 'r'), { timeout: 2000 })
+    .toBe(true)
+  const pings = session?.received.filter((e) => e.getChild('ping', 'urn:xmpp:ping') !== undefined)
+  expect(pings).toEqual([])
+  expect(c.state).toBe('online')
 })
