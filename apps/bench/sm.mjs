@@ -9,7 +9,11 @@
 //    <a h='k'/>: the time to process it (it settles k send() promises), for k = 25k, 50k, 100k.
 //    Linear in k means the time per stanza stays flat.
 //
-//   node apps/bench/sm.mjs [--n 100000] [--reps 3] [--only send,backlog]
+// 3. pipelined (ours only, in this process): N messages sent without awaiting each batch,
+//    then every send() awaited (SM on: all acknowledged) and the server's count: the cost of
+//    SM's bookkeeping without the per-batch round trip of (1).
+//
+//   node apps/bench/sm.mjs [--n 100000] [--reps 3] [--only send,backlog,pipelined]
 // Run `pnpm build` first (the clients import the built packages).
 import { spawn, spawnSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
@@ -21,7 +25,7 @@ const { values: args } = parseArgs({
   options: {
     n: { type: 'string', default: '100000' },
     reps: { type: 'string', default: '3' },
-    only: { type: 'string', default: 'send,backlog' },
+    only: { type: 'string', default: 'send,backlog,pipelined' },
     verbose: { type: 'boolean', default: false },
   },
 })
@@ -162,5 +166,53 @@ if (only.has('backlog')) {
     const ms = median(times)
     console.log(`| ${k} | ${ms.toFixed(1)} | ${((ms * 1000) / k).toFixed(2)} |`)
   }
+}
+if (only.has('pipelined')) {
+  const { createClient } = await import('@client/preset')
+  const { xml } = await import('@core/xml')
+  const { sm } = await import('@xep/0198-sm')
+  const rates = { off: [], on: [] }
+  for (let rep = 0; rep < REPS * 2; rep++) {
+    const on = rep % 2 === 1
+    const server = await startServer(on)
+    const client = createClient({
+      jid: 'bench@localhost',
+      password: 'bench-pw',
+      service: `xmpp://127.0.0.1:${server.port}`,
+      mechanisms: ['PLAIN'],
+      allowPlaintext: true,
+      ...(on ? { plugins: [sm.with({ requestEvery: 100, queueLimit: N })] } : {}),
+    })
+    let done
+    const finished = new Promise((r) => {
+      done = r
+    })
+    client.plugins.router.message({ type: 'chat' }, (m) => {
+      if (m.attrs.id === 'done') done()
+    })
+    await client.connect()
+    const t0 = performance.now()
+    const sends = []
+    for (let i = 0; i < N; i++) {
+      sends.push(
+        client.send(
+          xml('message', { to: 'echo@localhost', type: 'chat' }, xml('body', null, `m ${i}`)),
+        ),
+      )
+      // Let the writes go out every 1,000 (the transport's backpressure applies).
+      if (i % 1000 === 999) await new Promise((r) => setImmediate(r))
+    }
+    await Promise.all(sends)
+    await finished
+    rates[on ? 'on' : 'off'].push(N / ((performance.now() - t0) / 1000))
+    await client.disconnect()
+    await server.stop()
+  }
+  const off = median(rates.off)
+  const on = median(rates.on)
+  console.log(`\npipelined send, ours, ${N} messages, median of ${REPS}:`)
+  console.log(`| SM off msg/s | SM on msg/s | on / off |`)
+  console.log('|---|---|---|')
+  console.log(`| ${off.toFixed(0)} | ${on.toFixed(0)} | ${(on / off).toFixed(2)} |`)
 }
 process.exit(0)

@@ -1,6 +1,17 @@
 import type { xml } from '@core/xml'
 type Element = ReturnType<typeof xml>
 
+/** The resolvers of the promise being made (see Held's constructor). */
+const captured: { resolve: () => void; reject: (error: unknown) => void } = {
+  resolve: () => undefined,
+  reject: () => undefined,
+}
+
+function capture(resolve: () => void, reject: (error: unknown) => void): void {
+  captured.resolve = resolve
+  captured.reject = reject
+}
+
 /** One stanza held until the server acknowledges it (or it is reported not delivered). */
 export class Held {
   /** The stanza as it was written (or will be, once there is a stream). */
@@ -14,14 +25,10 @@ export class Held {
   constructor(element: Element, time: number) {
     this.element = element
     this.time = time
-    let resolve!: () => void
-    let reject!: (error: unknown) => void
-    this.promise = new Promise<void>((res, rej) => {
-      resolve = res
-      reject = rej
-    })
-    this.#resolve = resolve
-    this.#reject = reject
+    // One shared executor rather than a closure per stanza (one Held per stanza sent).
+    this.promise = new Promise<void>(capture)
+    this.#resolve = captured.resolve
+    this.#reject = captured.reject
   }
 
   acked(): void {

@@ -1,6 +1,8 @@
 import { bind } from '@client/bind'
 import { type AnyPlugin, createConnection } from '@core/connection'
 import { MemoryPeer } from '@core/connection/testing'
+import { iq } from '@core/iq'
+import { router } from '@core/router'
 import { xml } from '@core/xml'
 import { describe, expect, test } from 'vitest'
 import { NS_SM, type SmOptions, sm } from './index.js'
@@ -39,8 +41,12 @@ async function negotiate(peer: MemoryPeer, enabled: string, features = FEATURES)
   return enable
 }
 
-async function online(options: Partial<SmOptions> = {}, id = 'sess-1') {
-  const { peer, conn } = client(options)
+async function online(
+  options: Partial<SmOptions> = {},
+  id = 'sess-1',
+  extra: readonly AnyPlugin[] = [],
+) {
+  const { peer, conn } = client(options, extra)
   const connecting = conn.connect()
   const enable = await negotiate(peer, `<enabled xmlns='${NS_SM}' id='${id}' resume='true'/>`)
   await connecting
@@ -104,6 +110,14 @@ describe('enabling (XEP-0198 §3)', () => {
     await conn.send(msg('plain'))
   })
 
+  test('no answer to <enable/> within enableTimeout: connect() fails with a timeout', async () => {
+    const { peer, conn } = client({ enableTimeout: 30 })
+    const connecting = conn.connect()
+    await negotiate(peer, '')
+    await expect(connecting).rejects.toMatchObject({ code: 'timeout' })
+    expect(conn.resumable).toBe(false)
+  })
+
   test('not offered: no <enable/>', async () => {
     const { peer, conn } = client()
     const connecting = conn.connect()
@@ -140,6 +154,34 @@ describe('acks (XEP-0198 §4)', () => {
     expect(a?.name).toBe('a')
     expect(a?.attrs.h).toBe('4')
     expect(conn.plugins.sm.inbound).toBe(4)
+  })
+
+  test('an iq result taken by its caller counts; an async handler counts once it finished', async () => {
+    const { peer, conn } = await online({}, 'sess-1', [iq, router])
+    const api = conn.plugins as unknown as {
+      iq: import('@core/iq').IqApi
+      router: import('@core/router').RouterApi
+    }
+    const asking = api.iq.request(xml('iq', { type: 'get', to: 'example.com', id: 'q1' }))
+    const request = await peer.nextElement()
+    peer.send(`<iq type='result' id='${request.attrs.id}' from='example.com'/>`)
+    await asking
+    let release!: () => void
+    api.router.message(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve
+        }),
+    )
+    peer.send(`<message from='romeo@example.com/x' id='slow'/>`)
+    await tick()
+    peer.send(`<r xmlns='${NS_SM}'/>`)
+    await tick()
+    // The <r/> waits behind the message still in its handler: h is not reported early.
+    expect(conn.plugins.sm.inbound).toBe(1)
+    release()
+    const [a] = await take(peer, 1)
+    expect(a?.attrs.h).toBe('2')
   })
 
   test('send() settles on the ack, not on the write; <a/> acks in order', async () => {
