@@ -16,6 +16,7 @@ import {
   type TestSession,
   type UserRecord,
 } from './session.js'
+import { startWebSocketFront, type WebSocketFront } from './websocket-front.js'
 
 type Element = ReturnType<typeof xml>
 
@@ -50,6 +51,12 @@ export interface TestServerOptions {
   port?: number
   /** Reader limits (RFC 6120 §13.12); over them the session ends with policy-violation. */
   limits?: StreamParserOptions
+  /**
+   * Also serve XMPP over WebSocket (RFC 7395) at `server.websocketUrl`, on a second port: a
+   * front that relays each WebSocket to a session of this server. Default false. Needs
+   * `requireTls: false` (a WebSocket client has no STARTTLS; wss is not offered).
+   */
+  websocket?: boolean
 }
 
 /** An element a client sent, with its session. */
@@ -90,6 +97,8 @@ export class TestServer {
   readonly #host: SessionHost
   #port = 0
   #closing: Promise<void> | undefined
+  readonly #websocket: boolean
+  #front: WebSocketFront | undefined
 
   /** @internal use startTestServer() */
   constructor(options: TestServerOptions = {}) {
@@ -126,6 +135,13 @@ export class TestServer {
       throw new TestServerError('invalid-options', 'directTls needs tls (it is false)')
     }
     this.#requireTls = options.requireTls ?? tls !== false
+    this.#websocket = options.websocket ?? false
+    if (this.#websocket && this.#requireTls) {
+      throw new TestServerError(
+        'invalid-options',
+        'websocket needs requireTls: false (or tls: false): a WebSocket client has no STARTTLS',
+      )
+    }
     this.#mechanisms = [...(options.mechanisms ?? DEFAULT_MECHANISMS)]
     this.#iterations = options.scramIterations ?? 4096
     if (!Number.isInteger(this.#iterations) || this.#iterations < 1) {
@@ -148,6 +164,11 @@ export class TestServer {
   /** `xmpp://127.0.0.1:port` (`xmpps://` with directTls), for a client's `service` option. */
   get service(): string {
     return `${this.#directTls ? 'xmpps' : 'xmpp'}://${this.host}:${this.#port}`
+  }
+
+  /** `ws://127.0.0.1:port/xmpp-websocket` with the `websocket` option; undefined otherwise. */
+  get websocketUrl(): string | undefined {
+    return this.#front ? `ws://${this.host}:${this.#front.port}/xmpp-websocket` : undefined
   }
 
   /** Every session since the start, in order, open or closed. */
@@ -259,6 +280,7 @@ export class TestServer {
     })
     const address = this.#net.address()
     this.#port = typeof address === 'object' && address !== null ? address.port : port
+    if (this.#websocket) this.#front = await startWebSocketFront(this.host, this.#port)
   }
 
   /**
@@ -267,7 +289,9 @@ export class TestServer {
    */
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
-      this.#net.close(() => resolve())
+      // Resolves once both the port and the WebSocket front's port are free.
+      const front = this.#front?.close() ?? Promise.resolve()
+      this.#net.close(() => resolve(front))
       for (const s of this.#sessions) if (!s.closed) s.close('system-shutdown')
       for (const s of this.#sessions) if (!s.closed) s.drop()
       // A client that never reads must not hold the port.
