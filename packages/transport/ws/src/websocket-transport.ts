@@ -7,7 +7,7 @@ import {
   websocketFraming,
 } from '@core/connection'
 import { ConnectionError } from '@core/errors'
-import { type Element, parse } from 'ltx'
+import { type Element, NS_CLIENT, NS_STREAM, StreamParser } from '@core/xml'
 import { defaultWebSocket, later } from '#platform'
 import { checkPlaintext, parseEndpoint, redirectTarget } from './endpoint.js'
 import { WebSocketError } from './errors.js'
@@ -475,15 +475,23 @@ function openSocket(
 /** The see-other-uri of a framing `<close/>` message (RFC 7395 §3.6.1), if it has one. */
 export function closeRedirect(data: string): string | undefined {
   if (!data.startsWith('<close')) return undefined
-  let element: Element
-  try {
-    element = parse(data)
-  } catch {
-    // Not well-formed: not a redirect. The framing's reader reports it as a stream error.
-    return undefined
-  }
-  if (element.name !== 'close' || element.attrs.xmlns !== NS_FRAMING) return undefined
-  const uri = element.attrs['see-other-uri']
+  // Read with the stream reader (restricted XML, bounded), on an implied stream as the
+  // framing's reader does; a message that is not well-formed is no redirect (the framing's
+  // reader reports it as a stream error).
+  let found: Element | undefined
+  const reader = new StreamParser({
+    streamStart: () => undefined,
+    element: (element) => {
+      found ??= element
+    },
+    streamEnd: () => undefined,
+    error: () => undefined,
+  })
+  reader.write(`<stream:stream xmlns='${NS_CLIENT}' xmlns:stream='${NS_STREAM}'>`)
+  reader.write(data)
+  reader.stop()
+  if (found?.name !== 'close' || found.attrs.xmlns !== NS_FRAMING) return undefined
+  const uri = found.attrs['see-other-uri']
   return typeof uri === 'string' ? uri : undefined
 }
 

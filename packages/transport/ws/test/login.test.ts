@@ -1,5 +1,5 @@
 // The whole login over WebSocket: SASL SCRAM (with its stream restart) and resource binding,
-// against @test/server's real logic through a WebSocket front (test/ws-bridge.ts).
+// against @test/server's real logic through its WebSocket front.
 import { bind } from '@client/bind'
 import { sasl } from '@client/sasl'
 import { createConnection } from '@core/connection'
@@ -9,16 +9,16 @@ import { startTestServer, type TestServer } from '@test/server'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { WebSocket as WsPackageWebSocket } from 'ws'
 import { type WebSocketConstructor, WebSocketTransport, websocket } from '../src/index.js'
-import { type Bridge, startBridge } from './ws-bridge.js'
 
 let server: TestServer
-let bridge: Bridge
 beforeAll(async () => {
-  server = await startTestServer({ users: { juliet: 'r0m30', romeo: 'j4l13t' }, tls: false })
-  bridge = await startBridge(server)
+  server = await startTestServer({
+    users: { juliet: 'r0m30', romeo: 'j4l13t' },
+    tls: false,
+    websocket: true,
+  })
 })
 afterAll(async () => {
-  await bridge.close()
   await server.close()
 })
 
@@ -33,7 +33,7 @@ describe.each(IMPLEMENTATIONS)('over %s', (_name, Impl) => {
   function client(username: string, password: string, mechanisms?: string[]) {
     return createConnection({
       transport: websocket(Impl ? { WebSocket: Impl } : {}),
-      service: bridge.url,
+      service: server.websocketUrl as string,
       domain: server.domain,
       plugins: [
         sasl.with({ username, password, ...(mechanisms ? { mechanisms } : {}) }),
