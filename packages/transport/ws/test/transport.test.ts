@@ -3,6 +3,7 @@
 import { createConnection, definePlugin } from '@core/connection'
 import { StreamError, TimeoutError } from '@core/errors'
 import { xml } from '@core/xml'
+import { testCerts } from '@test/server'
 import { afterEach, describe, expect, test } from 'vitest'
 import { WebSocket as WsPackageWebSocket } from 'ws'
 import {
@@ -431,5 +432,146 @@ describe('where it may connect', () => {
   test('options are checked when the factory is made', () => {
     expect(() => websocket({ maxRedirects: -1 })).toThrow(TypeError)
     expect(() => websocket({ maxMessageBytes: 0 })).toThrow(TypeError)
+  })
+})
+
+describe('wss: certificates are verified', () => {
+  /** The `ws` package's WebSocket trusting the test CA (what a caller may inject). */
+  const TrustingTestCa = class extends WsPackageWebSocket {
+    constructor(url: string, protocols: string[]) {
+      super(url, protocols, { ca: testCerts.ca })
+    }
+  } as unknown as WebSocketConstructor
+
+  test('a certificate no CA vouches for: connect-failed, nothing sent', async () => {
+    const s = await server({ tls: { cert: testCerts.cert, key: testCerts.key } })
+    // The default WebSocket (the ws package on Node 20, Node's own later) with the
+    // platform's CAs: the test CA is not among them.
+    const conn = createConnection({
+      transport: websocket(),
+      service: s.url(),
+      domain: 'localhost',
+      timeouts: SHORT,
+    })
+    const error = await conn.connect().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(WebSocketError)
+    expect(error).toMatchObject({ code: 'connect-failed' })
+    // The ws package says why; Node's own WebSocket does not, but the server saw the client
+    // give up during the TLS handshake, before any HTTP request.
+    if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
+      expect((error as Error).message).toMatch(/certificate/i)
+    }
+    await expect.poll(() => s.tlsErrors.length).toBe(1)
+    expect(s.peers).toEqual([])
+  })
+
+  test('trusted: online over wss, secure and verified; a redirect to ws:// is refused', async () => {
+    const s = await server({
+      tls: { cert: testCerts.cert, key: testCerts.key },
+      onPeer: (peer) => {
+        void peer.nextMessage().then(() => {
+          peer.socket.send(`<close xmlns='${FRAMING}' see-other-uri='ws://127.0.0.1:9/xmpp'/>`)
+        })
+      },
+    })
+    const conn = createConnection({
+      transport: websocket({ WebSocket: TrustingTestCa }),
+      service: s.url(),
+      domain: 'localhost',
+      timeouts: SHORT,
+    })
+    const transports: WebSocketTransport[] = []
+    conn.hooks.on('state', ({ state }) => {
+      if (state === 'negotiating') transports.push(conn.transport as WebSocketTransport)
+    })
+    const error = await conn.connect().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    // The TLS connection itself was up and verified before the redirect came.
+    expect(transports[0]?.secure).toBe(true)
+    expect(transports[0]?.verified).toBe(true)
+    expect(error).toBeInstanceOf(WebSocketError)
+    expect(error).toMatchObject({ code: 'redirect-refused' })
+    expect((error as Error).message).toContain('drop TLS')
+  })
+})
+
+describe('flow control', () => {
+  /** A WHATWG-shaped WebSocket under the test's control (no pause, a settable buffer). */
+  function fakeSocket() {
+    const made: Fake[] = []
+    class Fake extends EventTarget {
+      protocol = 'xmpp'
+      readyState = 0
+      bufferedAmount = 0
+      binaryType = 'blob'
+      sent: string[] = []
+      constructor() {
+        super()
+        made.push(this)
+        setTimeout(() => {
+          this.readyState = 1
+          this.dispatchEvent(new Event('open'))
+        }, 1)
+      }
+      send(data: string) {
+        this.sent.push(data)
+      }
+      close() {
+        this.readyState = 3
+        const event = Object.assign(new Event('close'), { code: 1000, reason: '' })
+        setTimeout(() => this.dispatchEvent(event), 1)
+      }
+      receive(data: string) {
+        this.dispatchEvent(Object.assign(new Event('message'), { data }))
+      }
+    }
+    return { Impl: Fake as unknown as WebSocketConstructor, made }
+  }
+
+  async function connected() {
+    const { Impl, made } = fakeSocket()
+    const transport = new WebSocketTransport({ WebSocket: Impl })
+    const got: (string | Uint8Array)[] = []
+    let drains = 0
+    await transport.connect(
+      {
+        service: 'ws://127.0.0.1:1/',
+        domain: 'localhost',
+        signal: new AbortController().signal,
+      },
+      { data: (d) => got.push(d), close: () => undefined, drain: () => drains++ },
+    )
+    return { transport, socket: made[0] as (typeof made)[number], got, drains: () => drains }
+  }
+
+  test('write() reports a full buffer, and drain follows once it is low again', async () => {
+    const { transport, socket, drains } = await connected()
+    expect(transport.write('<a/>')).toBe(true)
+    socket.bufferedAmount = 2 * 1024 * 1024
+    expect(transport.write('<b/>')).toBe(false)
+    expect(socket.sent).toEqual(['<a/>', '<b/>'])
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    expect(drains()).toBe(0)
+    socket.bufferedAmount = 0
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    expect(drains()).toBe(1)
+    transport.destroy()
+  })
+
+  test('paused, a WebSocket that cannot pause has its messages held, in order, until resume()', async () => {
+    const { transport, socket, got } = await connected()
+    socket.receive('<one/>')
+    transport.pause()
+    socket.receive('<two/>')
+    socket.receive('<three/>')
+    expect(got).toEqual(['<one/>'])
+    transport.resume()
+    expect(got).toEqual(['<one/>', '<two/>', '<three/>'])
+    transport.destroy()
   })
 })

@@ -1,5 +1,6 @@
 // An in-process WebSocket server (the `ws` package's) that a test scripts message by
 // message: what the client sent, and what goes back, including hostile frames.
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { type WebSocket, WebSocketServer } from 'ws'
 
@@ -21,19 +22,30 @@ export interface WsServer {
   /** The next connection not yet taken by nextPeer(). */
   nextPeer(timeout?: number): Promise<WsPeer>
   readonly peers: WsPeer[]
+  /** wss only: TLS handshakes that failed on the server's side (a client's alert, say). */
+  readonly tlsErrors: Error[]
   close(): Promise<void>
 }
 
 export async function startWsServer(
-  options: { protocol?: string | false; onPeer?: (peer: WsPeer) => void } = {},
+  options: {
+    protocol?: string | false
+    onPeer?: (peer: WsPeer) => void
+    /** Serve wss:// (as `localhost`) with this certificate. */
+    tls?: { cert: string; key: string }
+  } = {},
 ): Promise<WsServer> {
-  const wss = new WebSocketServer({
-    host: '127.0.0.1',
-    port: 0,
-    handleProtocols: () => (options.protocol === undefined ? 'xmpp' : options.protocol),
-  })
-  await new Promise<void>((resolve) => wss.once('listening', resolve))
-  const port = (wss.address() as AddressInfo).port
+  const handleProtocols = () => (options.protocol === undefined ? 'xmpp' : options.protocol)
+  const https = options.tls ? createHttpsServer(options.tls) : undefined
+  const wss = https
+    ? new WebSocketServer({ server: https, handleProtocols })
+    : new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols })
+  if (https) await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve))
+  else await new Promise<void>((resolve) => wss.once('listening', resolve))
+  const tlsErrors: Error[] = []
+  https?.on('tlsClientError', (error) => tlsErrors.push(error))
+  const port = ((https ?? wss).address() as AddressInfo).port
+  const base = https ? `wss://localhost:${port}` : `ws://127.0.0.1:${port}`
   const peers: WsPeer[] = []
   let taken = 0
   const waiting: (() => void)[] = []
@@ -71,8 +83,9 @@ export async function startWsServer(
   })
   return {
     port,
-    url: (path = '/xmpp-websocket') => `ws://127.0.0.1:${port}${path}`,
+    url: (path = '/xmpp-websocket') => `${base}${path}`,
     peers,
+    tlsErrors,
     nextPeer: (timeout = 3000) =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no connection')), timeout)
@@ -87,7 +100,10 @@ export async function startWsServer(
     close: () =>
       new Promise<void>((resolve) => {
         for (const client of wss.clients) client.terminate()
-        wss.close(() => resolve())
+        wss.close(() => {
+          if (https) https.close(() => resolve())
+          else resolve()
+        })
       }),
   }
 }
