@@ -8,6 +8,8 @@ export type WebSocketErrorCode =
   | 'plaintext-refused'
   /** The WebSocket could not be opened (refused, TLS, HTTP error, closed during the handshake). */
   | 'connect-failed'
+  /** An open WebSocket closed abnormally (a close code other than 1000 or none: `closeCode`). */
+  | 'closed'
   /** The server did not select the `xmpp` subprotocol (RFC 7395 §3.1). */
   | 'subprotocol'
   /** A see-other-uri redirect was refused: not ws/wss, a downgrade from wss to ws, or malformed. */

@@ -302,7 +302,9 @@ export class WebSocketTransport implements Transport {
 
   readonly #onClose = (event: CloseEventLike): void => {
     const socket = this.#socket
-    const error = this.#error ?? closeError(event)
+    // An abnormal close says so with its code; what the 'error' event said (Node's
+    // WebSocket reports one, often empty, before such a close) becomes its cause.
+    const error = closeError(event, this.#error) ?? this.#error
     if (socket) this.#detach(socket)
     this.#finish(error)
   }
@@ -510,13 +512,17 @@ function errorOf(event: ErrorEventLike, fallback: string): Error {
 }
 
 /** 1000 (normal) and 1005 (no code) are clean; anything else says what went wrong. */
-function closeError(event: CloseEventLike): Error | undefined {
+function closeError(event: CloseEventLike, cause: Error | undefined): WebSocketError | undefined {
   if (event.code === 1000 || event.code === 1005) return undefined
   const reason = event.reason ? `: ${event.reason}` : ''
+  const detail = cause?.message ? ` (${cause.message})` : ''
   return new WebSocketError(
-    'connect-failed',
-    `the WebSocket closed with code ${event.code}${reason}`,
-    { closeCode: event.code },
+    'closed',
+    `the WebSocket closed with code ${event.code}${reason}${detail}`,
+    {
+      cause,
+      closeCode: event.code,
+    },
   )
 }
 

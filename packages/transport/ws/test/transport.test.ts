@@ -13,7 +13,14 @@ import {
   WebSocketTransport,
   websocket,
 } from '../src/index.js'
-import { FRAMING, NO_FEATURES, serverOpen, startWsServer, type WsServer } from './ws-server.js'
+import {
+  FRAMING,
+  NO_FEATURES,
+  serverOpen,
+  startWsServer,
+  type WsPeer,
+  type WsServer,
+} from './ws-server.js'
 
 const SHORT = { connect: 2000, negotiation: 2000, close: 300 }
 
@@ -172,6 +179,21 @@ describe.each(IMPLEMENTATIONS)('over %s', (_name, Impl) => {
       expect(conn.state).toBe('disconnected')
     },
   )
+
+  test.each([
+    ['the connection drops (no close frame)', (p: WsPeer) => p.socket.terminate(), 1006],
+    ['the server closes with 1011', (p: WsPeer) => p.socket.close(1011, 'oops'), 1011],
+  ])('%s: disconnected, reason dropped, WebSocketError closed', async (_case, close, code) => {
+    const { conn, peer } = await online()
+    const disconnected = conn.hooks.next('disconnected')
+    close(peer)
+    const { error, reason, clean } = await disconnected
+    expect(error).toBeInstanceOf(WebSocketError)
+    expect(error).toMatchObject({ code: 'closed', closeCode: code })
+    expect(reason).toBe('dropped')
+    expect(clean).toBe(false)
+    expect(conn.state).toBe('disconnected')
+  })
 
   test('a restart is a new <open/> with no <close/> before it (RFC 7395 §3.7)', async () => {
     const s = await server()
