@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 import { expect, test } from 'vitest'
 
-/** Bytes, gzipped (level 9). Measured 34,436 when set; see README.md before raising it. */
+/** Bytes, gzipped (level 9). Measured 35,089 when set; see README.md before raising it. */
 const BUDGET_GZIP = 35_500
 
 const ENTRY = `

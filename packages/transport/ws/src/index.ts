@@ -1,3 +1,9 @@
+export {
+  type DiscoveryOptions,
+  discoverWebSocket,
+  type FetchLike,
+  REL_WEBSOCKET,
+} from './discovery.js'
 export { checkPlaintext, isLoopback, parseEndpoint, redirectTarget } from './endpoint.js'
 export { WebSocketError, type WebSocketErrorCode } from './errors.js'
 export type {

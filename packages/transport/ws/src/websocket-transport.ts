@@ -9,6 +9,7 @@ import {
 import { ConnectionError } from '@core/errors'
 import { type Element, NS_CLIENT, NS_STREAM, StreamParser } from '@core/xml'
 import { defaultWebSocket, later } from '#platform'
+import { discoverWebSocket, type FetchLike } from './discovery.js'
 import { checkPlaintext, parseEndpoint, redirectTarget } from './endpoint.js'
 import { WebSocketError } from './errors.js'
 import type {
@@ -39,6 +40,12 @@ export interface WebSocketOptions {
    * Browsers and Node's own WebSocket have no such setting.
    */
   maxMessageBytes?: number
+  /**
+   * Without a `service`, the endpoint is looked up from the domain through host-meta
+   * (XEP-0156, HTTPS only, `wss:` links only) with this fetch. Default: globalThis.fetch.
+   * `false`: no lookup (a `service` is then required).
+   */
+  discovery?: FetchLike | false
 }
 
 /** RFC 7395 §3.1: the WebSocket subprotocol of XMPP. */
@@ -151,7 +158,7 @@ export class WebSocketTransport implements Transport {
           `the server redirected to host ${target.host} (see-other-host), which names no WebSocket URL`,
         )
       }
-      const url = parseEndpoint(target.service)
+      const url = parseEndpoint(target.service ?? (await this.#discover(target)))
       checkPlaintext(url, this.allowPlaintext)
       const socket = await this.#open(url)
       this.#attach(socket, url)
@@ -160,6 +167,24 @@ export class WebSocketTransport implements Transport {
       this.#finish(error instanceof Error ? error : new Error(String(error)))
       throw error
     }
+  }
+
+  /** XEP-0156 §3: the first `wss:` endpoint the domain announces. */
+  async #discover(target: ConnectTarget): Promise<string> {
+    const fetcher = this.#options.discovery
+    if (fetcher === false) return ''
+    const found = await discoverWebSocket(target.domain, {
+      signal: target.signal,
+      ...(fetcher ? { fetch: fetcher } : {}),
+    })
+    const first = found[0]
+    if (first === undefined) {
+      throw new WebSocketError(
+        'invalid-service',
+        `no service given, and ${target.domain} announces no wss:// endpoint (XEP-0156 host-meta): set \`service\` to a wss:// URL`,
+      )
+    }
+    return first
   }
 
   /** Opens one WebSocket and waits for the handshake, the subprotocol checked. */

@@ -410,7 +410,6 @@ describe('where it may connect', () => {
   })
 
   test.each([
-    [undefined],
     ['xmpp://example.com'],
     ['https://example.com/xmpp-websocket'],
     ['wss://example.com/ws#fragment'],
@@ -449,6 +448,12 @@ describe('where it may connect', () => {
     expect(error).toMatchObject({ code: 'subprotocol' })
     expect(closed).toEqual([1000])
     expect(sent).toEqual([])
+  })
+
+  test('no service and no discovery: invalid-service', async () => {
+    const error = await attempt(undefined, { discovery: false })
+    expect(error).toBeInstanceOf(WebSocketError)
+    expect(error).toMatchObject({ code: 'invalid-service' })
   })
 
   test('options are checked when the factory is made', () => {
@@ -595,5 +600,60 @@ describe('flow control', () => {
     transport.resume()
     expect(got).toEqual(['<one/>', '<two/>', '<three/>'])
     transport.destroy()
+  })
+})
+
+describe('endpoint discovery (XEP-0156)', () => {
+  test('without a service, the wss endpoint the domain announces is used', async () => {
+    const s = await server({ tls: { cert: testCerts.cert, key: testCerts.key } })
+    const asked: string[] = []
+    const conn = createConnection({
+      transport: websocket({
+        WebSocket: class extends WsPackageWebSocket {
+          constructor(url: string, protocols: string[]) {
+            super(url, protocols, { ca: testCerts.ca })
+          }
+        } as unknown as WebSocketConstructor,
+        discovery: async (url) => {
+          asked.push(url)
+          return {
+            ok: true,
+            url,
+            text: async () =>
+              JSON.stringify({
+                links: [{ rel: 'urn:xmpp:alt-connections:websocket', href: s.url('/found') }],
+              }),
+          }
+        },
+      }),
+      domain: 'localhost',
+      timeouts: SHORT,
+    })
+    const connecting = conn.connect()
+    const peer = await s.nextPeer()
+    expect(await peer.nextMessage()).toBe(`<open xmlns='${FRAMING}' to='localhost' version='1.0'/>`)
+    peer.socket.send(serverOpen())
+    peer.socket.send(NO_FEATURES)
+    await connecting
+    expect(asked).toEqual(['https://localhost/.well-known/host-meta.json'])
+    expect((conn.transport as WebSocketTransport).url).toBe(s.url('/found'))
+    expect(conn.transport?.secure).toBe(true)
+  })
+
+  test('a domain that announces nothing: invalid-service', async () => {
+    const conn = createConnection({
+      transport: websocket({
+        discovery: async (url) => ({ ok: false, url, text: async () => '' }),
+      }),
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const error = await conn.connect().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(WebSocketError)
+    expect(error).toMatchObject({ code: 'invalid-service' })
+    expect((error as Error).message).toContain('XEP-0156')
   })
 })
