@@ -10,6 +10,8 @@ export type WebSocketErrorCode =
   | 'connect-failed'
   /** An open WebSocket closed abnormally (a close code other than 1000 or none: `closeCode`). */
   | 'closed'
+  /** More than 4 MiB arrived while reading was paused, on a WebSocket that cannot pause. */
+  | 'inbound-limit'
   /** The server did not select the `xmpp` subprotocol (RFC 7395 §3.1). */
   | 'subprotocol'
   /** A see-other-uri redirect was refused: not ws/wss, a downgrade from wss to ws, or malformed. */

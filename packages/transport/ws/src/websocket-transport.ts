@@ -57,6 +57,8 @@ const DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 const HIGH_WATER = 1_048_576
 const LOW_WATER = 65_536
 const DRAIN_POLL_MS = 10
+/** What a WebSocket that cannot pause may deliver while paused before the connection ends. */
+const INBOX_LIMIT = 4 * 1_048_576
 const OPEN = 1
 const CLOSED = 3
 const BRAND = Symbol.for('@transport/ws.WebSocketTransport')
@@ -95,6 +97,7 @@ export class WebSocketTransport implements Transport {
   #paused = false
   /** Messages that arrived while paused, on a WebSocket that cannot pause (WHATWG). */
   #inbox: (string | Uint8Array)[] = []
+  #inboxSize = 0
   #drainTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(options: WebSocketOptions = {}) {
@@ -253,6 +256,18 @@ export class WebSocketTransport implements Transport {
 
   #deliver(data: string | Uint8Array): void {
     if (this.#paused && this.#socket?.pause === undefined) {
+      // The server is not told to wait (it cannot be, here): what it sends meanwhile is
+      // held, up to a bound past which the connection ends instead of memory growing.
+      this.#inboxSize += data.length
+      if (this.#inboxSize > INBOX_LIMIT) {
+        this.destroy(
+          new WebSocketError(
+            'inbound-limit',
+            `the server sent more than ${INBOX_LIMIT} bytes while reading was paused`,
+          ),
+        )
+        return
+      }
       this.#inbox.push(data)
       return
     }
@@ -375,6 +390,9 @@ export class WebSocketTransport implements Transport {
     if (this.#phase === 'closed') return
     const reason = error ?? new ConnectionError('disconnected', 'the transport was destroyed')
     this.#stop?.abort(reason)
+    // Ended on our side: what was held while paused is not delivered any more.
+    this.#inbox = []
+    this.#inboxSize = 0
     const socket = this.#socket
     if (socket) {
       this.#detach(socket)
@@ -393,9 +411,14 @@ export class WebSocketTransport implements Transport {
     this.#paused = false
     this.#socket?.resume?.()
     // Messages held because this WebSocket cannot pause, in order; a handler may pause again.
-    while (this.#inbox.length > 0 && !this.#paused && this.#phase !== 'closed') {
-      this.#events?.data(this.#inbox.shift() as string | Uint8Array)
+    const inbox = this.#inbox
+    let i = 0
+    while (i < inbox.length && !this.#paused && this.#phase !== 'closed') {
+      const data = inbox[i++] as string | Uint8Array
+      this.#inboxSize -= data.length
+      this.#events?.data(data)
     }
+    if (i > 0 && this.#inbox === inbox) inbox.splice(0, i)
   }
 
   /**
@@ -413,6 +436,7 @@ export class WebSocketTransport implements Transport {
     const events = this.#events
     const inbox = this.#inbox
     this.#inbox = []
+    this.#inboxSize = 0
     if (events) {
       later(() => {
         // What arrived before the close and was held by a pause is still the peer's.

@@ -601,6 +601,18 @@ describe('flow control', () => {
     expect(got).toEqual(['<one/>', '<two/>', '<three/>'])
     transport.destroy()
   })
+
+  test('held while paused, past 4 MiB: the connection ends with inbound-limit', async () => {
+    const { transport, socket, got } = await connected()
+    transport.pause()
+    const big = `<message xmlns='jabber:client'><body>${'x'.repeat(1_048_576)}</body></message>`
+    for (let i = 0; i < 5; i++) socket.receive(big)
+    const error = await transport.closed
+    expect(error).toBeInstanceOf(WebSocketError)
+    expect(error).toMatchObject({ code: 'inbound-limit' })
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(got).toEqual([])
+  })
 })
 
 describe('endpoint discovery (XEP-0156)', () => {
