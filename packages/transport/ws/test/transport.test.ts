@@ -365,6 +365,33 @@ describe.each(IMPLEMENTATIONS)('over %s', (_name, Impl) => {
   })
 })
 
+test.skipIf(typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'function')(
+  'the ws package (Node 20) refuses a message over maxMessageBytes: closed (1009 to the server)',
+  async () => {
+    const s = await server()
+    const conn = createConnection({
+      transport: websocket({ maxMessageBytes: 1024 }),
+      service: s.url(),
+      domain: 'localhost',
+      timeouts: SHORT,
+    })
+    const connecting = conn.connect()
+    const peer = await s.nextPeer()
+    await peer.nextMessage()
+    peer.socket.send(serverOpen())
+    peer.socket.send(NO_FEATURES)
+    await connecting
+    const disconnected = conn.hooks.next('disconnected')
+    peer.socket.send(`<message xmlns='jabber:client'><body>${'x'.repeat(2048)}</body></message>`)
+    const { error, reason } = await disconnected
+    expect(error).toMatchObject({ code: 'closed' })
+    expect(((error as Error).cause as Error).message).toMatch(/max payload/i)
+    expect(reason).toBe('dropped')
+    // RFC 6455 §7.4.1: 1009, a message too big to process.
+    expect(await peer.closed).toBe(1009)
+  },
+)
+
 describe('where it may connect', () => {
   const attempt = (service: string | undefined, options: WebSocketOptions = {}) =>
     createConnection({
