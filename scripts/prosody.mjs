@@ -54,6 +54,8 @@ const USERS = {
   carol: 'carol-pw-3',
   dave: 'dave-pw-4',
   erin: 'erin-pw-5',
+  /** The WebSocket interop tests (apps/interop/test/websocket.test.ts). */
+  walt: 'walt-pw-6',
 }
 /** Preferred ports; a busy one is replaced by a free one the OS picks. */
 const PREFERRED_PORTS = {
@@ -426,6 +428,10 @@ modules_enabled = {
   "carbons"; "blocklist"; "version"; "time"; "uptime"; "interop_audit";
 }
 modules_disabled = { "s2s"; "s2s_auth_certs" }
+
+-- XMPP over WebSocket (RFC 7395) at websocketUrl: the plain ws:// endpoint is on loopback
+-- only, so it counts as secure (without this, c2s_require_encryption refuses to log in there).
+consider_websocket_secure = true
 
 -- Stream management (XEP-0198): sessions stay resumable for 5 s only.
 smacks_hibernation_time = 5

@@ -57,7 +57,13 @@ export interface ImportRef {
 }
 
 function packageNameOf(specifier: string): string | undefined {
-  if (specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('node:')) {
+  // `#name`: the package's own subpath imports (its package.json "imports" field).
+  if (
+    specifier.startsWith('.') ||
+    specifier.startsWith('/') ||
+    specifier.startsWith('#') ||
+    specifier.startsWith('node:')
+  ) {
     return undefined
   }
   if (BUILTINS.has(specifier.split('/')[0] as string)) return undefined

@@ -18,6 +18,7 @@ import {
   type TestSession,
   type UserRecord,
 } from './session.js'
+import { startWebSocketFront, type WebSocketFront } from './websocket-front.js'
 
 type Element = ReturnType<typeof xml>
 
@@ -62,6 +63,12 @@ export interface TestServerOptions {
    * with a 30 s hibernation.
    */
   sm?: SmServerOptions | false
+  /**
+   * Also serve XMPP over WebSocket (RFC 7395) at `server.websocketUrl`, on a second port: a
+   * front that relays each WebSocket to a session of this server. Default false. Needs
+   * `requireTls: false` (a WebSocket client has no STARTTLS; wss is not offered).
+   */
+  websocket?: boolean
 }
 
 /** An element a client sent, with its session. */
@@ -111,6 +118,8 @@ export class TestServer {
   #port = 0
   #componentPort = 0
   #closing: Promise<void> | undefined
+  readonly #websocket: boolean
+  #front: WebSocketFront | undefined
 
   /** @internal use startTestServer() */
   constructor(options: TestServerOptions = {}) {
@@ -147,6 +156,13 @@ export class TestServer {
       throw new TestServerError('invalid-options', 'directTls needs tls (it is false)')
     }
     this.#requireTls = options.requireTls ?? tls !== false
+    this.#websocket = options.websocket ?? false
+    if (this.#websocket && this.#requireTls) {
+      throw new TestServerError(
+        'invalid-options',
+        'websocket needs requireTls: false (or tls: false): a WebSocket client has no STARTTLS',
+      )
+    }
     this.#mechanisms = [...(options.mechanisms ?? DEFAULT_MECHANISMS)]
     this.#iterations = options.scramIterations ?? 4096
     if (!Number.isInteger(this.#iterations) || this.#iterations < 1) {
@@ -220,6 +236,11 @@ export class TestServer {
   /** Destroys a connected component's socket without a word (a network loss). */
   dropComponent(domain: string): void {
     this.#components.get(domain)?.drop()
+  }
+
+  /** `ws://127.0.0.1:port/xmpp-websocket` with the `websocket` option; undefined otherwise. */
+  get websocketUrl(): string | undefined {
+    return this.#front ? `ws://${this.host}:${this.#front.port}/xmpp-websocket` : undefined
   }
 
   /** Every session since the start, in order, open or closed. */
@@ -343,6 +364,7 @@ export class TestServer {
       const bound = components.address()
       this.#componentPort = typeof bound === 'object' && bound !== null ? bound.port : 0
     }
+    if (this.#websocket) this.#front = await startWebSocketFront(this.host, this.#port)
   }
 
   /**
@@ -355,8 +377,10 @@ export class TestServer {
         if (this.#componentNet === undefined) done()
         else this.#componentNet.close(() => done())
       })
+      // Resolves once the port, the component port and the WebSocket front's port are free.
+      const front = this.#front?.close() ?? Promise.resolve()
       this.#net.close(() => {
-        componentsClosed.then(() => resolve(), resolve)
+        Promise.all([componentsClosed, front]).then(() => resolve(), resolve)
       })
       for (const c of this.#componentSessions) c.close('system-shutdown')
       for (const s of this.#sessions) if (!s.closed) s.close('system-shutdown')

@@ -1,0 +1,41 @@
+// The browser bundle of a minimal client (core, WebSocket transport, SASL with SCRAM, bind),
+// minified and gzipped as a site would serve it. A size, not a timing: it is the same on every
+// machine (give or take zlib's version), so a change that grows it past the budget fails here.
+// Stream management and lifecycle join the entry once they exist.
+import { gzipSync } from 'node:zlib'
+import { build } from 'esbuild'
+import { expect, test } from 'vitest'
+
+/** Bytes, gzipped (level 9). Measured 35,089 when set; see README.md before raising it. */
+const BUDGET_GZIP = 35_500
+
+const ENTRY = `
+export { createConnection } from '@core/connection'
+export { websocket } from '@transport/ws'
+export { sasl } from '@client/sasl'
+export { bind } from '@client/bind'
+`
+
+test('the minimal browser client stays within its size budget', async () => {
+  const result = await build({
+    stdin: { contents: ENTRY, resolveDir: new URL('.', import.meta.url).pathname, loader: 'ts' },
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    conditions: ['source'],
+    minify: true,
+    metafile: true,
+    logLevel: 'silent',
+  })
+  const code = result.outputFiles[0]?.contents ?? new Uint8Array()
+  const gzip = gzipSync(code, { level: 9 }).length
+  const inputs = Object.keys(result.metafile.inputs)
+  console.info(
+    `browser bundle (core + ws + SCRAM + bind): ${code.length} bytes minified, ${gzip} bytes gzipped (budget ${BUDGET_GZIP})`,
+  )
+  // What must never be in it: the Node WebSocket package and Node's built-in modules.
+  expect(inputs.filter((i) => /\/ws\/lib\/|^node:|platform-node/.test(i))).toEqual([])
+  expect(gzip).toBeLessThanOrEqual(BUDGET_GZIP)
+})

@@ -1,0 +1,23 @@
+export {
+  type DiscoveryOptions,
+  discoverWebSocket,
+  type FetchLike,
+  REL_WEBSOCKET,
+} from './discovery.js'
+export { checkPlaintext, isLoopback, parseEndpoint, redirectTarget } from './endpoint.js'
+export { WebSocketError, type WebSocketErrorCode } from './errors.js'
+export type {
+  CloseEventLike,
+  ErrorEventLike,
+  MessageEventLike,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './websocket-api.js'
+export {
+  closeRedirect,
+  isWebSocketTransport,
+  SUBPROTOCOL,
+  type WebSocketOptions,
+  WebSocketTransport,
+  websocket,
+} from './websocket-transport.js'
