@@ -6,8 +6,12 @@ import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 import { expect, test } from 'vitest'
 
-/** Bytes, gzipped (level 9). Measured 35,089 when set; see README.md before raising it. */
-const BUDGET_GZIP = 35_500
+/**
+ * Bytes, gzipped (level 9). Measured 35,089 when set; 35,553 once stream management seams,
+ * the one-copy check and the core split landed beside it (raised with that measurement). See
+ * README.md before raising it.
+ */
+const BUDGET_GZIP = 36_000
 
 const ENTRY = `
 export { createConnection } from '@core/connection'
