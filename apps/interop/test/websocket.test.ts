@@ -4,7 +4,9 @@ import { bind } from '@client/bind'
 import { sasl } from '@client/sasl'
 import { createConnection } from '@core/connection'
 import { xml } from '@core/xml'
+import { lifecycle } from '@hooks/lifecycle'
 import { WebSocketTransport, websocket } from '@transport/ws'
+import { sm } from '@xep/0198-sm'
 import type { Element } from 'ltx'
 import { afterEach, describe, expect, test } from 'vitest'
 import { authEventsSince, logMark, newClient, prosody, server } from './prosody.js'
@@ -112,5 +114,45 @@ describe.skipIf(!prosody)('XMPP over WebSocket against Prosody', () => {
     const back = await atWeb
     expect(back.getChildText('body')).toBe('from tcp')
     expect(back.attrs.from).toBe(`walt@${s.domain}/tcp`)
+  })
+
+  test('stream management over WebSocket: a dropped WebSocket is resumed, and what was sent meanwhile arrives once', async () => {
+    const s = server()
+    const password = s.users.walt as string
+    const web = createConnection({
+      transport: websocket(),
+      service: s.websocketUrl,
+      domain: s.domain,
+      plugins: [
+        sasl.with({ username: 'walt', password }),
+        bind.with({ resource: 'web-sm' }),
+        sm,
+        lifecycle.with({ idleTimeout: 0 }),
+      ],
+    })
+    open.push({ disconnect: () => web.plugins.lifecycle.stop() })
+    const tcp = newClient('walt', { resource: 'tcp-sm' })
+    await Promise.all([web.plugins.lifecycle.start(), tcp.connect()])
+    expect(web.plugins.sm.resumable).toBe(true)
+    const seen: string[] = []
+    tcp.hooks.on('stanza', ({ element }) => {
+      if (element.getChildText('body') === 'sent during the outage')
+        seen.push(element.attrs.id ?? '')
+    })
+    const resumed = web.hooks.next('post-resume')
+    web.transport?.destroy()
+    const delivered = web.send(
+      xml(
+        'message',
+        { to: `walt@${s.domain}/tcp-sm`, type: 'chat', id: 'outage-1' },
+        xml('body', {}, 'sent during the outage'),
+      ),
+    )
+    await resumed
+    await delivered
+    await expect.poll(() => seen, { timeout: 5000 }).toEqual(['outage-1'])
+    // A duplicate would come right behind it.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(seen).toEqual(['outage-1'])
   })
 })
