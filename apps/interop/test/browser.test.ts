@@ -138,6 +138,8 @@ describe.skipIf(!prosody || !haveChromium)('apps/web in headless Chromium', () =
     await page.click('#send')
     const got = await atPeer
     expect(got.getChildText('body')).toBe('hello from Chromium')
+    // Stream management: the page marks the message once the server acknowledged it.
+    await page.waitForSelector('#conversation li.acked', { timeout: 10_000 })
     expect(got.attrs.from).toBe(`walt@${s.domain}/browser`)
 
     await peer.send(
@@ -156,8 +158,51 @@ describe.skipIf(!prosody || !haveChromium)('apps/web in headless Chromium', () =
     expect(lines).toEqual(['me: hello from Chromium', `erin@${s.domain}/tcp: hello back`])
 
     await page.click('#disconnect')
-    await stateIs(page, 'disconnected')
+    await stateIs(page, 'stopped')
     expect(await page.textContent('#error')).toBe('')
+    await page.close()
+  })
+
+  test('survives a forced disconnect: reconnecting, then online again, resumed; a message sent meanwhile arrives', async () => {
+    const s = server()
+    const peer = newClient('erin', { resource: 'tcp-resume' })
+    await peer.connect()
+    const page = await openPage('resume', {
+      service: s.websocketUrl,
+      jid: `walt@${s.domain}/browser-resume`,
+      to: `erin@${s.domain}/tcp-resume`,
+    })
+    await page.fill('#password', s.users.walt as string)
+    await page.click('#connect')
+    await stateIs(page, 'online')
+    await page.click('#drop')
+    // The peer writes while the page's connection is down: Prosody keeps it for the
+    // hibernating session, and only a resumed session gets it.
+    await peer.send(
+      xml(
+        'message',
+        { to: `walt@${s.domain}/browser-resume`, type: 'chat' },
+        xml('body', {}, 'while you were away'),
+      ),
+    )
+    await page.waitForFunction(
+      () => document.getElementById('history')?.textContent?.endsWith('online (resumed)'),
+      undefined,
+      { timeout: 10_000 },
+    )
+    const history = (await page.textContent('#history')) ?? ''
+    expect(history).toMatch(
+      /^connecting → online → disconnected \(resumable\) → reconnecting \(attempt 1\) → resuming → online \(resumed\)$/,
+    )
+    await page.waitForFunction(
+      () => document.getElementById('conversation')?.textContent?.includes('while you were away'),
+      undefined,
+      { timeout: 10_000 },
+    )
+    const lines = await page.$$eval('#conversation li', (items) => items.map((i) => i.textContent))
+    expect(lines).toEqual([`erin@${s.domain}/tcp-resume: while you were away`])
+    await page.click('#disconnect')
+    await stateIs(page, 'stopped')
     await page.close()
   })
 })

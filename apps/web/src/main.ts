@@ -1,11 +1,14 @@
 // The page: log in over WebSocket with the same plugins as in Node, send messages, show the
-// conversation and the connection state as it changes.
+// conversation and the connection state as it changes. Stream management and lifecycle make
+// a dropped connection come back by itself, resumed: "Drop the connection" shows it.
 import { bind } from '@client/bind'
 import { sasl } from '@client/sasl'
 import { createConnection } from '@core/connection'
 import { JID } from '@core/jid'
 import { xml } from '@core/xml'
+import { lifecycle } from '@hooks/lifecycle'
 import { websocket } from '@transport/ws'
+import { sm } from '@xep/0198-sm'
 
 function byId<T extends HTMLElement>(id: string): T {
   const element = document.getElementById(id)
@@ -15,12 +18,14 @@ function byId<T extends HTMLElement>(id: string): T {
 
 const field = (id: string) => byId<HTMLInputElement>(id)
 const state = byId('state')
+const history = byId('history')
 const mechanism = byId('mechanism')
 const errorLine = byId('error')
 const conversation = byId('conversation')
 const connectButton = byId<HTMLButtonElement>('connect')
 const disconnectButton = byId<HTMLButtonElement>('disconnect')
 const sendButton = byId<HTMLButtonElement>('send')
+const dropButton = byId<HTMLButtonElement>('drop')
 
 // Fields may be prefilled from the address: ?service=...&jid=...&to=... (never the password).
 const params = new URLSearchParams(location.search)
@@ -29,12 +34,13 @@ for (const name of ['service', 'jid', 'to']) {
   if (value !== null) field(name).value = value
 }
 
-function say(who: string, text: string): void {
+function say(who: string, text: string): HTMLLIElement {
   const item = document.createElement('li')
   const from = document.createElement('strong')
   from.textContent = `${who}: `
   item.append(from, text)
   conversation.append(item)
+  return item
 }
 
 type Client = ReturnType<typeof connect>
@@ -48,14 +54,36 @@ function connect(service: string, account: JID, password: string) {
     plugins: [
       sasl.with({ username: account.local, password }),
       bind.with(account.resource ? { resource: account.resource } : {}),
+      sm,
+      lifecycle,
     ],
   })
-  conn.hooks.on('state', ({ state: now }) => {
-    state.textContent = now
-    const online = now === 'online'
-    sendButton.disabled = !online
-    disconnectButton.disabled = now === 'disconnected'
-    connectButton.disabled = now !== 'disconnected'
+  // Every state lifecycle reports, with what it carries: a `switch` narrows each payload.
+  conn.hooks.on('lifecycle', (s) => {
+    let shown: string = s.state
+    switch (s.state) {
+      case 'online':
+        if (s.resumed) shown = 'online (resumed)'
+        break
+      case 'disconnected':
+        if (s.resumable) shown = 'disconnected (resumable)'
+        break
+      case 'reconnecting':
+        shown = `reconnecting (attempt ${s.attempt})`
+        break
+      case 'permanent-error':
+        errorLine.textContent = `${s.error.code}: ${s.error.message}`
+        break
+    }
+    state.textContent = s.state
+    history.textContent = history.textContent ? `${history.textContent} → ${shown}` : shown
+    const online = s.state === 'online'
+    // Messages may be written while resuming: stream management holds them until then.
+    sendButton.disabled = !(online || s.state === 'resuming' || s.state === 'reconnecting')
+    dropButton.disabled = !online
+    const over = s.state === 'stopped' || s.state === 'permanent-error'
+    disconnectButton.disabled = over
+    connectButton.disabled = !over
   })
   conn.hooks.on('online', () => {
     mechanism.textContent = `(${conn.plugins.sasl.mechanism} as ${conn.jid?.toString()})`
@@ -82,7 +110,8 @@ byId<HTMLFormElement>('login').addEventListener('submit', (event) => {
   }
   const conn = connect(field('service').value.trim(), account, field('password').value)
   client = conn
-  conn.connect().then(
+  history.textContent = ''
+  conn.plugins.lifecycle.start().then(
     () => undefined,
     (error: unknown) => {
       errorLine.textContent = `${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}`
@@ -90,8 +119,12 @@ byId<HTMLFormElement>('login').addEventListener('submit', (event) => {
   )
 })
 
+dropButton.addEventListener('click', () => {
+  client?.transport?.destroy()
+})
+
 disconnectButton.addEventListener('click', () => {
-  client?.disconnect().then(
+  client?.plugins.lifecycle.stop().then(
     () => undefined,
     (error: unknown) => {
       errorLine.textContent = String(error)
@@ -105,13 +138,17 @@ byId<HTMLFormElement>('compose').addEventListener('submit', (event) => {
   const to = field('to').value.trim()
   const body = field('body').value
   if (!conn || to === '' || body === '') return
+  // Shown at once; with stream management, send() settles when the server acknowledged it.
+  const item = say('me', body)
+  item.className = 'pending'
+  field('body').value = ''
   conn.send(xml('message', { to, type: 'chat' }, xml('body', {}, body))).then(
     () => {
-      say('me', body)
-      field('body').value = ''
+      item.className = 'acked'
     },
     (error: unknown) => {
-      errorLine.textContent = `not sent: ${(error as Error).message}`
+      item.className = 'failed'
+      errorLine.textContent = `not delivered: ${(error as Error).message}`
     },
   )
 })
