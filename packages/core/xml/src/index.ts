@@ -1,4 +1,4 @@
-export { Element } from 'ltx'
+export { Element } from './element.js'
 export { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from './namespaces.js'
 export {
   StreamParser,

@@ -1,4 +1,4 @@
-import { Element } from 'ltx'
+import { Element } from './element.js'
 import { StreamError } from '@core/errors'
 
 /**

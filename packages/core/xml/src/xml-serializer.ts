@@ -1,4 +1,4 @@
-import type { Element } from 'ltx'
+import type { Element } from './element.js'
 import { XMPPError } from '@core/errors'
 
 /*

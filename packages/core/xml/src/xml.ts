@@ -1,4 +1,4 @@
-import { Element } from 'ltx'
+import { Element } from './element.js'
 
 export type XMLChild = Element | string | number | null | undefined | false | readonly XMLChild[]
 
