@@ -7,20 +7,23 @@ import { build } from 'esbuild'
 import { expect, test } from 'vitest'
 
 /**
- * Bytes, gzipped (level 9). Measured 35,089 when set, 35,553 after the merges beside it, and
- * 32,165 once @core/xml took ltx's Element from its own module (no `events` polyfill). See
+ * Bytes, gzipped (level 9), of the issue's minimal client: core, WebSocket, SCRAM, bind,
+ * stream management and lifecycle. Measured 38,772 when SM and lifecycle joined the entry
+ * (without them: 35,089 when set, 32,165 once @core/xml stopped loading ltx's index). See
  * README.md before raising it.
  */
-const BUDGET_GZIP = 32_500
+const BUDGET_GZIP = 39_000
 
 const ENTRY = `
 export { createConnection } from '@core/connection'
 export { websocket } from '@transport/ws'
 export { sasl } from '@client/sasl'
 export { bind } from '@client/bind'
+export { sm } from '@xep/0198-sm'
+export { lifecycle } from '@hooks/lifecycle'
 `
 
-test('the minimal browser client stays within its size budget', async () => {
+test('the minimal browser client (core, ws, SCRAM, bind, SM, lifecycle) stays within its size budget', async () => {
   const result = await build({
     stdin: { contents: ENTRY, resolveDir: new URL('.', import.meta.url).pathname, loader: 'ts' },
     bundle: true,
@@ -37,7 +40,7 @@ test('the minimal browser client stays within its size budget', async () => {
   const gzip = gzipSync(code, { level: 9 }).length
   const inputs = Object.keys(result.metafile.inputs)
   console.info(
-    `browser bundle (core + ws + SCRAM + bind): ${code.length} bytes minified, ${gzip} bytes gzipped (budget ${BUDGET_GZIP})`,
+    `browser bundle (core + ws + SCRAM + bind + SM + lifecycle): ${code.length} bytes minified, ${gzip} bytes gzipped (budget ${BUDGET_GZIP})`,
   )
   // What must never be in it: the Node WebSocket package and Node's built-in modules.
   expect(inputs.filter((i) => /\/ws\/lib\/|^node:|platform-node/.test(i))).toEqual([])
