@@ -4,7 +4,6 @@ export {
   type FetchLike,
   REL_WEBSOCKET,
 } from './discovery.js'
-export { checkPlaintext, isLoopback, parseEndpoint, redirectTarget } from './endpoint.js'
 export { WebSocketError, type WebSocketErrorCode } from './errors.js'
 export type {
   CloseEventLike,
@@ -14,7 +13,6 @@ export type {
   WebSocketLike,
 } from './websocket-api.js'
 export {
-  closeRedirect,
   isWebSocketTransport,
   SUBPROTOCOL,
   type WebSocketOptions,
