@@ -390,6 +390,7 @@ export class StreamParser {
   private _declQ = false // previous chunk ended with '?' inside the XML declaration
   private _pendingCR = false // previous chunk ended with '\r' inside data: drop a leading '\n'
   private _declAllowed = true
+  private _tok = 0 // _rare's tokStart, handed back to _parse
 
   // Size limit: while _inLimit, the current top-level element may use up to _limitAt (an index
   // in the current chunk) characters.
@@ -729,12 +730,29 @@ export class StreamParser {
     while (i < end) {
       switch (state) {
         case TEXT: {
-          // Skip ordinary characters with a sticky regular expression (much faster than a
-          // charCodeAt loop on long text), then look at the character that stopped it.
+          // Skip ordinary characters, then look at the character that stopped the run. Short
+          // runs (most of them: often none at all between two tags) are scanned by hand; a
+          // long one goes on with a sticky regular expression, much faster on long text but
+          // dear to call for a run of a few characters.
           for (;;) {
-            TEXT_RUN.lastIndex = i
-            TEXT_RUN.test(s)
-            i = TEXT_RUN.lastIndex
+            const stop = end - i > 16 ? i + 16 : end
+            for (; i < stop; i++) {
+              c = s.charCodeAt(i)
+              if (
+                c > 0x3e
+                  ? c >= 0xd800
+                  : c < 0x20
+                    ? c !== 0x0a && c !== 0x09
+                    : c === 0x3c || c === 0x26 || c === 0x3e
+              ) {
+                break
+              }
+            }
+            if (i === stop && i < end) {
+              TEXT_RUN.lastIndex = i
+              TEXT_RUN.test(s)
+              i = TEXT_RUN.lastIndex
+            }
             if (i >= end) break
             c = s.charCodeAt(i)
             if (c === 0x3c || c === 0x26 || c === 0x3e) break
@@ -752,6 +770,9 @@ export class StreamParser {
                 i += 2
                 continue
               }
+            } else if (c >= 0xe000 && c <= 0xfffd) {
+              i++
+              continue
             }
             this._fail(NOT_WELL_FORMED, 'illegal character in text')
             return
@@ -1188,264 +1209,16 @@ export class StreamParser {
           continue
         }
 
-        case ENT: {
-          c = s.charCodeAt(i)
-          if (c === 0x23) {
-            i++
-            state = CHARREF
-            continue
-          }
-          const w = nameStartWidth(s, i)
-          if (w === 0) {
-            this._fail(NOT_WELL_FORMED, "'&' not starting a reference")
-            return
-          }
-          tokStart = i
-          i += w
-          state = ENT_NAME
+        default: {
+          // DEAD, or a rare state (_rare)
+          if (state === DEAD) return
+          this._state = state
+          i = this._rare(s, i, end, tokStart)
+          if (i < 0) return
+          state = this._state
+          tokStart = this._tok
           continue
         }
-
-        case ENT_NAME: {
-          i = scanName(s, i, end)
-          // The predefined entities have at most 4 letters: anything longer is another entity.
-          if (this._acc.length + (i - tokStart) > 4) {
-            this._fail(RESTRICTED_XML, 'entity reference')
-            return
-          }
-          if (i >= end) break
-          if (s.charCodeAt(i) !== 0x3b) {
-            this._fail(NOT_WELL_FORMED, "'&' not starting a reference")
-            return
-          }
-          const name = this._acc + s.slice(tokStart, i)
-          this._acc = ''
-          const ch =
-            name === 'amp'
-              ? '&'
-              : name === 'lt'
-                ? '<'
-                : name === 'gt'
-                  ? '>'
-                  : name === 'quot'
-                    ? '"'
-                    : name === 'apos'
-                      ? "'"
-                      : ''
-          if (ch === '') {
-            this._fail(RESTRICTED_XML, `entity reference &${name};`)
-            return
-          }
-          i++
-          tokStart = i
-          if (this._entReturn === TEXT) {
-            this._text += ch
-            state = TEXT
-          } else {
-            this._attrAcc += ch
-            state = ATTR_VALUE
-          }
-          continue
-        }
-
-        case CHARREF: {
-          c = s.charCodeAt(i)
-          if (c === 0x78) {
-            this._charVal = 0
-            this._charDigits = 0
-            state = CHARREF_HEX
-          } else if (c >= 0x30 && c <= 0x39) {
-            this._charVal = c - 0x30
-            this._charDigits = 1
-            state = CHARREF_DEC
-          } else {
-            this._fail(NOT_WELL_FORMED, 'invalid character reference')
-            return
-          }
-          i++
-          continue
-        }
-
-        case CHARREF_DEC:
-        case CHARREF_HEX: {
-          const hex = state === CHARREF_HEX
-          let v = this._charVal
-          let digits = this._charDigits
-          for (; i < end; i++) {
-            c = s.charCodeAt(i)
-            let d: number
-            if (c >= 0x30 && c <= 0x39) d = c - 0x30
-            else if (hex && c >= 0x61 && c <= 0x66) d = c - 0x57
-            else if (hex && c >= 0x41 && c <= 0x46) d = c - 0x37
-            else break
-            v = hex ? v * 16 + d : v * 10 + d
-            digits++
-            if (v > 0x10ffff) {
-              this._fail(NOT_WELL_FORMED, 'character reference out of range')
-              return
-            }
-          }
-          this._charVal = v
-          this._charDigits = digits
-          if (i >= end) break
-          if (c !== 0x3b || digits === 0) {
-            this._fail(NOT_WELL_FORMED, 'invalid character reference')
-            return
-          }
-          if (!isXmlChar(v)) {
-            this._fail(NOT_WELL_FORMED, `character reference to an illegal character (${v})`)
-            return
-          }
-          const ch = String.fromCodePoint(v)
-          i++
-          tokStart = i
-          if (this._entReturn === TEXT) {
-            this._text += ch
-            state = TEXT
-          } else {
-            this._attrAcc += ch
-            state = ATTR_VALUE
-          }
-          continue
-        }
-
-        case BANG: {
-          c = s.charCodeAt(i)
-          if (c === 0x5b) {
-            if (!this._headerDone) {
-              this._fail(NOT_WELL_FORMED, 'CDATA section before the stream header')
-              return
-            }
-            if (this._depth === 0) {
-              this._fail(BAD_FORMAT, 'CDATA section at the stream level')
-              return
-            }
-            this._matchPos = 0
-            i++
-            state = CDATA_OPEN
-            continue
-          }
-          if (c === 0x2d) {
-            i++
-            state = BANG_DASH
-            continue
-          }
-          if (c === 0x44) {
-            this._fail(RESTRICTED_XML, 'DOCTYPE declaration')
-            return
-          }
-          this._fail(NOT_WELL_FORMED, "invalid markup after '<!'")
-          return
-        }
-
-        case BANG_DASH: {
-          if (s.charCodeAt(i) === 0x2d) this._fail(RESTRICTED_XML, 'comment')
-          else this._fail(NOT_WELL_FORMED, "invalid markup after '<!-'")
-          return
-        }
-
-        case CDATA_OPEN: {
-          let p = this._matchPos
-          for (; i < end && p < 6; i++, p++) {
-            if (s.charCodeAt(i) !== 'CDATA['.charCodeAt(p)) {
-              this._fail(NOT_WELL_FORMED, "invalid markup after '<!['")
-              return
-            }
-          }
-          this._matchPos = p
-          if (p < 6) break
-          tokStart = i
-          this._cdataPend = ''
-          state = CDATA
-          continue
-        }
-
-        case CDATA: {
-          for (;;) {
-            CDATA_RUN.lastIndex = i
-            CDATA_RUN.test(s)
-            i = CDATA_RUN.lastIndex
-            if (i >= end) break
-            c = s.charCodeAt(i)
-            if (c === 0x3e) {
-              if (
-                i - tokStart >= 2
-                  ? s.charCodeAt(i - 1) === 0x5d && s.charCodeAt(i - 2) === 0x5d
-                  : (this._cdataPend + s.slice(tokStart, i)).endsWith(']]')
-              ) {
-                break
-              }
-              i++
-              continue
-            }
-            if (c === 0x0d) {
-              this._text += this._cdataPend + s.slice(tokStart, i)
-              this._cdataPend = ''
-              if (s.charCodeAt(i + 1) !== 0x0a) this._text += '\n'
-              i++
-              tokStart = i
-              continue
-            }
-            if (c >= 0xd800 && c <= 0xdbff) {
-              const d = s.charCodeAt(i + 1)
-              if (d >= 0xdc00 && d <= 0xdfff) {
-                i += 2
-                continue
-              }
-            }
-            this._fail(NOT_WELL_FORMED, 'illegal character in CDATA section')
-            return
-          }
-          if (i >= end) {
-            i = end
-            break
-          }
-          // i is at the '>' of ']]>'.
-          const pend = this._cdataPend
-          if (i - tokStart >= 2) {
-            if (i - 2 > tokStart || pend !== '') this._text += pend + s.slice(tokStart, i - 2)
-          } else {
-            const t = pend + s.slice(tokStart, i)
-            this._text += t.slice(0, t.length - 2)
-          }
-          this._cdataPend = ''
-          i++
-          tokStart = i
-          state = TEXT
-          continue
-        }
-
-        case XMLDECL: {
-          const next = this._xmlDecl(s, i, end, tokStart)
-          if (next === -1) return
-          if (next === -2) {
-            i = end
-            break
-          }
-          i = next
-          state = PROLOG
-          continue
-        }
-
-        case PROLOG: {
-          for (; i < end; i++) {
-            c = s.charCodeAt(i)
-            if (!isSpace(c)) break
-            this._declAllowed = false
-          }
-          if (i >= end) break
-          if (c !== 0x3c) {
-            this._fail(NOT_WELL_FORMED, 'text before the stream header')
-            return
-          }
-          i++
-          state = LT
-          continue
-        }
-
-        default:
-          // DEAD
-          return
       }
     }
 
@@ -1497,6 +1270,286 @@ export class StreamParser {
         break
     }
     if (this._inLimit) this._remaining = this._limitAt - len
+  }
+
+  /**
+   * The states a stream rarely enters (references other than the predefined entities, CDATA
+   * sections, markup after '<!', the prolog and the XML declaration), kept out of _parse so
+   * that the hot loop stays small: V8 compiles a small function sooner and much faster, and
+   * a stream's first megabytes run while _parse is being compiled (and recompiled after each
+   * deoptimisation). Goes on from s[i] in this._state until the state is a common one or the
+   * chunk ends; returns the index to go on from (this._state and this._tok updated), or -1
+   * once the parser is dead.
+   */
+  private _rare(s: string, i: number, end: number, tokStart: number): number {
+    let state = this._state
+    let c = 0
+    while (i < end) {
+      switch (state) {
+        case ENT: {
+          c = s.charCodeAt(i)
+          if (c === 0x23) {
+            i++
+            state = CHARREF
+            continue
+          }
+          const w = nameStartWidth(s, i)
+          if (w === 0) {
+            this._fail(NOT_WELL_FORMED, "'&' not starting a reference")
+            return -1
+          }
+          tokStart = i
+          i += w
+          state = ENT_NAME
+          continue
+        }
+
+        case ENT_NAME: {
+          i = scanName(s, i, end)
+          // The predefined entities have at most 4 letters: anything longer is another entity.
+          if (this._acc.length + (i - tokStart) > 4) {
+            this._fail(RESTRICTED_XML, 'entity reference')
+            return -1
+          }
+          if (i >= end) break
+          if (s.charCodeAt(i) !== 0x3b) {
+            this._fail(NOT_WELL_FORMED, "'&' not starting a reference")
+            return -1
+          }
+          const name = this._acc + s.slice(tokStart, i)
+          this._acc = ''
+          const ch =
+            name === 'amp'
+              ? '&'
+              : name === 'lt'
+                ? '<'
+                : name === 'gt'
+                  ? '>'
+                  : name === 'quot'
+                    ? '"'
+                    : name === 'apos'
+                      ? "'"
+                      : ''
+          if (ch === '') {
+            this._fail(RESTRICTED_XML, `entity reference &${name};`)
+            return -1
+          }
+          i++
+          tokStart = i
+          if (this._entReturn === TEXT) {
+            this._text += ch
+            state = TEXT
+          } else {
+            this._attrAcc += ch
+            state = ATTR_VALUE
+          }
+          continue
+        }
+
+        case CHARREF: {
+          c = s.charCodeAt(i)
+          if (c === 0x78) {
+            this._charVal = 0
+            this._charDigits = 0
+            state = CHARREF_HEX
+          } else if (c >= 0x30 && c <= 0x39) {
+            this._charVal = c - 0x30
+            this._charDigits = 1
+            state = CHARREF_DEC
+          } else {
+            this._fail(NOT_WELL_FORMED, 'invalid character reference')
+            return -1
+          }
+          i++
+          continue
+        }
+
+        case CHARREF_DEC:
+        case CHARREF_HEX: {
+          const hex = state === CHARREF_HEX
+          let v = this._charVal
+          let digits = this._charDigits
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            let d: number
+            if (c >= 0x30 && c <= 0x39) d = c - 0x30
+            else if (hex && c >= 0x61 && c <= 0x66) d = c - 0x57
+            else if (hex && c >= 0x41 && c <= 0x46) d = c - 0x37
+            else break
+            v = hex ? v * 16 + d : v * 10 + d
+            digits++
+            if (v > 0x10ffff) {
+              this._fail(NOT_WELL_FORMED, 'character reference out of range')
+              return -1
+            }
+          }
+          this._charVal = v
+          this._charDigits = digits
+          if (i >= end) break
+          if (c !== 0x3b || digits === 0) {
+            this._fail(NOT_WELL_FORMED, 'invalid character reference')
+            return -1
+          }
+          if (!isXmlChar(v)) {
+            this._fail(NOT_WELL_FORMED, `character reference to an illegal character (${v})`)
+            return -1
+          }
+          const ch = String.fromCodePoint(v)
+          i++
+          tokStart = i
+          if (this._entReturn === TEXT) {
+            this._text += ch
+            state = TEXT
+          } else {
+            this._attrAcc += ch
+            state = ATTR_VALUE
+          }
+          continue
+        }
+
+        case BANG: {
+          c = s.charCodeAt(i)
+          if (c === 0x5b) {
+            if (!this._headerDone) {
+              this._fail(NOT_WELL_FORMED, 'CDATA section before the stream header')
+              return -1
+            }
+            if (this._depth === 0) {
+              this._fail(BAD_FORMAT, 'CDATA section at the stream level')
+              return -1
+            }
+            this._matchPos = 0
+            i++
+            state = CDATA_OPEN
+            continue
+          }
+          if (c === 0x2d) {
+            i++
+            state = BANG_DASH
+            continue
+          }
+          if (c === 0x44) {
+            this._fail(RESTRICTED_XML, 'DOCTYPE declaration')
+            return -1
+          }
+          this._fail(NOT_WELL_FORMED, "invalid markup after '<!'")
+          return -1
+        }
+
+        case BANG_DASH: {
+          if (s.charCodeAt(i) === 0x2d) this._fail(RESTRICTED_XML, 'comment')
+          else this._fail(NOT_WELL_FORMED, "invalid markup after '<!-'")
+          return -1
+        }
+
+        case CDATA_OPEN: {
+          let p = this._matchPos
+          for (; i < end && p < 6; i++, p++) {
+            if (s.charCodeAt(i) !== 'CDATA['.charCodeAt(p)) {
+              this._fail(NOT_WELL_FORMED, "invalid markup after '<!['")
+              return -1
+            }
+          }
+          this._matchPos = p
+          if (p < 6) break
+          tokStart = i
+          this._cdataPend = ''
+          state = CDATA
+          continue
+        }
+
+        case CDATA: {
+          for (;;) {
+            CDATA_RUN.lastIndex = i
+            CDATA_RUN.test(s)
+            i = CDATA_RUN.lastIndex
+            if (i >= end) break
+            c = s.charCodeAt(i)
+            if (c === 0x3e) {
+              if (
+                i - tokStart >= 2
+                  ? s.charCodeAt(i - 1) === 0x5d && s.charCodeAt(i - 2) === 0x5d
+                  : (this._cdataPend + s.slice(tokStart, i)).endsWith(']]')
+              ) {
+                break
+              }
+              i++
+              continue
+            }
+            if (c === 0x0d) {
+              this._text += this._cdataPend + s.slice(tokStart, i)
+              this._cdataPend = ''
+              if (s.charCodeAt(i + 1) !== 0x0a) this._text += '\n'
+              i++
+              tokStart = i
+              continue
+            }
+            if (c >= 0xd800 && c <= 0xdbff) {
+              const d = s.charCodeAt(i + 1)
+              if (d >= 0xdc00 && d <= 0xdfff) {
+                i += 2
+                continue
+              }
+            }
+            this._fail(NOT_WELL_FORMED, 'illegal character in CDATA section')
+            return -1
+          }
+          if (i >= end) {
+            i = end
+            break
+          }
+          // i is at the '>' of ']]>'.
+          const pend = this._cdataPend
+          if (i - tokStart >= 2) {
+            if (i - 2 > tokStart || pend !== '') this._text += pend + s.slice(tokStart, i - 2)
+          } else {
+            const t = pend + s.slice(tokStart, i)
+            this._text += t.slice(0, t.length - 2)
+          }
+          this._cdataPend = ''
+          i++
+          tokStart = i
+          state = TEXT
+          continue
+        }
+
+        case XMLDECL: {
+          const next = this._xmlDecl(s, i, end, tokStart)
+          if (next === -1) return -1
+          if (next === -2) {
+            i = end
+            break
+          }
+          i = next
+          state = PROLOG
+          continue
+        }
+
+        case PROLOG: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+            this._declAllowed = false
+          }
+          if (i >= end) break
+          if (c !== 0x3c) {
+            this._fail(NOT_WELL_FORMED, 'text before the stream header')
+            return -1
+          }
+          i++
+          state = LT
+          continue
+        }
+
+        default:
+          this._state = state
+          this._tok = tokStart
+          return i
+      }
+    }
+    this._state = state
+    this._tok = tokStart
+    return i
   }
 
   /** A start tag is complete (its name in _tagName, attributes in _attrNames/_attrValues). */
