@@ -210,6 +210,45 @@ describe('a realistic client stream', () => {
     }
   })
 
+  test('a tag cut by the end of a long chunk is read again with the next one, also in a multi-byte character, a reference or at the size limit', () => {
+    // Long first chunks (the tag's part at most a quarter of them) take the re-read path.
+    const filler = `<presence id='${'f'.repeat(200)}'/>`.repeat(8)
+    const stanza =
+      "<message id='a&amp;b' to='x@y'><body a='caf\u00e9 &#x1F600; &lt;'>t\u00e9xt</body></message>"
+    const input = encoder.encode(`${HEADER}${filler}${stanza}<presence/>`)
+    const whole = feed([input]).events
+    expect(whole.filter((e) => e.startsWith('element'))).toHaveLength(10)
+    const start = input.length - encoder.encode(`${stanza}<presence/>`).length
+    for (let k = start; k < input.length; k++) {
+      expect(feed([input.subarray(0, k), input.subarray(k)]).events).toEqual(whole)
+      const text = new TextDecoder().decode(input.subarray(0, k))
+      if (!text.endsWith('\ufffd')) {
+        const rest = new TextDecoder().decode(input.subarray(k))
+        expect(feed([text, rest]).events).toEqual(whole)
+      }
+    }
+    // Between elements only once the re-read tag is complete.
+    const run = makeParser()
+    run.parser.write(`${HEADER}${filler}<presence id='a`)
+    expect(run.parser.betweenElements).toBe(false)
+    run.parser.write("'/>")
+    expect(run.parser.betweenElements).toBe(true)
+    expect(run.events.at(-1)).toBe(`element <presence id="a"/>`)
+    // The size limit counts a re-read tag once.
+    const limit = 300
+    const exact = `<presence id='${'x'.repeat(limit - 17)}'/>`
+    expect(exact.length).toBe(limit)
+    const limited = (chunks: string[]) => feed(chunks, { maxStanzaSize: limit }).events
+    const ok = limited([`${HEADER}${'<presence/>'.repeat(40)}${exact.slice(0, 5)}`, exact.slice(5)])
+    expect(ok.at(-1)).toBe(`element ${exact.replaceAll("'", '"')}`)
+    const over = `<presence id='${'x'.repeat(limit - 16)}'/>`
+    const tooBig = limited([
+      `${HEADER}${'<presence/>'.repeat(40)}${over.slice(0, 5)}`,
+      over.slice(5),
+    ])
+    expect(tooBig.at(-1)).toBe('error policy-violation')
+  })
+
   test('whitespace keepalives between stanzas are ignored', () => {
     const run = feed([HEADER, ' ', '\n', '<presence/>\r\n\t ', ' ', '<presence/>', '   '])
     expect(run.errors).toEqual([])

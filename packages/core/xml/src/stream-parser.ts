@@ -315,6 +315,14 @@ const NO_SCRATCH: Readonly<Scratch> = Object.freeze({
   nsMarks: Object.freeze([]) as unknown as number[],
 })
 const SCRATCH_POOL: Scratch[] = []
+
+/**
+ * Longest tag cut by a chunk's end that is read again with the next chunk (see _chunkEnd), in
+ * UTF-16 code units; it must also be at most a quarter of the chunk, so reading it twice costs
+ * little whatever the chunk sizes.
+ */
+const REREAD_MAX = 1024
+const ENCODER = new TextEncoder()
 const SCRATCH_POOL_MAX = 16
 
 /** Length of the UTF-8 sequence a valid lead byte starts (0 for an invalid lead byte). */
@@ -391,6 +399,7 @@ export class StreamParser {
   private _pendingCR = false // previous chunk ended with '\r' inside data: drop a leading '\n'
   private _declAllowed = true
   private _tok = 0 // _rare's tokStart, handed back to _parse
+  private _carry = '' // a tag cut by the previous chunk's end, read again (_chunkEnd)
 
   // Size limit: while _inLimit, the current top-level element may use up to _limitAt (an index
   // in the current chunk) characters.
@@ -433,7 +442,9 @@ export class StreamParser {
    * a framing that carries one element per message checks it after each message.
    */
   get betweenElements(): boolean {
-    return this._state === TEXT0 && this._acc === '' && this._pendBytes === null
+    return (
+      this._state === TEXT0 && this._acc === '' && this._pendBytes === null && this._carry === ''
+    )
   }
 
   /** true once the parser ignores input: after stop(), an error, or the end of the stream. */
@@ -521,12 +532,30 @@ export class StreamParser {
 
   private _feed(chunk: Uint8Array | string): void {
     let s: string
+    const carry = this._carry
+    if (carry !== '') {
+      this._carry = ''
+      if (typeof chunk !== 'string') {
+        // Decoded with the new bytes (and before any bytes held back from the previous chunk,
+        // which came after the tag's start), so that _parse gets one flat string.
+        const pend = this._pendBytes
+        const head = ENCODER.encode(carry)
+        const np = pend === null ? 0 : pend.length
+        const merged = new Uint8Array(head.length + np + chunk.length)
+        merged.set(head)
+        if (pend !== null) merged.set(pend, head.length)
+        merged.set(chunk, head.length + np)
+        this._pendBytes = null
+        chunk = merged
+      }
+    }
     if (typeof chunk === 'string') {
       s = chunk
       if (this._heldHigh !== '') {
         s = this._heldHigh + s
         this._heldHigh = ''
       }
+      if (carry !== '') s = carry + s
       const n = s.length
       if (n > 0) {
         const last = s.charCodeAt(n - 1)
@@ -718,6 +747,7 @@ export class StreamParser {
     let state = this._state
     let c = 0
     let end = len
+    let tagAt = -1 // where the last tag of a stanza started in s ('<'), -1 before the first
     if (this._inLimit) {
       this._limitAt = this._remaining
       end = this._clampEnd(s, this._limitAt)
@@ -735,7 +765,10 @@ export class StreamParser {
           // long one goes on with a sticky regular expression, much faster on long text but
           // dear to call for a run of a few characters.
           for (;;) {
-            const stop = end - i > 16 ? i + 16 : end
+            // (A boolean, not a second comparison: V8 deoptimises the first time a comparison it has
+            // not seen yet runs, here at a chunk's end.)
+            const long = end - i > 16
+            const stop = long ? i + 16 : end
             for (; i < stop; i++) {
               c = s.charCodeAt(i)
               if (
@@ -748,7 +781,7 @@ export class StreamParser {
                 break
               }
             }
-            if (i === stop && i < end) {
+            if (i === stop && long) {
               TEXT_RUN.lastIndex = i
               TEXT_RUN.test(s)
               i = TEXT_RUN.lastIndex
@@ -810,6 +843,7 @@ export class StreamParser {
           if (i > tokStart) this._text += s.slice(tokStart, i)
           i++
           if (c === 0x3c) {
+            tagAt = i - 1
             state = LT
           } else {
             this._entReturn = TEXT
@@ -832,6 +866,7 @@ export class StreamParser {
           this._inLimit = true
           this._limitAt = i + this._maxSize
           end = this._clampEnd(s, this._limitAt)
+          tagAt = i
           i++
           state = LT
           continue
@@ -1001,48 +1036,17 @@ export class StreamParser {
           continue
         }
 
-        case ATTR_EQ: {
-          for (; i < end; i++) {
-            c = s.charCodeAt(i)
-            if (!isSpace(c)) break
-          }
-          if (i >= end) break
-          if (c !== 0x3d) {
-            this._fail(NOT_WELL_FORMED, "expected '=' after attribute name")
-            return
-          }
-          i++
-          state = ATTR_QUOTE
-          continue
-        }
-
-        case ATTR_QUOTE: {
-          for (; i < end; i++) {
-            c = s.charCodeAt(i)
-            if (!isSpace(c)) break
-          }
-          if (i >= end) break
-          if (c !== 0x22 && c !== 0x27) {
-            this._fail(NOT_WELL_FORMED, 'unquoted attribute value')
-            return
-          }
-          this._quote = c
-          i++
-          tokStart = i
-          state = ATTR_VALUE
-          continue
-        }
-
         case ATTR_VALUE: {
           const q = this._quote
           for (;;) {
             // Short values are quicker to scan by hand, long ones with a regular expression.
-            const stop = Math.min(i + 24, end)
+            const long = end - i > 24
+            const stop = long ? i + 24 : end
             for (; i < stop; i++) {
               c = s.charCodeAt(i)
               if (c > 0x3c ? c >= 0xd800 : c < 0x20 || c === q || c === 0x3c || c === 0x26) break
             }
-            if (i === stop && i < end) {
+            if (i === stop && long) {
               const run = q === 0x27 ? APOS_RUN : QUOT_RUN
               run.lastIndex = i
               run.test(s)
@@ -1148,64 +1152,9 @@ export class StreamParser {
               continue
             }
           }
-          const w = nameStartWidth(s, i)
-          if (w === 0) {
-            this._fail(NOT_WELL_FORMED, 'invalid end tag')
-            return
-          }
+          // Cut by the chunk's end, or not the expected name: _rare reads it (END_NAME).
           tokStart = i
-          i += w
           state = END_NAME
-          continue
-        }
-
-        case END_NAME: {
-          i = scanName(s, i, end)
-          if (i >= end) break
-          const expected = this._depth > 0 ? this._cur!.name : this._headerName
-          let match: boolean
-          if (this._acc === '') {
-            match = i - tokStart === expected.length && s.startsWith(expected, tokStart)
-          } else {
-            match = this._acc + s.slice(tokStart, i) === expected
-            this._acc = ''
-          }
-          if (!match) {
-            this._fail(NOT_WELL_FORMED, `mismatched end tag: expected </${expected}>`)
-            return
-          }
-          c = s.charCodeAt(i)
-          i++
-          if (c === 0x3e) {
-            if (!this._close()) return
-            if (!this._inLimit) end = len
-            state = this._depth === 0 ? TEXT0 : TEXT
-            tokStart = i
-            continue
-          }
-          if (!isSpace(c)) {
-            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
-            return
-          }
-          state = END_GT
-          continue
-        }
-
-        case END_GT: {
-          for (; i < end; i++) {
-            c = s.charCodeAt(i)
-            if (!isSpace(c)) break
-          }
-          if (i >= end) break
-          if (c !== 0x3e) {
-            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
-            return
-          }
-          i++
-          if (!this._close()) return
-          if (!this._inLimit) end = len
-          state = this._depth === 0 ? TEXT0 : TEXT
-          tokStart = i
           continue
         }
 
@@ -1217,6 +1166,7 @@ export class StreamParser {
           if (i < 0) return
           state = this._state
           tokStart = this._tok
+          if (!this._inLimit) end = len
           continue
         }
       }
@@ -1228,7 +1178,43 @@ export class StreamParser {
       return
     }
 
-    // Chunk end: keep the unfinished token.
+    this._chunkEnd(s, state, tokStart, tagAt)
+  }
+
+  /**
+   * At the end of a chunk: keep the unfinished token. A tag cut by the chunk's end (the usual
+   * case: tags make most of a stream) is instead read again from its '<' with the next chunk,
+   * when that costs little (a short tag in a long chunk): what it has left behind is undone
+   * here. That brings every chunk after the first to _parse at a tag's start, in the same
+   * state, so the hot loop never resumes inside a tag: such paths, taken for the first time
+   * after V8 compiled _parse, each cost a deoptimisation and a recompilation of the hot
+   * loop, which made most of the cost of a stream's first megabytes.
+   */
+  private _chunkEnd(s: string, state: number, tokStart: number, tagAt: number): void {
+    const len = s.length
+    if (tagAt >= 0 && len - tagAt <= REREAD_MAX && (len - tagAt) * 4 <= len) {
+      const inTag =
+        (state >= LT && state <= END_GT) ||
+        (state >= ENT && state <= CHARREF_HEX && this._entReturn === ATTR_VALUE)
+      if (inTag) {
+        // The tag's partial state: names, attributes, an unfinished value or reference.
+        this._carry = s.slice(tagAt)
+        this._acc = ''
+        this._attrAcc = ''
+        this._nAttrs = 0
+        this._special = 0
+        this._pendingCR = false
+        this._textBrackets = 0
+        if (this._depth === 0) {
+          this._state = TEXT0
+          this._inLimit = false
+        } else {
+          this._state = TEXT
+          this._remaining = this._limitAt - tagAt
+        }
+        return
+      }
+    }
     this._state = state
     switch (state) {
       case TEXT: {
@@ -1538,6 +1524,93 @@ export class StreamParser {
           }
           i++
           state = LT
+          continue
+        }
+
+        case ATTR_EQ: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+          }
+          if (i >= end) break
+          if (c !== 0x3d) {
+            this._fail(NOT_WELL_FORMED, "expected '=' after attribute name")
+            return -1
+          }
+          i++
+          state = ATTR_QUOTE
+          continue
+        }
+
+        case ATTR_QUOTE: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+          }
+          if (i >= end) break
+          if (c !== 0x22 && c !== 0x27) {
+            this._fail(NOT_WELL_FORMED, 'unquoted attribute value')
+            return -1
+          }
+          this._quote = c
+          i++
+          tokStart = i
+          state = ATTR_VALUE
+          continue
+        }
+
+        case END_NAME: {
+          // From END_START: an end tag cut by the chunk's end, or not the expected name.
+          if (i === tokStart && this._acc === '' && nameStartWidth(s, i) === 0) {
+            this._fail(NOT_WELL_FORMED, 'invalid end tag')
+            return -1
+          }
+          i = scanName(s, i, end)
+          if (i >= end) break
+          const expected = this._depth > 0 ? this._cur!.name : this._headerName
+          let match: boolean
+          if (this._acc === '') {
+            match = i - tokStart === expected.length && s.startsWith(expected, tokStart)
+          } else {
+            match = this._acc + s.slice(tokStart, i) === expected
+            this._acc = ''
+          }
+          if (!match) {
+            this._fail(NOT_WELL_FORMED, `mismatched end tag: expected </${expected}>`)
+            return -1
+          }
+          c = s.charCodeAt(i)
+          i++
+          if (c === 0x3e) {
+            if (!this._close()) return -1
+            if (!this._inLimit) end = s.length
+            state = this._depth === 0 ? TEXT0 : TEXT
+            tokStart = i
+            continue
+          }
+          if (!isSpace(c)) {
+            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
+            return -1
+          }
+          state = END_GT
+          continue
+        }
+
+        case END_GT: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+          }
+          if (i >= end) break
+          if (c !== 0x3e) {
+            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
+            return -1
+          }
+          i++
+          if (!this._close()) return -1
+          if (!this._inLimit) end = s.length
+          state = this._depth === 0 ? TEXT0 : TEXT
+          tokStart = i
           continue
         }
 
