@@ -156,13 +156,18 @@ function validQName(name: string, colon: number): boolean {
   )
 }
 
-// Element and attribute names repeat from stanza to stanza: a small cache, looked up by the
-// name's first and last characters and its length, returns the same (internalized) string for the same name. That
-// saves slicing the name, and makes the stores on the attrs object fast (V8 keys
-// objects by internalized strings).
-const NAME_CACHE_SIZE = 512
-const NAME_CACHE: string[] = new Array<string>(NAME_CACHE_SIZE).fill('')
-const NAME_CACHE_FLAGS = new Uint8Array(NAME_CACHE_SIZE)
+// Element and attribute names repeat from stanza to stanza: a small cache returns the same
+// (internalized) string for the same name. That saves slicing the name, and makes the stores on
+// the attrs object fast (V8 keys objects by internalized strings). A name is looked up by its
+// first three characters (the third may be the one that ends it), in a half of the cache for
+// element names or for attribute names, and checked against the input in the same pass that
+// finds its end: a hit reads each character once.
+const NAME_CACHE_HALF = 1024
+const NAME_CACHE: string[] = new Array<string>(2 * NAME_CACHE_HALF).fill('')
+const NAME_CACHE_FLAGS = new Uint8Array(2 * NAME_CACHE_HALF)
+/** readName()'s half of the cache for element names and for attribute names. */
+const ELEMENT_NAMES = 0
+const ATTRIBUTE_NAMES = NAME_CACHE_HALF
 /** Flag of a name that needs the slow path of _open: a prefixed name, or `__proto__`. */
 const SPECIAL_NAME = 1
 
@@ -171,34 +176,38 @@ function nameFlags(name: string): number {
 }
 
 /**
- * The Name starting at s[i] (a NameStartChar), or '' when it is not finished before `end`.
- * Its flags are stored in flagsOut[0].
- */
-/**
  * readName()'s flags out-parameter, shared: it is read right after each call (a tag's flags
  * are kept per parser as a number, since a tag may span chunks).
  */
 const NAME_FLAGS = new Uint8Array(1)
 
-function readName(s: string, i: number, end: number, flagsOut: Uint8Array): string {
-  const j = scanName(s, i, end)
-  if (j >= end) return ''
-  const n = j - i
-  // First character, last character and length: `mechanism` and `mechanisms`, or
-  // `stream:stream` and `stream:features`, get different slots.
-  const h = (s.charCodeAt(i) * 31 + s.charCodeAt(j - 1) * 7 + n) & (NAME_CACHE_SIZE - 1)
+/**
+ * The Name starting at s[i] (a NameStartChar), or '' when it is not finished before `end`.
+ * Its flags are stored in flagsOut[0]. `half` is ELEMENT_NAMES or ATTRIBUTE_NAMES.
+ */
+function readName(s: string, i: number, end: number, flagsOut: Uint8Array, half: number): string {
+  // charCodeAt past the end gives NaN, which the mask turns into 0: still a valid slot.
+  const h =
+    half +
+    ((s.charCodeAt(i) * 961 + s.charCodeAt(i + 1) * 31 + s.charCodeAt(i + 2)) &
+      (NAME_CACHE_HALF - 1))
   const cached = NAME_CACHE[h]!
-  if (cached.length === n) {
+  const n = cached.length
+  if (n !== 0 && i + n < end) {
     let k = 0
     while (k < n && cached.charCodeAt(k) === s.charCodeAt(i + k)) k++
-    if (k === n) {
+    // The cached name, unless the input's name goes on (`mechanism` read in `mechanisms`).
+    const d = s.charCodeAt(i + n)
+    if (k === n && d < 0x80 && (ASCII_NAME[d]! & NAME_CHAR) === 0) {
       flagsOut[0] = flagsOut[0]! | NAME_CACHE_FLAGS[h]!
       return cached
     }
   }
+  const j = scanName(s, i, end)
+  if (j >= end) return ''
   let name = s.slice(i, j)
   const flags = nameFlags(name)
-  if (n <= 32) {
+  if (j - i <= 32) {
     name = Object.keys({ [name]: 0 })[0]!
     NAME_CACHE[h] = name
     NAME_CACHE_FLAGS[h] = flags
@@ -922,7 +931,7 @@ export class StreamParser {
         case START_NAME: {
           if (i === tokStart && this._acc === '') {
             NAME_FLAGS[0] = 0
-            const name = readName(s, i, end, NAME_FLAGS)
+            const name = readName(s, i, end, NAME_FLAGS, ELEMENT_NAMES)
             this._special |= NAME_FLAGS[0]!
             if (name === '') {
               i = end
@@ -997,7 +1006,7 @@ export class StreamParser {
         case ATTR_NAME: {
           if (i === tokStart && this._acc === '') {
             NAME_FLAGS[0] = 0
-            const name = readName(s, i, end, NAME_FLAGS)
+            const name = readName(s, i, end, NAME_FLAGS, ATTRIBUTE_NAMES)
             this._special |= NAME_FLAGS[0]!
             if (name === '') {
               i = end
