@@ -807,7 +807,16 @@ describe('the name cache', () => {
   // Names are cached by their first three characters: names that share them (or share a
   // prefix) must never be mixed up, whatever the order they come in.
   test('names that share a slot or a prefix come out as written', () => {
-    const names = ['mechanism', 'mechanisms', 'mexhanism', 'mechanism', 'mec', 'mech', 'mecé', 'mec']
+    const names = [
+      'mechanism',
+      'mechanisms',
+      'mexhanism',
+      'mechanism',
+      'mec',
+      'mech',
+      'mecé',
+      'mec',
+    ]
     names.push('a', 'ab', 'a1b', 'a2b', 'ab', 'a')
     const inner = names.map((n) => `<${n} ${n}-x='1'/>`).join('')
     for (let round = 0; round < 3; round++) {
@@ -834,13 +843,13 @@ describe('what an idle reader keeps', () => {
     const scratch = run.parser as unknown as Record<
       '_attrNames' | '_attrValues' | '_nsPrefixes' | '_nsHidden',
       string[]
-    > & { _nsScope: Map<string, string> }
+    > & { _nsScope: Map<string, string> | undefined }
     const held = [
       ...scratch._attrNames,
       ...scratch._attrValues,
       ...scratch._nsPrefixes,
       ...scratch._nsHidden,
-      ...scratch._nsScope.values(),
+      ...(scratch._nsScope?.values() ?? []),
     ].filter((v) => v.includes(marker))
     expect(held).toEqual([])
   })
@@ -901,6 +910,7 @@ describe('namespace declarations in scope', () => {
     const held = Object.entries(reader)
       .filter(([key]) => key.startsWith('_ns') && key !== '_nsMarks' && key !== '_nsLen')
       .map(([key, value]) => {
+        if (value === undefined) return { key, size: 0, capacity: 0 }
         if (value instanceof Map) return { key, size: value.size, capacity: value.size }
         const list = value as string[]
         return { key, size: list.filter((v) => v !== '').length, capacity: list.length }
@@ -909,6 +919,15 @@ describe('namespace declarations in scope', () => {
     for (const { key, size, capacity } of held) {
       expect({ key, small: size <= 1 && capacity <= 64 }).toEqual({ key, small: true })
     }
+    // Idle, the reader holds no scope map and no declaration log at all: the header's binding
+    // is kept apart, and still resolves.
+    expect(reader._nsScope).toBeUndefined()
+    expect(reader._nsPrefixes).toHaveLength(0)
+    run.parser.write("<stream:features><x:y xmlns:x='u'/></stream:features>")
+    expect(run.elements.at(-1)?.toString()).toBe(
+      `<stream:features><x:y xmlns:x="u"/></stream:features>`,
+    )
+    expect(run.errors).toEqual([])
   })
 
   test('the cost of a prefixed name does not grow with the declarations in scope', () => {

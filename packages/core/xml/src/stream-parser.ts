@@ -324,6 +324,8 @@ const NO_SCRATCH: Readonly<Scratch> = Object.freeze({
   nsMarks: Object.freeze([]) as unknown as number[],
 })
 const SCRATCH_POOL: Scratch[] = []
+/** What a reader's declaration log points at while nothing is declared; never written. */
+const NO_NS_LOG = Object.freeze([]) as unknown as string[]
 
 /**
  * Longest tag cut by a chunk's end that is read again with the next chunk (see _chunkEnd), in
@@ -388,7 +390,7 @@ export class StreamParser {
 
   private _dead = false
   private _busy = false
-  private _queue: (Uint8Array | string)[] = []
+  private _queue: (Uint8Array | string)[] | undefined = undefined // writes from handlers
   private _thrown: { error: unknown } | undefined = undefined
 
   // Tokenizer state carried between chunks.
@@ -432,10 +434,14 @@ export class StreamParser {
   // Namespace prefixes in scope (Namespaces in XML 1.0 §6.1): the innermost binding of each
   // prefix, so a lookup costs the same however many are declared. _nsPrefixes/_nsHidden log
   // the declarations (and the binding each one hid, '' for none) to undo them as elements end.
-  private readonly _nsScope = new Map<string, string>()
-  private _nsPrefixes: string[] = []
-  private _nsHidden: string[] = []
+  // The map and the log exist only while a stanza's declarations are in scope (or when the
+  // header declares many prefixes); the header's few live in _headerNs (idle readers add up).
+  private _nsScope: Map<string, string> | undefined = undefined
+  private _nsPrefixes: string[] = NO_NS_LOG
+  private _nsHidden: string[] = NO_NS_LOG
   private _nsLen = 0
+  /** The stream header's prefix bindings, as [prefix, uri, prefix, uri, ...] (a few at most). */
+  private _headerNs: readonly string[] = NO_NS_LOG
   private _nsMarks: number[] = NO_SCRATCH.nsMarks
 
   constructor(handlers: StreamParserHandlers, options: StreamParserOptions = {}) {
@@ -465,7 +471,7 @@ export class StreamParser {
   stop(): void {
     this._dead = true
     this._state = DEAD
-    this._queue.length = 0
+    this._queue = undefined
   }
 
   /**
@@ -477,17 +483,21 @@ export class StreamParser {
   write(chunk: Uint8Array | string): void {
     if (this._dead) return
     if (this._busy) {
-      this._queue.push(chunk)
+      ;(this._queue ??= []).push(chunk)
       return
     }
     this._busy = true
     if (this._stack === NO_SCRATCH.stack) this._borrow()
     try {
       this._feed(chunk)
-      while (this._queue.length > 0 && !this._dead) this._feed(this._queue.shift()!)
+      const queue = this._queue
+      if (queue !== undefined) {
+        while (queue.length > 0 && !this._dead) this._feed(queue.shift()!)
+        this._queue = undefined
+      }
     } finally {
       this._busy = false
-      if (this._dead) this._queue.length = 0
+      if (this._dead) this._queue = undefined
     }
     if (this._state === TEXT0 || this._dead) this._release()
     const thrown = this._thrown
@@ -533,7 +543,13 @@ export class StreamParser {
       this._attrValues = NO_SCRATCH.attrValues
       this._nsMarks = NO_SCRATCH.nsMarks
     }
-    if (this._nsPrefixes.length > this._nsLen) {
+    if (this._nsLen === 0) {
+      if (this._nsScope !== undefined) {
+        this._nsScope = undefined
+        this._nsPrefixes = NO_NS_LOG
+        this._nsHidden = NO_NS_LOG
+      }
+    } else if (this._nsPrefixes.length > this._nsLen) {
       this._nsPrefixes = this._nsPrefixes.slice(0, this._nsLen)
       this._nsHidden = this._nsHidden.slice(0, this._nsLen)
     }
@@ -682,20 +698,30 @@ export class StreamParser {
   }
 
   private _lookup(prefix: string): string | undefined {
-    return this._nsScope.get(prefix) ?? (prefix === 'xml' ? XML_NS : undefined)
+    const bound = this._nsScope?.get(prefix)
+    if (bound !== undefined) return bound
+    const header = this._headerNs
+    for (let k = 0; k < header.length; k += 2) if (header[k] === prefix) return header[k + 1]
+    return prefix === 'xml' ? XML_NS : undefined
   }
 
   private _declare(prefix: string, uri: string): void {
     const n = this._nsLen
+    const scope = (this._nsScope ??= new Map())
+    if (this._nsPrefixes === NO_NS_LOG) {
+      this._nsPrefixes = []
+      this._nsHidden = []
+    }
     this._nsPrefixes[n] = prefix
-    this._nsHidden[n] = this._nsScope.get(prefix) ?? ''
+    // '' when nothing was hidden: undoing then falls back to the header's binding, if any.
+    this._nsHidden[n] = scope.get(prefix) ?? ''
     this._nsLen = n + 1
-    this._nsScope.set(prefix, uri)
+    scope.set(prefix, uri)
   }
 
   /** Undoes the declarations made since the log had `mark` entries (their element ended). */
   private _undeclare(mark: number): void {
-    const scope = this._nsScope
+    const scope = this._nsScope!
     for (let k = this._nsLen - 1; k >= mark; k--) {
       const prefix = this._nsPrefixes[k]!
       const hidden = this._nsHidden[k]!
@@ -1807,6 +1833,21 @@ export class StreamParser {
     this._headerDone = true
     this._headerName = name
     this._defaultNs = attrs.xmlns
+    // The header's prefixes (usually `stream` alone) stay bound as long as the stream: a few
+    // go to a flat array, and the scope map is dropped until a stanza declares a prefix.
+    const declared = this._nsLen
+    if (declared > 0 && declared <= 4) {
+      const header: string[] = []
+      for (let k = 0; k < declared; k++) {
+        const prefix = this._nsPrefixes[k]!
+        header.push(prefix, this._nsScope!.get(prefix)!)
+      }
+      this._headerNs = header
+      this._nsScope = undefined
+      this._nsPrefixes = NO_NS_LOG
+      this._nsHidden = NO_NS_LOG
+      this._nsLen = 0
+    }
     this._inLimit = false
     try {
       this._h.streamStart(attrs)
