@@ -53,14 +53,6 @@ type Phase = 'idle' | 'connecting' | 'open' | 'upgrading' | 'closed'
  * XMPP over TCP (RFC 6120 §3, §5) with STARTTLS or direct TLS (XEP-0368). One instance per
  * connection attempt; give `tcp()` to createConnection() rather than building one.
  */
-/** On each socket a transport opens: the transport, for the shared socket listeners. */
-const OWNER: unique symbol = Symbol('TcpTransport')
-type OwnedSocket = Socket & { [OWNER]?: TcpTransport }
-let onSocketData: (this: OwnedSocket, chunk: Buffer) => void
-let onSocketDrain: (this: OwnedSocket) => void
-let onSocketError: (this: OwnedSocket, error: Error) => void
-let onSocketClose: (this: OwnedSocket) => void
-
 export class TcpTransport implements Transport {
   /** Set by `tcp({ allowPlaintext })`: the starttls plugin may then go on without TLS. */
   readonly allowPlaintext: boolean
@@ -247,8 +239,6 @@ export class TcpTransport implements Transport {
             ALPNProtocols: [ALPN_CLIENT],
           })
         : netConnect({ host: target.host, port: target.port })
-      const owned: OwnedSocket = socket
-      owned[OWNER] = this
       let reached = false
       let settled = false
       const ms = this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
@@ -292,7 +282,7 @@ export class TcpTransport implements Transport {
         // The transport's own error listener takes over (#attach does not add it): this one
         // would keep the whole attempt (timer, signal, promise) alive while online.
         socket.off('error', onError)
-        socket.on('error', onSocketError)
+        socket.on('error', this.#onError)
         resolve(socket)
       }
       const onError = (error: Error) =>
@@ -330,20 +320,16 @@ export class TcpTransport implements Transport {
     this.#phase = 'upgrading'
     // From here on the raw socket carries TLS records only; bytes it already read and did
     // not hand over are plaintext from after <proceed/>, and are dropped with it.
-    raw.off('data', onSocketData)
-    raw.off('drain', onSocketDrain)
-    raw.off('close', onSocketClose)
+    raw.off('data', this.#onData)
+    raw.off('drain', this.#onDrain)
+    raw.off('close', this.#onClose)
     const signal = this.#beginOperation()
     const domain = this.#domain
     let secure: TLSSocket
     try {
       signal.throwIfAborted()
       secure = await new Promise<TLSSocket>((resolve, reject) => {
-        const socket: TLSSocket & OwnedSocket = tlsConnect({
-          ...tlsOptions(domain, this.#options.tls),
-          socket: raw,
-        })
-        socket[OWNER] = this
+        const socket = tlsConnect({ ...tlsOptions(domain, this.#options.tls), socket: raw })
         this.#socket = socket
         let settled = false
         // RFC 6120 §5.4.3.3: the handshake follows <proceed/> at once; a server that goes
@@ -380,7 +366,7 @@ export class TcpTransport implements Transport {
           settle()
           // As in #open(): hand over to the transport's error listener.
           socket.off('error', onError)
-          socket.on('error', onSocketError)
+          socket.on('error', this.#onError)
           resolve(socket)
         }
         const onError = (error: Error) => fail(handshakeError(error, domain))
@@ -491,34 +477,28 @@ export class TcpTransport implements Transport {
   #attach(socket: Socket): void {
     // A TLS handshake has already written: tune now (a plain socket does it on first write).
     if (this.#secure) this.#tune(socket)
-    socket.on('data', onSocketData)
-    socket.on('drain', onSocketDrain)
+    socket.on('data', this.#onData)
+    socket.on('drain', this.#onDrain)
     // 'error' is already this.#onError: #open() and startTls() switched to it.
-    socket.on('close', onSocketClose)
+    socket.on('close', this.#onClose)
     if (this.#paused) socket.pause()
   }
 
-  static {
-    // The socket's listeners: the same functions for every transport, called with the socket
-    // as `this`, which points at its transport (OWNER). Four closures per connection
-    // otherwise (idle connections add up). Assigned here for the private fields.
-    // Bytes go to the connection as read: it decodes UTF-8 across chunk boundaries itself.
-    onSocketData = function (this: OwnedSocket, chunk: Buffer) {
-      const transport = this[OWNER]
-      if (transport) transport.#events?.data(chunk)
-    }
-    onSocketDrain = function (this: OwnedSocket) {
-      const transport = this[OWNER]
-      if (transport) transport.#events?.drain()
-    }
-    onSocketError = function (this: OwnedSocket, error: Error) {
-      const transport = this[OWNER]
-      if (transport) transport.#error ??= error
-    }
-    onSocketClose = function (this: OwnedSocket) {
-      const transport = this[OWNER]
-      if (transport) transport.#finish(transport.#error)
-    }
+  // Bytes go to the connection as read: it decodes UTF-8 across chunk boundaries itself.
+  readonly #onData = (chunk: Buffer): void => {
+    this.#events?.data(chunk)
+  }
+
+  readonly #onDrain = (): void => {
+    this.#events?.drain()
+  }
+
+  readonly #onError = (error: Error): void => {
+    this.#error ??= error
+  }
+
+  readonly #onClose = (): void => {
+    this.#finish(this.#error)
   }
 
   /**

@@ -1,6 +1,5 @@
 import type { TransportEvents } from '@core/connection'
 import { TimeoutError } from '@core/errors'
-import { Socket } from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type SrvRecord, type SrvResolver, TcpError, TcpTransport, TLSError } from '../src/index.js'
 import { certs, closedPort, onlyTlsRecords, Peer, serverTls, settle } from './peer.js'
@@ -77,35 +76,6 @@ describe('TcpTransport data path', () => {
     for (const chunk of seen.chunks) expect(Buffer.isBuffer(chunk)).toBe(true)
     expect(Buffer.concat(seen.chunks as Buffer[])).toEqual(Buffer.from('€'))
     transport.destroy()
-  })
-
-  it('the sockets of all transports share one set of listeners: no closures per connection', async () => {
-    const sockets = new Set<Socket>()
-    const on = Socket.prototype.on
-    Socket.prototype.on = function (this: Socket, ...args: Parameters<typeof on>) {
-      sockets.add(this)
-      return on.apply(this, args)
-    } as typeof on
-    const transports = [new TcpTransport(), new TcpTransport()]
-    try {
-      for (const transport of transports) {
-        await transport.connect(
-          target({ service: `xmpp://127.0.0.1:${peer.port}` }).target,
-          recorder().events,
-        )
-      }
-    } finally {
-      Socket.prototype.on = on
-    }
-    // The transports' sockets (the peer's own are in the set too).
-    const ours = [...sockets].filter((socket) => socket.remotePort === peer.port)
-    const [first, second] = ours
-    expect(ours).toHaveLength(2)
-    for (const event of ['data', 'drain', 'error', 'close']) {
-      expect(first?.listeners(event)).toHaveLength(1)
-      expect(first?.listeners(event)).toEqual(second?.listeners(event))
-    }
-    for (const transport of transports) transport.destroy()
   })
 
   it('returns the socket backpressure from write() and reports drain', async () => {
