@@ -1,16 +1,32 @@
 // This project's client, used the way an app author would: createClient() from the preset,
 // a router handler for chat messages, send() of built elements, ping() for the round trip.
 import { createClient } from '@client/preset'
+import { memoryScramCache } from '@client/sasl'
 import { xml } from '@core/xml'
 import { sm } from '@xep/0198-sm'
 
+/** The app's SCRAM cache, seeded once per process with the salted password it was given. */
+let scramCache
+
 /** @param {import('./types.mjs').ClientConfig} config */
 export function create(config) {
+  if (config.scramCache && !scramCache) {
+    const { salt, saltedPassword, iterations } = config.scramCache
+    scramCache = memoryScramCache()
+    const key = {
+      mechanism: config.mechanism,
+      username: config.jid.split('@')[0],
+      salt: Buffer.from(salt).toString('base64'),
+      iterations,
+    }
+    scramCache.set(key, config.password, saltedPassword)
+  }
   const client = createClient({
     jid: config.jid,
     password: config.password,
     service: config.service,
     mechanisms: [config.mechanism],
+    ...(config.scramCache ? { scramCache } : {}),
     ...(config.plaintext ? { allowPlaintext: true } : { tls: { insecure: true } }),
     ...(config.sm ? { plugins: [sm] } : {}),
   })

@@ -10,8 +10,8 @@
  * @property {((id: string | undefined, body: string | null) => void) | undefined} [onMessage]
  *   chat messages with a body (the send workload's `done`)
  * @property {RecvRoute | undefined} [recv]   the recv workload's stanzas (see shapes.mjs)
- * @property {{ salt: Uint8Array, saltedPassword: Uint8Array } | undefined} [scramCache]
- *   SCRAM's salted password for the server's salt, cached by the app (xmpp.js only)
+ * @property {{ salt: Uint8Array, saltedPassword: Uint8Array, iterations: number } | undefined} [scramCache]
+ *   SCRAM's salted password for the server's salt and iteration count, cached by the app
  */
 
 /**

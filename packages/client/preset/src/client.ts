@@ -1,5 +1,5 @@
 import { bind } from '@client/bind'
-import { sasl } from '@client/sasl'
+import { type ScramCache, sasl } from '@client/sasl'
 import {
   type AnyPlugin,
   type ApisOf,
@@ -44,6 +44,11 @@ export interface ClientOptions<T extends readonly AnyPlugin[] = readonly AnyPlug
   allowPlainWithUnverifiedTLS?: boolean
   /** SASL mechanisms in order of preference (default SCRAM-SHA-256, SCRAM-SHA-1, PLAIN). */
   mechanisms?: string[]
+  /**
+   * SCRAM: where to keep salted passwords between logins (`memoryScramCache()` from
+   * `@client/sasl`), so that reconnections skip PBKDF2. Its entries are secrets.
+   */
+  scramCache?: ScramCache
   /** The redacted packet log: true writes to standard error; a function gets each line. */
   debug?: boolean | ((line: string) => void)
   timeouts?: ConnectionTimeouts
@@ -67,6 +72,7 @@ export function createClient<const T extends readonly AnyPlugin[] = []>(options:
         ? { credentials: options.credentials }
         : { username: address.local, password: options.password ?? '' }),
       ...(options.mechanisms ? { mechanisms: options.mechanisms } : {}),
+      ...(options.scramCache ? { scramCache: options.scramCache } : {}),
       allowPlainWithoutTLS: allowPlaintext,
       allowPlainWithUnverifiedTLS: options.allowPlainWithUnverifiedTLS ?? false,
     }),

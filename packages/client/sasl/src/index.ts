@@ -11,3 +11,9 @@ export {
 } from './sasl.js'
 export { saslprep } from './saslprep.js'
 export { createScram, escapeSaslname, type ScramOptions } from './scram.js'
+export {
+  type MemoryScramCacheOptions,
+  memoryScramCache,
+  type ScramCache,
+  type ScramCacheKey,
+} from './scram-cache.js'

@@ -22,4 +22,6 @@ export interface MechanismSession {
    * (RFC 6120 §6.3.10). Throws SASLError when the server did not prove itself.
    */
   success(data: Uint8Array | undefined): Promise<void>
+  /** The server reported `<failure/>` (RFC 6120 §6.4.5): forget what this login kept. */
+  failed?(): Promise<void>
 }

@@ -12,6 +12,7 @@ import { CredentialsError } from './errors.js'
 import type { Credentials, MechanismSession } from './mechanism.js'
 import { createPlain } from './plain.js'
 import { createScram } from './scram.js'
+import type { ScramCache } from './scram-cache.js'
 
 /** RFC 6120 §6.4: the SASL namespace of XMPP. */
 export const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
@@ -50,6 +51,12 @@ export interface SASLOptions {
   maxIterations: number
   /** SCRAM client nonce (tests). Default: 24 random bytes, base64. */
   nonce?: (() => string) | undefined
+  /**
+   * SCRAM: where to keep salted passwords between logins (RFC 5802 §5.1), e.g.
+   * `memoryScramCache()`: a later login of the account with the same salt and iteration count
+   * skips PBKDF2. The entries are secrets, like the password.
+   */
+  scramCache?: ScramCache | undefined
 }
 
 declare module '@core/connection' {
@@ -170,6 +177,15 @@ function checkOptions(options: SASLOptions): void {
       )
     }
   }
+  const cache = options.scramCache
+  if (
+    cache !== undefined &&
+    (typeof cache?.get !== 'function' ||
+      typeof cache.set !== 'function' ||
+      typeof cache.delete !== 'function')
+  ) {
+    throw new TypeError('sasl: `scramCache` must have get(), set() and delete()')
+  }
   if (!Number.isSafeInteger(options.minIterations) || options.minIterations < 1) {
     throw new TypeError('sasl: `minIterations` must be a positive integer')
   }
@@ -269,6 +285,7 @@ function start(name: string, credentials: Credentials, options: SASLOptions): Me
     nonce: options.nonce ? options.nonce() : toBase64(randomBytes(24)),
     minIterations: options.minIterations,
     maxIterations: options.maxIterations,
+    cache: options.scramCache,
   })
 }
 
@@ -298,7 +315,10 @@ async function authenticate(session: MechanismSession, nc: NegotiationContext): 
       if (!(error instanceof TimeoutError)) throw error
       throw new TimeoutError(`no answer to SASL <${last}/> (${session.name}): ${error.message}`)
     })
-    if (reply.name === 'failure') throw failureOf(reply)
+    if (reply.name === 'failure') {
+      await session.failed?.()
+      throw failureOf(reply)
+    }
     if (reply.name === 'success') {
       // §6.3.10: the outcome of the exchange may come as additional data with success. The
       // stream already ended with it: an error here aborts the login, nothing is answered.

@@ -8,6 +8,7 @@ import {
   timingSafeEqual,
 } from './crypto.js'
 import type { Credentials, MechanismSession } from './mechanism.js'
+import type { ScramCache, ScramCacheKey } from './scram-cache.js'
 import { saslprep } from './saslprep.js'
 
 export interface ScramOptions extends Credentials {
@@ -20,6 +21,12 @@ export interface ScramOptions extends Credentials {
   maxIterations: number
   /** Default: node:crypto, WebCrypto where node:crypto is missing. */
   crypto?: CryptoBackend | undefined
+  /**
+   * Salted passwords kept between logins (RFC 5802 §5.1): a login whose salt and iteration
+   * count match a kept entry skips PBKDF2. Entries are stored once the server proved it
+   * knows the password, and forgotten when a login that used one fails.
+   */
+  cache?: ScramCache | undefined
 }
 
 const encoder = new TextEncoder()
@@ -105,12 +112,18 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
     throw new SASLError('invalid-username', { message: 'SCRAM: the username is empty' })
   }
   // RFC 5802 §2.2 Normalize(): the password is SASLprepped as well.
-  const password = encoder.encode(saslprep(options.password))
+  const passwordText = saslprep(options.password)
+  const password = encoder.encode(passwordText)
   const gs2Header =
     options.authzid === undefined ? 'n,,' : `n,a=${escapeSaslname(options.authzid)},`
   const clientFirstBare = `n=${escapeSaslname(username)},r=${options.nonce}`
   let state: State = 'initial'
   let serverSignature: Uint8Array | undefined
+  // With a cache: what this login's salted password was derived for, the salted password, and
+  // whether it came from the cache.
+  let cacheKey: ScramCacheKey | undefined
+  let salted: Uint8Array | undefined
+  let fromCache = false
 
   const crypto = async () => options.crypto ?? (await defaultBackend())
 
@@ -145,7 +158,18 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
 
     // RFC 5802 §3: SaltedPassword, ClientKey, StoredKey, AuthMessage, proofs.
     const backend = await crypto()
-    const saltedPassword = await backend.pbkdf2(hash, password, salt, iterations, HASH_BYTES[hash])
+    let saltedPassword: Uint8Array | undefined
+    const cache = options.cache
+    if (cache !== undefined) {
+      cacheKey = { mechanism: scramName(hash), username, salt: s[1], iterations }
+      const kept = await cache.get(cacheKey, passwordText)
+      if (kept instanceof Uint8Array && kept.length === HASH_BYTES[hash]) {
+        saltedPassword = kept
+        fromCache = true
+      }
+    }
+    saltedPassword ??= await backend.pbkdf2(hash, password, salt, iterations, HASH_BYTES[hash])
+    salted = saltedPassword
     const clientKey = await backend.hmac(hash, saltedPassword, encoder.encode('Client Key'))
     const storedKey = await backend.digest(hash, clientKey)
     const withoutProof = `c=${toBase64(encoder.encode(gs2Header))},r=${nonce}`
@@ -172,6 +196,28 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
     state = 'verified'
   }
 
+  /** Checks the server-final-message; keeps or forgets the salted password accordingly. */
+  async function finish(serverFinal: string): Promise<void> {
+    try {
+      verify(serverFinal)
+    } catch (error) {
+      await forget()
+      throw error
+    }
+    const cache = options.cache
+    if (cache !== undefined && cacheKey !== undefined && salted !== undefined && !fromCache) {
+      await cache.set(cacheKey, passwordText, salted)
+    }
+  }
+
+  /** A login that used a kept salted password failed: the cache must not offer it again. */
+  async function forget(): Promise<void> {
+    if (fromCache && cacheKey !== undefined) {
+      fromCache = false
+      await options.cache?.delete(cacheKey)
+    }
+  }
+
   function text(data: Uint8Array, what: string): string {
     try {
       return decoder.decode(data)
@@ -195,7 +241,7 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
       }
       if (state === 'final-sent') {
         // Some servers send server-final in a challenge and an empty success after it.
-        verify(text(data, 'server-final-message'))
+        await finish(text(data, 'server-final-message'))
         return new Uint8Array(0)
       }
       throw invalid('unexpected challenge')
@@ -205,7 +251,7 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
         if (state !== 'final-sent' && state !== 'verified') {
           throw badSignature('the server reported success before the exchange was complete')
         }
-        verify(text(data, 'server-final-message'))
+        await finish(text(data, 'server-final-message'))
         return
       }
       // RFC 5802 §5: without v= the server never proved it knows the password.
@@ -213,5 +259,6 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
         throw badSignature('the server reported success without proving it knows the password')
       }
     },
+    failed: forget,
   }
 }

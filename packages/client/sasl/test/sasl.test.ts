@@ -8,7 +8,7 @@ import { packetLog } from '@core/packet-log'
 import { PluginError, SASLError, TimeoutError } from '@core/errors'
 import { MemoryPeer } from '@core/connection/testing'
 import { describe, expect, test } from 'vitest'
-import { NS_SASL, type SASLOptions, sasl } from '../src/index.js'
+import { memoryScramCache, NS_SASL, type SASLOptions, sasl } from '../src/index.js'
 
 const SHORT = { connect: 500, negotiation: 500, close: 200, pluginSetup: 500 }
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
@@ -310,6 +310,38 @@ describe('failures and hostile servers', () => {
     expect(peer.connected).toBe(false)
   })
 
+  test('with scramCache, a login keeps the salted password and a <failure/> after using it forgets it', async () => {
+    const scramCache = memoryScramCache()
+    const key = {
+      mechanism: 'SCRAM-SHA-1',
+      username: 'user',
+      salt: 'QSXCR+Q6sek8bf92',
+      iterations: 4096,
+    }
+    const serverFirst = `<challenge xmlns='${NS_SASL}'>${b64('r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096')}</challenge>`
+    const proof =
+      'c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts='
+    const options = { nonce: () => 'fyko+d2lbbFgONRv9qkxdawL', scramCache }
+    const first = await start(options, mechanisms('SCRAM-SHA-1'))
+    await first.peer.nextElement()
+    first.peer.send(serverFirst)
+    expect(unb64((await first.peer.nextElement()).getText())).toBe(proof)
+    first.peer.send(
+      `<success xmlns='${NS_SASL}'>${b64('v=rmF9pqV8S7suAoZWja4dJRkFsKQ=')}</success>`,
+    )
+    await restartAndFinish(first.peer, first.connecting)
+    await first.conn.disconnect()
+    expect(await scramCache.get(key, 'pencil')).toHaveLength(20)
+
+    const second = await start(options, mechanisms('SCRAM-SHA-1'))
+    await second.peer.nextElement()
+    second.peer.send(serverFirst)
+    expect(unb64((await second.peer.nextElement()).getText())).toBe(proof)
+    second.peer.send(`<failure xmlns='${NS_SASL}'><not-authorized/></failure>`)
+    expect(await second.outcome).toMatchObject({ condition: 'not-authorized' })
+    expect(await scramCache.get(key, 'pencil')).toBeUndefined()
+  })
+
   test('a failure in answer to a response (after the first challenge) is reported too', async () => {
     const { peer, outcome } = await start({ nonce: () => 'abc' }, mechanisms('SCRAM-SHA-1'))
     await peer.nextElement()
@@ -409,6 +441,7 @@ describe('options', () => {
     [{ username: 'u', password: 'p', mechanisms: [] }, 'empty'],
     [{ username: 'u', password: 'p', minIterations: 0 }, 'minIterations'],
     [{ username: 'u', password: 'p', minIterations: 10, maxIterations: 9 }, 'maxIterations'],
+    [{ username: 'u', password: 'p', scramCache: { get: () => undefined } }, 'scramCache'],
   ])('%o is refused at setup', (options, message) => {
     let error: unknown
     try {

@@ -210,6 +210,45 @@ describe('a realistic client stream', () => {
     }
   })
 
+  test('a tag cut by the end of a long chunk is read again with the next one, also in a multi-byte character, a reference or at the size limit', () => {
+    // Long first chunks (the tag's part at most a quarter of them) take the re-read path.
+    const filler = `<presence id='${'f'.repeat(200)}'/>`.repeat(8)
+    const stanza =
+      "<message id='a&amp;b' to='x@y'><body a='caf\u00e9 &#x1F600; &lt;'>t\u00e9xt</body></message>"
+    const input = encoder.encode(`${HEADER}${filler}${stanza}<presence/>`)
+    const whole = feed([input]).events
+    expect(whole.filter((e) => e.startsWith('element'))).toHaveLength(10)
+    const start = input.length - encoder.encode(`${stanza}<presence/>`).length
+    for (let k = start; k < input.length; k++) {
+      expect(feed([input.subarray(0, k), input.subarray(k)]).events).toEqual(whole)
+      const text = new TextDecoder().decode(input.subarray(0, k))
+      if (!text.endsWith('\ufffd')) {
+        const rest = new TextDecoder().decode(input.subarray(k))
+        expect(feed([text, rest]).events).toEqual(whole)
+      }
+    }
+    // Between elements only once the re-read tag is complete.
+    const run = makeParser()
+    run.parser.write(`${HEADER}${filler}<presence id='a`)
+    expect(run.parser.betweenElements).toBe(false)
+    run.parser.write("'/>")
+    expect(run.parser.betweenElements).toBe(true)
+    expect(run.events.at(-1)).toBe(`element <presence id="a"/>`)
+    // The size limit counts a re-read tag once.
+    const limit = 300
+    const exact = `<presence id='${'x'.repeat(limit - 17)}'/>`
+    expect(exact.length).toBe(limit)
+    const limited = (chunks: string[]) => feed(chunks, { maxStanzaSize: limit }).events
+    const ok = limited([`${HEADER}${'<presence/>'.repeat(40)}${exact.slice(0, 5)}`, exact.slice(5)])
+    expect(ok.at(-1)).toBe(`element ${exact.replaceAll("'", '"')}`)
+    const over = `<presence id='${'x'.repeat(limit - 16)}'/>`
+    const tooBig = limited([
+      `${HEADER}${'<presence/>'.repeat(40)}${over.slice(0, 5)}`,
+      over.slice(5),
+    ])
+    expect(tooBig.at(-1)).toBe('error policy-violation')
+  })
+
   test('whitespace keepalives between stanzas are ignored', () => {
     const run = feed([HEADER, ' ', '\n', '<presence/>\r\n\t ', ' ', '<presence/>', '   '])
     expect(run.errors).toEqual([])
@@ -765,10 +804,20 @@ describe('lifecycle', () => {
 })
 
 describe('the name cache', () => {
-  // Names are cached by first character, last character and length: names that share them
-  // (or share a prefix) must never be mixed up, whatever the order they come in.
+  // Names are cached by their first three characters: names that share them (or share a
+  // prefix) must never be mixed up, whatever the order they come in.
   test('names that share a slot or a prefix come out as written', () => {
-    const names = ['mechanism', 'mechanisms', 'mexhanism', 'mechanism', 'a', 'ab', 'a1b', 'a2b']
+    const names = [
+      'mechanism',
+      'mechanisms',
+      'mexhanism',
+      'mechanism',
+      'mec',
+      'mech',
+      'mecé',
+      'mec',
+    ]
+    names.push('a', 'ab', 'a1b', 'a2b', 'ab', 'a')
     const inner = names.map((n) => `<${n} ${n}-x='1'/>`).join('')
     for (let round = 0; round < 3; round++) {
       const el = parseStanza(`<message>${inner}</message>`)
@@ -794,13 +843,13 @@ describe('what an idle reader keeps', () => {
     const scratch = run.parser as unknown as Record<
       '_attrNames' | '_attrValues' | '_nsPrefixes' | '_nsHidden',
       string[]
-    > & { _nsScope: Map<string, string> }
+    > & { _nsScope: Map<string, string> | undefined }
     const held = [
       ...scratch._attrNames,
       ...scratch._attrValues,
       ...scratch._nsPrefixes,
       ...scratch._nsHidden,
-      ...scratch._nsScope.values(),
+      ...(scratch._nsScope?.values() ?? []),
     ].filter((v) => v.includes(marker))
     expect(held).toEqual([])
   })
@@ -861,6 +910,7 @@ describe('namespace declarations in scope', () => {
     const held = Object.entries(reader)
       .filter(([key]) => key.startsWith('_ns') && key !== '_nsMarks' && key !== '_nsLen')
       .map(([key, value]) => {
+        if (value === undefined) return { key, size: 0, capacity: 0 }
         if (value instanceof Map) return { key, size: value.size, capacity: value.size }
         const list = value as string[]
         return { key, size: list.filter((v) => v !== '').length, capacity: list.length }
@@ -869,6 +919,15 @@ describe('namespace declarations in scope', () => {
     for (const { key, size, capacity } of held) {
       expect({ key, small: size <= 1 && capacity <= 64 }).toEqual({ key, small: true })
     }
+    // Idle, the reader holds no scope map and no declaration log at all: the header's binding
+    // is kept apart, and still resolves.
+    expect(reader._nsScope).toBeUndefined()
+    expect(reader._nsPrefixes).toHaveLength(0)
+    run.parser.write("<stream:features><x:y xmlns:x='u'/></stream:features>")
+    expect(run.elements.at(-1)?.toString()).toBe(
+      `<stream:features><x:y xmlns:x="u"/></stream:features>`,
+    )
+    expect(run.errors).toEqual([])
   })
 
   test('the cost of a prefixed name does not grow with the declarations in scope', () => {

@@ -156,13 +156,18 @@ function validQName(name: string, colon: number): boolean {
   )
 }
 
-// Element and attribute names repeat from stanza to stanza: a small cache, looked up by the
-// name's first and last characters and its length, returns the same (internalized) string for the same name. That
-// saves slicing the name, and makes the stores on the attrs object fast (V8 keys
-// objects by internalized strings).
-const NAME_CACHE_SIZE = 512
-const NAME_CACHE: string[] = new Array<string>(NAME_CACHE_SIZE).fill('')
-const NAME_CACHE_FLAGS = new Uint8Array(NAME_CACHE_SIZE)
+// Element and attribute names repeat from stanza to stanza: a small cache returns the same
+// (internalized) string for the same name. That saves slicing the name, and makes the stores on
+// the attrs object fast (V8 keys objects by internalized strings). A name is looked up by its
+// first three characters (the third may be the one that ends it), in a half of the cache for
+// element names or for attribute names, and checked against the input in the same pass that
+// finds its end: a hit reads each character once.
+const NAME_CACHE_HALF = 1024
+const NAME_CACHE: string[] = new Array<string>(2 * NAME_CACHE_HALF).fill('')
+const NAME_CACHE_FLAGS = new Uint8Array(2 * NAME_CACHE_HALF)
+/** readName()'s half of the cache for element names and for attribute names. */
+const ELEMENT_NAMES = 0
+const ATTRIBUTE_NAMES = NAME_CACHE_HALF
 /** Flag of a name that needs the slow path of _open: a prefixed name, or `__proto__`. */
 const SPECIAL_NAME = 1
 
@@ -171,34 +176,38 @@ function nameFlags(name: string): number {
 }
 
 /**
- * The Name starting at s[i] (a NameStartChar), or '' when it is not finished before `end`.
- * Its flags are stored in flagsOut[0].
- */
-/**
  * readName()'s flags out-parameter, shared: it is read right after each call (a tag's flags
  * are kept per parser as a number, since a tag may span chunks).
  */
 const NAME_FLAGS = new Uint8Array(1)
 
-function readName(s: string, i: number, end: number, flagsOut: Uint8Array): string {
-  const j = scanName(s, i, end)
-  if (j >= end) return ''
-  const n = j - i
-  // First character, last character and length: `mechanism` and `mechanisms`, or
-  // `stream:stream` and `stream:features`, get different slots.
-  const h = (s.charCodeAt(i) * 31 + s.charCodeAt(j - 1) * 7 + n) & (NAME_CACHE_SIZE - 1)
+/**
+ * The Name starting at s[i] (a NameStartChar), or '' when it is not finished before `end`.
+ * Its flags are stored in flagsOut[0]. `half` is ELEMENT_NAMES or ATTRIBUTE_NAMES.
+ */
+function readName(s: string, i: number, end: number, flagsOut: Uint8Array, half: number): string {
+  // charCodeAt past the end gives NaN, which the mask turns into 0: still a valid slot.
+  const h =
+    half +
+    ((s.charCodeAt(i) * 961 + s.charCodeAt(i + 1) * 31 + s.charCodeAt(i + 2)) &
+      (NAME_CACHE_HALF - 1))
   const cached = NAME_CACHE[h]!
-  if (cached.length === n) {
+  const n = cached.length
+  if (n !== 0 && i + n < end) {
     let k = 0
     while (k < n && cached.charCodeAt(k) === s.charCodeAt(i + k)) k++
-    if (k === n) {
+    // The cached name, unless the input's name goes on (`mechanism` read in `mechanisms`).
+    const d = s.charCodeAt(i + n)
+    if (k === n && d < 0x80 && (ASCII_NAME[d]! & NAME_CHAR) === 0) {
       flagsOut[0] = flagsOut[0]! | NAME_CACHE_FLAGS[h]!
       return cached
     }
   }
+  const j = scanName(s, i, end)
+  if (j >= end) return ''
   let name = s.slice(i, j)
   const flags = nameFlags(name)
-  if (n <= 32) {
+  if (j - i <= 32) {
     name = Object.keys({ [name]: 0 })[0]!
     NAME_CACHE[h] = name
     NAME_CACHE_FLAGS[h] = flags
@@ -315,6 +324,16 @@ const NO_SCRATCH: Readonly<Scratch> = Object.freeze({
   nsMarks: Object.freeze([]) as unknown as number[],
 })
 const SCRATCH_POOL: Scratch[] = []
+/** What a reader's declaration log points at while nothing is declared; never written. */
+const NO_NS_LOG = Object.freeze([]) as unknown as string[]
+
+/**
+ * Longest tag cut by a chunk's end that is read again with the next chunk (see _chunkEnd), in
+ * UTF-16 code units; it must also be at most a quarter of the chunk, so reading it twice costs
+ * little whatever the chunk sizes.
+ */
+const REREAD_MAX = 1024
+const ENCODER = new TextEncoder()
 const SCRATCH_POOL_MAX = 16
 
 /** Length of the UTF-8 sequence a valid lead byte starts (0 for an invalid lead byte). */
@@ -371,7 +390,7 @@ export class StreamParser {
 
   private _dead = false
   private _busy = false
-  private _queue: (Uint8Array | string)[] = []
+  private _queue: (Uint8Array | string)[] | undefined = undefined // writes from handlers
   private _thrown: { error: unknown } | undefined = undefined
 
   // Tokenizer state carried between chunks.
@@ -390,6 +409,8 @@ export class StreamParser {
   private _declQ = false // previous chunk ended with '?' inside the XML declaration
   private _pendingCR = false // previous chunk ended with '\r' inside data: drop a leading '\n'
   private _declAllowed = true
+  private _tok = 0 // _rare's tokStart, handed back to _parse
+  private _carry = '' // a tag cut by the previous chunk's end, read again (_chunkEnd)
 
   // Size limit: while _inLimit, the current top-level element may use up to _limitAt (an index
   // in the current chunk) characters.
@@ -413,10 +434,14 @@ export class StreamParser {
   // Namespace prefixes in scope (Namespaces in XML 1.0 §6.1): the innermost binding of each
   // prefix, so a lookup costs the same however many are declared. _nsPrefixes/_nsHidden log
   // the declarations (and the binding each one hid, '' for none) to undo them as elements end.
-  private readonly _nsScope = new Map<string, string>()
-  private _nsPrefixes: string[] = []
-  private _nsHidden: string[] = []
+  // The map and the log exist only while a stanza's declarations are in scope (or when the
+  // header declares many prefixes); the header's few live in _headerNs (idle readers add up).
+  private _nsScope: Map<string, string> | undefined = undefined
+  private _nsPrefixes: string[] = NO_NS_LOG
+  private _nsHidden: string[] = NO_NS_LOG
   private _nsLen = 0
+  /** The stream header's prefix bindings, as [prefix, uri, prefix, uri, ...] (a few at most). */
+  private _headerNs: readonly string[] = NO_NS_LOG
   private _nsMarks: number[] = NO_SCRATCH.nsMarks
 
   constructor(handlers: StreamParserHandlers, options: StreamParserOptions = {}) {
@@ -432,7 +457,9 @@ export class StreamParser {
    * a framing that carries one element per message checks it after each message.
    */
   get betweenElements(): boolean {
-    return this._state === TEXT0 && this._acc === '' && this._pendBytes === null
+    return (
+      this._state === TEXT0 && this._acc === '' && this._pendBytes === null && this._carry === ''
+    )
   }
 
   /** true once the parser ignores input: after stop(), an error, or the end of the stream. */
@@ -444,7 +471,7 @@ export class StreamParser {
   stop(): void {
     this._dead = true
     this._state = DEAD
-    this._queue.length = 0
+    this._queue = undefined
   }
 
   /**
@@ -456,17 +483,21 @@ export class StreamParser {
   write(chunk: Uint8Array | string): void {
     if (this._dead) return
     if (this._busy) {
-      this._queue.push(chunk)
+      ;(this._queue ??= []).push(chunk)
       return
     }
     this._busy = true
     if (this._stack === NO_SCRATCH.stack) this._borrow()
     try {
       this._feed(chunk)
-      while (this._queue.length > 0 && !this._dead) this._feed(this._queue.shift()!)
+      const queue = this._queue
+      if (queue !== undefined) {
+        while (queue.length > 0 && !this._dead) this._feed(queue.shift()!)
+        this._queue = undefined
+      }
     } finally {
       this._busy = false
-      if (this._dead) this._queue.length = 0
+      if (this._dead) this._queue = undefined
     }
     if (this._state === TEXT0 || this._dead) this._release()
     const thrown = this._thrown
@@ -512,7 +543,13 @@ export class StreamParser {
       this._attrValues = NO_SCRATCH.attrValues
       this._nsMarks = NO_SCRATCH.nsMarks
     }
-    if (this._nsPrefixes.length > this._nsLen) {
+    if (this._nsLen === 0) {
+      if (this._nsScope !== undefined) {
+        this._nsScope = undefined
+        this._nsPrefixes = NO_NS_LOG
+        this._nsHidden = NO_NS_LOG
+      }
+    } else if (this._nsPrefixes.length > this._nsLen) {
       this._nsPrefixes = this._nsPrefixes.slice(0, this._nsLen)
       this._nsHidden = this._nsHidden.slice(0, this._nsLen)
     }
@@ -520,12 +557,30 @@ export class StreamParser {
 
   private _feed(chunk: Uint8Array | string): void {
     let s: string
+    const carry = this._carry
+    if (carry !== '') {
+      this._carry = ''
+      if (typeof chunk !== 'string') {
+        // Decoded with the new bytes (and before any bytes held back from the previous chunk,
+        // which came after the tag's start), so that _parse gets one flat string.
+        const pend = this._pendBytes
+        const head = ENCODER.encode(carry)
+        const np = pend === null ? 0 : pend.length
+        const merged = new Uint8Array(head.length + np + chunk.length)
+        merged.set(head)
+        if (pend !== null) merged.set(pend, head.length)
+        merged.set(chunk, head.length + np)
+        this._pendBytes = null
+        chunk = merged
+      }
+    }
     if (typeof chunk === 'string') {
       s = chunk
       if (this._heldHigh !== '') {
         s = this._heldHigh + s
         this._heldHigh = ''
       }
+      if (carry !== '') s = carry + s
       const n = s.length
       if (n > 0) {
         const last = s.charCodeAt(n - 1)
@@ -643,20 +698,30 @@ export class StreamParser {
   }
 
   private _lookup(prefix: string): string | undefined {
-    return this._nsScope.get(prefix) ?? (prefix === 'xml' ? XML_NS : undefined)
+    const bound = this._nsScope?.get(prefix)
+    if (bound !== undefined) return bound
+    const header = this._headerNs
+    for (let k = 0; k < header.length; k += 2) if (header[k] === prefix) return header[k + 1]
+    return prefix === 'xml' ? XML_NS : undefined
   }
 
   private _declare(prefix: string, uri: string): void {
     const n = this._nsLen
+    const scope = (this._nsScope ??= new Map())
+    if (this._nsPrefixes === NO_NS_LOG) {
+      this._nsPrefixes = []
+      this._nsHidden = []
+    }
     this._nsPrefixes[n] = prefix
-    this._nsHidden[n] = this._nsScope.get(prefix) ?? ''
+    // '' when nothing was hidden: undoing then falls back to the header's binding, if any.
+    this._nsHidden[n] = scope.get(prefix) ?? ''
     this._nsLen = n + 1
-    this._nsScope.set(prefix, uri)
+    scope.set(prefix, uri)
   }
 
   /** Undoes the declarations made since the log had `mark` entries (their element ended). */
   private _undeclare(mark: number): void {
-    const scope = this._nsScope
+    const scope = this._nsScope!
     for (let k = this._nsLen - 1; k >= mark; k--) {
       const prefix = this._nsPrefixes[k]!
       const hidden = this._nsHidden[k]!
@@ -717,6 +782,7 @@ export class StreamParser {
     let state = this._state
     let c = 0
     let end = len
+    let tagAt = -1 // where the last tag of a stanza started in s ('<'), -1 before the first
     if (this._inLimit) {
       this._limitAt = this._remaining
       end = this._clampEnd(s, this._limitAt)
@@ -729,12 +795,32 @@ export class StreamParser {
     while (i < end) {
       switch (state) {
         case TEXT: {
-          // Skip ordinary characters with a sticky regular expression (much faster than a
-          // charCodeAt loop on long text), then look at the character that stopped it.
+          // Skip ordinary characters, then look at the character that stopped the run. Short
+          // runs (most of them: often none at all between two tags) are scanned by hand; a
+          // long one goes on with a sticky regular expression, much faster on long text but
+          // dear to call for a run of a few characters.
           for (;;) {
-            TEXT_RUN.lastIndex = i
-            TEXT_RUN.test(s)
-            i = TEXT_RUN.lastIndex
+            // (A boolean, not a second comparison: V8 deoptimises the first time a comparison it has
+            // not seen yet runs, here at a chunk's end.)
+            const long = end - i > 16
+            const stop = long ? i + 16 : end
+            for (; i < stop; i++) {
+              c = s.charCodeAt(i)
+              if (
+                c > 0x3e
+                  ? c >= 0xd800
+                  : c < 0x20
+                    ? c !== 0x0a && c !== 0x09
+                    : c === 0x3c || c === 0x26 || c === 0x3e
+              ) {
+                break
+              }
+            }
+            if (i === stop && long) {
+              TEXT_RUN.lastIndex = i
+              TEXT_RUN.test(s)
+              i = TEXT_RUN.lastIndex
+            }
             if (i >= end) break
             c = s.charCodeAt(i)
             if (c === 0x3c || c === 0x26 || c === 0x3e) break
@@ -752,6 +838,9 @@ export class StreamParser {
                 i += 2
                 continue
               }
+            } else if (c >= 0xe000 && c <= 0xfffd) {
+              i++
+              continue
             }
             this._fail(NOT_WELL_FORMED, 'illegal character in text')
             return
@@ -789,6 +878,7 @@ export class StreamParser {
           if (i > tokStart) this._text += s.slice(tokStart, i)
           i++
           if (c === 0x3c) {
+            tagAt = i - 1
             state = LT
           } else {
             this._entReturn = TEXT
@@ -811,6 +901,7 @@ export class StreamParser {
           this._inLimit = true
           this._limitAt = i + this._maxSize
           end = this._clampEnd(s, this._limitAt)
+          tagAt = i
           i++
           state = LT
           continue
@@ -866,7 +957,7 @@ export class StreamParser {
         case START_NAME: {
           if (i === tokStart && this._acc === '') {
             NAME_FLAGS[0] = 0
-            const name = readName(s, i, end, NAME_FLAGS)
+            const name = readName(s, i, end, NAME_FLAGS, ELEMENT_NAMES)
             this._special |= NAME_FLAGS[0]!
             if (name === '') {
               i = end
@@ -941,7 +1032,7 @@ export class StreamParser {
         case ATTR_NAME: {
           if (i === tokStart && this._acc === '') {
             NAME_FLAGS[0] = 0
-            const name = readName(s, i, end, NAME_FLAGS)
+            const name = readName(s, i, end, NAME_FLAGS, ATTRIBUTE_NAMES)
             this._special |= NAME_FLAGS[0]!
             if (name === '') {
               i = end
@@ -980,48 +1071,17 @@ export class StreamParser {
           continue
         }
 
-        case ATTR_EQ: {
-          for (; i < end; i++) {
-            c = s.charCodeAt(i)
-            if (!isSpace(c)) break
-          }
-          if (i >= end) break
-          if (c !== 0x3d) {
-            this._fail(NOT_WELL_FORMED, "expected '=' after attribute name")
-            return
-          }
-          i++
-          state = ATTR_QUOTE
-          continue
-        }
-
-        case ATTR_QUOTE: {
-          for (; i < end; i++) {
-            c = s.charCodeAt(i)
-            if (!isSpace(c)) break
-          }
-          if (i >= end) break
-          if (c !== 0x22 && c !== 0x27) {
-            this._fail(NOT_WELL_FORMED, 'unquoted attribute value')
-            return
-          }
-          this._quote = c
-          i++
-          tokStart = i
-          state = ATTR_VALUE
-          continue
-        }
-
         case ATTR_VALUE: {
           const q = this._quote
           for (;;) {
             // Short values are quicker to scan by hand, long ones with a regular expression.
-            const stop = Math.min(i + 24, end)
+            const long = end - i > 24
+            const stop = long ? i + 24 : end
             for (; i < stop; i++) {
               c = s.charCodeAt(i)
               if (c > 0x3c ? c >= 0xd800 : c < 0x20 || c === q || c === 0x3c || c === 0x26) break
             }
-            if (i === stop && i < end) {
+            if (i === stop && long) {
               const run = q === 0x27 ? APOS_RUN : QUOT_RUN
               run.lastIndex = i
               run.test(s)
@@ -1127,67 +1187,126 @@ export class StreamParser {
               continue
             }
           }
-          const w = nameStartWidth(s, i)
-          if (w === 0) {
-            this._fail(NOT_WELL_FORMED, 'invalid end tag')
-            return
-          }
+          // Cut by the chunk's end, or not the expected name: _rare reads it (END_NAME).
           tokStart = i
-          i += w
           state = END_NAME
           continue
         }
 
-        case END_NAME: {
-          i = scanName(s, i, end)
-          if (i >= end) break
-          const expected = this._depth > 0 ? this._cur!.name : this._headerName
-          let match: boolean
-          if (this._acc === '') {
-            match = i - tokStart === expected.length && s.startsWith(expected, tokStart)
-          } else {
-            match = this._acc + s.slice(tokStart, i) === expected
-            this._acc = ''
-          }
-          if (!match) {
-            this._fail(NOT_WELL_FORMED, `mismatched end tag: expected </${expected}>`)
-            return
-          }
-          c = s.charCodeAt(i)
-          i++
-          if (c === 0x3e) {
-            if (!this._close()) return
-            if (!this._inLimit) end = len
-            state = this._depth === 0 ? TEXT0 : TEXT
-            tokStart = i
-            continue
-          }
-          if (!isSpace(c)) {
-            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
-            return
-          }
-          state = END_GT
-          continue
-        }
-
-        case END_GT: {
-          for (; i < end; i++) {
-            c = s.charCodeAt(i)
-            if (!isSpace(c)) break
-          }
-          if (i >= end) break
-          if (c !== 0x3e) {
-            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
-            return
-          }
-          i++
-          if (!this._close()) return
+        default: {
+          // DEAD, or a rare state (_rare)
+          if (state === DEAD) return
+          this._state = state
+          i = this._rare(s, i, end, tokStart)
+          if (i < 0) return
+          state = this._state
+          tokStart = this._tok
           if (!this._inLimit) end = len
-          state = this._depth === 0 ? TEXT0 : TEXT
-          tokStart = i
           continue
         }
+      }
+    }
 
+    if (this._dead) return
+    if (i < len) {
+      this._fail(POLICY_VIOLATION, `element larger than ${this._maxSize} characters`)
+      return
+    }
+
+    this._chunkEnd(s, state, tokStart, tagAt)
+  }
+
+  /**
+   * At the end of a chunk: keep the unfinished token. A tag cut by the chunk's end (the usual
+   * case: tags make most of a stream) is instead read again from its '<' with the next chunk,
+   * when that costs little (a short tag in a long chunk): what it has left behind is undone
+   * here. That brings every chunk after the first to _parse at a tag's start, in the same
+   * state, so the hot loop never resumes inside a tag: such paths, taken for the first time
+   * after V8 compiled _parse, each cost a deoptimisation and a recompilation of the hot
+   * loop, which made most of the cost of a stream's first megabytes.
+   */
+  private _chunkEnd(s: string, state: number, tokStart: number, tagAt: number): void {
+    const len = s.length
+    if (tagAt >= 0 && len - tagAt <= REREAD_MAX && (len - tagAt) * 4 <= len) {
+      const inTag =
+        (state >= LT && state <= END_GT) ||
+        (state >= ENT && state <= CHARREF_HEX && this._entReturn === ATTR_VALUE)
+      if (inTag) {
+        // The tag's partial state: names, attributes, an unfinished value or reference.
+        this._carry = s.slice(tagAt)
+        this._acc = ''
+        this._attrAcc = ''
+        this._nAttrs = 0
+        this._special = 0
+        this._pendingCR = false
+        this._textBrackets = 0
+        if (this._depth === 0) {
+          this._state = TEXT0
+          this._inLimit = false
+        } else {
+          this._state = TEXT
+          this._remaining = this._limitAt - tagAt
+        }
+        return
+      }
+    }
+    this._state = state
+    switch (state) {
+      case TEXT: {
+        if (len > tokStart) this._text += s.slice(tokStart, len)
+        let b = 0
+        if (s.charCodeAt(len - 1) === 0x5d) {
+          b = len >= 2 ? (s.charCodeAt(len - 2) === 0x5d ? 2 : 1) : this._textBrackets >= 1 ? 2 : 1
+        }
+        this._textBrackets = b
+        this._pendingCR = s.charCodeAt(len - 1) === 0x0d
+        break
+      }
+      case ATTR_VALUE:
+        if (len > tokStart) this._attrAcc += s.slice(tokStart, len)
+        this._pendingCR = s.charCodeAt(len - 1) === 0x0d
+        break
+      case CDATA: {
+        const pend = this._cdataPend
+        const t = pend === '' ? s.slice(tokStart, len) : pend + s.slice(tokStart, len)
+        const q = t.endsWith(']]') ? 2 : t.endsWith(']') ? 1 : 0
+        if (t.length > q) this._text += q === 0 ? t : t.slice(0, t.length - q)
+        this._cdataPend = q === 0 ? '' : q === 1 ? ']' : ']]'
+        this._pendingCR = s.charCodeAt(len - 1) === 0x0d
+        break
+      }
+      case START_NAME:
+      case ATTR_NAME:
+      case END_NAME:
+      case ENT_NAME:
+        if (len > tokStart) this._acc += s.slice(tokStart, len)
+        break
+      case XMLDECL:
+        if (len > tokStart) {
+          this._acc += s.slice(tokStart, len)
+          this._declQ = s.charCodeAt(len - 1) === 0x3f
+        }
+        break
+      default:
+        break
+    }
+    if (this._inLimit) this._remaining = this._limitAt - len
+  }
+
+  /**
+   * The states a stream rarely enters (references other than the predefined entities, CDATA
+   * sections, markup after '<!', the prolog and the XML declaration), kept out of _parse so
+   * that the hot loop stays small: V8 compiles a small function sooner and much faster, and
+   * a stream's first megabytes run while _parse is being compiled (and recompiled after each
+   * deoptimisation). Goes on from s[i] in this._state until the state is a common one or the
+   * chunk ends; returns the index to go on from (this._state and this._tok updated), or -1
+   * once the parser is dead.
+   */
+  private _rare(s: string, i: number, end: number, tokStart: number): number {
+    let state = this._state
+    let c = 0
+    while (i < end) {
+      switch (state) {
         case ENT: {
           c = s.charCodeAt(i)
           if (c === 0x23) {
@@ -1198,7 +1317,7 @@ export class StreamParser {
           const w = nameStartWidth(s, i)
           if (w === 0) {
             this._fail(NOT_WELL_FORMED, "'&' not starting a reference")
-            return
+            return -1
           }
           tokStart = i
           i += w
@@ -1211,12 +1330,12 @@ export class StreamParser {
           // The predefined entities have at most 4 letters: anything longer is another entity.
           if (this._acc.length + (i - tokStart) > 4) {
             this._fail(RESTRICTED_XML, 'entity reference')
-            return
+            return -1
           }
           if (i >= end) break
           if (s.charCodeAt(i) !== 0x3b) {
             this._fail(NOT_WELL_FORMED, "'&' not starting a reference")
-            return
+            return -1
           }
           const name = this._acc + s.slice(tokStart, i)
           this._acc = ''
@@ -1234,7 +1353,7 @@ export class StreamParser {
                       : ''
           if (ch === '') {
             this._fail(RESTRICTED_XML, `entity reference &${name};`)
-            return
+            return -1
           }
           i++
           tokStart = i
@@ -1260,7 +1379,7 @@ export class StreamParser {
             state = CHARREF_DEC
           } else {
             this._fail(NOT_WELL_FORMED, 'invalid character reference')
-            return
+            return -1
           }
           i++
           continue
@@ -1282,7 +1401,7 @@ export class StreamParser {
             digits++
             if (v > 0x10ffff) {
               this._fail(NOT_WELL_FORMED, 'character reference out of range')
-              return
+              return -1
             }
           }
           this._charVal = v
@@ -1290,11 +1409,11 @@ export class StreamParser {
           if (i >= end) break
           if (c !== 0x3b || digits === 0) {
             this._fail(NOT_WELL_FORMED, 'invalid character reference')
-            return
+            return -1
           }
           if (!isXmlChar(v)) {
             this._fail(NOT_WELL_FORMED, `character reference to an illegal character (${v})`)
-            return
+            return -1
           }
           const ch = String.fromCodePoint(v)
           i++
@@ -1314,11 +1433,11 @@ export class StreamParser {
           if (c === 0x5b) {
             if (!this._headerDone) {
               this._fail(NOT_WELL_FORMED, 'CDATA section before the stream header')
-              return
+              return -1
             }
             if (this._depth === 0) {
               this._fail(BAD_FORMAT, 'CDATA section at the stream level')
-              return
+              return -1
             }
             this._matchPos = 0
             i++
@@ -1332,16 +1451,16 @@ export class StreamParser {
           }
           if (c === 0x44) {
             this._fail(RESTRICTED_XML, 'DOCTYPE declaration')
-            return
+            return -1
           }
           this._fail(NOT_WELL_FORMED, "invalid markup after '<!'")
-          return
+          return -1
         }
 
         case BANG_DASH: {
           if (s.charCodeAt(i) === 0x2d) this._fail(RESTRICTED_XML, 'comment')
           else this._fail(NOT_WELL_FORMED, "invalid markup after '<!-'")
-          return
+          return -1
         }
 
         case CDATA_OPEN: {
@@ -1349,7 +1468,7 @@ export class StreamParser {
           for (; i < end && p < 6; i++, p++) {
             if (s.charCodeAt(i) !== 'CDATA['.charCodeAt(p)) {
               this._fail(NOT_WELL_FORMED, "invalid markup after '<!['")
-              return
+              return -1
             }
           }
           this._matchPos = p
@@ -1394,7 +1513,7 @@ export class StreamParser {
               }
             }
             this._fail(NOT_WELL_FORMED, 'illegal character in CDATA section')
-            return
+            return -1
           }
           if (i >= end) {
             i = end
@@ -1417,7 +1536,7 @@ export class StreamParser {
 
         case XMLDECL: {
           const next = this._xmlDecl(s, i, end, tokStart)
-          if (next === -1) return
+          if (next === -1) return -1
           if (next === -2) {
             i = end
             break
@@ -1436,67 +1555,109 @@ export class StreamParser {
           if (i >= end) break
           if (c !== 0x3c) {
             this._fail(NOT_WELL_FORMED, 'text before the stream header')
-            return
+            return -1
           }
           i++
           state = LT
           continue
         }
 
+        case ATTR_EQ: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+          }
+          if (i >= end) break
+          if (c !== 0x3d) {
+            this._fail(NOT_WELL_FORMED, "expected '=' after attribute name")
+            return -1
+          }
+          i++
+          state = ATTR_QUOTE
+          continue
+        }
+
+        case ATTR_QUOTE: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+          }
+          if (i >= end) break
+          if (c !== 0x22 && c !== 0x27) {
+            this._fail(NOT_WELL_FORMED, 'unquoted attribute value')
+            return -1
+          }
+          this._quote = c
+          i++
+          tokStart = i
+          state = ATTR_VALUE
+          continue
+        }
+
+        case END_NAME: {
+          // From END_START: an end tag cut by the chunk's end, or not the expected name.
+          if (i === tokStart && this._acc === '' && nameStartWidth(s, i) === 0) {
+            this._fail(NOT_WELL_FORMED, 'invalid end tag')
+            return -1
+          }
+          i = scanName(s, i, end)
+          if (i >= end) break
+          const expected = this._depth > 0 ? this._cur!.name : this._headerName
+          let match: boolean
+          if (this._acc === '') {
+            match = i - tokStart === expected.length && s.startsWith(expected, tokStart)
+          } else {
+            match = this._acc + s.slice(tokStart, i) === expected
+            this._acc = ''
+          }
+          if (!match) {
+            this._fail(NOT_WELL_FORMED, `mismatched end tag: expected </${expected}>`)
+            return -1
+          }
+          c = s.charCodeAt(i)
+          i++
+          if (c === 0x3e) {
+            if (!this._close()) return -1
+            if (!this._inLimit) end = s.length
+            state = this._depth === 0 ? TEXT0 : TEXT
+            tokStart = i
+            continue
+          }
+          if (!isSpace(c)) {
+            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
+            return -1
+          }
+          state = END_GT
+          continue
+        }
+
+        case END_GT: {
+          for (; i < end; i++) {
+            c = s.charCodeAt(i)
+            if (!isSpace(c)) break
+          }
+          if (i >= end) break
+          if (c !== 0x3e) {
+            this._fail(NOT_WELL_FORMED, 'invalid character in end tag')
+            return -1
+          }
+          i++
+          if (!this._close()) return -1
+          if (!this._inLimit) end = s.length
+          state = this._depth === 0 ? TEXT0 : TEXT
+          tokStart = i
+          continue
+        }
+
         default:
-          // DEAD
-          return
+          this._state = state
+          this._tok = tokStart
+          return i
       }
     }
-
-    if (this._dead) return
-    if (i < len) {
-      this._fail(POLICY_VIOLATION, `element larger than ${this._maxSize} characters`)
-      return
-    }
-
-    // Chunk end: keep the unfinished token.
     this._state = state
-    switch (state) {
-      case TEXT: {
-        if (len > tokStart) this._text += s.slice(tokStart, len)
-        let b = 0
-        if (s.charCodeAt(len - 1) === 0x5d) {
-          b = len >= 2 ? (s.charCodeAt(len - 2) === 0x5d ? 2 : 1) : this._textBrackets >= 1 ? 2 : 1
-        }
-        this._textBrackets = b
-        this._pendingCR = s.charCodeAt(len - 1) === 0x0d
-        break
-      }
-      case ATTR_VALUE:
-        if (len > tokStart) this._attrAcc += s.slice(tokStart, len)
-        this._pendingCR = s.charCodeAt(len - 1) === 0x0d
-        break
-      case CDATA: {
-        const pend = this._cdataPend
-        const t = pend === '' ? s.slice(tokStart, len) : pend + s.slice(tokStart, len)
-        const q = t.endsWith(']]') ? 2 : t.endsWith(']') ? 1 : 0
-        if (t.length > q) this._text += q === 0 ? t : t.slice(0, t.length - q)
-        this._cdataPend = q === 0 ? '' : q === 1 ? ']' : ']]'
-        this._pendingCR = s.charCodeAt(len - 1) === 0x0d
-        break
-      }
-      case START_NAME:
-      case ATTR_NAME:
-      case END_NAME:
-      case ENT_NAME:
-        if (len > tokStart) this._acc += s.slice(tokStart, len)
-        break
-      case XMLDECL:
-        if (len > tokStart) {
-          this._acc += s.slice(tokStart, len)
-          this._declQ = s.charCodeAt(len - 1) === 0x3f
-        }
-        break
-      default:
-        break
-    }
-    if (this._inLimit) this._remaining = this._limitAt - len
+    this._tok = tokStart
+    return i
   }
 
   /** A start tag is complete (its name in _tagName, attributes in _attrNames/_attrValues). */
@@ -1672,6 +1833,21 @@ export class StreamParser {
     this._headerDone = true
     this._headerName = name
     this._defaultNs = attrs.xmlns
+    // The header's prefixes (usually `stream` alone) stay bound as long as the stream: a few
+    // go to a flat array, and the scope map is dropped until a stanza declares a prefix.
+    const declared = this._nsLen
+    if (declared > 0 && declared <= 4) {
+      const header: string[] = []
+      for (let k = 0; k < declared; k++) {
+        const prefix = this._nsPrefixes[k]!
+        header.push(prefix, this._nsScope!.get(prefix)!)
+      }
+      this._headerNs = header
+      this._nsScope = undefined
+      this._nsPrefixes = NO_NS_LOG
+      this._nsHidden = NO_NS_LOG
+      this._nsLen = 0
+    }
     this._inLimit = false
     try {
       this._h.streamStart(attrs)
