@@ -119,8 +119,8 @@ describe('SCRAM with a cache of salted passwords (RFC 5802 §5.1)', () => {
     // What get() returns is a copy: changing it does not change the entry.
     salted.fill(0)
     expect((await cache.get(KEY, 'pencil'))?.[0]).not.toBe(0)
-    cache.set({ ...KEY, salt: 'b' }, 'pencil', new Uint8Array(20))
-    cache.set({ ...KEY, salt: 'c' }, 'pencil', new Uint8Array(20))
+    await cache.set({ ...KEY, salt: 'b' }, 'pencil', new Uint8Array(20))
+    await cache.set({ ...KEY, salt: 'c' }, 'pencil', new Uint8Array(20))
     expect(await cache.get(KEY, 'pencil')).toBeUndefined()
     expect(await cache.get({ ...KEY, salt: 'c' }, 'pencil')).toBeInstanceOf(Uint8Array)
     expect(() => memoryScramCache({ maxEntries: 0 })).toThrow(TypeError)

@@ -483,7 +483,8 @@ export class StreamParser {
   write(chunk: Uint8Array | string): void {
     if (this._dead) return
     if (this._busy) {
-      ;(this._queue ??= []).push(chunk)
+      if (this._queue === undefined) this._queue = [chunk]
+      else this._queue.push(chunk)
       return
     }
     this._busy = true
@@ -707,7 +708,8 @@ export class StreamParser {
 
   private _declare(prefix: string, uri: string): void {
     const n = this._nsLen
-    const scope = (this._nsScope ??= new Map())
+    this._nsScope ??= new Map()
+    const scope = this._nsScope
     if (this._nsPrefixes === NO_NS_LOG) {
       this._nsPrefixes = []
       this._nsHidden = []
