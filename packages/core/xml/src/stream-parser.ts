@@ -483,8 +483,8 @@ export class StreamParser {
   write(chunk: Uint8Array | string): void {
     if (this._dead) return
     if (this._busy) {
-      this._queue ??= []
-      this._queue.push(chunk)
+      if (this._queue === undefined) this._queue = [chunk]
+      else this._queue.push(chunk)
       return
     }
     this._busy = true
