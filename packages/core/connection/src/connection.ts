@@ -11,10 +11,10 @@ import type { ConnectionState } from './state.js'
 import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
 import type { ConnectTarget, Transport, TransportFactory } from './transport.js'
 import { type Framing, type StreamReader, xmlStreamFraming } from './framing.js'
-import { PluginRegistry } from './plugin-registry.js'
+import { PluginRegistry, type RegistryHost } from './plugin-registry.js'
 import { OutboundWriter, settledOf } from './outbound-writer.js'
 import { NegotiationWaits } from './negotiation-waits.js'
-import { InboundQueue, isPromise } from './inbound-queue.js'
+import { InboundQueue, type InboundSteps, isPromise } from './inbound-queue.js'
 import { reportToStderr } from './error-report.js'
 import { parseRedirect } from './redirect.js'
 
@@ -63,6 +63,7 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
 
 const RESOLVED: Promise<void> = Promise.resolve()
 let newStreamEvents: (connection: Connection) => StreamEvents
+let newInternals: (connection: Connection) => InboundSteps & RegistryHost & { endStream(): void }
 
 /**
  * What a transport is asked to connect to. A class, so that `signal` (an AbortController)
@@ -143,7 +144,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   #root: Element = new Element('stream:stream')
   #header: Record<string, string> = {}
   #headerWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined
-  readonly #waits = new NegotiationWaits(() => this.#parser?.stop())
+  readonly #waits: NegotiationWaits
   /** Inbound elements, handled one at a time (they may outlive their stream). */
   readonly #inQueue: InboundQueue
   #paused = false
@@ -178,26 +179,14 @@ export class Connection<A extends object = Record<string, unknown>> {
       pluginSetup: options.timeouts?.pluginSetup ?? 5_000,
     }
     this.#reportError = options.reportError ?? reportToStderr
-    this.#inQueue = new InboundQueue(
-      {
-        handle: (ctx) => this.#handle(ctx),
-        failed: (ctx, error) => this.#inboundFailed(ctx, error),
-        complete: (ctx) => this.#complete(ctx),
-        pause: () => this.#pauseReading(),
-        drained: () => this.#backlogChanged(),
-      },
-      options.inboundHighWater ?? 1000,
-    )
+    // One object with methods serves the inbound queue, the negotiation waits and the
+    // registry (closures per connection add up over many idle connections).
+    const internals = newInternals(this as unknown as Connection)
+    this.#waits = new NegotiationWaits(internals)
+    this.#inQueue = new InboundQueue(internals, options.inboundHighWater ?? 1000)
     this.hooks = new Hooks((error, hook) => this.#reportHookError(error, hook))
     this.plugins = {} as A
-    this.#registry = new PluginRegistry(this as unknown as Connection, {
-      setupTimeout: this.#timeouts.pluginSetup,
-      report: (error) => this.#report(error),
-      inboundSettled: (timeout) => this.#inQueue.settled(timeout),
-      fail: (error, appCondition) => {
-        if (this.#transport) this.#fail(error, appCondition)
-      },
-    })
+    this.#registry = new PluginRegistry(this as unknown as Connection, internals)
     try {
       for (const plugin of options.plugins ?? []) this.#registry.use(plugin)
     } catch (error) {
@@ -314,6 +303,44 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
     }
     newStreamEvents = (connection) => new ParserEvents(connection)
+
+    // What the inbound queue, the negotiation waits and the registry call back into.
+    class Internals implements InboundSteps, RegistryHost {
+      readonly #c: Connection
+      readonly setupTimeout: number
+      constructor(connection: Connection) {
+        this.#c = connection
+        this.setupTimeout = connection.#timeouts.pluginSetup
+      }
+      handle(ctx: InboundContext): void | Promise<void> {
+        return this.#c.#handle(ctx)
+      }
+      failed(ctx: InboundContext, error: unknown): void {
+        this.#c.#inboundFailed(ctx, error)
+      }
+      complete(ctx: InboundContext): void {
+        this.#c.#complete(ctx)
+      }
+      pause(): void {
+        this.#c.#pauseReading()
+      }
+      drained(): void {
+        this.#c.#backlogChanged()
+      }
+      endStream(): void {
+        this.#c.#parser?.stop()
+      }
+      report(error: unknown): void {
+        this.#c.#report(error)
+      }
+      inboundSettled(timeout: number): Promise<boolean> {
+        return this.#c.#inQueue.settled(timeout)
+      }
+      fail(error: XMPPError, appCondition?: Element): void {
+        if (this.#c.#transport) this.#c.#fail(error, appCondition)
+      }
+    }
+    newInternals = (connection) => new Internals(connection)
   }
 
   /** Composes the pipelines once, after every setup finished; later extensions fail. */

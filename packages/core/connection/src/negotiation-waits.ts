@@ -19,11 +19,11 @@ interface Waiter {
 export class NegotiationWaits {
   #waiters: Waiter[] = []
   #pending: Element[] = []
-  /** Called when a matched element is the last of its stream (a restart follows). */
-  readonly #endStream: () => void
+  /** Told when a matched element is the last of its stream (a restart follows). */
+  readonly #stream: { endStream(): void }
 
-  constructor(endStream: () => void) {
-    this.#endStream = endStream
+  constructor(stream: { endStream(): void }) {
+    this.#stream = stream
   }
 
   get pendingCount(): number {
@@ -45,7 +45,7 @@ export class NegotiationWaits {
       if (match(element)) {
         this.#pending.splice(i, 1)
         if (endsStream(options.last, element)) {
-          this.#endStream()
+          this.#stream.endStream()
           this.#pending = []
         }
         return Promise.resolve(element)
@@ -90,7 +90,7 @@ export class NegotiationWaits {
         waiters.splice(i, 1)
         clearTimeout(waiter.timer)
         // A restart follows: nothing more from this stream may be acted upon.
-        if (endsStream(waiter.last, element)) this.#endStream()
+        if (endsStream(waiter.last, element)) this.#stream.endStream()
         waiter.resolve(element)
         return true
       }

@@ -70,17 +70,26 @@ export class PluginRegistry {
   readonly #setups: Promise<void>[] = []
   readonly #connection: Connection
   readonly #setupTimeout: number
-  readonly #report: (error: unknown) => void
-  readonly inboundSettled: (timeout: number) => Promise<boolean>
-  readonly fail: (error: XMPPError, appCondition?: Element) => void
+  /** The connection's side (one object with methods: no closures per connection). */
+  readonly #host: RegistryHost
   #teardown: Promise<void> | undefined
 
   constructor(connection: Connection, host: RegistryHost) {
     this.#connection = connection
     this.#setupTimeout = host.setupTimeout
-    this.#report = (error) => host.report(error)
-    this.inboundSettled = (timeout) => host.inboundSettled(timeout)
-    this.fail = (error, appCondition) => host.fail(error, appCondition)
+    this.#host = host
+  }
+
+  inboundSettled(timeout: number): Promise<boolean> {
+    return this.#host.inboundSettled(timeout)
+  }
+
+  fail(error: XMPPError, appCondition?: Element): void {
+    this.#host.fail(error, appCondition)
+  }
+
+  #report(error: unknown): void {
+    this.#host.report(error)
   }
 
   /** Whether some plugin's setup is async (connect() then waits for settled()). */
