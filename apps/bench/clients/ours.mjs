@@ -50,11 +50,22 @@ export function create(config) {
       onMessage(msg.attrs.id, msg.getChildText('body'))
     })
   }
+  // With stream management, every stanza stays queued until the server acknowledged it, and
+  // the queue is bounded (queueLimit, 10,000 by default: past it send() rejects queue-full).
+  // An app that streams many stanzas keeps within it by waiting for the acks once half of it
+  // is in flight, as this one does.
+  const smApi = config.sm ? client.plugins.sm : undefined
+  const message = (to, body) =>
+    client.send(xml('message', { to, type: 'chat' }, xml('body', null, body)))
   return {
     connect: () => client.connect(),
     presence: () => client.send(xml('presence')),
-    message: (to, body) =>
-      client.send(xml('message', { to, type: 'chat' }, xml('body', null, body))),
+    message: smApi
+      ? async (to, body) => {
+          if (smApi.pending >= 5_000) await smApi.allAcked()
+          return message(to, body)
+        }
+      : message,
     ping: () => client.plugins.ping.ping(),
     close: () => client.disconnect(),
   }

@@ -26,8 +26,11 @@ const chat = (to: string, id: string) =>
   xml('message', { to, id, type: 'chat' }, xml('body', null, id))
 
 describe.skipIf(!prosody)('stream management with Prosody (mod_smacks)', () => {
-  test('enables a resumable session; send() resolves on the ack', async () => {
-    const alice = newClient('alice', { resource: 'sm-enable', plugins: [sm] })
+  test("enables a resumable session; with settle: 'acked', send() resolves on the ack", async () => {
+    const alice = newClient('alice', {
+      resource: 'sm-enable',
+      plugins: [sm.with({ settle: 'acked' })],
+    })
     const enabled = alice.hooks.next('sm-enabled')
     await alice.connect()
     expect(await enabled).toMatchObject({ resumable: true })

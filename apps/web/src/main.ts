@@ -54,7 +54,8 @@ function connect(service: string, account: JID, password: string) {
     plugins: [
       sasl.with({ username: account.local, password }),
       bind.with(account.resource ? { resource: account.resource } : {}),
-      sm,
+      // Each message is marked once the server acknowledged it: send() settles on the ack.
+      sm.with({ settle: 'acked' }),
       lifecycle,
     ],
   })

@@ -52,8 +52,11 @@ test('a dropped WebSocket: the session resumes on a new one, post-resume runs, t
     expect(hooks).toEqual(['post-connect', 'post-resume'])
     const resumedSession = server.sessions.at(-1)
     expect(resumedSession?.received.some((e) => e.name === 'resume')).toBe(true)
-    const copies = server.received.filter((r) => r.element.attrs.id === 'during-outage')
-    expect(copies).toHaveLength(1)
+    // send() settled once written: wait until the server read it, then for any duplicate.
+    const copies = () => server.received.filter((r) => r.element.attrs.id === 'during-outage')
+    await expect.poll(() => copies().length).toBe(1)
+    await conn.plugins.sm.allAcked()
+    expect(copies()).toHaveLength(1)
   } finally {
     await conn.plugins.lifecycle.stop()
   }

@@ -12,31 +12,77 @@ function capture(resolve: () => void, reject: (error: unknown) => void): void {
   captured.reject = reject
 }
 
-/** One stanza held until the server acknowledges it (or it is reported not delivered). */
+const RESOLVED: Promise<void> = Promise.resolve()
+
+/**
+ * One stanza held until the server acknowledges it (or it is reported not delivered). Its
+ * promises exist only when someone asks for them: with `settle: 'written'` nobody does for a
+ * stanza sent online, so there is no promise per stanza, and a failure nobody awaits is not
+ * an unhandled rejection (it goes to the `sm-failed` hook).
+ */
 export class Held {
   /** The stanza as it was written (or will be, once there is a stream). */
   element: Element
   /** When send() took it (ms since the epoch), for a later XEP-0203 delay stamp. */
   readonly time: number
-  readonly #resolve: () => void
-  readonly #reject: (error: unknown) => void
-  readonly promise: Promise<void>
+  /** undefined while pending; then 'acked', or the failure. */
+  #outcome: 'acked' | { error: unknown } | undefined
+  #acked: Deferred | undefined
+  /** Settles once the stanza is written on a stream (for a send() held for a resumption). */
+  #written: Deferred | undefined
+  #wasWritten = false
 
   constructor(element: Element, time: number) {
     this.element = element
     this.time = time
-    // One shared executor rather than a closure per stanza (one Held per stanza sent).
-    this.promise = new Promise<void>(capture)
-    this.#resolve = captured.resolve
-    this.#reject = captured.reject
+  }
+
+  /** Settles when the server acknowledged the stanza, or rejects when it is not delivered. */
+  get promise(): Promise<void> {
+    const outcome = this.#outcome
+    if (outcome === 'acked') return RESOLVED
+    if (outcome) return Promise.reject(outcome.error)
+    this.#acked ??= new Deferred()
+    return this.#acked.promise
+  }
+
+  /** Settles when the stanza was written (or acknowledged), or rejects when not delivered. */
+  get writtenPromise(): Promise<void> {
+    if (this.#wasWritten || this.#outcome === 'acked') return RESOLVED
+    if (this.#outcome) return Promise.reject(this.#outcome.error)
+    this.#written ??= new Deferred()
+    return this.#written.promise
+  }
+
+  written(): void {
+    this.#wasWritten = true
+    this.#written?.resolve()
   }
 
   acked(): void {
-    this.#resolve()
+    if (this.#outcome) return
+    this.#outcome = 'acked'
+    this.#acked?.resolve()
+    this.#written?.resolve()
   }
 
   failed(error: unknown): void {
-    this.#reject(error)
+    if (this.#outcome) return
+    this.#outcome = { error }
+    this.#acked?.reject(error)
+    if (!this.#wasWritten) this.#written?.reject(error)
+  }
+}
+
+/** A promise with its resolvers; one shared executor rather than a closure per instance. */
+class Deferred {
+  readonly promise: Promise<void>
+  readonly resolve: () => void
+  readonly reject: (error: unknown) => void
+  constructor() {
+    this.promise = new Promise<void>(capture)
+    this.resolve = captured.resolve
+    this.reject = captured.reject
   }
 }
 

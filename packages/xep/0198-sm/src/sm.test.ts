@@ -18,7 +18,9 @@ function client(options: Partial<SmOptions> = {}, extra: readonly AnyPlugin[] = 
     transport: peer.transport,
     domain: 'example.com',
     timeouts: SHORT,
-    plugins: [bind, sm.with({ requestAfter: 60_000, ...options }), ...extra] as [
+    // Most tests here follow each stanza's outcome through its send(): `settle: 'acked'`
+    // (the default, `written`, has its own tests below).
+    plugins: [bind, sm.with({ requestAfter: 60_000, settle: 'acked', ...options }), ...extra] as [
       typeof bind,
       typeof sm,
     ],
@@ -567,4 +569,96 @@ test('after a resumption that resent a multiple of requestEvery, an ack is still
   expect(out.map((e) => e.name)).toEqual(['message', 'message', 'r'])
   peer.send(`<a xmlns='${NS_SM}' h='2'/>`)
   await Promise.all(sent)
+})
+
+describe("send() with the default settle: 'written'", () => {
+  const written = () => online({ settle: 'written' })
+
+  test('send() resolves once written, before any ack; the stanza stays held until acknowledged', async () => {
+    const { peer, conn } = await written()
+    await conn.send(msg('w1'))
+    const [out] = await take(peer, 1)
+    expect(out?.attrs.id).toBe('w1')
+    // Resolved, and still held for a resend: nothing was acknowledged yet.
+    expect(conn.plugins.sm.pending).toBe(1)
+    let allAcked = false
+    const waiting = conn.plugins.sm.allAcked().then(() => {
+      allAcked = true
+    })
+    await tick()
+    expect(allAcked).toBe(false)
+    peer.send(`<a xmlns='${NS_SM}' h='1'/>`)
+    await waiting
+    expect(conn.plugins.sm.pending).toBe(0)
+  })
+
+  test('a stanza lost with its session: reported through sm-failed, and no unhandled rejection for a send() nobody awaited', async () => {
+    const { peer, conn } = await written()
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const failed: string[] = []
+      conn.hooks.on('sm-failed', ({ element }) => {
+        failed.push(String(element.attrs.id))
+      })
+      void conn.send(msg('fire-and-forget'))
+      await take(peer, 1)
+      await conn.disconnect()
+      await tick(20)
+      expect(failed).toEqual(['fire-and-forget'])
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+
+  test('a send() while detached resolves once written after the resumption, not before', async () => {
+    const { peer, conn } = await written()
+    await conn.send(msg('before'))
+    await take(peer, 1)
+    peer.close(new Error('ECONNRESET'))
+    await tick()
+    expect(conn.resumable).toBe(true)
+    let settled = false
+    const during = conn.send(msg('during')).then(() => {
+      settled = true
+    })
+    await tick()
+    expect(settled).toBe(false)
+    const again = conn.connect()
+    await peer.nextHeader()
+    peer.open({ features: FEATURES })
+    await peer.nextElement() // <resume/>
+    peer.send(`<resumed xmlns='${NS_SM}' previd='sess-1' h='0'/>`)
+    await again
+    const resent = await take(peer, 2)
+    expect(resent.map((e) => e.attrs.id)).toEqual(['before', 'during'])
+    await during
+    expect(settled).toBe(true)
+  })
+})
+
+test('a send() between <resumed/> and online is held, then written once online, after the resent ones', async () => {
+  const { peer, conn } = await online({ settle: 'written' })
+  await conn.send(msg('before'))
+  await take(peer, 1)
+  peer.close(new Error('ECONNRESET'))
+  await tick()
+  let inWindow: Promise<void> | undefined
+  conn.hooks.on('sm-resumed', () => {
+    // Stream management is back on, the connection not online yet.
+    expect(conn.state).not.toBe('online')
+    inWindow = conn.send(msg('in-window'))
+  })
+  const again = conn.connect()
+  await peer.nextHeader()
+  peer.open({ features: FEATURES })
+  await peer.nextElement() // <resume/>
+  peer.send(`<resumed xmlns='${NS_SM}' previd='sess-1' h='0'/>`)
+  await again
+  const out = await take(peer, 2)
+  expect(out.map((e) => e.attrs.id)).toEqual(['before', 'in-window'])
+  await inWindow
+  expect(conn.plugins.sm.pending).toBe(2)
 })

@@ -32,7 +32,17 @@ export interface SmOptions {
   resume: boolean
   /** Preferred resumption window in seconds, sent as `max` in `<enable/>`. Default: the server's. */
   max: number | undefined
-  /** Send `<r/>` once this many stanzas were written since the last request. Default 10. */
+  /**
+   * When send() settles with stream management on: `written` (default) once the stanza was
+   * written, as without stream management (a stanza held for a resumption: once written after
+   * it); `acked` once the server acknowledged it. Either way each stanza is kept until
+   * acknowledged, resent after a resumption, and a stanza not delivered is reported through
+   * the `sm-failed` hook (with `acked`, its send() also rejects). `allAcked()` and
+   * `requestAck()` wait for acknowledgements explicitly. `acked` makes every awaited send()
+   * wait for a round trip to the server.
+   */
+  settle: 'written' | 'acked'
+  /** Send `<r/>` once this many stanzas were written since the last request. Default 100. */
   requestEvery: number
   /**
    * Send `<r/>` this many milliseconds after a write, while stanzas are unacknowledged and
@@ -68,9 +78,10 @@ export interface SmOptions {
 }
 
 const DEFAULTS: SmOptions = {
+  settle: 'written',
   resume: true,
   max: undefined,
-  requestEvery: 10,
+  requestEvery: 100,
   requestAfter: 200,
   queueLimit: 10_000,
   onResumeFailed: 'fail',
@@ -128,7 +139,7 @@ export interface SmApi {
   /**
    * Takes over a session exported by exportState(), before connect(): the next connect()
    * resumes it, resending its unacknowledged stanzas. Returns one promise per imported stanza,
-   * settling as send()'s would (failures also reach `sm-failed`). Throws SmError `not-enabled`
+   * settling once acknowledged (failures also reach `sm-failed`). Throws SmError `not-enabled`
    * while this connection has a session of its own or is connected.
    */
   importState(snapshot: SmSnapshot): Promise<void>[]
@@ -227,6 +238,12 @@ class StreamManager implements SmApi {
       if (c.kind === 'stanza' && this.#state !== 'off' && c.stream >= this.#inboundStream) {
         this.#inbound = advance(this.#inbound)
       }
+    })
+    // Stanzas sent between <resumed/> (or <enabled/>) and the stream going online waited in
+    // the queue: they go out first, in order, as soon as it is online (a synchronous hook,
+    // before any other send can pass them).
+    ctx.hooks.on('state', ({ state }) => {
+      if (state === 'online') this.#writeWaiting()
     })
     ctx.hooks.on('closing', () => this.#onClosing())
     ctx.hooks.on('disconnected', ({ resumable, error }) => this.#onDisconnected(resumable, error))
@@ -429,20 +446,31 @@ class StreamManager implements SmApi {
       // Written (or the terminal threw and nothing is held): XEP-0198 §4, it counts now.
       this.#queue.push(held)
       this.#queue.written++
-      c.delivery = held.promise
+      if (this.#options.settle === 'acked') c.delivery = held.promise
       this.#afterWrite()
       return result
     }
     if (c.negotiation) return next()
-    if (state === 'detached') {
+    if (state === 'detached' || (state === 'on' && this.#conn.state !== 'online')) {
       // XEP-0198 §5: held for the resumption, sent once the session is back.
       this.#checkRoom()
       const held = new Held(c.element, Date.now())
       this.#queue.push(held)
-      c.delivery = held.promise
+      c.delivery = this.#options.settle === 'acked' ? held.promise : held.writtenPromise
       return
     }
     return next()
+  }
+
+  /** Writes the queued stanzas that no stream carried yet (see the 'state' hook). */
+  #writeWaiting(): void {
+    const queue = this.#queue
+    if (this.#state !== 'on' || queue.written >= queue.size) return
+    for (let i = queue.written; i < queue.size; i++) {
+      const held = queue.at(i) as Held
+      this.#resends.set(held.element, held)
+      this.#conn.send(held.element).then(() => held.written(), this.#onWriteFailed)
+    }
   }
 
   #checkRoom(): void {
@@ -738,7 +766,7 @@ class StreamManager implements SmApi {
     for (let i = 0; i < n; i++) {
       const held = queue.at(i) as Held
       this.#resends.set(held.element, held)
-      nc.send(held.element).then(undefined, this.#onWriteFailed)
+      nc.send(held.element).then(() => held.written(), this.#onWriteFailed)
     }
     this.#resent += n
     return n
@@ -866,7 +894,7 @@ class StreamManager implements SmApi {
       held.element = copy
       this.#queue.push(held)
       this.#resends.set(copy, held)
-      nc.send(copy).then(undefined, this.#onWriteFailed)
+      nc.send(copy).then(() => held.written(), this.#onWriteFailed)
     }
     this.#resent += items.length
   }

@@ -42,7 +42,8 @@ async function deliver(count: number, cuts: readonly number[], refuse: boolean) 
     resource: tag,
     tls: { ca: server.certs.ca },
     timeouts: { connect: 5000, negotiation: 5000, close: 500 },
-    plugins: [sm.with({ requestAfter: 5, requestEvery: 50 })],
+    // Each stanza's report is its send(), settled on the ack: `settle: 'acked'`.
+    plugins: [sm.with({ requestAfter: 5, requestEvery: 50, settle: 'acked' })],
   })
   let attempt = 0
   const faultFor = (i: number) => {

@@ -27,7 +27,8 @@ function client(s: TestServer, user: string, options: Partial<SmOptions> = {}) {
     password: user === 'juliet' ? 'pw1' : 'pw2',
     resource: 'r',
     tls: { ca: s.certs.ca },
-    plugins: [sm.with({ requestAfter: 20, ...options })],
+    // The outcome of each stanza through its send(): `settle: 'acked'`.
+    plugins: [sm.with({ requestAfter: 20, settle: 'acked', ...options })],
   })
   closers.push(() => conn.dispose())
   return conn
