@@ -4,7 +4,9 @@
 // 1. send rate and peak RSS with SM off and on, ours and xmpp.js, against server.mjs in send
 //    mode (with --sm it offers <sm/> and answers <enable/> and <r/>); xmpp.js enables SM by
 //    itself when offered, ours with the @xep/0198-sm plugin. Repetitions alternate the four
-//    cases; medians. Ours with SM on awaits each send() until the server acknowledged it.
+//    cases; medians. Ours with SM on: send() settles once written (the default
+//    `settle: 'written'`), and the app waits for acks whenever 5,000 stanzas are in flight
+//    (half the queue bound; clients/ours.mjs).
 // 2. acking a backlog: in-process, k stanzas sent with SM on and no ack requested, then one
 //    <a h='k'/>: the time to process it (it settles k send() promises), for k = 25k, 50k, 100k.
 //    Linear in k means the time per stanza stays flat.
