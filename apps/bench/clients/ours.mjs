@@ -61,10 +61,10 @@ export function create(config) {
     connect: () => client.connect(),
     presence: () => client.send(xml('presence')),
     message: smApi
-      ? async (to, body) => {
-          if (smApi.pending >= 5_000) await smApi.allAcked()
-          return message(to, body)
-        }
+      ? (to, body) =>
+          smApi.pending >= 5_000
+            ? smApi.allAcked().then(() => message(to, body))
+            : message(to, body)
       : message,
     ping: () => client.plugins.ping.ping(),
     close: () => client.disconnect(),

@@ -1,4 +1,6 @@
 import type { xml } from '@core/xml'
+import { parseStanzas } from './snapshot.js'
+
 type Element = ReturnType<typeof xml>
 
 /** The resolvers of the promise being made (see Held's constructor). */
@@ -21,10 +23,11 @@ const RESOLVED: Promise<void> = Promise.resolve()
  * an unhandled rejection (it goes to the `sm-failed` hook).
  */
 export class Held {
-  /** The stanza as it was written (or will be, once there is a stream). */
-  element: Element
   /** When send() took it (ms since the epoch), for a later XEP-0203 delay stamp. */
   readonly time: number
+  #element: Element | undefined
+  /** The stanza as written, once compact(): far less heap than its element tree. */
+  #data: string | undefined
   /** undefined while pending; then 'acked', or the failure. */
   #outcome: 'acked' | { error: unknown } | undefined
   #acked: Deferred | undefined
@@ -33,8 +36,30 @@ export class Held {
   #wasWritten = false
 
   constructor(element: Element, time: number) {
-    this.element = element
+    this.#element = element
     this.time = time
+  }
+
+  /** The stanza as it was written (or will be, once there is a stream). */
+  get element(): Element {
+    // Read back from the XML that was written: only for a resend, a report or an export.
+    this.#element ??= parseStanzas([this.#data as string])[0] as Element
+    return this.#element
+  }
+
+  set element(element: Element) {
+    this.#element = element
+    this.#data = undefined
+  }
+
+  /**
+   * Keeps the stanza as the XML that was written instead of its element tree. Thousands of
+   * stanzas may wait for their acks: as trees they outlive V8's young generation and make
+   * every collection copy them; as one string each they cost a fraction of that.
+   */
+  compact(data: string): void {
+    this.#data = data
+    this.#element = undefined
   }
 
   /** Settles when the server acknowledged the stanza, or rejects when it is not delivered. */

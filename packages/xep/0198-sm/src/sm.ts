@@ -431,6 +431,7 @@ class StreamManager implements SmApi {
       if (resent !== undefined) {
         this.#resends.delete(c.element)
         const result = next()
+        if (c.data !== undefined) resent.compact(c.data)
         // Filed back as written on this stream, in order (it never left the queue).
         this.#queue.written++
         this.#afterWrite()
@@ -443,6 +444,7 @@ class StreamManager implements SmApi {
       this.#checkRoom()
       const held = new Held(c.element, 0)
       const result = next()
+      if (c.data !== undefined) held.compact(c.data)
       // Written (or the terminal threw and nothing is held): XEP-0198 §4, it counts now.
       this.#queue.push(held)
       this.#queue.written++
