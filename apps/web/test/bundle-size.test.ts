@@ -10,10 +10,10 @@ import { expect, test } from 'vitest'
  * Bytes, gzipped (level 9), of the issue's minimal client: core, WebSocket, SCRAM, bind,
  * stream management and lifecycle. Measured 38,772 when SM and lifecycle joined the entry
  * (without them: 35,089 when set, 32,165 once @core/xml stopped loading ltx's index), and
- * 39,681 with the reader's recv speed-ups and SCRAM's cache (issue 9). See README.md before
- * raising it.
+ * 39,681 with the reader's recv speed-ups and SCRAM's cache (issue 9), and 40,033 with
+ * stream management's `settle` option and compact queue. See README.md before raising it.
  */
-const BUDGET_GZIP = 40_000
+const BUDGET_GZIP = 40_500
 
 const ENTRY = `
 export { createConnection } from '@core/connection'
