@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { startTestServer } from '@test/server'
 import { describe, expect, test } from 'vitest'
 import { describeError, runDemo } from '../src/demo.js'
+import { eveArgs } from './eve-args.js'
 
 async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
   const lines: string[] = []
@@ -178,15 +179,7 @@ describe('the demo', () => {
       faults: { inject: { step: 'bind', data: '<!-- no comments in XMPP -->' } },
     })
     try {
-      const { code, lines } = await run([
-        '--service',
-        server.service,
-        '--jid',
-        `eve@${server.domain}`,
-        '--password',
-        'pw',
-        '--tls-insecure',
-      ])
+      const { code, lines } = await run(eveArgs(server))
       expect(code).toBe(1)
       expect(lines.at(-1)).toMatch(/^StreamError restricted-xml \(code stream-error\): /)
     } finally {
@@ -243,15 +236,7 @@ describe('the demo', () => {
     const server = await startTestServer({ users: { eve: 'pw' }, faults })
     try {
       const started = performance.now()
-      const { code, lines } = await run([
-        '--service',
-        server.service,
-        '--jid',
-        `eve@${server.domain}`,
-        '--password',
-        'pw',
-        '--tls-insecure',
-      ])
+      const { code, lines } = await run(eveArgs(server))
       const took = performance.now() - started
       expect(code).toBe(1)
       expect(lines.at(-1)).toMatch(last)

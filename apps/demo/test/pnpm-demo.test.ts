@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { startTestServer } from '@test/server'
 import { expect, test } from 'vitest'
+import { eveArgs } from './eve-args.js'
 
 const root = fileURLToPath(new URL('../../..', import.meta.url))
 
@@ -27,15 +28,7 @@ test('through `pnpm demo`, a failed run exits 1 and its own line is the last one
     faults: { inject: { step: 'bind', data: '<!-- no comments in XMPP -->' } },
   })
   try {
-    const { code, lines } = await pnpmDemo([
-      '--service',
-      server.service,
-      '--jid',
-      `eve@${server.domain}`,
-      '--password',
-      'pw',
-      '--tls-insecure',
-    ])
+    const { code, lines } = await pnpmDemo(eveArgs(server))
     expect(code).toBe(1)
     expect(lines.at(-1)).toMatch(/^StreamError restricted-xml \(code stream-error\): /)
     expect(lines.join('\n')).not.toContain('ELIFECYCLE')

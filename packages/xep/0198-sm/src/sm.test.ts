@@ -55,6 +55,26 @@ async function online(
   return { peer, conn, enable }
 }
 
+/** Online with settle 'written', one stanza `before` sent and read, then the socket dropped. */
+async function droppedAfterOne() {
+  const ctx = await online({ settle: 'written' })
+  await ctx.conn.send(msg('before'))
+  await take(ctx.peer, 1)
+  ctx.peer.close(new Error('ECONNRESET'))
+  await tick()
+  return ctx
+}
+
+/** The next connect() resumes: the peer answers `<resume/>` with `<resumed h='0'/>`. */
+async function resumeWithNothingAcked(peer: MemoryPeer, conn: { connect(): Promise<void> }) {
+  const again = conn.connect()
+  await peer.nextHeader()
+  peer.open({ features: FEATURES })
+  await peer.nextElement() // <resume/>
+  peer.send(`<resumed xmlns='${NS_SM}' previd='sess-1' h='0'/>`)
+  await again
+}
+
 /** Elements the peer received from now on, up to `n`. */
 async function take(peer: MemoryPeer, n: number) {
   const out = []
@@ -614,11 +634,7 @@ describe("send() with the default settle: 'written'", () => {
   })
 
   test('a send() while detached resolves once written after the resumption, not before', async () => {
-    const { peer, conn } = await written()
-    await conn.send(msg('before'))
-    await take(peer, 1)
-    peer.close(new Error('ECONNRESET'))
-    await tick()
+    const { peer, conn } = await droppedAfterOne()
     expect(conn.resumable).toBe(true)
     let settled = false
     const during = conn.send(msg('during')).then(() => {
@@ -626,12 +642,7 @@ describe("send() with the default settle: 'written'", () => {
     })
     await tick()
     expect(settled).toBe(false)
-    const again = conn.connect()
-    await peer.nextHeader()
-    peer.open({ features: FEATURES })
-    await peer.nextElement() // <resume/>
-    peer.send(`<resumed xmlns='${NS_SM}' previd='sess-1' h='0'/>`)
-    await again
+    await resumeWithNothingAcked(peer, conn)
     const resent = await take(peer, 2)
     expect(resent.map((e) => e.attrs.id)).toEqual(['before', 'during'])
     await during
@@ -640,23 +651,14 @@ describe("send() with the default settle: 'written'", () => {
 })
 
 test('a send() between <resumed/> and online is held, then written once online, after the resent ones', async () => {
-  const { peer, conn } = await online({ settle: 'written' })
-  await conn.send(msg('before'))
-  await take(peer, 1)
-  peer.close(new Error('ECONNRESET'))
-  await tick()
+  const { peer, conn } = await droppedAfterOne()
   let inWindow: Promise<void> | undefined
   conn.hooks.on('sm-resumed', () => {
     // Stream management is back on, the connection not online yet.
     expect(conn.state).not.toBe('online')
     inWindow = conn.send(msg('in-window'))
   })
-  const again = conn.connect()
-  await peer.nextHeader()
-  peer.open({ features: FEATURES })
-  await peer.nextElement() // <resume/>
-  peer.send(`<resumed xmlns='${NS_SM}' previd='sess-1' h='0'/>`)
-  await again
+  await resumeWithNothingAcked(peer, conn)
   const out = await take(peer, 2)
   expect(out.map((e) => e.attrs.id)).toEqual(['before', 'in-window'])
   await inWindow
