@@ -108,7 +108,13 @@ describe('an external component against the test server', () => {
     await client.connect()
     try {
       // The client pings the component: the ping plugin answers there unchanged.
-      expect(await client.plugins.ping.ping('echo.localhost')).toBeGreaterThanOrEqual(0)
+      await client.plugins.ping.ping('echo.localhost')
+      const answer = server.components.get('echo.localhost')?.received.at(-1)
+      expect(answer?.attrs).toMatchObject({
+        type: 'result',
+        from: 'echo.localhost',
+        to: String(client.jid),
+      })
       // The component pings the client's full JID and gets its result.
       const result = await comp.plugins.iq.request(
         xml('iq', { type: 'get', to: String(client.jid) }, xml('ping', { xmlns: 'urn:xmpp:ping' })),
