@@ -3,7 +3,7 @@ import { iq } from '@core/iq'
 import { router } from '@core/router'
 import { StanzaError } from '@core/errors'
 import { MemoryPeer } from '@core/connection/testing'
-import { describe, expect, test } from 'vitest'
+import { afterEach, describe, expect, test, vi } from 'vitest'
 import { ping } from './index.js'
 
 async function online() {
@@ -21,6 +21,10 @@ async function online() {
 }
 
 describe('XEP-0199 ping', () => {
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
   test('answers a ping with an empty result', async () => {
     const { peer } = await online()
     peer.send(
@@ -31,14 +35,17 @@ describe('XEP-0199 ping', () => {
     expect(reply.children).toHaveLength(0)
   })
 
-  test('pings the server and resolves with the round-trip time', async () => {
+  test('pings the server and resolves with the time between the request and its answer', async () => {
     const { peer, conn } = await online()
+    // The clock reads 1000 ms when the ping goes out and 1042.5 ms when its answer is in.
+    const clock = vi.spyOn(performance, 'now').mockReturnValue(1000)
     const rtt = conn.plugins.ping.ping()
     const sent = await peer.nextElement()
     expect(sent.attrs).toMatchObject({ type: 'get', to: 'example.com' })
     expect(sent.getChild('ping', 'urn:xmpp:ping')).toBeDefined()
+    clock.mockReturnValue(1042.5)
     peer.send(`<iq type='result' id='${sent.attrs.id}' from='example.com'/>`)
-    expect(await rtt).toBeGreaterThanOrEqual(0)
+    expect(await rtt).toBe(42.5)
   })
 
   test('service-unavailable proves presence; other errors reject', async () => {
