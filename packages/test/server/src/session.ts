@@ -832,19 +832,21 @@ export class Session implements TestSession {
     }
     const mechanism = this.#sasl?.mechanism ?? this.#mechanism ?? ''
     this.#sasl = undefined
-    this.#username = username
-    this.#host.emit('auth-result', {
-      session: this,
-      mechanism,
-      success: true,
-      username,
-      condition: undefined,
+    // The session is authenticated only once <success/> is actually sent: a withheld or
+    // replaced answer (faults) leaves it unauthenticated.
+    this.#atStep(step, el, () => {
+      this.#username = username
+      this.#host.emit('auth-result', {
+        session: this,
+        mechanism,
+        success: true,
+        username,
+        condition: undefined,
+      })
+      // §6.4.6: the client restarts the stream right after <success/>: read a new header.
+      this.#newParser()
+      return serialize(xml('success', { xmlns: NS_SASL }, data === undefined ? null : data))
     })
-    // §6.4.6: the client restarts the stream right after <success/>: read a new header.
-    this.#newParser()
-    this.#atStep(step, el, () =>
-      serialize(xml('success', { xmlns: NS_SASL }, data === undefined ? null : data)),
-    )
   }
 
   /** SASL data of <auth/> or <response/>: undefined when absent, null when not base64. */

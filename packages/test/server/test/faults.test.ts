@@ -247,6 +247,9 @@ describe('withhold and inject compose', () => {
     expect(await c.idle(200)).toEqual([])
     const faults = server.log.filter((e) => e.type === 'fault').map((e) => e.fault)
     expect(faults).toEqual(['withhold', 'inject'])
+    // ...so the session is not authenticated and no auth-result was reported.
+    expect(server.sessions[0]!.authenticated).toBe(false)
+    expect(server.log.filter((e) => e.type === 'auth-result')).toEqual([])
   })
 
   it('withhold + closeAtStep: the socket is closed all the same', async () => {
