@@ -49,7 +49,7 @@ async function bundled(): Promise<string[]> {
 test('a browser bundle has no ws package and no node: module', async () => {
   const inputs = await bundle('browser')
   expect(inputs.some((i) => i.endsWith('src/platform-browser.ts'))).toBe(true)
-  expect(inputs.filter((i) => /\/ws\/lib\/|platform-node|^node:/.test(i))).toEqual([])
+  expect(inputs.filter((i) => /\/ws\/lib\/|platform-node|backend-node|^node:/.test(i))).toEqual([])
   expect(inputs.some((i) => i.endsWith('src/websocket-transport.ts'))).toBe(true)
 })
 
