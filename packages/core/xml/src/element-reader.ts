@@ -112,11 +112,9 @@ function limit(value: number | undefined, fallback: number, what: string): numbe
 // XML 1.0 (5th ed.) §2.3: NameStartChar and NameChar (a pair of surrogates: U+10000..U+EFFFF).
 const START =
   ':A-Z_a-z\\xc0-\\xd6\\xd8-\\xf6\\xf8-\\u02ff\\u0370-\\u037d\\u037f-\\u1fff\\u200c\\u200d\\u2070-\\u218f\\u2c00-\\u2fef\\u3001-\\ud7ff\\uf900-\\ufdcf\\ufdf0-\\ufffd'
-const PAIR = '|[\\ud800-\\udb7f][\\udc00-\\udfff]'
-const NAME = new RegExp(
-  `(?:[${START}]${PAIR})(?:[${START}.0-9\\xb7\\u0300-\\u036f\\u203f\\u2040-]${PAIR})*`,
-  'y',
-)
+const PAIR = '[\\ud800-\\udb7f][\\udc00-\\udfff]'
+const CHAR = `[${START}.0-9\\xb7\\u0300-\\u036f\\u203f\\u2040-]*`
+const NAME = new RegExp(`(?:[${START}]|${PAIR})${CHAR}(?:${PAIR}${CHAR})*`, 'y')
 // Runs of characters that need no attention (what stops them: markup, quotes, '\r', '\t' and
 // '\n' in attribute values, characters XML does not allow, surrogates).
 const TEXT_RUN = /[^<&>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*/y
@@ -244,7 +242,8 @@ function readElement(
   xmlns: string,
   limits: Limits,
 ): Element {
-  const [, maxDepth, maxAttrs] = limits
+  const maxDepth = limits[1]
+  const maxAttrs = limits[2]
   const parents: (Element | undefined)[] = []
   const scopes: Scope[] = []
   let scope = root
