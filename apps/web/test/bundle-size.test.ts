@@ -1,7 +1,7 @@
-// The browser bundle of a minimal client (core, WebSocket transport, SASL with SCRAM, bind),
-// minified and gzipped as a site would serve it. A size, not a timing: it is the same on every
-// machine (give or take zlib's version), so a change that grows it past the budget fails here.
-// Stream management and lifecycle join the entry once they exist.
+// The browser bundle of a minimal client (core, WebSocket transport, SASL with SCRAM, bind,
+// stream management, lifecycle), minified and gzipped as a site would serve it. A size, not a
+// timing: it is the same on every machine (give or take zlib's version), so a change that grows
+// it past the budget fails here.
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 import { expect, test } from 'vitest'
@@ -11,9 +11,13 @@ import { expect, test } from 'vitest'
  * stream management and lifecycle. Measured 38,772 when SM and lifecycle joined the entry
  * (without them: 35,089 when set, 32,165 once @core/xml stopped loading ltx's index), and
  * 39,681 with the reader's recv speed-ups and SCRAM's cache (issue 9), and 40,033 with
- * stream management's `settle` option and compact queue. See README.md before raising it.
+ * stream management's `settle` option and compact queue; 40,258 once WebSocket messages were
+ * read by ElementReader (the connection no longer imports StreamParser, but stream
+ * management's snapshot reader still does: 33,440 without it), SASLprep's tables were
+ * re-encoded and browser builds lost SASL's node:crypto backend. See README.md before
+ * raising it.
  */
-const BUDGET_GZIP = 40_500
+const BUDGET_GZIP = 40_300
 
 const ENTRY = `
 export { createConnection } from '@core/connection'
@@ -44,6 +48,6 @@ test('the minimal browser client (core, ws, SCRAM, bind, SM, lifecycle) stays wi
     `browser bundle (core + ws + SCRAM + bind + SM + lifecycle): ${code.length} bytes minified, ${gzip} bytes gzipped (budget ${BUDGET_GZIP})`,
   )
   // What must never be in it: the Node WebSocket package and Node's built-in modules.
-  expect(inputs.filter((i) => /\/ws\/lib\/|^node:|platform-node/.test(i))).toEqual([])
+  expect(inputs.filter((i) => /\/ws\/lib\/|^node:|platform-node|backend-node/.test(i))).toEqual([])
   expect(gzip).toBeLessThanOrEqual(BUDGET_GZIP)
 })

@@ -1,10 +1,14 @@
+import { defaultBackend } from '#crypto-backend'
 /** The hash functions SCRAM is defined for here (RFC 5802, RFC 7677). */
 export type HashName = 'SHA-1' | 'SHA-256'
 
 /** Output length in bytes. */
 export const HASH_BYTES: Readonly<Record<HashName, number>> = { 'SHA-1': 20, 'SHA-256': 32 }
 
-/** The primitives SCRAM needs; node:crypto when available, WebCrypto otherwise. */
+/**
+ * The primitives SCRAM needs. The default (`#crypto-backend`): node:crypto on Node, WebCrypto
+ * in browser builds, which carry no node:crypto code at all.
+ */
 export interface CryptoBackend {
   readonly name: 'node' | 'webcrypto'
   /** PBKDF2-HMAC (RFC 8018 §5.2), in one native call. */
@@ -19,28 +23,7 @@ export interface CryptoBackend {
   digest(hash: HashName, data: Uint8Array): Promise<Uint8Array>
 }
 
-type NodeCrypto = typeof import('node:crypto')
-type Subtle = (typeof globalThis.crypto)['subtle']
-
-const NODE_NAMES: Readonly<Record<HashName, string>> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256' }
-
-/** The backend over node:crypto's native, asynchronous PBKDF2 (off the event loop). */
-export function nodeBackend(crypto: NodeCrypto): CryptoBackend {
-  return {
-    name: 'node',
-    pbkdf2: (hash, password, salt, iterations, bytes) =>
-      new Promise((resolve, reject) => {
-        crypto.pbkdf2(password, salt, iterations, bytes, NODE_NAMES[hash], (error, key) => {
-          if (error) reject(error)
-          else resolve(new Uint8Array(key.buffer, key.byteOffset, key.byteLength))
-        })
-      }),
-    hmac: async (hash, key, data) =>
-      new Uint8Array(crypto.createHmac(NODE_NAMES[hash], key).update(data).digest()),
-    digest: async (hash, data) =>
-      new Uint8Array(crypto.createHash(NODE_NAMES[hash]).update(data).digest()),
-  }
-}
+export type Subtle = (typeof globalThis.crypto)['subtle']
 
 /** The backend over WebCrypto (browsers, workers, any runtime with `crypto.subtle`). */
 export function webCryptoBackend(subtle: Subtle): CryptoBackend {
@@ -62,47 +45,6 @@ export function webCryptoBackend(subtle: Subtle): CryptoBackend {
     async digest(hash, data) {
       return new Uint8Array(await subtle.digest(hash, data))
     },
-  }
-}
-
-let selected: Promise<CryptoBackend> | undefined
-
-/**
- * The default backend: node:crypto, imported on first use so that this package still loads
- * where it does not exist (browsers); WebCrypto there.
- */
-export function defaultBackend(): Promise<CryptoBackend> {
-  selected ??= selectBackend().catch((error: unknown) => {
-    selected = undefined
-    throw error
-  })
-  return selected
-}
-
-/**
- * node:crypto when `load` finds it, WebCrypto otherwise. Exported for tests, which load a
- * runtime without node:crypto.
- */
-export async function selectBackend(
-  runtime: { load?: () => Promise<NodeCrypto | undefined>; subtle?: Subtle | undefined } = {},
-): Promise<CryptoBackend> {
-  const node = await (runtime.load ?? importNodeCrypto)()
-  const subtle = 'subtle' in runtime ? runtime.subtle : globalThis.crypto?.subtle
-  if (node) return nodeBackend(node)
-  if (!subtle) {
-    throw new Error('SCRAM needs node:crypto or WebCrypto (crypto.subtle); neither is available')
-  }
-  return webCryptoBackend(subtle)
-}
-
-async function importNodeCrypto(): Promise<NodeCrypto | undefined> {
-  // A specifier bundlers do not follow: browser builds must not try to bundle node:crypto.
-  const specifier = 'node:crypto'
-  try {
-    return (await import(/* @vite-ignore */ /* webpackIgnore: true */ specifier)) as NodeCrypto
-  } catch {
-    // Not a Node-compatible runtime: WebCrypto is the fallback, not an error.
-    return undefined
   }
 }
 

@@ -65,8 +65,21 @@ describe('saslprep (RFC 4013)', () => {
     ['\u202E', 'C.8'],
     ['\u{E0001}', 'C.9'],
     ['\u{E0041}', 'C.9'],
+    // The edges of the encoded ranges (stringprep-tables.ts): first, last, one past each.
+    ['\u001F', 'C.2.1'],
+    ['\u{1D17A}', 'C.2.2'],
+    ['\u{10FFFD}', 'C.3'],
+    ['\u{10FFFF}', 'C.4'],
+    ['\u{E007F}', 'C.9'],
   ])('%j is prohibited (table %s)', (input, table) => {
     expect(refusal(input).table).toBe(table)
+  })
+
+  test('the encoded tables end where RFC 3454 ends them', () => {
+    expect(saslprep('\u{1D17B}')).toBe('\u{1D17B}') // past C.2.2's last range
+    expect(saslprep('\u{E0080}')).toBe('\u{E0080}') // past C.9
+    expect(saslprep('\u05D0\u05EA')).toBe('\u05D0\u05EA') // D.1's 5d0-5ea
+    expect(refusal('\u05D0\u05EB').table).toBe('bidi') // one past it: not right-to-left
   })
 
   test('strings of right-to-left characters are fine when they start and end with one', () => {

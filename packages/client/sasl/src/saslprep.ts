@@ -26,14 +26,17 @@ class CodePoints {
   }
 }
 
+/** [start, end] pairs from a table of stringprep-tables.ts (gaps and lengths, base 36). */
 function parseRanges(spec: string): Uint32Array {
   const tokens = spec.split(' ')
   const out = new Uint32Array(tokens.length * 2)
+  let end = -1
   tokens.forEach((token, i) => {
-    const dash = token.indexOf('-')
-    const start = Number.parseInt(dash < 0 ? token : token.slice(0, dash), 16)
+    const [gap, length = '0'] = token.split('.')
+    const start = end + 1 + Number.parseInt(gap as string, 36)
+    end = start + Number.parseInt(length, 36)
     out[i * 2] = start
-    out[i * 2 + 1] = dash < 0 ? start : Number.parseInt(token.slice(dash + 1), 16)
+    out[i * 2 + 1] = end
   })
   return out
 }

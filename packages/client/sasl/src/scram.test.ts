@@ -1,14 +1,8 @@
 import { SASLError } from '@core/errors'
 import * as nodeCrypto from 'node:crypto'
 import { describe, expect, test } from 'vitest'
-import {
-  type CryptoBackend,
-  defaultBackend,
-  nodeBackend,
-  pbkdf2,
-  selectBackend,
-  webCryptoBackend,
-} from './crypto.js'
+import { defaultBackend, nodeBackend, selectBackend } from './crypto-backend-node.js'
+import { type CryptoBackend, pbkdf2, webCryptoBackend } from './crypto.js'
 import { createScram, escapeSaslname, type ScramOptions } from './scram.js'
 
 const enc = new TextEncoder()

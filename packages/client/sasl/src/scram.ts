@@ -1,12 +1,7 @@
 import { SASLError } from '@core/errors'
 import { fromBase64, toBase64 } from './base64.js'
-import {
-  type CryptoBackend,
-  defaultBackend,
-  HASH_BYTES,
-  type HashName,
-  timingSafeEqual,
-} from './crypto.js'
+import { defaultBackend } from '#crypto-backend'
+import { type CryptoBackend, HASH_BYTES, type HashName, timingSafeEqual } from './crypto.js'
 import type { Credentials, MechanismSession } from './mechanism.js'
 import type { ScramCache, ScramCacheKey } from './scram-cache.js'
 import { saslprep } from './saslprep.js'

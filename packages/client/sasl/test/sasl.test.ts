@@ -22,6 +22,7 @@ function secure(factory: TransportFactory): TransportFactory {
     const inner = factory()
     const transport: Transport = {
       secure: true,
+      framing: inner.framing,
       connect: (target, events) => inner.connect(target, events),
       write: (data) => inner.write(data),
       end: () => inner.end(),

@@ -10,7 +10,7 @@ import type { AnyPlugin, ApiOf, ApisOf } from './plugin.js'
 import type { ConnectionState } from './state.js'
 import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
 import type { ConnectTarget, Transport, TransportFactory } from './transport.js'
-import { type Framing, type StreamReader, xmlStreamFraming } from './framing.js'
+import type { Framing, StreamReader } from './framing.js'
 import { PluginRegistry, type RegistryHost } from './plugin-registry.js'
 import { OutboundWriter, settledOf } from './outbound-writer.js'
 import { NegotiationWaits } from './negotiation-waits.js'
@@ -140,7 +140,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   #transport: Transport | undefined
   #parser: StreamReader | undefined
   /** The current transport's framing (RFC 6120 XML stream unless it brings another). */
-  #framing: Framing = xmlStreamFraming
+  // Set from the transport at each connect(), before anything is read or written.
+  #framing!: Framing
   #root: Element = new Element('stream:stream')
   #header: Record<string, string> = {}
   #headerWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined
@@ -454,7 +455,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       throw toXMPPError(error)
     }
     this.#transport = transport
-    this.#framing = transport.framing ?? xmlStreamFraming
+    this.#framing = transport.framing
     this.#writer.attach(transport, this.#framing, this.#rawTaps)
     const connectTimer = setTimeout(
       () =>

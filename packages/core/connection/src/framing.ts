@@ -1,7 +1,8 @@
 import type { Element } from '@core/xml'
 import { StreamError } from '@core/errors'
 import { NS_STREAM, NS_STREAM_ERRORS } from '@core/xml'
-import { StreamParser, type StreamParserHandlers, type StreamParserOptions } from '@core/xml'
+import { ElementReader, StreamParser } from '@core/xml'
+import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
 import { escapeAttr, serialize, STREAM_FOOTER, streamHeader } from '@core/xml'
 
 /** What a framing's reader offers the connection: bytes or messages in, events out. */
@@ -88,29 +89,19 @@ export const websocketFraming: Framing = {
 }
 
 /**
- * Reads RFC 7395 messages: each one complete element. A restricted-XML reader is opened on
- * an implied stream (content namespace and streams prefix declared), then fed each message;
- * `<open/>` and `<close/>` become the stream's start and end.
+ * Reads RFC 7395 messages: each one complete element (§3.3.3), read whole by ElementReader
+ * (the stream reader's restrictions and limits, without its resumable parsing) as children
+ * of an implied stream; `<open/>` and `<close/>` become the stream's start and end.
  */
 class MessageReader implements StreamReader {
   readonly #handlers: StreamParserHandlers
-  readonly #parser: StreamParser
-  #count = 0
+  readonly #reader: ElementReader
   #opened = false
   #stopped = false
 
   constructor(handlers: StreamParserHandlers, xmlns: string, limits?: StreamParserOptions) {
     this.#handlers = handlers
-    this.#parser = new StreamParser(
-      {
-        streamStart: () => undefined,
-        element: (element) => this.#element(element),
-        streamEnd: () => this.#fail('a message closed the implied stream'),
-        error: (error) => this.#error(error),
-      },
-      limits,
-    )
-    this.#parser.write(`<stream:stream xmlns='${escapeAttr(xmlns)}' xmlns:stream='${NS_STREAM}'>`)
+    this.#reader = new ElementReader(xmlns, limits)
   }
 
   get stopped(): boolean {
@@ -119,7 +110,6 @@ class MessageReader implements StreamReader {
 
   stop(): void {
     this.#stopped = true
-    this.#parser.stop()
   }
 
   write(data: Uint8Array | string): void {
@@ -133,12 +123,15 @@ class MessageReader implements StreamReader {
       this.#fail('a message that does not start with an element')
       return
     }
-    this.#count = 0
-    this.#parser.write(data)
+    const { elements, error, complete } = this.#reader.read(data)
+    const first = elements[0]
+    // The first element is handled before what follows it is judged (a <close/> ends it all).
+    if (first !== undefined) this.#element(first)
     if (this.#stopped) return
-    if (this.#count !== 1 || !this.#parser.betweenElements) {
+    if (error !== undefined) this.#error(error)
+    else if (elements.length !== 1 || !complete) {
       this.#fail(
-        this.#count > 1
+        elements.length > 1
           ? 'a message with more than one element'
           : 'a message that is not one complete element',
       )
@@ -146,9 +139,6 @@ class MessageReader implements StreamReader {
   }
 
   #element(element: Element): void {
-    if (this.#stopped) return
-    this.#count++
-    if (this.#count > 1) return
     if (element.name === 'open' && element.attrs.xmlns === NS_FRAMING) {
       if (this.#opened) {
         this.#fail('a second <open/> on the same stream')
@@ -168,7 +158,6 @@ class MessageReader implements StreamReader {
     }
     if (element.name === 'close' && element.attrs.xmlns === NS_FRAMING) {
       this.#stopped = true
-      this.#parser.stop()
       this.#handlers.streamEnd()
       return
     }
@@ -182,7 +171,6 @@ class MessageReader implements StreamReader {
   #error(error: StreamError): void {
     if (this.#stopped) return
     this.#stopped = true
-    this.#parser.stop()
     this.#handlers.error(error)
   }
 }

@@ -8,10 +8,11 @@ export interface Transport {
   /** True once the channel is encrypted (TLS). */
   readonly secure: boolean
   /**
-   * How the XML stream is framed on this transport: `xmlStreamFraming` (RFC 6120, the
-   * default) for byte streams, or one element per message (RFC 7395 over WebSocket).
+   * How the XML stream is framed on this transport: `xmlStreamFraming` (RFC 6120) for byte
+   * streams, or `websocketFraming` (RFC 7395: one element per message). The transport brings
+   * it, so a bundle carries only the reader its transports need.
    */
-  readonly framing?: Framing
+  readonly framing: Framing
   /**
    * Opens the channel. `target.host`/`target.port` are set when the peer redirected us
    * (see-other-host); the TLS reference identity stays `target.domain`.

@@ -597,7 +597,7 @@ describe('races and failure paths', () => {
             target.signal.addEventListener('abort', () => seen.push('abort'))
             return inner.connect(target, events)
           },
-          ...(inner.framing ? { framing: inner.framing } : {}),
+          framing: inner.framing,
           write: (data: string) => inner.write(data),
           end: () => inner.end(),
           destroy: (error?: Error) => inner.destroy(error),

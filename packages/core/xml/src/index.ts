@@ -1,4 +1,5 @@
 export { Element } from './element.js'
+export { ElementReader, type ElementsRead } from './element-reader.js'
 export { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from './namespaces.js'
 export {
   StreamParser,

@@ -414,7 +414,7 @@ class Lifecycle implements LifecycleApi {
     if (!probe) {
       // RFC 6120 §4.6.1: whitespace between elements keeps the link in use. Only on an XML
       // stream: a message framing (RFC 7395) allows no bytes outside elements.
-      if (transport.framing === undefined || transport.framing.batch) transport.write(' ')
+      if (transport.framing.batch) transport.write(' ')
       this.#armIdle(this.#options.idleTimeout)
       return
     }

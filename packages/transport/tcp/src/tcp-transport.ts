@@ -6,6 +6,7 @@ import {
   type Transport,
   type TransportEvents,
   type TransportFactory,
+  xmlStreamFraming,
 } from '@core/connection'
 import { ConnectionError, TimeoutError } from '@core/errors'
 import { TcpError, TLSError } from './errors.js'
@@ -54,6 +55,8 @@ type Phase = 'idle' | 'connecting' | 'open' | 'upgrading' | 'closed'
  * connection attempt; give `tcp()` to createConnection() rather than building one.
  */
 export class TcpTransport implements Transport {
+  /** RFC 6120 §4: one XML stream over the byte stream. */
+  readonly framing = xmlStreamFraming
   /** Set by `tcp({ allowPlaintext })`: the starttls plugin may then go on without TLS. */
   readonly allowPlaintext: boolean
   /**

@@ -1,4 +1,4 @@
-import { type Element, NS_CLIENT, NS_STREAM, StreamParser } from '@core/xml'
+import { ElementReader, NS_CLIENT } from '@core/xml'
 
 /** XEP-0156 §3: the link relation of an XMPP-over-WebSocket endpoint. */
 export const REL_WEBSOCKET = 'urn:xmpp:alt-connections:websocket'
@@ -85,24 +85,11 @@ function linksFromJson(text: string): string[] {
 }
 
 function linksFromXml(text: string): string[] {
-  // The restricted-XML reader reads the XRD as an element of an implied stream; a document
-  // it refuses (a DTD, say) yields no links.
+  // The restricted-XML reader reads the XRD as an element of an implied stream, as it reads
+  // a WebSocket message; a document it refuses (a DTD, say) yields no links.
   const body = text.replace(/^\uFEFF?\s*<\?xml[^>]*\?>/, '')
-  let root: Element | undefined
-  const reader = new StreamParser(
-    {
-      streamStart: () => undefined,
-      element: (element) => {
-        root ??= element
-      },
-      streamEnd: () => undefined,
-      error: () => undefined,
-    },
-    { maxStanzaSize: MAX_HOST_META_BYTES },
-  )
-  reader.write(`<stream:stream xmlns='${NS_CLIENT}' xmlns:stream='${NS_STREAM}'>`)
-  reader.write(body)
-  reader.stop()
+  const root = new ElementReader(NS_CLIENT, { maxStanzaSize: MAX_HOST_META_BYTES }).read(body)
+    .elements[0]
   if (root?.name !== 'XRD') return []
   return root
     .getChildren('Link')

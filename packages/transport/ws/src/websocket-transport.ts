@@ -7,7 +7,7 @@ import {
   websocketFraming,
 } from '@core/connection'
 import { ConnectionError } from '@core/errors'
-import { type Element, NS_CLIENT, NS_STREAM, StreamParser } from '@core/xml'
+import { ElementReader, NS_CLIENT } from '@core/xml'
 import { defaultWebSocket, later } from '#platform'
 import { discoverWebSocket, type FetchLike } from './discovery.js'
 import { checkPlaintext, parseEndpoint, redirectTarget } from './endpoint.js'
@@ -526,21 +526,9 @@ function openSocket(
 /** The see-other-uri of a framing `<close/>` message (RFC 7395 §3.6.1), if it has one. */
 export function closeRedirect(data: string): string | undefined {
   if (!data.startsWith('<close')) return undefined
-  // Read with the stream reader (restricted XML, bounded), on an implied stream as the
-  // framing's reader does; a message that is not well-formed is no redirect (the framing's
-  // reader reports it as a stream error).
-  let found: Element | undefined
-  const reader = new StreamParser({
-    streamStart: () => undefined,
-    element: (element) => {
-      found ??= element
-    },
-    streamEnd: () => undefined,
-    error: () => undefined,
-  })
-  reader.write(`<stream:stream xmlns='${NS_CLIENT}' xmlns:stream='${NS_STREAM}'>`)
-  reader.write(data)
-  reader.stop()
+  // Read as the framing's reader reads messages (restricted XML, bounded); a message that is
+  // not well-formed is no redirect (the framing's reader reports it as a stream error).
+  const found = new ElementReader(NS_CLIENT).read(data).elements[0]
   if (found?.name !== 'close' || found.attrs.xmlns !== NS_FRAMING) return undefined
   const uri = found.attrs['see-other-uri']
   return typeof uri === 'string' ? uri : undefined
