@@ -186,11 +186,12 @@ const NAME_FLAGS = new Uint8Array(1)
  * Its flags are stored in flagsOut[0]. `half` is ELEMENT_NAMES or ATTRIBUTE_NAMES.
  */
 function readName(s: string, i: number, end: number, flagsOut: Uint8Array, half: number): string {
-  // charCodeAt past the end gives NaN, which the mask turns into 0: still a valid slot.
-  const h =
-    half +
-    ((s.charCodeAt(i) * 961 + s.charCodeAt(i + 1) * 31 + s.charCodeAt(i + 2)) &
-      (NAME_CACHE_HALF - 1))
+  // Never read past the chunk's end: V8 deoptimises the hot loop the first time a charCodeAt
+  // goes out of bounds (at a name that starts in a chunk's last two characters), and
+  // recompiling it costs more than a stream's first thousand stanzas.
+  const c1 = i + 1 < end ? s.charCodeAt(i + 1) : 0
+  const c2 = i + 2 < end ? s.charCodeAt(i + 2) : 0
+  const h = half + ((s.charCodeAt(i) * 961 + c1 * 31 + c2) & (NAME_CACHE_HALF - 1))
   const cached = NAME_CACHE[h]!
   const n = cached.length
   if (n !== 0 && i + n < end) {
@@ -242,6 +243,7 @@ function isReservedNs(uri: string): boolean {
  * chunk's end).
  */
 function predefinedEntity(s: string, i: number, end: number): number {
+  if (i >= end) return 0
   switch (s.charCodeAt(i)) {
     case 0x6c: // lt;
       return i + 2 < end && s.charCodeAt(i + 1) === 0x74 && s.charCodeAt(i + 2) === 0x3b ? 0x33c : 0
@@ -1189,9 +1191,20 @@ export class StreamParser {
               continue
             }
           }
-          // Cut by the chunk's end, or not the expected name: _rare reads it (END_NAME).
           tokStart = i
           state = END_NAME
+          if (i + n >= end) {
+            // Cut by the chunk's end after a part of the expected name: END_NAME goes on with
+            // the next chunk (usually _chunkEnd has the tag read again instead). Not through
+            // _rare here: the first call of a path V8 has not seen yet deoptimises the hot loop.
+            let k = 0
+            while (i + k < end && expected.charCodeAt(k) === s.charCodeAt(i + k)) k++
+            if (i + k === end) {
+              i = end
+              break
+            }
+          }
+          // Not the expected name: _rare reads it (END_NAME) and fails.
           continue
         }
 
