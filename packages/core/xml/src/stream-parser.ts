@@ -452,6 +452,17 @@ export class StreamParser {
     this._maxDepth = positiveInt(options.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth')
     this._maxAttrs = positiveInt(options.maxAttributes, DEFAULT_MAX_ATTRIBUTES, 'maxAttributes')
     this._remaining = this._maxSize
+    // V8 takes a field for a constant until it is written again, and throws away code compiled
+    // on that assumption once it is: the fields first rewritten at the end of a chunk cut inside
+    // a stanza, which came while _parse was being compiled for the first time. Written once
+    // more here, they are known to change before anything is compiled.
+    this._carry = this._acc = this._attrAcc = this._text = ' '
+    this._carry = this._acc = this._attrAcc = this._text = ''
+    this._textBrackets = this._limitAt = this._tok = this._quote = 1
+    this._textBrackets = this._limitAt = this._tok = this._quote = 0
+    this._pendingCR = true
+    this._pendingCR = this._inLimit = false
+    this._inLimit = true
   }
 
   /**
@@ -1176,35 +1187,34 @@ export class StreamParser {
         }
 
         case END_START: {
-          // Fast path: the expected name followed by '>' (the common case).
+          // Fast path: the expected name followed by '>' (the common case). What decides
+          // between the paths is computed on every end tag: a comparison V8 first meets after
+          // compiling _parse (here, at an end tag cut by the chunk's end) would deoptimise it.
           const expected = this._depth > 0 ? this._cur!.name : this._headerName
           const n = expected.length
-          if (i + n < end && s.charCodeAt(i + n) === 0x3e) {
-            let k = 0
-            while (k < n && expected.charCodeAt(k) === s.charCodeAt(i + k)) k++
-            if (k === n) {
-              i += n + 1
-              if (!this._close()) return
-              if (!this._inLimit) end = len
-              state = this._depth === 0 ? TEXT0 : TEXT
-              tokStart = i
-              continue
-            }
+          const lim = end - i < n ? end - i : n
+          let k = 0
+          while (k < lim && expected.charCodeAt(k) === s.charCodeAt(i + k)) k++
+          // -1: the chunk ended after k matching characters.
+          const next = i + k < end ? s.charCodeAt(i + k) : -1
+          const cut = next === -1
+          if (k === n && next === 0x3e) {
+            i += n + 1
+            if (!this._close()) return
+            if (!this._inLimit) end = len
+            state = this._depth === 0 ? TEXT0 : TEXT
+            tokStart = i
+            continue
           }
           tokStart = i
           state = END_NAME
-          if (i + n >= end) {
-            // Cut by the chunk's end after a part of the expected name: END_NAME goes on with
-            // the next chunk (usually _chunkEnd has the tag read again instead). Not through
-            // _rare here: the first call of a path V8 has not seen yet deoptimises the hot loop.
-            let k = 0
-            while (i + k < end && expected.charCodeAt(k) === s.charCodeAt(i + k)) k++
-            if (i + k === end) {
-              i = end
-              break
-            }
+          if (cut) {
+            // END_NAME goes on with the next chunk (usually _chunkEnd has the tag read again
+            // instead): not through _rare, whose first call would deoptimise _parse too.
+            i = end
+            break
           }
-          // Not the expected name: _rare reads it (END_NAME) and fails.
+          // Not the expected name, or not followed by '>': _rare reads it (END_NAME).
           continue
         }
 
