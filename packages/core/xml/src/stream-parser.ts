@@ -1192,7 +1192,7 @@ export class StreamParser {
           // compiling _parse (here, at an end tag cut by the chunk's end) would deoptimise it.
           const expected = this._depth > 0 ? this._cur!.name : this._headerName
           const n = expected.length
-          const lim = end - i < n ? end - i : n
+          const lim = Math.min(end - i, n)
           let k = 0
           while (k < lim && expected.charCodeAt(k) === s.charCodeAt(i + k)) k++
           // -1: the chunk ended after k matching characters.
