@@ -29,6 +29,24 @@ describe('JID.parse: structure (RFC 7622 §3.1)', () => {
     expect(parts(input)).toEqual(expected)
   })
 
+  test('a string parsed again (a sender that repeats) gives the same JID, and an invalid one still fails', () => {
+    const first = JID.parse('Juliet@Capulet.lit/balcony')
+    // Built as another string object with the same text, as each stanza's attribute is.
+    const again = JID.parse(['Juliet@Capulet.lit', 'balcony'].join('/'))
+    expect(again).toBe(first)
+    expect([again.local, again.domain, again.resource]).toEqual([
+      'juliet',
+      'capulet.lit',
+      'balcony',
+    ])
+    expect(JID.parse('Juliet@Capulet.lit/Balcony').resource).toBe('Balcony')
+    for (let k = 0; k < 600; k++) expect(JID.parse(`u${k}@example.com/r`).local).toBe(`u${k}`)
+    expect(JID.parse('Juliet@Capulet.lit/balcony').equals(first)).toBe(true)
+    parseError('a@@b')
+    parseError('a@@b')
+    expect(JID.tryParse('a@@b')).toBeUndefined()
+  })
+
   test('the resource is everything after the first "/", including "/" and "@"', () => {
     expect(parts('user@example.com/a/b@c/d')).toEqual(['user', 'example.com', 'a/b@c/d'])
     expect(parts('example.com/user@host')).toEqual(['', 'example.com', 'user@host'])

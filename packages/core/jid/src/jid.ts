@@ -279,6 +279,14 @@ function normResourceUnicode(r: string, src: string | undefined): string {
 // ---------------------------------------------------------------------------------------------
 
 /** An immutable, normalised XMPP address. Two JIDs are the same address iff their parts are equal. */
+// JIDs parsed from a string, by that string: a stream repeats a few addresses (each stanza's
+// `from`), and a JID is immutable, so one parse serves them all. Bounded: emptied when full.
+// A key is copied first, so that it never keeps alive the larger string it was sliced from
+// (a stanza's attribute is a slice of the whole decoded chunk).
+const PARSED = new Map<string, JID>()
+const PARSED_MAX = 256
+const PARSED_KEY_MAX = 256
+
 export class JID {
   /** Normalised localpart, '' when absent. */
   readonly local: string
@@ -320,7 +328,18 @@ export class JID {
    * Throws JIDError.
    */
   static parse(s: string): JID {
+    const known = PARSED.get(s)
+    if (known !== undefined) return known
     if (typeof s !== 'string') fail(undefined, `expected a string, got ${typeof s}`)
+    if (s.length > PARSED_KEY_MAX) return JID.#parse(s)
+    const key = ` ${s}`.slice(1)
+    const jid = JID.#parse(key)
+    if (PARSED.size >= PARSED_MAX) PARSED.clear()
+    PARSED.set(key, jid)
+    return jid
+  }
+
+  static #parse(s: string): JID {
     const slash = s.indexOf('/')
     let bareEnd = s.length
     let resource = ''

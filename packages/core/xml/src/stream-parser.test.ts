@@ -560,6 +560,9 @@ describe('well-formedness', () => {
     ['the xml namespace bound to another prefix', `<message xmlns:p='${XML_NS}'/>`],
     ['space after <', '< message/>'],
     ['junk in an end tag', '<message></message x>'],
+    // Shorter than the expected name, at the input's end: refused there, not left waiting.
+    ['a short mismatched end tag at the end', '<message><body></bod>'],
+    ['an empty end tag at the end', '<message></>'],
   ])('%s is not-well-formed', (_, stanza) => {
     expect(conditionOf(HEADER + stanza)).toBe('not-well-formed')
   })

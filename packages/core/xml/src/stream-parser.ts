@@ -186,11 +186,12 @@ const NAME_FLAGS = new Uint8Array(1)
  * Its flags are stored in flagsOut[0]. `half` is ELEMENT_NAMES or ATTRIBUTE_NAMES.
  */
 function readName(s: string, i: number, end: number, flagsOut: Uint8Array, half: number): string {
-  // charCodeAt past the end gives NaN, which the mask turns into 0: still a valid slot.
-  const h =
-    half +
-    ((s.charCodeAt(i) * 961 + s.charCodeAt(i + 1) * 31 + s.charCodeAt(i + 2)) &
-      (NAME_CACHE_HALF - 1))
+  // Never read past the chunk's end: V8 deoptimises the hot loop the first time a charCodeAt
+  // goes out of bounds (at a name that starts in a chunk's last two characters), and
+  // recompiling it costs more than a stream's first thousand stanzas.
+  const c1 = i + 1 < end ? s.charCodeAt(i + 1) : 0
+  const c2 = i + 2 < end ? s.charCodeAt(i + 2) : 0
+  const h = half + ((s.charCodeAt(i) * 961 + c1 * 31 + c2) & (NAME_CACHE_HALF - 1))
   const cached = NAME_CACHE[h]!
   const n = cached.length
   if (n !== 0 && i + n < end) {
@@ -242,6 +243,7 @@ function isReservedNs(uri: string): boolean {
  * chunk's end).
  */
 function predefinedEntity(s: string, i: number, end: number): number {
+  if (i >= end) return 0
   switch (s.charCodeAt(i)) {
     case 0x6c: // lt;
       return i + 2 < end && s.charCodeAt(i + 1) === 0x74 && s.charCodeAt(i + 2) === 0x3b ? 0x33c : 0
@@ -450,6 +452,17 @@ export class StreamParser {
     this._maxDepth = positiveInt(options.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth')
     this._maxAttrs = positiveInt(options.maxAttributes, DEFAULT_MAX_ATTRIBUTES, 'maxAttributes')
     this._remaining = this._maxSize
+    // V8 takes a field for a constant until it is written again, and throws away code compiled
+    // on that assumption once it is: the fields first rewritten at the end of a chunk cut inside
+    // a stanza, which came while _parse was being compiled for the first time. Written once
+    // more here, they are known to change before anything is compiled.
+    this._carry = this._acc = this._attrAcc = this._text = ' '
+    this._carry = this._acc = this._attrAcc = this._text = ''
+    this._textBrackets = this._limitAt = this._tok = this._quote = 1
+    this._textBrackets = this._limitAt = this._tok = this._quote = 0
+    this._pendingCR = true
+    this._pendingCR = this._inLimit = false
+    this._inLimit = true
   }
 
   /**
@@ -1174,24 +1187,34 @@ export class StreamParser {
         }
 
         case END_START: {
-          // Fast path: the expected name followed by '>' (the common case).
+          // Fast path: the expected name followed by '>' (the common case). What decides
+          // between the paths is computed on every end tag: a comparison V8 first meets after
+          // compiling _parse (here, at an end tag cut by the chunk's end) would deoptimise it.
           const expected = this._depth > 0 ? this._cur!.name : this._headerName
           const n = expected.length
-          if (i + n < end && s.charCodeAt(i + n) === 0x3e) {
-            let k = 0
-            while (k < n && expected.charCodeAt(k) === s.charCodeAt(i + k)) k++
-            if (k === n) {
-              i += n + 1
-              if (!this._close()) return
-              if (!this._inLimit) end = len
-              state = this._depth === 0 ? TEXT0 : TEXT
-              tokStart = i
-              continue
-            }
+          const lim = Math.min(end - i, n)
+          let k = 0
+          while (k < lim && expected.charCodeAt(k) === s.charCodeAt(i + k)) k++
+          // -1: the chunk ended after k matching characters.
+          const next = i + k < end ? s.charCodeAt(i + k) : -1
+          const cut = next === -1
+          if (k === n && next === 0x3e) {
+            i += n + 1
+            if (!this._close()) return
+            if (!this._inLimit) end = len
+            state = this._depth === 0 ? TEXT0 : TEXT
+            tokStart = i
+            continue
           }
-          // Cut by the chunk's end, or not the expected name: _rare reads it (END_NAME).
           tokStart = i
           state = END_NAME
+          if (cut) {
+            // END_NAME goes on with the next chunk (usually _chunkEnd has the tag read again
+            // instead): not through _rare, whose first call would deoptimise _parse too.
+            i = end
+            break
+          }
+          // Not the expected name, or not followed by '>': _rare reads it (END_NAME).
           continue
         }
 
