@@ -278,7 +278,6 @@ function normResourceUnicode(r: string, src: string | undefined): string {
 
 // ---------------------------------------------------------------------------------------------
 
-/** An immutable, normalised XMPP address. Two JIDs are the same address iff their parts are equal. */
 // JIDs parsed from a string, by that string: a stream repeats a few addresses (each stanza's
 // `from`), and a JID is immutable, so one parse serves them all. Bounded: emptied when full.
 // A key is copied first, so that it never keeps alive the larger string it was sliced from
@@ -287,6 +286,7 @@ const PARSED = new Map<string, JID>()
 const PARSED_MAX = 256
 const PARSED_KEY_MAX = 256
 
+/** An immutable, normalised XMPP address. Two JIDs are the same address iff their parts are equal. */
 export class JID {
   /** Normalised localpart, '' when absent. */
   readonly local: string
