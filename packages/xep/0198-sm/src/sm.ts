@@ -108,7 +108,11 @@ declare module '@core/connection' {
     }
     /** The session was resumed (XEP-0198 §5); `resent` stanzas were sent again. */
     'sm-resumed': { resent: number }
-    /** A stanza sent with stream management on was not delivered (its send() rejects too). */
+    /**
+     * A stanza sent with stream management on was not delivered (with `settle: 'acked'` its
+     * send() rejects too). `element` is read back from the XML written: the same content as
+     * the stanza sent, not the same object.
+     */
     'sm-failed': { element: Element; error: SmError }
     /**
      * A send() was refused: `pending` stanzas (`bytes` characters of XML) are unacknowledged,
@@ -141,7 +145,7 @@ export interface SmApi {
   /**
    * A JSON-serializable snapshot of a resumable session (id, counters, unacknowledged
    * stanzas), for another connection, or another process, to resume it with importState().
-   * undefined when the session is not resumable. Read-only: this connection still reports the
+   * undefined when the session is not resumable. The stanzas are the XML that was written. Read-only: this connection still reports the
    * stanzas' outcomes as it sees them.
    */
   exportState(): SmSnapshot | undefined
