@@ -66,7 +66,9 @@ const text = `# Benchmark results
 Full \`pnpm bench\` runs, one per Node version, assembled by \`results.mjs\` (see
 [README.md](README.md) for what each figure measures and how to reproduce). Each cell of the
 summary is the ratio ours/xmpp.js of the medians (✓ target met, ✗ not met); the sections below
-give each run's medians with min..max over its repetitions.
+give each run's medians with min..max over its repetitions. Stream management (issue 11: send
+rate and peak RSS with SM on / off for both clients, acking a backlog, socket loss to resumed
+against Prosody) is measured by \`sm.mjs\`: see [SM-RESULTS.md](SM-RESULTS.md).
 
 ${(args.note ?? []).map((n) => `> ${n}`).join('\n>\n')}
 

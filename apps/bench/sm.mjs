@@ -4,18 +4,21 @@
 // 1. send rate and peak RSS with SM off and on, ours and xmpp.js, against server.mjs in send
 //    mode (with --sm it offers <sm/> and answers <enable/> and <r/>); xmpp.js enables SM by
 //    itself when offered, ours with the @xep/0198-sm plugin. Repetitions alternate the four
-//    cases; medians. Ours with SM on: send() settles once written (the default
-//    `settle: 'written'`), and the app waits for acks whenever 5,000 stanzas are in flight
-//    (half the queue bound; clients/ours.mjs).
+//    cases; medians, with the client's CPU per 100k sent. Ours with SM on: send() settles
+//    once written (the default `settle: 'written'`), and the app pauses at 2,000 stanzas in
+//    flight until acks bring them under 1,000 (the queue holds 10,000; clients/ours.mjs).
 // 2. acking a backlog: in-process, k stanzas sent with SM on and no ack requested, then one
 //    <a h='k'/>: the time to process it (it settles k send() promises), for k = 25k, 50k, 100k.
 //    Linear in k means the time per stanza stays flat.
 //
 // 3. pipelined (ours only, in this process): N messages sent without awaiting each batch,
-//    then every send() awaited (SM on: all acknowledged) and the server's count: the cost of
-//    SM's bookkeeping without the per-batch round trip of (1).
+//    then every send() awaited and the server's count: the cost of SM's bookkeeping without
+//    the app's pacing of (1).
 //
-//   node apps/bench/sm.mjs [--n 100000] [--reps 3] [--only send,backlog,pipelined]
+// 4. resume: resume.mjs (socket loss to resumed, against the project's Prosody), its line as is.
+//
+//   node apps/bench/sm.mjs [--n 100000] [--reps 3] [--only send,backlog,pipelined,resume]
+//                          [--out FILE]   (also writes the tables as markdown, e.g. SM-RESULTS.md)
 // Run `pnpm build` first (the clients import the built packages).
 import { spawn, spawnSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
@@ -29,11 +32,18 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '3' },
     only: { type: 'string', default: 'send,backlog,pipelined' },
     verbose: { type: 'boolean', default: false },
+    out: { type: 'string' },
   },
 })
 const N = Number(args.n)
 const REPS = Number(args.reps)
 const only = new Set(args.only.split(','))
+/** Everything printed, for --out. */
+const lines = []
+const print = (text) => {
+  console.log(text)
+  lines.push(text)
+}
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
   const m = s.length >> 1
@@ -111,17 +121,22 @@ if (only.has('send')) {
       }
     }
   }
-  console.log(`send, ${N} chat messages (batches of 100 awaited), median of ${REPS}:`)
-  console.log('| client | SM | msg/s | peak RSS MB | rate SM on / off | RSS SM on / off |')
-  console.log('|---|---|---|---|---|---|')
+  print(`send, ${N} chat messages (batches of 100 awaited), median of ${REPS}:\n`)
+  print(
+    '| client | SM | msg/s | CPU s per 100k | peak RSS MB | rate SM on / off (target ≥ 0.90) | RSS SM on / off (target < 2) |',
+  )
+  print('|---|---|---|---|---|---|---|')
   for (const client of ['ours', 'xmppjs']) {
     const off = results.get(`${client}/false`)
     const on = results.get(`${client}/true`)
     const rate = (rs) => median(rs.map((r) => r.rate))
     const rss = (rs) => median(rs.map((r) => r.maxRssMB))
-    console.log(`| ${client} | off | ${rate(off).toFixed(0)} | ${rss(off).toFixed(1)} | | |`)
-    console.log(
-      `| ${client} | on | ${rate(on).toFixed(0)} | ${rss(on).toFixed(1)} | ${(rate(on) / rate(off)).toFixed(2)} | ${(rss(on) / rss(off)).toFixed(2)} |`,
+    const cpu = (rs) => median(rs.map((r) => r.cpuPer100k))
+    print(
+      `| ${client} | off | ${rate(off).toFixed(0)} | ${cpu(off).toFixed(3)} | ${rss(off).toFixed(1)} | | |`,
+    )
+    print(
+      `| ${client} | on | ${rate(on).toFixed(0)} | ${cpu(on).toFixed(3)} | ${rss(on).toFixed(1)} | ${(rate(on) / rate(off)).toFixed(2)} | ${(rss(on) / rss(off)).toFixed(2)} |`,
     )
   }
 }
@@ -131,9 +146,11 @@ if (only.has('backlog')) {
   const { MemoryPeer } = await import('@core/connection/testing')
   const { xml } = await import('@core/xml')
   const { sm } = await import('@xep/0198-sm')
-  console.log('\nacking a backlog with one <a/> (in-process), median of 5:')
-  console.log('| backlog | ms | µs per stanza |')
-  console.log('|---|---|---|')
+  print(
+    '\nacking a backlog with one <a/> (in-process), median of 5 (linear: µs per stanza flat):\n',
+  )
+  print('| backlog | ms | µs per stanza |')
+  print('|---|---|---|')
   for (const k of [25_000, 50_000, 100_000]) {
     const times = []
     for (let rep = 0; rep < 5; rep++) {
@@ -146,6 +163,8 @@ if (only.has('backlog')) {
             requestEvery: Number.MAX_SAFE_INTEGER,
             requestAfter: 3_600_000,
             queueLimit: k,
+            // Each send() settles on its ack: the <a/> settles k promises.
+            settle: 'acked',
           }),
         ],
       })
@@ -166,7 +185,7 @@ if (only.has('backlog')) {
       await conn.dispose()
     }
     const ms = median(times)
-    console.log(`| ${k} | ${ms.toFixed(1)} | ${((ms * 1000) / k).toFixed(2)} |`)
+    print(`| ${k} | ${ms.toFixed(1)} | ${((ms * 1000) / k).toFixed(2)} |`)
   }
 }
 if (only.has('pipelined')) {
@@ -212,9 +231,24 @@ if (only.has('pipelined')) {
   }
   const off = median(rates.off)
   const on = median(rates.on)
-  console.log(`\npipelined send, ours, ${N} messages, median of ${REPS}:`)
-  console.log(`| SM off msg/s | SM on msg/s | on / off |`)
-  console.log('|---|---|---|')
-  console.log(`| ${off.toFixed(0)} | ${on.toFixed(0)} | ${(on / off).toFixed(2)} |`)
+  print(`\npipelined send, ours, ${N} messages, median of ${REPS}:\n`)
+  print(`| SM off msg/s | SM on msg/s | on / off |`)
+  print('|---|---|---|')
+  print(`| ${off.toFixed(0)} | ${on.toFixed(0)} | ${(on / off).toFixed(2)} |`)
+}
+if (only.has('resume')) {
+  const res = spawnSync(process.execPath, [join(HERE, 'resume.mjs'), '--reps', '20'], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  })
+  const last = (res.stdout ?? '').trim().split('\n').pop() ?? ''
+  if (res.status !== 0) throw new Error(`resume.mjs failed:\n${res.stderr}${res.stdout}`)
+  print(`\n${last}`)
+}
+if (args.out) {
+  const { writeFileSync } = await import('node:fs')
+  const header = `# Stream management figures\n\n\`node apps/bench/sm.mjs --only ${args.only} --reps ${REPS} --out ${args.out}\` on ${process.version}, ${new Date().toISOString().slice(0, 16)} UTC (2 shared cores: throughput swings; CPU per 100k is the steadier read).\n\n`
+  writeFileSync(args.out, `${header}${lines.join('\n')}\n`)
+  console.error(`sm: written to ${args.out}`)
 }
 process.exit(0)

@@ -5,6 +5,10 @@ import { memoryScramCache } from '@client/sasl'
 import { xml } from '@core/xml'
 import { sm } from '@xep/0198-sm'
 
+/** Stream management pacing (below): pause at SM_HIGH unacknowledged stanzas, go on under SM_LOW. */
+const SM_HIGH = 2_000
+const SM_LOW = 1_000
+
 /** The app's SCRAM cache, seeded once per process with the salted password it was given. */
 let scramCache
 
@@ -52,19 +56,27 @@ export function create(config) {
   }
   // With stream management, every stanza stays queued until the server acknowledged it, and
   // the queue is bounded (queueLimit, 10,000 by default: past it send() rejects queue-full).
-  // An app that streams many stanzas keeps within it by waiting for the acks once half of it
-  // is in flight, as this one does.
+  // An app that streams many stanzas keeps within it by pausing at a high-water mark of
+  // unacknowledged stanzas (SM_HIGH) until acks bring them under SM_LOW, as this one does:
+  // one waiter asks for acks (requestAck()) while the others wait on it. Pausing until
+  // everything is acked (allAcked()) would stop the pipe every time.
   const smApi = config.sm ? client.plugins.sm : undefined
+  let room
+  const waitForRoom = async () => {
+    while (smApi.pending >= SM_LOW) await smApi.requestAck()
+    room = undefined
+  }
   const message = (to, body) =>
     client.send(xml('message', { to, type: 'chat' }, xml('body', null, body)))
   return {
     connect: () => client.connect(),
     presence: () => client.send(xml('presence')),
     message: smApi
-      ? (to, body) =>
-          smApi.pending >= 5_000
-            ? smApi.allAcked().then(() => message(to, body))
-            : message(to, body)
+      ? (to, body) => {
+          if (smApi.pending < SM_HIGH) return message(to, body)
+          room ??= waitForRoom()
+          return room.then(() => message(to, body))
+        }
       : message,
     ping: () => client.plugins.ping.ping(),
     close: () => client.disconnect(),

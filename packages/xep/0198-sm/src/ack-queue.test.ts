@@ -4,22 +4,24 @@ import { AckQueue, Held } from './ack-queue.js'
 import { advance, distance, parseUnsignedInt } from './counter.js'
 
 describe('AckQueue', () => {
-  test('keeps order across growth and wrap-around of its ring', () => {
+  test('keeps order across growth and wrap-around of its ring, XML-only and Held entries mixed', async () => {
     const q = new AckQueue(4)
-    const out: Held[] = []
+    const acked: Held[] = []
     let next = 0
     let expected = 0
     for (let round = 0; round < 50; round++) {
       for (let i = 0; i < (round % 7) + 1; i++) {
-        q.push(new Held(xml('message', { id: String(next++) }), 0))
+        const id = String(next++)
+        if (next % 3 === 0) {
+          const held = new Held(xml('message', { id }), undefined, 0)
+          acked.push(held)
+          q.push(held)
+        } else q.push(`<message id="${id}"/>`)
         q.written++
       }
-      q.shift(round % 3, out)
-      for (const h of out) {
-        expect(h.element.attrs.id).toBe(String(expected++))
-        h.acked()
-      }
-      out.length = 0
+      const n = Math.min(round % 3, q.size)
+      q.ack(n)
+      expected += n
     }
     expect(q.size).toBe(next - expected)
     expect(q.at(0)?.element.attrs.id).toBe(String(expected))
@@ -28,24 +30,51 @@ describe('AckQueue', () => {
       Array.from({ length: next - expected }, (_, i) => expected + i),
     )
     expect(q.size).toBe(0)
+    expect(q.bytes).toBe(0)
     expect(q.written).toBe(0)
+    // The Held entries acknowledged before the drain were told so.
+    const before = acked.filter((h) => Number(h.element.attrs.id) < expected)
+    expect(before.length).toBeGreaterThan(0)
+    await Promise.all(before.map((h) => expect(h.promise).resolves.toBeUndefined()))
   })
 
-  test('written counts the oldest entries; shifting takes from them', () => {
+  test('bytes is the length of the XML held: added on push, taken off on ack and drain', () => {
     const q = new AckQueue()
-    for (let i = 0; i < 5; i++) q.push(new Held(xml('message'), 0))
+    q.push('<message id="1"/>')
+    q.push(new Held(xml('message', { id: '22' }), undefined, 0))
+    expect(q.bytes).toBe('<message id="1"/>'.length + '<message id="22"/>'.length)
+    q.written = 2
+    q.ack(1)
+    expect(q.bytes).toBe('<message id="22"/>'.length)
+    q.drain()
+    expect(q.bytes).toBe(0)
+  })
+
+  test('written counts the oldest entries; acknowledging takes from them', () => {
+    const q = new AckQueue()
+    for (let i = 0; i < 5; i++) q.push('<message/>')
     q.written = 3
-    expect(q.unwritten).toBe(2)
-    q.shift(2, [])
+    q.ack(2)
     expect(q.written).toBe(1)
     expect(q.size).toBe(3)
   })
 
+  test('an entry kept as XML reads back as the stanza written, and stays a Held from then on', () => {
+    const q = new AckQueue()
+    q.push('<message to="a@b" id="x"><body>hi &amp; bye</body></message>')
+    const held = q.at(0) as Held
+    expect(held.element.attrs).toMatchObject({ to: 'a@b', id: 'x' })
+    expect(held.element.getChildText('body')).toBe('hi & bye')
+    expect(q.at(0)).toBe(held)
+    expect(held.data).toBe('<message to="a@b" id="x"><body>hi &amp; bye</body></message>')
+  })
+
   test('a delivery promise settles once: acked or failed', async () => {
-    const a = new Held(xml('message'), 0)
-    const b = new Held(xml('message'), 0)
+    const a = new Held(xml('message'), undefined, 0)
+    const b = new Held(xml('message'), undefined, 0)
     a.acked()
     b.failed(new Error('lost'))
+    b.acked()
     await expect(a.promise).resolves.toBeUndefined()
     await expect(b.promise).rejects.toThrow('lost')
   })

@@ -1,32 +1,24 @@
-import type { xml } from '@core/xml'
+import { serialize, type xml } from '@core/xml'
 import { parseStanzas } from './snapshot.js'
 
 type Element = ReturnType<typeof xml>
 
-/** The resolvers of the promise being made (see Held's constructor). */
-const captured: { resolve: () => void; reject: (error: unknown) => void } = {
-  resolve: () => undefined,
-  reject: () => undefined,
-}
-
-function capture(resolve: () => void, reject: (error: unknown) => void): void {
-  captured.resolve = resolve
-  captured.reject = reject
-}
-
 const RESOLVED: Promise<void> = Promise.resolve()
 
 /**
- * One stanza held until the server acknowledges it (or it is reported not delivered). Its
- * promises exist only when someone asks for them: with `settle: 'written'` nobody does for a
- * stanza sent online, so there is no promise per stanza, and a failure nobody awaits is not
- * an unhandled rejection (it goes to the `sm-failed` hook).
+ * One stanza held until the server acknowledges it (or it is reported not delivered), when
+ * the XML written alone is not enough: someone asked for its promises, it waits for a stream
+ * (held for a resumption), or it is being resent, reported or exported. Its promises exist
+ * only when asked for, so a failure nobody awaits is not an unhandled rejection (it goes to
+ * the `sm-failed` hook).
  */
 export class Held {
-  /** When send() took it (ms since the epoch), for a later XEP-0203 delay stamp. */
+  /** When send() took it (ms since the epoch; 0: not known), for an XEP-0203 delay stamp. */
   readonly time: number
+  /** The length of its XML, counted against the queue's byte bound (fixed once queued). */
+  readonly size: number
   #element: Element | undefined
-  /** The stanza as written, once compact(): far less heap than its element tree. */
+  /** The stanza as written: far less heap than its element tree. */
   #data: string | undefined
   /** undefined while pending; then 'acked', or the failure. */
   #outcome: 'acked' | { error: unknown } | undefined
@@ -35,9 +27,12 @@ export class Held {
   #written: Deferred | undefined
   #wasWritten = false
 
-  constructor(element: Element, time: number) {
+  /** Either the element (not written yet) or the XML written; `size` from whichever is given. */
+  constructor(element: Element | undefined, data: string | undefined, time: number) {
     this.#element = element
+    this.#data = data
     this.time = time
+    this.size = data?.length ?? serialize(element as Element).length
   }
 
   /** The stanza as it was written (or will be, once there is a stream). */
@@ -52,13 +47,14 @@ export class Held {
     this.#data = undefined
   }
 
-  /**
-   * Keeps the stanza as the XML that was written instead of its element tree. Thousands of
-   * stanzas may wait for their acks: as trees they outlive V8's young generation and make
-   * every collection copy them; as one string each they cost a fraction of that.
-   */
+  /** The XML of the stanza: as written, or serialized from its element. */
+  get data(): string {
+    return this.#data ?? serialize(this.#element as Element)
+  }
+
+  /** Keeps the stanza as the XML that was written instead of its element tree. */
   compact(data: string): void {
-    this.#data = data
+    this.#data = flatten(data)
     this.#element = undefined
   }
 
@@ -67,7 +63,7 @@ export class Held {
     const outcome = this.#outcome
     if (outcome === 'acked') return RESOLVED
     if (outcome) return Promise.reject(outcome.error)
-    this.#acked ??= new Deferred()
+    this.#acked ??= deferred()
     return this.#acked.promise
   }
 
@@ -75,7 +71,7 @@ export class Held {
   get writtenPromise(): Promise<void> {
     if (this.#wasWritten || this.#outcome === 'acked') return RESOLVED
     if (this.#outcome) return Promise.reject(this.#outcome.error)
-    this.#written ??= new Deferred()
+    this.#written ??= deferred()
     return this.#written.promise
   }
 
@@ -99,27 +95,50 @@ export class Held {
   }
 }
 
-/** A promise with its resolvers; one shared executor rather than a closure per instance. */
-class Deferred {
-  readonly promise: Promise<void>
-  readonly resolve: () => void
-  readonly reject: (error: unknown) => void
-  constructor() {
-    this.promise = new Promise<void>(capture)
-    this.resolve = captured.resolve
-    this.reject = captured.reject
-  }
+interface Deferred {
+  promise: Promise<void>
+  resolve: () => void
+  reject: (error: unknown) => void
 }
+
+/** A promise with its resolvers (made only for a stanza someone waits on). */
+function deferred(): Deferred {
+  let resolve!: () => void
+  let reject!: (error: unknown) => void
+  const promise = new Promise<void>((y, n) => {
+    resolve = y
+    reject = n
+  })
+  return { promise, resolve, reject }
+}
+
+/**
+ * The serializer builds its output by concatenation: V8 keeps such a string as a tree of
+ * pieces until something reads it by index. A stanza kept until its ack would keep that whole
+ * tree alive through garbage collections; reading one character makes V8 flatten it into one
+ * piece (measured in apps/bench sm.mjs: the per-stanza cost of stream management).
+ */
+function flatten(data: string): string {
+  data.charCodeAt(0)
+  return data
+}
+
+/** A queue entry: the XML written (the common case, nothing else needed), or a Held. */
+type Entry = string | Held
 
 /**
  * The stanzas not yet acknowledged, oldest first: a ring buffer, so that acknowledging k
  * stanzas costs O(k) whatever the backlog (an `Array.shift()` per ack costs O(backlog) each).
- * The first `written` entries went out on the current stream; the rest wait for one.
+ * The first `written` entries went out on the current stream; the rest wait for one. A stanza
+ * written online with nobody waiting on it is kept as its XML alone, one string per stanza; it
+ * becomes a Held when it is resent, reported or exported.
  */
 export class AckQueue {
-  #items: (Held | undefined)[]
+  #items: (Entry | undefined)[]
   #head = 0
   #size = 0
+  /** The length of the XML held, in characters (bytes for ASCII), for the byte bound. */
+  bytes = 0
   /** How many of the oldest entries were written on the current stream. */
   written = 0
 
@@ -131,48 +150,52 @@ export class AckQueue {
     return this.#size
   }
 
-  /** Entries not written yet (held while there was no stream). */
-  get unwritten(): number {
-    return this.#size - this.written
-  }
-
-  push(item: Held): void {
-    if (this.#size === this.#items.length) this.#grow()
-    this.#items[(this.#head + this.#size) % this.#items.length] = item
-    this.#size++
-  }
-
-  /** The entry at `index` from the oldest. */
-  at(index: number): Held | undefined {
-    if (index < 0 || index >= this.#size) return undefined
-    return this.#items[(this.#head + index) % this.#items.length]
-  }
-
-  /** Takes the `n` oldest entries out, oldest first, into `out`. O(n). */
-  shift(n: number, out: Held[]): void {
+  /** Queues a Held, or the XML of a stanza written online with nobody waiting on it. */
+  push(entry: Entry): void {
     const items = this.#items
-    const cap = items.length
-    for (let i = 0; i < n && this.#size > 0; i++) {
-      out.push(items[this.#head] as Held)
+    if (this.#size === items.length) this.#grow()
+    if (typeof entry === 'string') {
+      this.bytes += flatten(entry).length
+    } else this.bytes += entry.size
+    this.#items[(this.#head + this.#size++) % this.#items.length] = entry
+  }
+
+  /** The entry at `index` from the oldest, as a Held (kept as one from now on). */
+  at(index: number): Held {
+    const slot = (this.#head + index) % this.#items.length
+    let entry = this.#items[slot] as Entry
+    if (typeof entry === 'string') this.#items[slot] = entry = new Held(undefined, entry, 0)
+    return entry
+  }
+
+  /** Acknowledges the `n` oldest entries: O(n). */
+  ack(n: number): void {
+    const items = this.#items
+    for (let i = 0; i < n && this.#size > 0; i++, this.#size--) {
+      const entry = items[this.#head] as Entry
+      if (typeof entry === 'string') this.bytes -= entry.length
+      else {
+        this.bytes -= entry.size
+        entry.acked()
+      }
       items[this.#head] = undefined
-      this.#head = (this.#head + 1) % cap
-      this.#size--
+      this.#head = (this.#head + 1) % items.length
       if (this.written > 0) this.written--
     }
-    if (this.#size === 0) this.#head = 0
   }
 
-  /** Takes every entry out, oldest first. */
+  /** Takes every entry out, oldest first, as Held (read back from their XML when asked). */
   drain(): Held[] {
     const out: Held[] = []
-    this.shift(this.#size, out)
-    this.written = 0
+    for (let i = 0; i < this.#size; i++) out.push(this.at(i))
+    this.#items.fill(undefined)
+    this.#size = this.bytes = this.written = 0
     return out
   }
 
   #grow(): void {
     const old = this.#items
-    const next = new Array<Held | undefined>(Math.max(16, old.length * 2))
+    const next = new Array<Entry | undefined>(Math.max(16, old.length * 2))
     for (let i = 0; i < this.#size; i++) next[i] = old[(this.#head + i) % old.length]
     this.#items = next
     this.#head = 0

@@ -23,25 +23,9 @@ export function distance(from: number, to: number): number {
  * does not fit) is undefined: a protocol error for the caller to raise.
  */
 export function parseUnsignedInt(value: unknown): number | undefined {
-  if (typeof value !== 'string') return undefined
-  let start = 0
-  let end = value.length
-  while (start < end && isXmlSpace(value.charCodeAt(start))) start++
-  while (end > start && isXmlSpace(value.charCodeAt(end - 1))) end--
-  if (start < end && value.charCodeAt(start) === 0x2b /* + */) start++
-  if (start === end) return undefined
-  // Leading zeros do not count towards the length limit.
-  while (end - start > 1 && value.charCodeAt(start) === 0x30) start++
-  if (end - start > 10) return undefined
-  let n = 0
-  for (let i = start; i < end; i++) {
-    const digit = value.charCodeAt(i) - 0x30
-    if (digit < 0 || digit > 9) return undefined
-    n = n * 10 + digit
-  }
+  // XML whitespace only (space, tab, LF, CR); ASCII digits only (no flag u: \d is [0-9]).
+  const match = typeof value === 'string' ? /^[ \t\n\r]*\+?(\d+)[ \t\n\r]*$/.exec(value) : null
+  if (!match) return undefined
+  const n = Number(match[1])
   return n < COUNTER_MODULUS ? n : undefined
-}
-
-function isXmlSpace(c: number): boolean {
-  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
 }

@@ -57,7 +57,11 @@ async function online(
 
 /** Online with settle 'written', one stanza `before` sent and read, then the socket dropped. */
 async function droppedAfterOne() {
-  const ctx = await online({ settle: 'written' })
+  return droppedAfterOneWith({})
+}
+
+async function droppedAfterOneWith(options: Partial<SmOptions>) {
+  const ctx = await online({ settle: 'written', ...options })
   await ctx.conn.send(msg('before'))
   await take(ctx.peer, 1)
   ctx.peer.close(new Error('ECONNRESET'))
@@ -311,6 +315,50 @@ describe('acks (XEP-0198 §4)', () => {
     await take(peer, 1)
     peer.send(`<a xmlns='${NS_SM}' h='3'/>`)
     await c
+  })
+
+  test('the queue is bounded in bytes too: past queueBytes of held XML send() rejects queue-full', async () => {
+    const { peer, conn } = await online({ queueBytes: 250, requestEvery: 100, settle: 'written' })
+    const full: { pending: number; bytes: number; byteLimit: number }[] = []
+    conn.hooks.on('sm-queue-full', ({ pending, bytes, byteLimit }) => {
+      full.push({ pending, bytes, byteLimit })
+    })
+    const big = (id: string) =>
+      xml('message', { to: 'romeo@example.com', id }, xml('body', {}, 'x'.repeat(100)))
+    await conn.send(big('1'))
+    await conn.send(big('2'))
+    // Two stanzas of about 150 characters each are held: past 250, the third is refused.
+    await expect(conn.send(big('3'))).rejects.toMatchObject({ code: 'queue-full' })
+    expect(full).toHaveLength(1)
+    expect(full[0]?.pending).toBe(2)
+    expect(full[0]?.bytes).toBeGreaterThanOrEqual(250)
+    expect(full[0]?.byteLimit).toBe(250)
+    expect(conn.plugins.sm.pending).toBe(2)
+    // What the server got: the two accepted, never the refused one.
+    const received = await take(peer, 2)
+    expect(received.map((el) => el.attrs.id)).toEqual(['1', '2'])
+    // Acks free the room, and the held bytes with it.
+    peer.send(`<a xmlns='${NS_SM}' h='2'/>`)
+    await conn.plugins.sm.allAcked()
+    await conn.send(big('3'))
+    expect((await take(peer, 1)).map((el) => el.attrs.id)).toEqual(['3'])
+    await conn.disconnect()
+  })
+
+  test('stanzas held for a resumption count against queueBytes too', async () => {
+    const { peer, conn } = await droppedAfterOneWith({ queueBytes: 300 })
+    const big = xml(
+      'message',
+      { to: 'romeo@example.com', id: 'h' },
+      xml('body', {}, 'y'.repeat(200)),
+    )
+    const held = conn.send(big)
+    await expect(conn.send(msg('refused'))).rejects.toMatchObject({ code: 'queue-full' })
+    await resumeWithNothingAcked(peer, conn)
+    await held
+    const ids = (await take(peer, 2)).map((el) => el.attrs.id)
+    expect(ids).toEqual(['before', 'h'])
+    await conn.disconnect()
   })
 })
 

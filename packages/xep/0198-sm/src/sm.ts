@@ -7,11 +7,10 @@ import {
   type Next,
   type OutboundContext,
   type PluginContext,
-  type StreamFeature,
 } from '@core/connection'
 import { StreamError, type XMPPError } from '@core/errors'
 import { JID } from '@core/jid'
-import { serialize, xml } from '@core/xml'
+import { xml } from '@core/xml'
 type Element = ReturnType<typeof xml>
 import { AckQueue, Held } from './ack-queue.js'
 import { advance, distance, parseUnsignedInt } from './counter.js'
@@ -45,8 +44,8 @@ export interface SmOptions {
   /** Send `<r/>` once this many stanzas were written since the last request. Default 100. */
   requestEvery: number
   /**
-   * Send `<r/>` this many milliseconds after a write, while stanzas are unacknowledged and
-   * none was requested since. Bounds how long `await send()` waits for its ack. Default 200.
+   * Send `<r/>` within this many milliseconds of a write, while stanzas are unacknowledged
+   * and none was requested since. Bounds how long `await send()` waits for its ack. Default 200.
    */
   requestAfter: number
   /**
@@ -54,6 +53,12 @@ export interface SmOptions {
    * rejects with SmError `queue-full` and the `sm-queue-full` hook fires. Default 10,000.
    */
   queueLimit: number
+  /**
+   * The most XML held unacknowledged, in characters of the stanzas as written (bytes for
+   * ASCII): a send() while the held XML is at or past it rejects with SmError `queue-full` and
+   * the `sm-queue-full` hook fires. Default 4 MiB (4,194,304).
+   */
+  queueBytes: number
   /**
    * What becomes of unacknowledged stanzas when the server refuses to resume: `fail` reports
    * each as not delivered (send() rejects, `sm-failed`); `resend` sends messages and presences
@@ -84,6 +89,7 @@ const DEFAULTS: SmOptions = {
   requestEvery: 100,
   requestAfter: 200,
   queueLimit: 10_000,
+  queueBytes: 4_194_304,
   onResumeFailed: 'fail',
   enableTimeout: undefined,
   resumeTimeout: undefined,
@@ -102,10 +108,17 @@ declare module '@core/connection' {
     }
     /** The session was resumed (XEP-0198 §5); `resent` stanzas were sent again. */
     'sm-resumed': { resent: number }
-    /** A stanza sent with stream management on was not delivered (its send() rejects too). */
+    /**
+     * A stanza sent with stream management on was not delivered (with `settle: 'acked'` its
+     * send() rejects too). `element` is read back from the XML written: the same content as
+     * the stanza sent, not the same object.
+     */
     'sm-failed': { element: Element; error: SmError }
-    /** A send() was refused: `limit` stanzas are unacknowledged. */
-    'sm-queue-full': { limit: number }
+    /**
+     * A send() was refused: `pending` stanzas (`bytes` characters of XML) are unacknowledged,
+     * at or past `queueLimit` (`limit`) or `queueBytes` (`byteLimit`).
+     */
+    'sm-queue-full': { limit: number; byteLimit: number; pending: number; bytes: number }
   }
 }
 
@@ -132,7 +145,7 @@ export interface SmApi {
   /**
    * A JSON-serializable snapshot of a resumable session (id, counters, unacknowledged
    * stanzas), for another connection, or another process, to resume it with importState().
-   * undefined when the session is not resumable. Read-only: this connection still reports the
+   * undefined when the session is not resumable. The stanzas are the XML that was written. Read-only: this connection still reports the
    * stanzas' outcomes as it sees them.
    */
   exportState(): SmSnapshot | undefined
@@ -221,14 +234,32 @@ class StreamManager implements SmApi {
   /** One `<r/>` and one `<a/>`, reused: the serializer reads them when they are sent. */
   readonly #request = xml('r', { xmlns: NS_SM })
   readonly #answer = xml('a', { xmlns: NS_SM, h: '0' })
-  readonly #scratch: Held[] = []
 
   constructor(ctx: PluginContext, options: SmOptions) {
     this.#ctx = ctx
     this.#conn = ctx.connection
     this.#options = options
-    ctx.feature(new ResumeFeature(this))
-    ctx.feature(new EnableFeature(this))
+    // Resumption (XEP-0198 §5), before binding. Not 'done': binding still runs and skips
+    // itself when nc.resumed is set.
+    ctx.feature({
+      name: 'sm-resume',
+      priority: FeaturePriority.RESUME,
+      applies: (features) => this.#canResume(features),
+      negotiate: async (_features, nc) => {
+        await this.#resume(nc)
+        return 'continue'
+      },
+    })
+    // Enabling (XEP-0198 §3), after binding.
+    ctx.feature({
+      name: 'sm-enable',
+      priority: FeaturePriority.SM_ENABLE,
+      applies: (features, nc) => this.#enableApplies(features, nc),
+      negotiate: async (features, nc) => {
+        await this.#enable(features, nc)
+        return 'continue'
+      },
+    })
     // Outermost inbound: <r/> and <a/> are ours whatever else is registered.
     ctx.inbound((c, next) => this.#onInbound(c, next), { priority: Number.MIN_SAFE_INTEGER })
     // Innermost outbound: what it sees is what is written, in write order.
@@ -298,9 +329,7 @@ class StreamManager implements SmApi {
   exportState(): SmSnapshot | undefined {
     if (this.#state === 'off' || this.#id === undefined) return undefined
     const unacked: string[] = []
-    for (let i = 0; i < this.#queue.size; i++) {
-      unacked.push(serialize((this.#queue.at(i) as Held).element))
-    }
+    for (let i = 0; i < this.#queue.size; i++) unacked.push(this.#queue.at(i).data)
     return {
       version: 1,
       id: this.#id,
@@ -344,7 +373,7 @@ class StreamManager implements SmApi {
     this.#inboundStream = 0
     const promises: Promise<void>[] = []
     for (const element of elements) {
-      const held = new Held(element, Date.now())
+      const held = new Held(element, undefined, Date.now())
       // Its failure also goes to sm-failed: a caller that drops these promises loses nothing.
       held.promise.then(undefined, reportedThroughHook)
       this.#queue.push(held)
@@ -366,12 +395,33 @@ class StreamManager implements SmApi {
         new SmError('not-enabled', 'stream management is not enabled on an online stream'),
       )
     }
-    const signal = options.signal
+    const waiting = this.#wait(false, options.signal)
+    if (!options.signal?.aborted) this.#sendRequest()
+    return waiting
+  }
+
+  probe(signal?: AbortSignal): Promise<void> {
+    return this.requestAck(signal ? { signal } : {}).then(ignoreValue)
+  }
+
+  allAcked(signal?: AbortSignal): Promise<void> {
+    if (this.#queue.size === 0) return Promise.resolve()
+    if (this.#state === 'off') {
+      return Promise.reject(new SmError('not-enabled', 'stream management is not enabled'))
+    }
+    const waiting = this.#wait(true, signal).then(ignoreValue)
+    if (!signal?.aborted) this.#sendRequest()
+    return waiting
+  }
+
+  /** Waits on the next `<a/>` (or, `drain`, on an empty queue); `signal` takes it off the list. */
+  #wait(drain: boolean, signal: AbortSignal | undefined): Promise<number> {
     if (signal?.aborted) return Promise.reject(abortReason(signal))
     return new Promise<number>((resolve, reject) => {
       const onAbort = () => {
-        const i = this.#ackWaiters.indexOf(waiter)
-        if (i >= 0) this.#ackWaiters.splice(i, 1)
+        const list = drain ? this.#drainWaiters : this.#ackWaiters
+        const i = list.indexOf(waiter)
+        if (i >= 0) list.splice(i, 1)
         reject(abortReason(signal as AbortSignal))
       }
       const waiter: AckWaiter = {
@@ -385,40 +435,7 @@ class StreamManager implements SmApi {
         },
       }
       signal?.addEventListener('abort', onAbort, { once: true })
-      this.#ackWaiters.push(waiter)
-      this.#sendRequest()
-    })
-  }
-
-  probe(signal?: AbortSignal): Promise<void> {
-    return this.requestAck(signal ? { signal } : {}).then(ignoreValue)
-  }
-
-  allAcked(signal?: AbortSignal): Promise<void> {
-    if (this.#queue.size === 0) return Promise.resolve()
-    if (this.#state === 'off') {
-      return Promise.reject(new SmError('not-enabled', 'stream management is not enabled'))
-    }
-    if (signal?.aborted) return Promise.reject(abortReason(signal))
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        const i = this.#drainWaiters.indexOf(waiter)
-        if (i >= 0) this.#drainWaiters.splice(i, 1)
-        reject(abortReason(signal as AbortSignal))
-      }
-      const waiter: AckWaiter = {
-        resolve: () => {
-          signal?.removeEventListener('abort', onAbort)
-          resolve()
-        },
-        reject: (error) => {
-          signal?.removeEventListener('abort', onAbort)
-          reject(error)
-        },
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.#drainWaiters.push(waiter)
-      if (this.#state === 'on' && this.#conn.state === 'online') this.#sendRequest()
+      ;(drain ? this.#drainWaiters : this.#ackWaiters).push(waiter)
     })
   }
 
@@ -442,13 +459,19 @@ class StreamManager implements SmApi {
     if (state === 'off') return next()
     if (state === 'on' && !c.negotiation && this.#conn.state === 'online') {
       this.#checkRoom()
-      const held = new Held(c.element, 0)
       const result = next()
-      if (c.data !== undefined) held.compact(c.data)
       // Written (or the terminal threw and nothing is held): XEP-0198 §4, it counts now.
-      this.#queue.push(held)
+      // The terminal sets data when it writes (it threw otherwise).
+      const data = c.data as string
+      if (this.#options.settle === 'acked') {
+        const held = new Held(undefined, data, 0)
+        this.#queue.push(held)
+        c.delivery = held.promise
+      } else {
+        // Nobody waits on it: the XML written is all there is to keep.
+        this.#queue.push(data)
+      }
       this.#queue.written++
-      if (this.#options.settle === 'acked') c.delivery = held.promise
       this.#afterWrite()
       return result
     }
@@ -456,7 +479,7 @@ class StreamManager implements SmApi {
     if (state === 'detached' || (state === 'on' && this.#conn.state !== 'online')) {
       // XEP-0198 §5: held for the resumption, sent once the session is back.
       this.#checkRoom()
-      const held = new Held(c.element, Date.now())
+      const held = new Held(c.element, undefined, Date.now())
       this.#queue.push(held)
       c.delivery = this.#options.settle === 'acked' ? held.promise : held.writtenPromise
       return
@@ -468,20 +491,25 @@ class StreamManager implements SmApi {
   #writeWaiting(): void {
     const queue = this.#queue
     if (this.#state !== 'on' || queue.written >= queue.size) return
-    for (let i = queue.written; i < queue.size; i++) {
-      const held = queue.at(i) as Held
-      this.#resends.set(held.element, held)
-      this.#conn.send(held.element).then(() => held.written(), this.#onWriteFailed)
-    }
+    for (let i = queue.written; i < queue.size; i++) this.#sendHeld(queue.at(i))
+  }
+
+  /** Sends a held stanza (again): the outbound middleware files it back as written. */
+  #sendHeld(held: Held, nc?: NegotiationContext): void {
+    const element = held.element
+    this.#resends.set(element, held)
+    ;(nc ?? this.#conn).send(element).then(() => held.written(), this.#onWriteFailed)
   }
 
   #checkRoom(): void {
-    const limit = this.#options.queueLimit
-    if (this.#queue.size < limit) return
-    void this.#conn.hooks.emit('sm-queue-full', { limit })
+    const { queueLimit: limit, queueBytes: byteLimit } = this.#options
+    const pending = this.#queue.size
+    const bytes = this.#queue.bytes
+    if (pending < limit && bytes < byteLimit) return
+    void this.#conn.hooks.emit('sm-queue-full', { limit, byteLimit, pending, bytes })
     throw new SmError(
       'queue-full',
-      `${limit} stanzas are unacknowledged (queueLimit): wait for acks (allAcked()) before sending more`,
+      `${pending} stanzas (${bytes} characters) unacknowledged (queueLimit ${limit}, queueBytes ${byteLimit}): wait for acks`,
     )
   }
 
@@ -492,11 +520,10 @@ class StreamManager implements SmApi {
       this.#sendRequest()
       return
     }
+    // One timer at a time, left running across requests (not one per request): when it
+    // fires, it asks only if something was written since the last request.
     if (this.#requestTimer === undefined) {
-      this.#requestTimer = this.#ctx.setTimeout(() => {
-        this.#requestTimer = undefined
-        if (this.#sinceRequest > 0 && this.#queue.written > 0) this.#sendRequest()
-      }, this.#options.requestAfter)
+      this.#requestTimer = this.#ctx.setTimeout(this.#onRequestTimer, this.#options.requestAfter)
     }
   }
 
@@ -504,11 +531,12 @@ class StreamManager implements SmApi {
     // While a resumption is negotiated, the request waits for 'online' (see there).
     if (this.#state !== 'on' || this.#conn.state !== 'online') return
     this.#sinceRequest = 0
-    if (this.#requestTimer !== undefined) {
-      this.#ctx.clearTimeout(this.#requestTimer)
-      this.#requestTimer = undefined
-    }
     this.#conn.send(this.#request).then(undefined, this.#onWriteFailed)
+  }
+
+  readonly #onRequestTimer = (): void => {
+    this.#requestTimer = undefined
+    if (this.#sinceRequest > 0 && this.#queue.written > 0) this.#sendRequest()
   }
 
   /** A nonza that could not be written: the stream is ending, whose end is reported anyway. */
@@ -575,10 +603,7 @@ class StreamManager implements SmApi {
     }
     this.#acked = h
     if (n === 0) return true
-    const done = this.#scratch
-    this.#queue.shift(n, done)
-    for (let i = 0; i < done.length; i++) (done[i] as Held).acked()
-    done.length = 0
+    this.#queue.ack(n)
     if (this.#queue.size === 0 && this.#drainWaiters.length > 0) {
       const waiters = this.#drainWaiters
       this.#drainWaiters = []
@@ -650,7 +675,7 @@ class StreamManager implements SmApi {
     )
   }
 
-  get expired(): boolean {
+  get #expired(): boolean {
     return Date.now() >= this.#expiresAt
   }
 
@@ -708,18 +733,18 @@ class StreamManager implements SmApi {
   // --- Negotiation -----------------------------------------------------------------------
 
   /** Whether a resumption may be tried with these features. */
-  canResume(features: Element): boolean {
+  #canResume(features: Element): boolean {
     return (
       this.#state === 'detached' &&
       this.#id !== undefined &&
-      !this.expired &&
+      !this.#expired &&
       features.getChild('sm', NS_SM) !== undefined &&
       features.getChild('mechanisms', NS_SASL) === undefined
     )
   }
 
   /** XEP-0198 §5: `<resume previd h/>` before binding. */
-  async resume(nc: NegotiationContext): Promise<void> {
+  async #resume(nc: NegotiationContext): Promise<void> {
     const previd = this.#id as string
     // h counts what was handled: let stanzas still in handlers finish first (bounded).
     await this.#ctx.inboundSettled(this.#options.settleTimeout)
@@ -765,11 +790,7 @@ class StreamManager implements SmApi {
     const queue = this.#queue
     queue.written = 0
     const n = queue.size
-    for (let i = 0; i < n; i++) {
-      const held = queue.at(i) as Held
-      this.#resends.set(held.element, held)
-      nc.send(held.element).then(() => held.written(), this.#onWriteFailed)
-    }
+    for (let i = 0; i < n; i++) this.#sendHeld(queue.at(i), nc)
     this.#resent += n
     return n
   }
@@ -812,7 +833,7 @@ class StreamManager implements SmApi {
   }
 
   /** Whether a fresh session's features call for the enable feature. */
-  enableApplies(features: Element, nc: NegotiationContext): boolean {
+  #enableApplies(features: Element, nc: NegotiationContext): boolean {
     if (nc.resumed) return false
     const bound = features.getChild('bind', NS_BIND) !== undefined
     const offered = features.getChild('sm', NS_SM) !== undefined
@@ -820,14 +841,14 @@ class StreamManager implements SmApi {
   }
 
   /** XEP-0198 §3: `<enable/>` after binding. */
-  async enable(features: Element, nc: NegotiationContext): Promise<void> {
+  async #enable(features: Element, nc: NegotiationContext): Promise<void> {
     if (nc.resumed) return
     if (this.#state === 'detached') {
       // The resumption was not tried (expired, or no <sm/> offered): the old session is lost.
       this.#abandon(
         new SmError(
-          this.expired ? 'session-expired' : 'resume-failed',
-          this.expired
+          this.#expired ? 'session-expired' : 'resume-failed',
+          this.#expired
             ? 'the session expired before it could be resumed'
             : 'resumption was not offered',
         ),
@@ -895,45 +916,9 @@ class StreamManager implements SmApi {
       ]
       held.element = copy
       this.#queue.push(held)
-      this.#resends.set(copy, held)
-      nc.send(copy).then(() => held.written(), this.#onWriteFailed)
+      this.#sendHeld(held, nc)
     }
     this.#resent += items.length
-  }
-}
-
-/** Resumption (XEP-0198 §5), before binding. */
-class ResumeFeature implements StreamFeature {
-  readonly name = 'sm-resume'
-  readonly priority = FeaturePriority.RESUME
-  readonly #sm: StreamManager
-  constructor(manager: StreamManager) {
-    this.#sm = manager
-  }
-  applies(features: Element): boolean {
-    return this.#sm.canResume(features)
-  }
-  async negotiate(_features: Element, nc: NegotiationContext): Promise<'continue'> {
-    await this.#sm.resume(nc)
-    // Not 'done': binding still runs and skips itself when nc.resumed is set.
-    return 'continue'
-  }
-}
-
-/** Enabling (XEP-0198 §3), after binding. */
-class EnableFeature implements StreamFeature {
-  readonly name = 'sm-enable'
-  readonly priority = FeaturePriority.SM_ENABLE
-  readonly #sm: StreamManager
-  constructor(manager: StreamManager) {
-    this.#sm = manager
-  }
-  applies(features: Element, nc: NegotiationContext): boolean {
-    return this.#sm.enableApplies(features, nc)
-  }
-  async negotiate(features: Element, nc: NegotiationContext): Promise<'continue'> {
-    await this.#sm.enable(features, nc)
-    return 'continue'
   }
 }
 
@@ -956,14 +941,12 @@ function cappedString(value: unknown): string | undefined {
 export function parseLocation(
   value: string | undefined,
 ): { host: string; port?: number } | undefined {
-  if (value === undefined) return undefined
-  const v6 = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(value)
-  const plain = v6 ? undefined : /^([^\s:/[\]]+)(?::(\d{1,5}))?$/.exec(value)
-  const match = v6 ?? plain
+  // An IPv6 literal in brackets (group 1) or a name / IPv4 address (group 2), then a port.
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:/[\]]+))(?::(\d{1,5}))?$/.exec(value ?? '')
   if (!match) return undefined
-  const host = match[1] as string
-  if (match[2] === undefined) return { host }
-  const port = Number(match[2])
+  const host = (match[1] ?? match[2]) as string
+  if (match[3] === undefined) return { host }
+  const port = Number(match[3])
   return port >= 1 && port <= 65535 ? { host, port } : undefined
 }
 

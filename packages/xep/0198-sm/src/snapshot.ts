@@ -29,16 +29,22 @@ export interface SmSnapshot {
 export function parseStanzas(texts: readonly string[]): Element[] {
   const out: Element[] = []
   let failure: Error | undefined
-  const parser = new StreamParser({
-    streamStart: () => undefined,
-    element: (el) => {
-      out.push(el)
+  // Stanzas we wrote ourselves may be larger than what we accept from a peer.
+  let longest = 1_048_576
+  for (const text of texts) longest = Math.max(longest, String(text).length)
+  const parser = new StreamParser(
+    {
+      streamStart: () => undefined,
+      element: (el) => {
+        out.push(el)
+      },
+      streamEnd: () => undefined,
+      error: (error) => {
+        failure = error
+      },
     },
-    streamEnd: () => undefined,
-    error: (error) => {
-      failure = error
-    },
-  })
+    { maxStanzaSize: longest },
+  )
   parser.write(
     "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
   )
