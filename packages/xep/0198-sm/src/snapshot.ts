@@ -1,4 +1,4 @@
-import { StreamParser, type xml } from '@core/xml'
+import { ElementReader, type xml } from '@core/xml'
 import { SmError } from './errors.js'
 
 type Element = ReturnType<typeof xml>
@@ -25,38 +25,25 @@ export interface SmSnapshot {
   unacked: string[]
 }
 
-/** The stanzas of a snapshot, read with the stream reader (restricted XML, size-limited). */
+/** The stanzas of a snapshot, one per entry, read as restricted XML (size-limited). */
 export function parseStanzas(texts: readonly string[]): Element[] {
   const out: Element[] = []
-  let failure: Error | undefined
   // Stanzas we wrote ourselves may be larger than what we accept from a peer.
   let longest = 1_048_576
   for (const text of texts) longest = Math.max(longest, String(text).length)
-  const parser = new StreamParser(
-    {
-      streamStart: () => undefined,
-      element: (el) => {
-        out.push(el)
-      },
-      streamEnd: () => undefined,
-      error: (error) => {
-        failure = error
-      },
-    },
-    { maxStanzaSize: longest },
-  )
-  parser.write(
-    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
-  )
+  // Each entry is one whole element: the whole-element reader (no stream parser needed).
+  const reader = new ElementReader('jabber:client', { maxStanzaSize: longest })
   for (const text of texts) {
     if (typeof text !== 'string') throw new SmError('protocol', 'a snapshot stanza is not text')
-    parser.write(text)
+    const { elements, error, complete } = reader.read(text)
+    if (error) throw new SmError('protocol', `a snapshot stanza is not XML: ${error.message}`)
+    const el = elements[0]
+    const stanza = el?.name === 'message' || el?.name === 'presence' || el?.name === 'iq'
+    if (!complete || elements.length !== 1 || !stanza) {
+      throw new SmError('protocol', 'a snapshot holds something other than one stanza per entry')
+    }
+    el.parent = null
+    out.push(el)
   }
-  if (failure) throw new SmError('protocol', `a snapshot stanza is not XML: ${failure.message}`)
-  const ok = out.every((el) => el.name === 'message' || el.name === 'presence' || el.name === 'iq')
-  if (!ok || out.length !== texts.length) {
-    throw new SmError('protocol', 'a snapshot holds something other than one stanza per entry')
-  }
-  for (const el of out) el.parent = null
   return out
 }

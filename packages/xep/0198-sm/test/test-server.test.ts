@@ -274,6 +274,18 @@ describe('against @test/server', () => {
       unacked: ['<nope'],
     }
     expect(() => juliet.plugins.sm.importState(bad as never)).toThrow(/not XML|one stanza/)
+    // One stanza per entry, a stanza, and restricted XML.
+    for (const unacked of [
+      ["<message to='a@b'/><message to='a@b'/>"],
+      ["<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"],
+      ['<!DOCTYPE x><message/>'],
+      ['just text'],
+      [''],
+    ]) {
+      expect(() => juliet.plugins.sm.importState({ ...bad, unacked } as never)).toThrow(
+        /not XML|one stanza/,
+      )
+    }
     expect(() => juliet.plugins.sm.importState({ ...bad, version: 2 } as never)).toThrow(/snapshot/)
     await juliet.connect()
     expect(() => juliet.plugins.sm.importState({ ...bad, unacked: [] } as never)).toThrow(
