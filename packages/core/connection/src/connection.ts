@@ -9,7 +9,7 @@ import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from '@core/
 import type { AnyPlugin, ApiOf, ApisOf } from './plugin.js'
 import type { ConnectionState } from './state.js'
 import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
-import type { ConnectTarget, Transport, TransportFactory } from './transport.js'
+import type { ConnectTarget, Transport, TransportEvents, TransportFactory } from './transport.js'
 import { type Framing, type StreamReader, xmlStreamFraming } from './framing.js'
 import { PluginRegistry, type RegistryHost } from './plugin-registry.js'
 import { OutboundWriter, settledOf } from './outbound-writer.js'
@@ -63,6 +63,7 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
 
 const RESOLVED: Promise<void> = Promise.resolve()
 let newStreamEvents: (connection: Connection) => StreamEvents
+let newTransportEvents: (connection: Connection, transport: Transport) => TransportEvents
 let newInternals: (connection: Connection) => InboundSteps & RegistryHost & { endStream(): void }
 
 /**
@@ -304,6 +305,27 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     newStreamEvents = (connection) => new ParserEvents(connection)
 
+    // What a transport reports, as methods of one object (closures here would share the
+    // attempt's scope and keep it alive as long as the transport).
+    class StreamTransportEvents implements TransportEvents {
+      readonly #c: Connection
+      readonly #t: Transport
+      constructor(connection: Connection, transport: Transport) {
+        this.#c = connection
+        this.#t = transport
+      }
+      data(chunk: Uint8Array | string): void {
+        this.#c.#onData(this.#t, chunk)
+      }
+      close(error?: Error): void {
+        this.#c.#onTransportClose(this.#t, error)
+      }
+      drain(): void {
+        if (this.#c.#transport === this.#t) this.#c.#writer.drained()
+      }
+    }
+    newTransportEvents = (connection, transport) => new StreamTransportEvents(connection, transport)
+
     // What the inbound queue, the negotiation waits and the registry call back into.
     class Internals implements InboundSteps, RegistryHost {
       readonly #c: Connection
@@ -468,13 +490,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     )
     try {
       await attempt.race(
-        transport.connect(new Target(this.service, this.domain, host, port, attempt), {
-          data: (chunk) => this.#onData(transport, chunk),
-          close: (error) => this.#onTransportClose(transport, error),
-          drain: () => {
-            if (this.#transport === transport) this.#writer.drained()
-          },
-        }),
+        transport.connect(
+          new Target(this.service, this.domain, host, port, attempt),
+          newTransportEvents(this as unknown as Connection, transport),
+        ),
       )
       clearTimeout(connectTimer)
       this.#setState('negotiating')
@@ -490,6 +509,8 @@ export class Connection<A extends object = Record<string, unknown>> {
       // whose resumption failed): the session now online is a new one, with a new signal.
       if (!nc.resumed && this.#session?.aborted) this.#session = undefined
       this.#setState('online')
+      // Negotiation is over: nothing is aborted through the attempt any more.
+      if (this.#attempt === attempt) this.#attempt = undefined
       for (const element of pending) {
         if (this.#failure) break
         this.#enqueue(element)

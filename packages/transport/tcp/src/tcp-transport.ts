@@ -69,8 +69,11 @@ export class TcpTransport implements Transport {
   #stop: Cancellation | undefined
   /** Unhooks the caller's signal from #stop once the operation is over. */
   #unlink: (() => void) | undefined
-  /** The caller's attempt: ConnectTarget.cancellation when given (cheaper), else its signal. */
-  #attempt: Cancellation | AbortSignal | undefined
+  /**
+   * The caller's signal, while connect() runs. Not kept after: STARTTLS is stopped through
+   * destroy(), and an open transport holds no AbortSignal (idle connections add up).
+   */
+  #attempt: AbortSignal | undefined
   #markClosed: (error: Error | undefined) => void = () => undefined
   #phase: Phase = 'idle'
   #socket: Socket | undefined
@@ -106,19 +109,15 @@ export class TcpTransport implements Transport {
   }
 
   /**
-   * Starts an abortable operation: it is aborted by destroy() (or end()) and by the caller's
-   * signal when connect() was given one, until #endOperation().
+   * Starts an abortable operation: it is aborted by destroy() (or end()) and, during
+   * connect(), by the caller's signal, until #endOperation().
    */
   #beginOperation(): Cancellation {
     const stop = new Cancellation()
     this.#stop = stop
     const attempt = this.#attempt
     if (attempt?.aborted) stop.abort(attempt.reason)
-    else if (attempt instanceof Cancellation) {
-      const onAbort = () => stop.abort(attempt.reason)
-      attempt.onAbort(onAbort)
-      this.#unlink = () => attempt.offAbort(onAbort)
-    } else if (attempt) {
+    else if (attempt) {
       const onAbort = () => stop.abort(attempt.reason)
       attempt.addEventListener('abort', onAbort, { once: true })
       this.#unlink = () => attempt.removeEventListener('abort', onAbort)
@@ -196,6 +195,7 @@ export class TcpTransport implements Transport {
       throw error
     } finally {
       this.#endOperation()
+      this.#attempt = undefined
     }
   }
 
