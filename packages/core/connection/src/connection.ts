@@ -373,8 +373,8 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#inbound = compose(registry.inboundLayers, (ctx) => this.#deliver(ctx))
     this.#outbound = compose(registry.outboundLayers, (ctx) => this.#writeElement(ctx))
     // compose() keeps its own copies; the registration lists are not read again.
-    registry.inboundLayers.length = 0
-    registry.outboundLayers.length = 0
+    registry.inboundLayers = registry.outboundLayers = []
+    registry.features = registry.features.slice()
     this.#handled = registry.handled
     this.#rawTaps = registry.rawTaps
   }
