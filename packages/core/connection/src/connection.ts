@@ -119,7 +119,11 @@ export class Connection<A extends object = Record<string, unknown>> {
   resumable = false
 
   #state: ConnectionState = 'disconnected'
-  readonly #options: ConnectionOptions
+  // What connect() needs of the options (not the options object: it holds the plugin list).
+  readonly #newTransport: TransportFactory
+  readonly #maxRedirects: number
+  readonly #limits: StreamParserOptions | undefined
+  readonly #highWaterBytes: number
   readonly #timeouts: Required<ConnectionTimeouts>
   readonly #registry: PluginRegistry
   /** The registry's taps, read per element once composed. */
@@ -169,7 +173,10 @@ export class Connection<A extends object = Record<string, unknown>> {
   readonly #reportError: (error: Error) => void
 
   constructor(options: ConnectionOptions) {
-    this.#options = options
+    this.#newTransport = options.transport
+    this.#maxRedirects = options.maxRedirects ?? 3
+    this.#limits = options.limits
+    this.#highWaterBytes = options.inboundHighWaterBytes ?? 1_048_576
     this.domain = options.domain
     this.service = options.service
     this.lang = options.lang
@@ -395,7 +402,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         new ConnectionError('not-connected', `connect() called while ${this.#state}`),
       )
     }
-    this.#registry.frozen = true
+    this.#registry.freeze()
     this.#cancelled = undefined
     this.#connectFailed = false
     // The previous session ended: this connection starts a new one (and a new signal).
@@ -416,7 +423,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     // Without async setups there is nothing to wait for (and no reason to yield).
     if (this.#registry.hasAsyncSetups) await this.#registry.settled()
     this.#compose()
-    const max = this.#options.maxRedirects ?? 3
+    const max = this.#maxRedirects
     const preferred = this.nextTarget
     this.nextTarget = undefined
     let host: string | undefined = preferred?.host
@@ -468,7 +475,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#setState('connecting')
     let transport: Transport
     try {
-      transport = this.#options.transport()
+      transport = this.#newTransport()
     } catch (error) {
       this.#connectFailed = true
       this.#setState('disconnected', toXMPPError(error))
@@ -579,7 +586,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#root = new Element('stream:stream')
     this.#header = {}
     const events = newStreamEvents(this as unknown as Connection)
-    const parser = this.#framing.reader(events, this.xmlns, this.#options.limits)
+    const parser = this.#framing.reader(events, this.xmlns, this.#limits)
     events.parser = parser
     this.#parser = parser
     // Ends with the attempt too (a drop, the connect timeout, disconnect()), so that
@@ -660,7 +667,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       // what arrives meanwhile, and stop reading past the high-water mark. Counted per chunk,
       // an upper bound of what the backlog holds.
       this.#backlogBytes += chunk.length
-      if (this.#backlogBytes > (this.#options.inboundHighWaterBytes ?? 1_048_576)) {
+      if (this.#backlogBytes > this.#highWaterBytes) {
         this.#pauseReading()
       }
     }

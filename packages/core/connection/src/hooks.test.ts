@@ -36,3 +36,20 @@ describe('Hooks.emit', () => {
     expect(reported).toEqual([])
   })
 })
+
+describe('Hooks names', () => {
+  test('a hook named like an Object.prototype member has no handler until one is added', async () => {
+    const hooks = new Hooks(() => undefined)
+    const name = 'toString' as 'online'
+    expect(hooks.has(name)).toBe(false)
+    expect(hooks.emit(name, { resumed: false })).toBeUndefined()
+    const seen: unknown[] = []
+    const off = hooks.on(name, (payload) => {
+      seen.push(payload)
+    })
+    await hooks.emit(name, { resumed: true })
+    off()
+    expect(seen).toEqual([{ resumed: true }])
+    expect(hooks.has(name)).toBe(false)
+  })
+})

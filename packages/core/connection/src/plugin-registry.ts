@@ -48,13 +48,13 @@ export class PluginRegistry {
   negotiatorOwner: string | undefined
   /** Plugin timers (ctx.setTimeout). */
   timers: Set<ReturnType<typeof setTimeout>> | undefined
-  /** No more use(): set by the first connect(). */
+  /** No more use(): set by the first connect() (freeze()). */
   frozen = false
   /** Pipelines composed: no more extensions through a context. */
   composed = false
   disposed = false
   readonly connection: Connection
-  readonly #plugins: AnyPlugin[] = []
+  #plugins: AnyPlugin[] = []
   /** A setup still running (async, or waiting for its dependencies), by index. */
   #running: (Promise<void> | undefined)[] | undefined
   /** Every async setup, for ready() and settled(). */
@@ -71,6 +71,13 @@ export class PluginRegistry {
 
   get host(): RegistryHost {
     return this.#host
+  }
+
+  /** The plugin list is final: trimmed to its size. */
+  freeze(): void {
+    if (this.frozen) return
+    this.frozen = true
+    this.#plugins = this.#plugins.slice()
   }
 
   /** Whether some plugin's setup is async (connect() then waits for settled()). */
@@ -253,11 +260,12 @@ export class PluginRegistry {
   }
 
   addDisposer(index: number, fn: Disposer): Disposer[] {
-    this.#disposers ??= []
-    const list = this.#disposers[index] ?? []
-    this.#disposers[index] = list
-    list.push(fn)
-    return list
+    // Sized to the plugins (a list grown by writes keeps spare slots: idle connections add up).
+    this.#disposers ??= new Array(this.#plugins.length)
+    const list = this.#disposers[index]
+    if (list) list.push(fn)
+    else this.#disposers[index] = [fn]
+    return this.#disposers[index] as Disposer[]
   }
 
   /** Tears every plugin down, in reverse registration order; runs once. */

@@ -56,11 +56,6 @@ type Phase = 'idle' | 'connecting' | 'open' | 'upgrading' | 'closed'
 export class TcpTransport implements Transport {
   /** Set by `tcp({ allowPlaintext })`: the starttls plugin may then go on without TLS. */
   readonly allowPlaintext: boolean
-  /**
-   * Settles (never rejects) as soon as the socket is closed, with the error if it failed,
-   * before `close` is reported to the connection.
-   */
-  readonly closed: Promise<Error | undefined>
   readonly #options: TcpOptions
   /**
    * Aborts the operation in flight (connect, STARTTLS) on destroy(). It exists only while
@@ -74,7 +69,10 @@ export class TcpTransport implements Transport {
    * destroy(), and an open transport holds no AbortSignal (idle connections add up).
    */
   #attempt: AbortSignal | undefined
-  #markClosed: (error: Error | undefined) => void = () => undefined
+  /** `closed`, made when first asked for (most apps never do). */
+  #closed: Promise<Error | undefined> | undefined
+  #markClosed: ((error: Error | undefined) => void) | undefined
+  #closedWith: Error | undefined
   #phase: Phase = 'idle'
   #socket: Socket | undefined
   #secure = false
@@ -85,7 +83,7 @@ export class TcpTransport implements Transport {
   #error: Error | undefined
   #paused = false
   /** Writes made while STARTTLS runs: they go out encrypted or not at all. */
-  #held: string[] = []
+  #held: string[] | undefined
   /**
    * While the stream is not encrypted and plaintext is not allowed: refuses every write but
    * the stream header, `<starttls/>`, a stream error and the closing tag. Dropped once TLS
@@ -98,9 +96,6 @@ export class TcpTransport implements Transport {
     checkOptions(options)
     this.#options = options
     this.allowPlaintext = options.allowPlaintext === true
-    this.closed = new Promise((resolve) => {
-      this.#markClosed = resolve
-    })
   }
 
   static {
@@ -129,6 +124,22 @@ export class TcpTransport implements Transport {
     this.#unlink?.()
     this.#unlink = undefined
     this.#stop = undefined
+  }
+
+  /**
+   * Settles (never rejects) as soon as the socket is closed, with the error if it failed,
+   * before `close` is reported to the connection.
+   */
+  get closed(): Promise<Error | undefined> {
+    if (!this.#closed) {
+      this.#closed =
+        this.#phase === 'closed'
+          ? Promise.resolve(this.#closedWith)
+          : new Promise((resolve) => {
+              this.#markClosed = resolve
+            })
+    }
+    return this.#closed
   }
 
   /** True once the stream runs over TLS that verified (or `tls.insecure` was set). */
@@ -396,8 +407,8 @@ export class TcpTransport implements Transport {
     this.#phase = 'open'
     this.#attach(secure)
     const held = this.#held
-    this.#held = []
-    if (held.length > 0) {
+    this.#held = undefined
+    if (held !== undefined) {
       secure.write(held.join(''))
       this.#events?.drain()
     }
@@ -405,6 +416,7 @@ export class TcpTransport implements Transport {
 
   write(data: string): boolean {
     if (this.#phase === 'upgrading') {
+      this.#held ??= []
       this.#held.push(data)
       return false
     }
@@ -508,8 +520,9 @@ export class TcpTransport implements Transport {
   #finish(error: Error | undefined): void {
     if (this.#phase === 'closed') return
     this.#phase = 'closed'
-    this.#held = []
-    this.#markClosed(error)
+    this.#held = undefined
+    this.#closedWith = error
+    this.#markClosed?.(error)
     const events = this.#events
     if (events) setImmediate(() => events.close(error))
   }
