@@ -94,6 +94,29 @@ class Target implements ConnectTarget {
   }
 }
 
+/**
+ * The end of one stream, as a promise made only when someone waits for it (most streams of
+ * an idle client never end while it runs).
+ */
+class StreamEnd {
+  #done = false
+  #promise: Promise<void> | undefined
+  #resolve: (() => void) | undefined
+  wait(): Promise<void> {
+    if (this.#done) return RESOLVED
+    this.#promise ??= new Promise((resolve) => {
+      this.#resolve = resolve
+    })
+    return this.#promise
+  }
+  mark(): void {
+    this.#done = true
+    this.#resolve?.()
+  }
+}
+const NO_STREAM = new StreamEnd()
+NO_STREAM.mark()
+
 /** The reader's handlers for one stream; `parser` is set right after the reader is made. */
 interface StreamEvents extends StreamParserHandlers {
   parser: StreamReader | undefined
@@ -138,8 +161,9 @@ export class Connection<A extends object = Record<string, unknown>> {
   #failTimer: ReturnType<typeof setTimeout> | undefined
   #disposing: Promise<void> | undefined
 
-  #inbound: (ctx: InboundContext) => void | Promise<void> = () => undefined
-  #outbound: (ctx: OutboundContext) => void | Promise<void> = () => undefined
+  /** The composed middleware; undefined when no plugin added any. */
+  #inbound: ((ctx: InboundContext) => void | Promise<void>) | undefined
+  #outbound: ((ctx: OutboundContext) => void | Promise<void>) | undefined
 
   // Per-stream state.
   #transport: Transport | undefined
@@ -161,8 +185,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   #lastFromJid: JID | undefined
   #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
   #failure: XMPPError | undefined
-  #closed: Promise<void> = RESOLVED
-  #markClosed: () => void = () => undefined
+  /** The current stream's end (torn down, its `disconnected` hooks done). */
+  #end: StreamEnd = NO_STREAM
   #attempt: Cancellation | undefined
   /** The attempt in flight failed: a connect() now (from a hook) starts a new one. */
   #connectFailed = false
@@ -377,8 +401,8 @@ export class Connection<A extends object = Record<string, unknown>> {
     const registry = this.#registry
     if (registry.composed) return
     registry.composed = true
-    this.#inbound = compose(registry.inboundLayers, (ctx) => this.#deliver(ctx))
-    this.#outbound = compose(registry.outboundLayers, (ctx) => this.#writeElement(ctx))
+    this.#inbound = compose(registry.inboundLayers, this.#deliver, this)
+    this.#outbound = compose(registry.outboundLayers, this.#writeElement, this)
     // compose() keeps its own copies; the registration lists are not read again.
     registry.inboundLayers = registry.outboundLayers = []
     registry.features = registry.features.slice()
@@ -469,9 +493,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#endReason = undefined
     this.#footerSent = false
     this.#generation++
-    this.#closed = new Promise((resolve) => {
-      this.#markClosed = resolve
-    })
+    this.#end = new StreamEnd()
     this.#setState('connecting')
     let transport: Transport
     try {
@@ -479,7 +501,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     } catch (error) {
       this.#connectFailed = true
       this.#setState('disconnected', toXMPPError(error))
-      this.#markClosed()
+      this.#end.mark()
       throw toXMPPError(error)
     }
     this.#transport = transport
@@ -528,7 +550,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     } catch (error) {
       clearTimeout(connectTimer)
       const typed = this.#failure ?? toXMPPError(error)
-      const closed = this.#closed
+      const closed = this.#end
       if (this.#transport === transport) {
         // A stream error was already sent by #fail(); otherwise close our stream politely.
         if (!this.#failure && this.#parser) this.#writeFooter()
@@ -540,7 +562,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         if (!redirect) this.#connectFailed = true
         this.#teardown(typed, false, redirect ? 'redirect' : 'connect')
       }
-      await closed
+      await closed.wait()
       throw typed
     }
   }
@@ -854,7 +876,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const closeTimeout = this.#timeouts.close
     const killer = setTimeout(() => transport.destroy(), closeTimeout)
     ;(killer as { unref?: () => void }).unref?.()
-    const markClosed = this.#markClosed
+    const end = this.#end
     this.#rejectWaiters(failure)
     // Elements of a negotiation that did not finish were never the app's. Elements already
     // queued for the inbound pipeline are still handled (and reported handled) in order.
@@ -872,7 +894,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     this.#setState('disconnected', error)
     if (kind === 'redirect') {
-      markClosed()
+      end.mark()
       return
     }
     // A drop while connect() still awaits the 'online' hooks: that attempt is over, so a
@@ -890,8 +912,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     // Whatever the `disconnected` handlers do (they may start a new attempt), what waited
     // on this session learns now.
     if (!resumable) this.endSession(error)
-    if (done) done.then(markClosed, markClosed)
-    else markClosed()
+    if (done) {
+      const mark = () => end.mark()
+      done.then(mark, mark)
+    } else end.mark()
   }
 
   /**
@@ -920,16 +944,16 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
       return
     }
-    if (this.#closing) return this.#closed
+    if (this.#closing) return this.#end.wait()
     if (this.#state === 'online' && this.hooks.has('closing')) {
       // Last words on the stream, while it is still online (XEP-0198 §4: a final ack).
       const closing = this.hooks.emit('closing', {})
       if (closing) await closing
-      if (this.#transport !== transport || this.#closing) return this.#closed
+      if (this.#transport !== transport || this.#closing) return this.#end.wait()
     }
     this.#endReason ??= 'stopped'
     this.#setState('disconnecting')
-    const closed = this.#closed
+    const closed = this.#end
     const timeout = this.#timeouts.close
     await new Promise<void>((resolve) => {
       this.#closing = {
@@ -949,7 +973,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       if (this.#parser?.stopped === false) this.#writeFooter()
       else transport.end()
     })
-    await closed
+    await closed.wait()
   }
 
   /**
@@ -981,7 +1005,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const ctx = new OutboundContext(element, negotiation)
     let result: void | Promise<void>
     try {
-      result = this.#outbound(ctx)
+      result = this.#outbound ? this.#outbound(ctx) : this.#writeElement(ctx)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -1029,7 +1053,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         return
       }
     }
-    return this.#inbound(ctx)
+    return this.#inbound ? this.#inbound(ctx) : this.#deliver(ctx)
   }
 
   /**

@@ -99,16 +99,18 @@ export class OutboundContext {
 }
 
 /**
- * Composes middleware into one function, once (when the registry freezes). Each call runs
- * the layers in order; a layer that does not call next() stops the element there.
- * Calling next() twice from one layer is a bug and throws a PluginError.
+ * Composes middleware into one function, once (when the registry freezes); undefined when
+ * there is none (the caller then calls its terminal itself). Each call runs the layers in
+ * order and ends with `terminal` (a method of `self`); a layer that does not call next()
+ * stops the element there. Calling next() twice from one layer throws a PluginError.
  */
-export function compose<C>(
+export function compose<C, T>(
   layers: readonly { fn: Middleware<C>; plugin: string }[],
-  terminal: (ctx: C) => void | Promise<void>,
-): (ctx: C) => void | Promise<void> {
+  terminal: (this: T, ctx: C) => void | Promise<void>,
+  self: T,
+): ((ctx: C) => void | Promise<void>) | undefined {
   const n = layers.length
-  if (n === 0) return terminal
+  if (n === 0) return undefined
   const fns = layers.map((l) => l.fn)
   const owners = layers.map((l) => l.plugin)
   return (ctx: C) => {
@@ -122,7 +124,7 @@ export function compose<C>(
         )
       }
       index = i
-      if (i === n) return terminal(ctx)
+      if (i === n) return terminal.call(self, ctx)
       return (fns[i] as Middleware<C>)(ctx, () => dispatch(i + 1))
     }
     return dispatch(0)

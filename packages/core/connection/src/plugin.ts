@@ -123,7 +123,11 @@ class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
 
   with(patch: Partial<O>): Plugin<N, A, O> {
     return Object.freeze(
-      new DefinedPlugin(this.#definition, this.#dependencies, { ...this.options, ...patch } as O),
+      new DefinedPlugin(
+        this.#definition,
+        this.#dependencies,
+        Object.assign({}, this.options, patch),
+      ),
     )
   }
 }

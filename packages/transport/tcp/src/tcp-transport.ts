@@ -49,6 +49,13 @@ const BRAND = Symbol.for('@transport/tcp.TcpTransport')
 
 type Phase = 'idle' | 'connecting' | 'open' | 'upgrading' | 'closed'
 
+/** The transport of each socket that has its listeners (see the static block below). */
+const OWNERS = new WeakMap<Socket, TcpTransport>()
+let onSocketData: (this: Socket, chunk: Buffer) => void
+let onSocketDrain: (this: Socket) => void
+let onSocketError: (this: Socket, error: Error) => void
+let onSocketClose: (this: Socket) => void
+
 /**
  * XMPP over TCP (RFC 6120 §3, §5) with STARTTLS or direct TLS (XEP-0368). One instance per
  * connection attempt; give `tcp()` to createConnection() rather than building one.
@@ -293,7 +300,8 @@ export class TcpTransport implements Transport {
         // The transport's own error listener takes over (#attach does not add it): this one
         // would keep the whole attempt (timer, signal, promise) alive while online.
         socket.off('error', onError)
-        socket.on('error', this.#onError)
+        OWNERS.set(socket, this)
+        socket.on('error', onSocketError)
         resolve(socket)
       }
       const onError = (error: Error) =>
@@ -331,9 +339,9 @@ export class TcpTransport implements Transport {
     this.#phase = 'upgrading'
     // From here on the raw socket carries TLS records only; bytes it already read and did
     // not hand over are plaintext from after <proceed/>, and are dropped with it.
-    raw.off('data', this.#onData)
-    raw.off('drain', this.#onDrain)
-    raw.off('close', this.#onClose)
+    raw.off('data', onSocketData)
+    raw.off('drain', onSocketDrain)
+    raw.off('close', onSocketClose)
     const signal = this.#beginOperation()
     const domain = this.#domain
     let secure: TLSSocket
@@ -377,7 +385,8 @@ export class TcpTransport implements Transport {
           settle()
           // As in #open(): hand over to the transport's error listener.
           socket.off('error', onError)
-          socket.on('error', this.#onError)
+          OWNERS.set(socket, this)
+          socket.on('error', onSocketError)
           resolve(socket)
         }
         const onError = (error: Error) => fail(handshakeError(error, domain))
@@ -489,28 +498,33 @@ export class TcpTransport implements Transport {
   #attach(socket: Socket): void {
     // A TLS handshake has already written: tune now (a plain socket does it on first write).
     if (this.#secure) this.#tune(socket)
-    socket.on('data', this.#onData)
-    socket.on('drain', this.#onDrain)
-    // 'error' is already this.#onError: #open() and startTls() switched to it.
-    socket.on('close', this.#onClose)
+    socket.on('data', onSocketData)
+    socket.on('drain', onSocketDrain)
+    // 'error' is already onSocketError: #open() and startTls() switched to it.
+    socket.on('close', onSocketClose)
     if (this.#paused) socket.pause()
   }
 
-  // Bytes go to the connection as read: it decodes UTF-8 across chunk boundaries itself.
-  readonly #onData = (chunk: Buffer): void => {
-    this.#events?.data(chunk)
-  }
-
-  readonly #onDrain = (): void => {
-    this.#events?.drain()
-  }
-
-  readonly #onError = (error: Error): void => {
-    this.#error ??= error
-  }
-
-  readonly #onClose = (): void => {
-    this.#finish(this.#error)
+  static {
+    // The socket's listeners are shared by every transport (closures per transport add up
+    // over many idle connections); each finds its transport through OWNERS.
+    // Bytes go to the connection as read: it decodes UTF-8 across chunk boundaries itself.
+    onSocketData = function (this: Socket, chunk: Buffer): void {
+      const transport = OWNERS.get(this)
+      if (transport) transport.#events?.data(chunk)
+    }
+    onSocketDrain = function (this: Socket): void {
+      const transport = OWNERS.get(this)
+      if (transport) transport.#events?.drain()
+    }
+    onSocketError = function (this: Socket, error: Error): void {
+      const transport = OWNERS.get(this)
+      if (transport) transport.#error ??= error
+    }
+    onSocketClose = function (this: Socket): void {
+      const transport = OWNERS.get(this)
+      if (transport) transport.#finish(transport.#error)
+    }
   }
 
   /**
