@@ -4,12 +4,12 @@ import type { NegotiationContext, WaitOptions } from './features.js'
 import { Cancellation } from './cancellation.js'
 import { type DisconnectReason, type HookMap, type HookName, Hooks } from './hooks.js'
 import { JID } from '@core/jid'
-import { compose, InboundContext, OutboundContext } from './middleware.js'
+import { InboundContext, OutboundContext, Pipeline } from './middleware.js'
 import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from '@core/xml'
 import type { AnyPlugin, ApiOf, ApisOf } from './plugin.js'
 import type { ConnectionState } from './state.js'
 import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
-import type { ConnectTarget, Transport, TransportEvents, TransportFactory } from './transport.js'
+import type { Transport, TransportEvents, TransportFactory } from './transport.js'
 import { type Framing, type StreamReader, xmlStreamFraming } from './framing.js'
 import { PluginRegistry, type RegistryHost } from './plugin-registry.js'
 import { OutboundWriter, settledOf } from './outbound-writer.js'
@@ -65,34 +65,6 @@ const RESOLVED: Promise<void> = Promise.resolve()
 let newStreamEvents: (connection: Connection) => StreamEvents
 let newTransportEvents: (connection: Connection, transport: Transport) => TransportEvents
 let newInternals: (connection: Connection) => InboundSteps & RegistryHost & { endStream(): void }
-
-/**
- * What a transport is asked to connect to. A class, so that `signal` (an AbortController)
- * is created only if the transport reads it.
- */
-class Target implements ConnectTarget {
-  readonly service: string | undefined
-  readonly domain: string
-  readonly host: string | undefined
-  readonly port: number | undefined
-  readonly #attempt: Cancellation
-  constructor(
-    service: string | undefined,
-    domain: string,
-    host: string | undefined,
-    port: number | undefined,
-    attempt: Cancellation,
-  ) {
-    this.service = service
-    this.domain = domain
-    this.host = host
-    this.port = port
-    this.#attempt = attempt
-  }
-  get signal(): AbortSignal {
-    return this.#attempt.signal
-  }
-}
 
 /**
  * The end of one stream, as a promise made only when someone waits for it (most streams of
@@ -162,8 +134,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   #disposing: Promise<void> | undefined
 
   /** The composed middleware; undefined when no plugin added any. */
-  #inbound: ((ctx: InboundContext) => void | Promise<void>) | undefined
-  #outbound: ((ctx: OutboundContext) => void | Promise<void>) | undefined
+  #inbound: Pipeline<InboundContext, Connection<A>> | undefined
+  #outbound: Pipeline<OutboundContext, Connection<A>> | undefined
 
   // Per-stream state.
   #transport: Transport | undefined
@@ -185,8 +157,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   #lastFromJid: JID | undefined
   #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
   #failure: XMPPError | undefined
-  /** The current stream's end (torn down, its `disconnected` hooks done). */
-  #end: StreamEnd = NO_STREAM
+  /** The current stream's end, made when first needed (a wait, or the teardown). */
+  #end: StreamEnd | undefined = NO_STREAM
   #attempt: Cancellation | undefined
   /** The attempt in flight failed: a connect() now (from a hook) starts a new one. */
   #connectFailed = false
@@ -396,14 +368,22 @@ export class Connection<A extends object = Record<string, unknown>> {
     newInternals = (connection) => new Internals(connection)
   }
 
+  #streamEnd(): StreamEnd {
+    this.#end ??= new StreamEnd()
+    return this.#end
+  }
+
   /** Composes the pipelines once, after every setup finished; later extensions fail. */
   #compose(): void {
     const registry = this.#registry
     if (registry.composed) return
     registry.composed = true
-    this.#inbound = compose(registry.inboundLayers, this.#deliver, this)
-    this.#outbound = compose(registry.outboundLayers, this.#writeElement, this)
-    // compose() keeps its own copies; the registration lists are not read again.
+    const { inboundLayers, outboundLayers } = registry
+    const self = this as Connection<A>
+    if (inboundLayers.length > 0) this.#inbound = new Pipeline(inboundLayers, this.#deliver, self)
+    if (outboundLayers.length > 0)
+      this.#outbound = new Pipeline(outboundLayers, this.#writeElement, self)
+    // The pipelines keep their own copies; the registration lists are not read again.
     registry.inboundLayers = registry.outboundLayers = []
     registry.features = registry.features.slice()
     this.#handled = registry.handled
@@ -493,7 +473,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#endReason = undefined
     this.#footerSent = false
     this.#generation++
-    this.#end = new StreamEnd()
+    this.#end = undefined
     this.#setState('connecting')
     let transport: Transport
     try {
@@ -501,7 +481,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     } catch (error) {
       this.#connectFailed = true
       this.#setState('disconnected', toXMPPError(error))
-      this.#end.mark()
+      this.#streamEnd().mark()
       throw toXMPPError(error)
     }
     this.#transport = transport
@@ -520,7 +500,16 @@ export class Connection<A extends object = Record<string, unknown>> {
     try {
       await attempt.race(
         transport.connect(
-          new Target(this.service, this.domain, host, port, attempt),
+          {
+            service: this.service,
+            domain: this.domain,
+            host,
+            port,
+            // An AbortSignal only for a transport that reads it.
+            get signal() {
+              return attempt.signal
+            },
+          },
           newTransportEvents(this as unknown as Connection, transport),
         ),
       )
@@ -550,7 +539,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     } catch (error) {
       clearTimeout(connectTimer)
       const typed = this.#failure ?? toXMPPError(error)
-      const closed = this.#end
+      const closed = this.#streamEnd()
       if (this.#transport === transport) {
         // A stream error was already sent by #fail(); otherwise close our stream politely.
         if (!this.#failure && this.#parser) this.#writeFooter()
@@ -876,7 +865,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const closeTimeout = this.#timeouts.close
     const killer = setTimeout(() => transport.destroy(), closeTimeout)
     ;(killer as { unref?: () => void }).unref?.()
-    const end = this.#end
+    const end = this.#streamEnd()
     this.#rejectWaiters(failure)
     // Elements of a negotiation that did not finish were never the app's. Elements already
     // queued for the inbound pipeline are still handled (and reported handled) in order.
@@ -944,16 +933,16 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
       return
     }
-    if (this.#closing) return this.#end.wait()
+    if (this.#closing) return this.#streamEnd().wait()
     if (this.#state === 'online' && this.hooks.has('closing')) {
       // Last words on the stream, while it is still online (XEP-0198 §4: a final ack).
       const closing = this.hooks.emit('closing', {})
       if (closing) await closing
-      if (this.#transport !== transport || this.#closing) return this.#end.wait()
+      if (this.#transport !== transport || this.#closing) return this.#streamEnd().wait()
     }
     this.#endReason ??= 'stopped'
     this.#setState('disconnecting')
-    const closed = this.#end
+    const closed = this.#streamEnd()
     const timeout = this.#timeouts.close
     await new Promise<void>((resolve) => {
       this.#closing = {
@@ -1005,7 +994,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const ctx = new OutboundContext(element, negotiation)
     let result: void | Promise<void>
     try {
-      result = this.#outbound ? this.#outbound(ctx) : this.#writeElement(ctx)
+      result = this.#outbound ? this.#outbound.run(ctx) : this.#writeElement(ctx)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -1053,7 +1042,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         return
       }
     }
-    return this.#inbound ? this.#inbound(ctx) : this.#deliver(ctx)
+    return this.#inbound ? this.#inbound.run(ctx) : this.#deliver(ctx)
   }
 
   /**
