@@ -64,6 +64,7 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
 const RESOLVED: Promise<void> = Promise.resolve()
 let newStreamEvents: (connection: Connection) => StreamEvents
 let newTransportEvents: (connection: Connection, transport: Transport) => TransportEvents
+let newHooks: (connection: Connection) => Hooks
 let newInternals: (connection: Connection) => InboundSteps & RegistryHost & { endStream(): void }
 
 /**
@@ -188,7 +189,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const internals = newInternals(this as unknown as Connection)
     this.#waits = new NegotiationWaits(internals)
     this.#inQueue = new InboundQueue(internals, options.inboundHighWater ?? 1000)
-    this.hooks = new Hooks((error, hook) => this.#reportHookError(error, hook))
+    this.hooks = newHooks(this as unknown as Connection)
     this.plugins = {} as A
     this.#registry = new PluginRegistry(this as unknown as Connection, internals)
     try {
@@ -307,6 +308,18 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
     }
     newStreamEvents = (connection) => new ParserEvents(connection)
+
+    class ConnectionHooks extends Hooks {
+      readonly #c: Connection
+      constructor(connection: Connection) {
+        super()
+        this.#c = connection
+      }
+      protected override failed(error: unknown, hook: HookName): void {
+        this.#c.#reportHookError(error, hook)
+      }
+    }
+    newHooks = (connection) => new ConnectionHooks(connection)
 
     // What a transport reports, as methods of one object (closures here would share the
     // attempt's scope and keep it alive as long as the transport).

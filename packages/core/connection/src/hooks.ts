@@ -70,10 +70,6 @@ export type DisconnectReason =
 export type HookName = keyof HookMap
 export type HookHandler<K extends HookName> = (payload: HookMap[K]) => void | Promise<void>
 
-/**
- * Hooks run their handlers in registration order, awaiting each. When every handler is
- * synchronous, emit() is synchronous too and returns undefined (no promise per call).
- */
 type Handlers = { [K in HookName]?: HookHandler<HookName>[] | undefined }
 /** Their prototype has none: a hook named like an Object.prototype member reads nothing. */
 const NO_MEMBERS: object = Object.freeze(Object.create(null))
@@ -81,16 +77,28 @@ function newHandlers(): Handlers {
   return Object.create(NO_MEMBERS) as Handlers
 }
 
+/**
+ * Hooks run their handlers in registration order, awaiting each. When every handler is
+ * synchronous, emit() is synchronous too and returns undefined (no promise per call).
+ */
 export class Hooks {
   /** By hook name: a plain object rather than a Map, smaller for the few names in use. */
   #handlers: Handlers = newHandlers()
   /** Pending next() calls, created on first use. */
   #nexts: Set<(error: Error) => void> | undefined
-  readonly #report: (error: unknown, hook: HookName) => void
+  readonly #report: ((error: unknown, hook: HookName) => void) | undefined
   #recorder: ((off: () => void) => void) | undefined
 
-  constructor(report: (error: unknown, hook: HookName) => void) {
+  constructor(report?: (error: unknown, hook: HookName) => void) {
     this.#report = report
+  }
+
+  /**
+   * Where a handler's failure goes when emit() was given no `onError`: the constructor's
+   * `report`. A subclass may take it instead (the connection does: no closure per instance).
+   */
+  protected failed(error: unknown, hook: HookName): void {
+    this.#report?.(error, hook)
   }
 
   /** Adds a handler; returns a function that removes it. */
@@ -173,7 +181,7 @@ export class Hooks {
         result = (list[i] as HookHandler<K>)(payload)
       } catch (error) {
         if (onError) onError(error)
-        else this.#report(error, name)
+        else this.failed(error, name)
         continue
       }
       if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
@@ -195,14 +203,14 @@ export class Hooks {
       await pending
     } catch (error) {
       if (onError) onError(error)
-      else this.#report(error, name)
+      else this.failed(error, name)
     }
     for (let i = index + 1; i < list.length; i++) {
       try {
         await (list[i] as HookHandler<K>)(payload)
       } catch (error) {
         if (onError) onError(error)
-        else this.#report(error, name)
+        else this.failed(error, name)
       }
     }
   }
