@@ -759,9 +759,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     // act on nothing the peer sends after it.
     this.#failure = error
     this.#parser?.stop()
-    this.#writeFooter()
-    this.#endTransport()
-    this.#rejectWaiters(error)
+    this.#close(error)
   }
 
   #onStreamEnd(): void {
@@ -773,9 +771,14 @@ export class Connection<A extends object = Record<string, unknown>> {
     // RFC 6120 §4.4: the peer closed the stream; close ours and the transport.
     this.#endReason ??= 'peer-closed'
     this.#failure ??= new ConnectionError('disconnected', 'the peer closed the stream')
+    this.#close(this.#failure)
+  }
+
+  /** Our footer, the transport half-closed, and every wait told why. */
+  #close(error: Error): void {
     this.#writeFooter()
     this.#endTransport()
-    this.#rejectWaiters(this.#failure)
+    this.#rejectWaiters(error)
   }
 
   /** We detected a stream-level error: tell the peer, close, report. */
