@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { Hooks } from './hooks.js'
 
 describe('Hooks.emit', () => {
@@ -51,5 +51,24 @@ describe('Hooks names', () => {
     off()
     expect(seen).toEqual([{ resumed: true }])
     expect(hooks.has(name)).toBe(false)
+  })
+})
+
+describe('Hooks without a reporter', () => {
+  test('a failing handler is still reported, on stderr', async () => {
+    const hooks = new Hooks()
+    hooks.on('online', () => {
+      throw new Error('lost?')
+    })
+    const lines: unknown[] = []
+    const spy = vi.spyOn(console, 'error').mockImplementation((line) => {
+      lines.push(line)
+    })
+    try {
+      await hooks.emit('online', { resumed: false })
+    } finally {
+      spy.mockRestore()
+    }
+    expect(lines).toEqual(['xmpp: unhandled Error: lost?'])
   })
 })

@@ -1,5 +1,6 @@
 import type { Element } from '@core/xml'
 import type { XMPPError } from '@core/errors'
+import { reportToStderr } from './error-report.js'
 import type { ConnectionState } from './state.js'
 
 /**
@@ -95,10 +96,12 @@ export class Hooks {
 
   /**
    * Where a handler's failure goes when emit() was given no `onError`: the constructor's
-   * `report`. A subclass may take it instead (the connection does: no closure per instance).
+   * `report` (one line on stderr without one: errors never vanish). A subclass may take it
+   * instead (the connection does: no closure per instance).
    */
   protected failed(error: unknown, hook: HookName): void {
-    this.#report?.(error, hook)
+    if (this.#report) this.#report(error, hook)
+    else reportToStderr(error instanceof Error ? error : new Error(String(error)))
   }
 
   /** Adds a handler; returns a function that removes it. */
