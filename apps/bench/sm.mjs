@@ -143,7 +143,7 @@ if (only.has('send')) {
 
 if (only.has('backlog')) {
   const { createConnection } = await import('@core/connection')
-  const { MemoryPeer } = await import('@core/connection/testing')
+  const { MemoryPeer } = await import('@test/memory-peer')
   const { xml } = await import('@core/xml')
   const { sm } = await import('@xep/0198-sm')
   print(

@@ -80,6 +80,22 @@ describe('packaging rules', () => {
     ])
   })
 
+  test('tests may reach a package through tsconfig paths (one that depends on this one); the code may not', () => {
+    const sources = [
+      { path: 'test/sm.test.ts', text: "import { MemoryPeer } from '@test/memory-peer'\n" },
+      { path: 'src/peer.ts', text: "export { MemoryPeer } from '@test/memory-peer'\n" },
+    ]
+    const workspace = new Set([...WORKSPACE, '@test/memory-peer'])
+    expect(
+      checkPackage({ ...plugin({}, sources), testPaths: ['@test/memory-peer'] }, workspace),
+    ).toEqual([
+      "src/peer.ts imports '@test/memory-peer', which users will not have: list @test/memory-peer in peerDependencies",
+    ])
+    expect(checkPackage(plugin({}, sources), workspace)).toContain(
+      "test/sm.test.ts imports '@test/memory-peer', which package.json does not list",
+    )
+  })
+
   test('version 0.0.0 and a missing README are flagged', () => {
     const pkg = { ...plugin({ version: '0.0.0' }), hasReadme: false }
     expect(checkPackage(pkg, WORKSPACE)).toEqual([

@@ -178,7 +178,8 @@ export function checkPackage(pkg: PackageInfo, workspaceNames: ReadonlySet<strin
     }
     if (ref.packageName === name || ref.packageName === 'ltx') continue
     if (ref.testOnly) {
-      if (!(ref.packageName in runtimeDeps) && !(ref.packageName in (m.devDependencies ?? {}))) {
+      const listed = ref.packageName in runtimeDeps || ref.packageName in (m.devDependencies ?? {})
+      if (!listed && !pkg.testPaths?.includes(ref.packageName)) {
         if (isInternal(ref.packageName)) {
           problems.push(`${ref.file} imports '${ref.specifier}', which package.json does not list`)
         }

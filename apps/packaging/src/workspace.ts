@@ -29,6 +29,20 @@ export interface PackageInfo {
   manifest: Manifest
   sources: SourceFile[]
   hasReadme: boolean
+  /**
+   * Packages its tests reach by path (`compilerOptions.paths` of its tsconfig.json): a
+   * package they need that depends on this one, so that it cannot be a dependency.
+   */
+  testPaths?: string[]
+}
+
+function testPathsOf(dir: string): string[] {
+  const file = join(dir, 'tsconfig.json')
+  if (!existsSync(file)) return []
+  const config = JSON.parse(readFileSync(file, 'utf8')) as {
+    compilerOptions?: { paths?: Record<string, string[]> }
+  }
+  return Object.keys(config.compilerOptions?.paths ?? {})
 }
 
 const SOURCE_FILE = /\.(ts|mts|cts|js|mjs|cjs)$/
@@ -65,6 +79,7 @@ export function readWorkspacePackages(root = ROOT): PackageInfo[] {
         manifest: JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest,
         sources: listSources(dir),
         hasReadme: existsSync(join(dir, 'README.md')),
+        testPaths: testPathsOf(dir),
       })
     }
   }

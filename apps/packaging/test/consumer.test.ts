@@ -21,6 +21,7 @@ const DIRECT = [
   '@core/errors',
   '@core/iq',
   '@core/xml',
+  '@test/memory-peer',
   '@test/server',
   '@transport/tcp',
 ]

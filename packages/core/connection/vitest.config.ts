@@ -1,5 +1,10 @@
+import { fileURLToPath } from 'node:url'
 import { defineConfig, mergeConfig } from 'vitest/config'
 import { sharedConfig } from '../../../vitest.shared.ts'
+
+// @test/memory-peer depends on this package, so this package's tests reach it by path
+// (an alias here, `paths` in tsconfig.json) rather than as a dependency: no cycle for turbo.
+const memoryPeer = fileURLToPath(new URL('../../test/memory-peer/src/index.ts', import.meta.url))
 
 // The connection-level tests (test/) run twice: over the XML stream framing (RFC 6120, TCP)
 // and over RFC 7395's message framing (WebSocket), through MemoryPeer. The reader's tests
@@ -7,6 +12,7 @@ import { sharedConfig } from '../../../vitest.shared.ts'
 export default mergeConfig(
   sharedConfig,
   defineConfig({
+    resolve: { alias: { '@test/memory-peer': memoryPeer } },
     test: {
       projects: [
         { extends: true, test: { name: 'xml-stream' } },

@@ -1,6 +1,6 @@
 import { type AnyPlugin, createConnection, definePlugin, FeaturePriority } from '@core/connection'
 import { ConnectionError, PluginError, StanzaError } from '@core/errors'
-import { MemoryPeer } from '@core/connection/testing'
+import { MemoryPeer } from '@test/memory-peer'
 import { describe, expect, test } from 'vitest'
 import { BindError, bind, NS_BIND, NS_SESSION } from '../src/index.js'
 

@@ -66,7 +66,9 @@ export function createClient<const T extends readonly AnyPlugin[] = []>(options:
   const allowPlaintext = options.allowPlaintext ?? false
   const resource = options.resource ?? (address.resource || undefined)
   const plugins = [
-    starttls.with({ allowPlaintext }),
+    // A with() variant only where an option differs from the plugin's default: each
+    // variant lives as long as the connection (idle connections add up).
+    allowPlaintext ? starttls.with({ allowPlaintext }) : starttls,
     sasl.with({
       ...(options.credentials
         ? { credentials: options.credentials }
@@ -76,14 +78,16 @@ export function createClient<const T extends readonly AnyPlugin[] = []>(options:
       allowPlainWithoutTLS: allowPlaintext,
       allowPlainWithUnverifiedTLS: options.allowPlainWithUnverifiedTLS ?? false,
     }),
-    bind.with(resource === undefined ? {} : { resource }),
+    resource === undefined ? bind : bind.with({ resource }),
     iq,
     router,
     ping,
-    packetLog.with({
-      enabled: options.debug !== undefined && options.debug !== false,
-      ...(typeof options.debug === 'function' ? { write: options.debug } : {}),
-    }),
+    options.debug === undefined || options.debug === false
+      ? packetLog
+      : packetLog.with({
+          enabled: true,
+          ...(typeof options.debug === 'function' ? { write: options.debug } : {}),
+        }),
     ...(options.plugins ?? []),
   ] as const
   const connection = createConnection({

@@ -6,7 +6,7 @@ import {
 } from '@core/connection'
 import { packetLog } from '@core/packet-log'
 import { PluginError, SASLError, TimeoutError } from '@core/errors'
-import { MemoryPeer } from '@core/connection/testing'
+import { MemoryPeer } from '@test/memory-peer'
 import { describe, expect, test } from 'vitest'
 import { memoryScramCache, NS_SASL, type SASLOptions, sasl } from '../src/index.js'
 

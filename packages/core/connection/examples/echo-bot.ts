@@ -1,5 +1,5 @@
 import { createConnection, definePlugin } from '@core/connection'
-import { MemoryPeer } from '@core/connection/testing'
+import { MemoryPeer } from '@test/memory-peer'
 import { xml } from '@core/xml'
 
 // A plugin with a middleware in each direction; its setup() returns its API.

@@ -4,12 +4,12 @@ import type { NegotiationContext, WaitOptions } from './features.js'
 import { Cancellation } from './cancellation.js'
 import { type DisconnectReason, type HookMap, type HookName, Hooks } from './hooks.js'
 import { JID } from '@core/jid'
-import { compose, InboundContext, OutboundContext } from './middleware.js'
+import { InboundContext, OutboundContext, Pipeline } from './middleware.js'
 import { NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM, NS_STREAM_ERRORS } from '@core/xml'
 import type { AnyPlugin, ApiOf, ApisOf } from './plugin.js'
 import type { ConnectionState } from './state.js'
 import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
-import type { ConnectTarget, Transport, TransportFactory } from './transport.js'
+import type { Transport, TransportEvents, TransportFactory } from './transport.js'
 import type { Framing, StreamReader } from './framing.js'
 import { PluginRegistry, type RegistryHost } from './plugin-registry.js'
 import { OutboundWriter, settledOf } from './outbound-writer.js'
@@ -63,35 +63,32 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
 
 const RESOLVED: Promise<void> = Promise.resolve()
 let newStreamEvents: (connection: Connection) => StreamEvents
+let newTransportEvents: (connection: Connection, transport: Transport) => TransportEvents
+let newHooks: (connection: Connection) => Hooks
 let newInternals: (connection: Connection) => InboundSteps & RegistryHost & { endStream(): void }
 
 /**
- * What a transport is asked to connect to. A class, so that `signal` (an AbortController)
- * is created only if the transport reads it.
+ * The end of one stream, as a promise made only when someone waits for it (most streams of
+ * an idle client never end while it runs).
  */
-class Target implements ConnectTarget {
-  readonly service: string | undefined
-  readonly domain: string
-  readonly host: string | undefined
-  readonly port: number | undefined
-  readonly #attempt: Cancellation
-  constructor(
-    service: string | undefined,
-    domain: string,
-    host: string | undefined,
-    port: number | undefined,
-    attempt: Cancellation,
-  ) {
-    this.service = service
-    this.domain = domain
-    this.host = host
-    this.port = port
-    this.#attempt = attempt
+class StreamEnd {
+  #done = false
+  #promise: Promise<void> | undefined
+  #resolve: (() => void) | undefined
+  wait(): Promise<void> {
+    if (this.#done) return RESOLVED
+    this.#promise ??= new Promise((resolve) => {
+      this.#resolve = resolve
+    })
+    return this.#promise
   }
-  get signal(): AbortSignal {
-    return this.#attempt.signal
+  mark(): void {
+    this.#done = true
+    this.#resolve?.()
   }
 }
+const NO_STREAM = new StreamEnd()
+NO_STREAM.mark()
 
 /** The reader's handlers for one stream; `parser` is set right after the reader is made. */
 interface StreamEvents extends StreamParserHandlers {
@@ -118,7 +115,11 @@ export class Connection<A extends object = Record<string, unknown>> {
   resumable = false
 
   #state: ConnectionState = 'disconnected'
-  readonly #options: ConnectionOptions
+  // What connect() needs of the options (not the options object: it holds the plugin list).
+  readonly #newTransport: TransportFactory
+  readonly #maxRedirects: number
+  readonly #limits: StreamParserOptions | undefined
+  readonly #highWaterBytes: number
   readonly #timeouts: Required<ConnectionTimeouts>
   readonly #registry: PluginRegistry
   /** The registry's taps, read per element once composed. */
@@ -133,8 +134,9 @@ export class Connection<A extends object = Record<string, unknown>> {
   #failTimer: ReturnType<typeof setTimeout> | undefined
   #disposing: Promise<void> | undefined
 
-  #inbound: (ctx: InboundContext) => void | Promise<void> = () => undefined
-  #outbound: (ctx: OutboundContext) => void | Promise<void> = () => undefined
+  /** The composed middleware; undefined when no plugin added any. */
+  #inbound: Pipeline<InboundContext, Connection<A>> | undefined
+  #outbound: Pipeline<OutboundContext, Connection<A>> | undefined
 
   // Per-stream state.
   #transport: Transport | undefined
@@ -157,8 +159,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   #lastFromJid: JID | undefined
   #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
   #failure: XMPPError | undefined
-  #closed: Promise<void> = RESOLVED
-  #markClosed: () => void = () => undefined
+  /** The current stream's end, made when first needed (a wait, or the teardown). */
+  #end: StreamEnd | undefined = NO_STREAM
   #attempt: Cancellation | undefined
   /** The attempt in flight failed: a connect() now (from a hook) starts a new one. */
   #connectFailed = false
@@ -169,7 +171,10 @@ export class Connection<A extends object = Record<string, unknown>> {
   readonly #reportError: (error: Error) => void
 
   constructor(options: ConnectionOptions) {
-    this.#options = options
+    this.#newTransport = options.transport
+    this.#maxRedirects = options.maxRedirects ?? 3
+    this.#limits = options.limits
+    this.#highWaterBytes = options.inboundHighWaterBytes ?? 1_048_576
     this.domain = options.domain
     this.service = options.service
     this.lang = options.lang
@@ -185,7 +190,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const internals = newInternals(this as unknown as Connection)
     this.#waits = new NegotiationWaits(internals)
     this.#inQueue = new InboundQueue(internals, options.inboundHighWater ?? 1000)
-    this.hooks = new Hooks((error, hook) => this.#reportHookError(error, hook))
+    this.hooks = newHooks(this as unknown as Connection)
     this.plugins = {} as A
     this.#registry = new PluginRegistry(this as unknown as Connection, internals)
     try {
@@ -305,6 +310,39 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     newStreamEvents = (connection) => new ParserEvents(connection)
 
+    class ConnectionHooks extends Hooks {
+      readonly #c: Connection
+      constructor(connection: Connection) {
+        super()
+        this.#c = connection
+      }
+      protected override failed(error: unknown, hook: HookName): void {
+        this.#c.#reportHookError(error, hook)
+      }
+    }
+    newHooks = (connection) => new ConnectionHooks(connection)
+
+    // What a transport reports, as methods of one object (closures here would share the
+    // attempt's scope and keep it alive as long as the transport).
+    class StreamTransportEvents implements TransportEvents {
+      readonly #c: Connection
+      readonly #t: Transport
+      constructor(connection: Connection, transport: Transport) {
+        this.#c = connection
+        this.#t = transport
+      }
+      data(chunk: Uint8Array | string): void {
+        this.#c.#onData(this.#t, chunk)
+      }
+      close(error?: Error): void {
+        this.#c.#onTransportClose(this.#t, error)
+      }
+      drain(): void {
+        if (this.#c.#transport === this.#t) this.#c.#writer.drained()
+      }
+    }
+    newTransportEvents = (connection, transport) => new StreamTransportEvents(connection, transport)
+
     // What the inbound queue, the negotiation waits and the registry call back into.
     class Internals implements InboundSteps, RegistryHost {
       readonly #c: Connection
@@ -344,16 +382,24 @@ export class Connection<A extends object = Record<string, unknown>> {
     newInternals = (connection) => new Internals(connection)
   }
 
+  #streamEnd(): StreamEnd {
+    this.#end ??= new StreamEnd()
+    return this.#end
+  }
+
   /** Composes the pipelines once, after every setup finished; later extensions fail. */
   #compose(): void {
     const registry = this.#registry
     if (registry.composed) return
     registry.composed = true
-    this.#inbound = compose(registry.inboundLayers, (ctx) => this.#deliver(ctx))
-    this.#outbound = compose(registry.outboundLayers, (ctx) => this.#writeElement(ctx))
-    // compose() keeps its own copies; the registration lists are not read again.
-    registry.inboundLayers.length = 0
-    registry.outboundLayers.length = 0
+    const { inboundLayers, outboundLayers } = registry
+    const self = this as Connection<A>
+    if (inboundLayers.length > 0) this.#inbound = new Pipeline(inboundLayers, this.#deliver, self)
+    if (outboundLayers.length > 0)
+      this.#outbound = new Pipeline(outboundLayers, this.#writeElement, self)
+    // The pipelines keep their own copies; the registration lists are not read again.
+    registry.inboundLayers = registry.outboundLayers = []
+    registry.features = registry.features.slice()
     this.#handled = registry.handled
     this.#rawTaps = registry.rawTaps
   }
@@ -374,7 +420,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         new ConnectionError('not-connected', `connect() called while ${this.#state}`),
       )
     }
-    this.#registry.frozen = true
+    this.#registry.freeze()
     this.#cancelled = undefined
     this.#connectFailed = false
     // The previous session ended: this connection starts a new one (and a new signal).
@@ -395,7 +441,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     // Without async setups there is nothing to wait for (and no reason to yield).
     if (this.#registry.hasAsyncSetups) await this.#registry.settled()
     this.#compose()
-    const max = this.#options.maxRedirects ?? 3
+    const max = this.#maxRedirects
     const preferred = this.nextTarget
     this.nextTarget = undefined
     let host: string | undefined = preferred?.host
@@ -441,17 +487,15 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#endReason = undefined
     this.#footerSent = false
     this.#generation++
-    this.#closed = new Promise((resolve) => {
-      this.#markClosed = resolve
-    })
+    this.#end = undefined
     this.#setState('connecting')
     let transport: Transport
     try {
-      transport = this.#options.transport()
+      transport = this.#newTransport()
     } catch (error) {
       this.#connectFailed = true
       this.#setState('disconnected', toXMPPError(error))
-      this.#markClosed()
+      this.#streamEnd().mark()
       throw toXMPPError(error)
     }
     this.#transport = transport
@@ -469,13 +513,19 @@ export class Connection<A extends object = Record<string, unknown>> {
     )
     try {
       await attempt.race(
-        transport.connect(new Target(this.service, this.domain, host, port, attempt), {
-          data: (chunk) => this.#onData(transport, chunk),
-          close: (error) => this.#onTransportClose(transport, error),
-          drain: () => {
-            if (this.#transport === transport) this.#writer.drained()
+        transport.connect(
+          {
+            service: this.service,
+            domain: this.domain,
+            host,
+            port,
+            // An AbortSignal only for a transport that reads it.
+            get signal() {
+              return attempt.signal
+            },
           },
-        }),
+          newTransportEvents(this as unknown as Connection, transport),
+        ),
       )
       clearTimeout(connectTimer)
       this.#setState('negotiating')
@@ -491,6 +541,8 @@ export class Connection<A extends object = Record<string, unknown>> {
       // whose resumption failed): the session now online is a new one, with a new signal.
       if (!nc.resumed && this.#session?.aborted) this.#session = undefined
       this.#setState('online')
+      // Negotiation is over: nothing is aborted through the attempt any more.
+      if (this.#attempt === attempt) this.#attempt = undefined
       for (const element of pending) {
         if (this.#failure) break
         this.#enqueue(element)
@@ -501,7 +553,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     } catch (error) {
       clearTimeout(connectTimer)
       const typed = this.#failure ?? toXMPPError(error)
-      const closed = this.#closed
+      const closed = this.#streamEnd()
       if (this.#transport === transport) {
         // A stream error was already sent by #fail(); otherwise close our stream politely.
         if (!this.#failure && this.#parser) this.#writeFooter()
@@ -513,7 +565,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         if (!redirect) this.#connectFailed = true
         this.#teardown(typed, false, redirect ? 'redirect' : 'connect')
       }
-      await closed
+      await closed.wait()
       throw typed
     }
   }
@@ -559,7 +611,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#root = new Element('stream:stream')
     this.#header = {}
     const events = newStreamEvents(this as unknown as Connection)
-    const parser = this.#framing.reader(events, this.xmlns, this.#options.limits)
+    const parser = this.#framing.reader(events, this.xmlns, this.#limits)
     events.parser = parser
     this.#parser = parser
     // Ends with the attempt too (a drop, the connect timeout, disconnect()), so that
@@ -640,7 +692,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       // what arrives meanwhile, and stop reading past the high-water mark. Counted per chunk,
       // an upper bound of what the backlog holds.
       this.#backlogBytes += chunk.length
-      if (this.#backlogBytes > (this.#options.inboundHighWaterBytes ?? 1_048_576)) {
+      if (this.#backlogBytes > this.#highWaterBytes) {
         this.#pauseReading()
       }
     }
@@ -708,9 +760,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     // act on nothing the peer sends after it.
     this.#failure = error
     this.#parser?.stop()
-    this.#writeFooter()
-    this.#endTransport()
-    this.#rejectWaiters(error)
+    this.#close(error)
   }
 
   #onStreamEnd(): void {
@@ -722,9 +772,14 @@ export class Connection<A extends object = Record<string, unknown>> {
     // RFC 6120 §4.4: the peer closed the stream; close ours and the transport.
     this.#endReason ??= 'peer-closed'
     this.#failure ??= new ConnectionError('disconnected', 'the peer closed the stream')
+    this.#close(this.#failure)
+  }
+
+  /** Our footer, the transport half-closed, and every wait told why. */
+  #close(error: Error): void {
     this.#writeFooter()
     this.#endTransport()
-    this.#rejectWaiters(this.#failure)
+    this.#rejectWaiters(error)
   }
 
   /** We detected a stream-level error: tell the peer, close, report. */
@@ -827,7 +882,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const closeTimeout = this.#timeouts.close
     const killer = setTimeout(() => transport.destroy(), closeTimeout)
     ;(killer as { unref?: () => void }).unref?.()
-    const markClosed = this.#markClosed
+    const end = this.#streamEnd()
     this.#rejectWaiters(failure)
     // Elements of a negotiation that did not finish were never the app's. Elements already
     // queued for the inbound pipeline are still handled (and reported handled) in order.
@@ -845,7 +900,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     this.#setState('disconnected', error)
     if (kind === 'redirect') {
-      markClosed()
+      end.mark()
       return
     }
     // A drop while connect() still awaits the 'online' hooks: that attempt is over, so a
@@ -863,8 +918,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     // Whatever the `disconnected` handlers do (they may start a new attempt), what waited
     // on this session learns now.
     if (!resumable) this.endSession(error)
-    if (done) done.then(markClosed, markClosed)
-    else markClosed()
+    if (done) {
+      const mark = () => end.mark()
+      done.then(mark, mark)
+    } else end.mark()
   }
 
   /**
@@ -893,16 +950,16 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
       return
     }
-    if (this.#closing) return this.#closed
+    if (this.#closing) return this.#streamEnd().wait()
     if (this.#state === 'online' && this.hooks.has('closing')) {
       // Last words on the stream, while it is still online (XEP-0198 §4: a final ack).
       const closing = this.hooks.emit('closing', {})
       if (closing) await closing
-      if (this.#transport !== transport || this.#closing) return this.#closed
+      if (this.#transport !== transport || this.#closing) return this.#streamEnd().wait()
     }
     this.#endReason ??= 'stopped'
     this.#setState('disconnecting')
-    const closed = this.#closed
+    const closed = this.#streamEnd()
     const timeout = this.#timeouts.close
     await new Promise<void>((resolve) => {
       this.#closing = {
@@ -922,7 +979,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       if (this.#parser?.stopped === false) this.#writeFooter()
       else transport.end()
     })
-    await closed
+    await closed.wait()
   }
 
   /**
@@ -954,7 +1011,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const ctx = new OutboundContext(element, negotiation)
     let result: void | Promise<void>
     try {
-      result = this.#outbound(ctx)
+      result = this.#outbound ? this.#outbound.run(ctx) : this.#writeElement(ctx)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -1002,7 +1059,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         return
       }
     }
-    return this.#inbound(ctx)
+    return this.#inbound ? this.#inbound.run(ctx) : this.#deliver(ctx)
   }
 
   /**

@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { Hooks } from './hooks.js'
 
 describe('Hooks.emit', () => {
@@ -34,5 +34,41 @@ describe('Hooks.emit', () => {
     await hooks.emit('online', { resumed: true }, (error) => taken.push(error))
     expect(taken.map((e) => (e as Error).message)).toEqual(['sync', 'async'])
     expect(reported).toEqual([])
+  })
+})
+
+describe('Hooks names', () => {
+  test('a hook named like an Object.prototype member has no handler until one is added', async () => {
+    const hooks = new Hooks(() => undefined)
+    const name = 'toString' as 'online'
+    expect(hooks.has(name)).toBe(false)
+    expect(hooks.emit(name, { resumed: false })).toBeUndefined()
+    const seen: unknown[] = []
+    const off = hooks.on(name, (payload) => {
+      seen.push(payload)
+    })
+    await hooks.emit(name, { resumed: true })
+    off()
+    expect(seen).toEqual([{ resumed: true }])
+    expect(hooks.has(name)).toBe(false)
+  })
+})
+
+describe('Hooks without a reporter', () => {
+  test('a failing handler is still reported, on stderr', async () => {
+    const hooks = new Hooks()
+    hooks.on('online', () => {
+      throw new Error('lost?')
+    })
+    const lines: unknown[] = []
+    const spy = vi.spyOn(console, 'error').mockImplementation((line) => {
+      lines.push(line)
+    })
+    try {
+      await hooks.emit('online', { resumed: false })
+    } finally {
+      spy.mockRestore()
+    }
+    expect(lines).toEqual(['xmpp: unhandled Error: lost?'])
   })
 })

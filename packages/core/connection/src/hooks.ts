@@ -1,5 +1,6 @@
 import type { Element } from '@core/xml'
 import type { XMPPError } from '@core/errors'
+import { reportToStderr } from './error-report.js'
 import type { ConnectionState } from './state.js'
 
 /**
@@ -70,28 +71,46 @@ export type DisconnectReason =
 export type HookName = keyof HookMap
 export type HookHandler<K extends HookName> = (payload: HookMap[K]) => void | Promise<void>
 
+type Handlers = { [K in HookName]?: HookHandler<HookName>[] | undefined }
+/** Their prototype has none: a hook named like an Object.prototype member reads nothing. */
+const NO_MEMBERS: object = Object.freeze(Object.create(null))
+function newHandlers(): Handlers {
+  return Object.create(NO_MEMBERS) as Handlers
+}
+
 /**
  * Hooks run their handlers in registration order, awaiting each. When every handler is
  * synchronous, emit() is synchronous too and returns undefined (no promise per call).
  */
 export class Hooks {
-  readonly #handlers = new Map<HookName, HookHandler<HookName>[]>()
+  /** By hook name: a plain object rather than a Map, smaller for the few names in use. */
+  #handlers: Handlers = newHandlers()
   /** Pending next() calls, created on first use. */
   #nexts: Set<(error: Error) => void> | undefined
-  readonly #report: (error: unknown, hook: HookName) => void
+  readonly #report: ((error: unknown, hook: HookName) => void) | undefined
   #recorder: ((off: () => void) => void) | undefined
 
-  constructor(report: (error: unknown, hook: HookName) => void) {
+  constructor(report?: (error: unknown, hook: HookName) => void) {
     this.#report = report
+  }
+
+  /**
+   * Where a handler's failure goes when emit() was given no `onError`: the constructor's
+   * `report` (one line on stderr without one: errors never vanish). A subclass may take it
+   * instead (the connection does: no closure per instance).
+   */
+  protected failed(error: unknown, hook: HookName): void {
+    if (this.#report) this.#report(error, hook)
+    else reportToStderr(error instanceof Error ? error : new Error(String(error)))
   }
 
   /** Adds a handler; returns a function that removes it. */
   on<K extends HookName>(name: K, handler: HookHandler<K>): () => void {
-    const list = this.#handlers.get(name)
+    const list = this.#handlers[name]
     const h = handler as HookHandler<HookName>
     // Copy on write: an emit in progress keeps iterating the list it started with. A literal
     // for the first handler: a spread array keeps spare slots (idle connections add up).
-    this.#handlers.set(name, list ? [...list, h] : [h])
+    this.#handlers[name] = list ? [...list, h] : [h]
     const off = () => this.off(name, handler)
     this.#recorder?.(off)
     return off
@@ -120,15 +139,14 @@ export class Hooks {
   }
 
   off<K extends HookName>(name: K, handler: HookHandler<K>): void {
-    const list = this.#handlers.get(name)
+    const list = this.#handlers[name]
     if (!list) return
     const next = list.filter((h) => h !== handler)
-    if (next.length === 0) this.#handlers.delete(name)
-    else this.#handlers.set(name, next)
+    this.#handlers[name] = next.length === 0 ? undefined : next
   }
 
   has(name: HookName): boolean {
-    return this.#handlers.has(name)
+    return this.#handlers[name] !== undefined
   }
 
   /** Resolves on the next emission of `name`. */
@@ -158,7 +176,7 @@ export class Hooks {
     payload: HookMap[K],
     onError?: (error: unknown) => void,
   ): Promise<void> | undefined {
-    const list = this.#handlers.get(name)
+    const list = this.#handlers[name]
     if (!list) return undefined
     for (let i = 0; i < list.length; i++) {
       let result: void | Promise<void>
@@ -166,7 +184,7 @@ export class Hooks {
         result = (list[i] as HookHandler<K>)(payload)
       } catch (error) {
         if (onError) onError(error)
-        else this.#report(error, name)
+        else this.failed(error, name)
         continue
       }
       if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
@@ -188,21 +206,21 @@ export class Hooks {
       await pending
     } catch (error) {
       if (onError) onError(error)
-      else this.#report(error, name)
+      else this.failed(error, name)
     }
     for (let i = index + 1; i < list.length; i++) {
       try {
         await (list[i] as HookHandler<K>)(payload)
       } catch (error) {
         if (onError) onError(error)
-        else this.#report(error, name)
+        else this.failed(error, name)
       }
     }
   }
 
   /** Removes every handler; pending next() promises reject. */
   clear(): void {
-    this.#handlers.clear()
+    this.#handlers = newHandlers()
     const pending = [...(this.#nexts ?? [])]
     this.#nexts?.clear()
     for (const fail of pending) fail(new Error('the hooks were cleared (connection disposed)'))

@@ -18,10 +18,13 @@ export interface InboundSteps {
  * next wait here. Every element is completed exactly once, also when its handling ends
  * after its stream did (stream management counts it for the session it came from).
  */
+const NONE: InboundContext[] = Object.freeze([]) as unknown as InboundContext[]
+
 export class InboundQueue {
   readonly #steps: InboundSteps
   readonly #highWater: number
-  #queue: InboundContext[] = []
+  /** NONE until a handler is first busy when an element arrives: never written to. */
+  #queue: InboundContext[] = NONE
   #busy = false
   /** Waiting for in-flight handling to settle (PluginContext.inboundSettled). */
   #settleWaiters: (() => void)[] | undefined
@@ -42,7 +45,8 @@ export class InboundQueue {
 
   push(ctx: InboundContext): void {
     if (this.#busy) {
-      this.#queue.push(ctx)
+      if (this.#queue === NONE) this.#queue = [ctx]
+      else this.#queue.push(ctx)
       if (this.#queue.length >= this.#highWater) this.#steps.pause()
       return
     }

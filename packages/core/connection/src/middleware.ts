@@ -99,30 +99,42 @@ export class OutboundContext {
 }
 
 /**
- * Composes middleware into one function, once (when the registry freezes). Each call runs
- * the layers in order; a layer that does not call next() stops the element there.
- * Calling next() twice from one layer is a bug and throws a PluginError.
+ * Middleware composed once (when the registry freezes). Each run goes through the layers
+ * in order and ends with `terminal` (a method of `self`); a layer that does not call next()
+ * stops the element there. Calling next() twice from one layer throws a PluginError.
  */
-export function compose<C>(
-  layers: readonly { fn: Middleware<C>; plugin: string }[],
-  terminal: (ctx: C) => void | Promise<void>,
-): (ctx: C) => void | Promise<void> {
-  const n = layers.length
-  if (n === 0) return terminal
-  const fns = layers.map((l) => l.fn)
-  const owners = layers.map((l) => l.plugin)
-  return (ctx: C) => {
+export class Pipeline<C, T> {
+  readonly #fns: readonly Middleware<C>[]
+  readonly #owners: readonly string[]
+  readonly #terminal: (this: T, ctx: C) => void | Promise<void>
+  readonly #self: T
+
+  constructor(
+    layers: readonly { fn: Middleware<C>; plugin: string }[],
+    terminal: (this: T, ctx: C) => void | Promise<void>,
+    self: T,
+  ) {
+    this.#fns = layers.map((l) => l.fn)
+    this.#owners = layers.map((l) => l.plugin)
+    this.#terminal = terminal
+    this.#self = self
+  }
+
+  run(ctx: C): void | Promise<void> {
+    const fns = this.#fns
+    const n = fns.length
     let index = -1
     const dispatch = (i: number): void | Promise<void> => {
       if (i <= index) {
+        const owner = this.#owners[i - 1]
         throw new PluginError(
           'next-called-twice',
-          owners[i - 1] ?? 'unknown',
-          `middleware of plugin "${owners[i - 1]}" called next() more than once for one element`,
+          owner ?? 'unknown',
+          `middleware of plugin "${owner}" called next() more than once for one element`,
         )
       }
       index = i
-      if (i === n) return terminal(ctx)
+      if (i === n) return this.#terminal.call(this.#self, ctx)
       return (fns[i] as Middleware<C>)(ctx, () => dispatch(i + 1))
     }
     return dispatch(0)

@@ -16,9 +16,12 @@ interface Waiter {
  * inbound pipeline once online (a server resends unacknowledged stanzas right after
  * `<resumed/>`). The connection bounds them by bytes.
  */
+/** An empty list shared while there is nothing (most of a connection's life): never written. */
+const NONE: never[] = Object.freeze([]) as never[]
+
 export class NegotiationWaits {
-  #waiters: Waiter[] = []
-  #pending: Element[] = []
+  #waiters: Waiter[] = NONE
+  #pending: Element[] = NONE
   /** Told when a matched element is the last of its stream (a restart follows). */
   readonly #stream: { endStream(): void }
 
@@ -46,7 +49,7 @@ export class NegotiationWaits {
         this.#pending.splice(i, 1)
         if (endsStream(options.last, element)) {
           this.#stream.endStream()
-          this.#pending = []
+          this.#pending = NONE
         }
         return Promise.resolve(element)
       }
@@ -65,7 +68,8 @@ export class NegotiationWaits {
           reject(new TimeoutError(`the peer did not answer within ${timeout} ms`, 'negotiation'))
         }, timeout),
       }
-      this.#waiters.push(waiter)
+      if (this.#waiters === NONE) this.#waiters = [waiter]
+      else this.#waiters.push(waiter)
     })
   }
 
@@ -87,7 +91,8 @@ export class NegotiationWaits {
         return true
       }
       if (matched) {
-        waiters.splice(i, 1)
+        if (waiters.length === 1) this.#waiters = NONE
+        else waiters.splice(i, 1)
         clearTimeout(waiter.timer)
         // A restart follows: nothing more from this stream may be acted upon.
         if (endsStream(waiter.last, element)) this.#stream.endStream()
@@ -100,25 +105,26 @@ export class NegotiationWaits {
 
   /** Keeps an element that no wait took (yet). */
   keep(element: Element): void {
-    this.#pending.push(element)
+    if (this.#pending === NONE) this.#pending = [element]
+    else this.#pending.push(element)
   }
 
   /** Hands over the kept elements and forgets them. */
   takePending(): Element[] {
     const pending = this.#pending
-    this.#pending = []
+    this.#pending = NONE
     return pending
   }
 
   /** A new stream, or the end of one: kept elements are dropped unread. */
   clearPending(): void {
-    this.#pending = []
+    this.#pending = NONE
   }
 
   /** Every wait fails with `error`. */
   rejectAll(error: Error): void {
     const waiters = this.#waiters
-    this.#waiters = []
+    this.#waiters = NONE
     for (const waiter of waiters) {
       clearTimeout(waiter.timer)
       waiter.reject(error)

@@ -12,16 +12,20 @@ type RawTap = (direction: 'in' | 'out', data: string | Uint8Array) => void
  * with the stream's end). The transport's backpressure holds them here, not in memory
  * beyond what senders queue: a sender that awaits send() goes at the peer's pace.
  */
+const NONE: string[] = Object.freeze([]) as unknown as string[]
+
 export class OutboundWriter {
   #transport: Transport | undefined
   #framing: Framing | undefined
-  #taps: readonly RawTap[] = []
-  #buffer: string[] = []
+  #taps: readonly RawTap[] | undefined
+  /** NONE while empty (most of an idle connection's life): never written to. */
+  #buffer: string[] = NONE
   /** The elements in #buffer: settles when they are handed to the transport. */
   #batch: WriteBatch | undefined
   #flushScheduled = false
   #blocked = false
-  readonly #flushTask = (): void => this.flush()
+  /** Made on the first batched write (an idle connection may never make one). */
+  #flushTask: (() => void) | undefined
 
   /** Writes go to `transport` from now on (a new stream), framed by `framing`. */
   attach(transport: Transport, framing: Framing, taps: readonly RawTap[]): void {
@@ -40,14 +44,20 @@ export class OutboundWriter {
     const data = (this.#framing as Framing).element(ctx.element, xmlns)
     ctx.data = data
     ctx.queued = true
-    this.#buffer.push(data)
+    this.#add(data)
     this.#batch ??= new WriteBatch()
     ctx.batch = this.#batch
     if (now) this.flush()
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true
+      this.#flushTask ??= () => this.flush()
       queueMicrotask(this.#flushTask)
     }
+  }
+
+  #add(data: string): void {
+    if (this.#buffer === NONE) this.#buffer = [data]
+    else this.#buffer.push(data)
   }
 
   /**
@@ -55,7 +65,7 @@ export class OutboundWriter {
    * the transport asked us to wait: control data must not be lost before a close.
    */
   writeRaw(data: string): void {
-    this.#buffer.push(data)
+    this.#add(data)
     this.flush(true)
   }
 
@@ -68,11 +78,11 @@ export class OutboundWriter {
     const transport = this.#transport
     if (!transport || (this.#blocked && !force) || this.#buffer.length === 0) return
     const parts = this.#buffer
-    this.#buffer = []
+    this.#buffer = NONE
     const batch = this.#batch
     this.#batch = undefined
     const taps = this.#taps
-    if (taps.length > 0) for (const part of parts) for (const tap of taps) tap('out', part)
+    if (taps && taps.length > 0) for (const part of parts) for (const tap of taps) tap('out', part)
     let ok: boolean
     if (parts.length === 1) ok = transport.write(parts[0] as string)
     else if ((this.#framing as Framing).batch) {
@@ -100,7 +110,7 @@ export class OutboundWriter {
    */
   detach(error: unknown): void {
     this.#transport = undefined
-    this.#buffer = []
+    this.#buffer = NONE
     this.#blocked = false
     const batch = this.#batch
     this.#batch = undefined

@@ -15,27 +15,13 @@ import {
   thisCoreModule,
 } from './plugin.js'
 
-interface Registered {
-  plugin: AnyPlugin
-  /** The same for a plugin and its with() variants: what dependencies are matched by. */
-  origin: object
-  api: unknown
-  /** Undoes what the plugin registered, while its setup has not finished. */
-  undo: (() => void)[] | undefined
-  /** Its async setup (or its wait for its dependencies' setups), while not finished. */
-  ready: Promise<void> | undefined
-  /** Created on first use of ctx.signal: most plugins never ask, and each costs memory. */
-  controller: AbortController | undefined
-  disposed: boolean
-  /** Created on first ctx.onDispose(). */
-  disposers: (() => void | Promise<void>)[] | undefined
-}
-
 interface Layer<C> {
   fn: Middleware<C>
   plugin: string
   priority: number
 }
+
+type Disposer = () => void | Promise<void>
 
 /** What the registry needs from its connection besides the connection itself. */
 export interface RegistryHost {
@@ -47,59 +33,61 @@ export interface RegistryHost {
 
 /**
  * The plugins of one connection: registration with dependency checks, setup (sync or
- * async, undone when it fails), what plugins register through their context (middleware,
- * features, the negotiation strategy, taps, timers), and teardown in reverse order.
+ * async, undone when it fails), what plugins register through their context, and teardown
+ * in reverse order. What a plugin may need later (an async setup, a signal, disposers) is
+ * kept by registration index, in lists made on first need: most plugins need none of it.
  */
 export class PluginRegistry {
-  readonly inboundLayers: Layer<InboundContext>[] = []
-  readonly outboundLayers: Layer<OutboundContext>[] = []
-  readonly features: StreamFeature[] = []
+  inboundLayers: Layer<InboundContext>[] = []
+  outboundLayers: Layer<OutboundContext>[] = []
+  features: StreamFeature[] = []
   readonly handled: ((ctx: InboundContext) => void)[] = []
   readonly rawTaps: ((direction: 'in' | 'out', data: string | Uint8Array) => void)[] = []
   /** Set by at most one plugin (ctx.negotiation()); stream features otherwise. */
   negotiator: Negotiator = featureNegotiator
   negotiatorOwner: string | undefined
-  /** Plugin timers (ctx.setTimeout), created on first use. */
+  /** Plugin timers (ctx.setTimeout). */
   timers: Set<ReturnType<typeof setTimeout>> | undefined
-  /** No more use(): set by the first connect(). */
+  /** No more use(): set by the first connect() (freeze()). */
   frozen = false
   /** Pipelines composed: no more extensions through a context. */
   composed = false
   disposed = false
-  readonly #entries: Registered[] = []
-  readonly #setups: Promise<void>[] = []
-  readonly #connection: Connection
-  readonly #setupTimeout: number
-  /** The connection's side (one object with methods: no closures per connection). */
+  readonly connection: Connection
+  #plugins: AnyPlugin[] = []
+  /** A setup still running (async, or waiting for its dependencies), by index. */
+  #running: (Promise<void> | undefined)[] | undefined
+  /** Every async setup, for ready() and settled(). */
+  #setups: Promise<void>[] | undefined
+  #controllers: (AbortController | undefined)[] | undefined
+  #disposers: (Disposer[] | undefined)[] | undefined
   readonly #host: RegistryHost
   #teardown: Promise<void> | undefined
 
   constructor(connection: Connection, host: RegistryHost) {
-    this.#connection = connection
-    this.#setupTimeout = host.setupTimeout
+    this.connection = connection
     this.#host = host
   }
 
-  inboundSettled(timeout: number): Promise<boolean> {
-    return this.#host.inboundSettled(timeout)
+  get host(): RegistryHost {
+    return this.#host
   }
 
-  fail(error: XMPPError, appCondition?: Element): void {
-    this.#host.fail(error, appCondition)
-  }
-
-  #report(error: unknown): void {
-    this.#host.report(error)
+  /** The plugin list is final: trimmed to its size. */
+  freeze(): void {
+    if (this.frozen) return
+    this.frozen = true
+    this.#plugins = this.#plugins.slice()
   }
 
   /** Whether some plugin's setup is async (connect() then waits for settled()). */
   get hasAsyncSetups(): boolean {
-    return this.#setups.length > 0
+    return this.#setups !== undefined
   }
 
   /** Resolves once every plugin's (possibly async) setup finished. */
   async ready(): Promise<void> {
-    await Promise.all(this.#setups)
+    await Promise.all(this.#setups ?? [])
   }
 
   assertOpen(plugin: string): void {
@@ -113,140 +101,116 @@ export class PluginRegistry {
   }
 
   /**
-   * Registers a plugin. Its dependencies must already be registered. Fails once the
-   * registry froze (at the first connect()). A plugin whose setup throws leaves nothing
-   * behind (middleware, features, hooks it added in setup are removed). A plugin whose
-   * dependency's setup is async is set up once that finished.
+   * Registers a plugin. Its dependencies must already be registered. A plugin whose setup
+   * throws leaves nothing behind; one whose dependency's setup is async is set up once that
+   * finished (ctx.get(dependency) is typed as present).
    */
   use(plugin: AnyPlugin): void {
-    if (this.disposed) {
+    const { name } = plugin
+    if (this.disposed || this.frozen) {
       throw new PluginError(
         'registry-frozen',
-        plugin.name,
-        `cannot register plugin "${plugin.name}": the connection was disposed`,
-      )
-    }
-    if (this.frozen) {
-      throw new PluginError(
-        'registry-frozen',
-        plugin.name,
-        `cannot register plugin "${plugin.name}": the plugin registry froze when connect() was first called. Pass it in createConnection({ plugins: [...] }) or call use() before connect().`,
+        name,
+        this.disposed
+          ? `cannot register plugin "${name}": the connection was disposed`
+          : `cannot register plugin "${name}": the plugin registry froze when connect() was first called. Pass it in createConnection({ plugins: [...] }) or call use() before connect().`,
       )
     }
     const otherCore = foreignCoreOf(plugin)
     if (otherCore !== undefined) {
       throw new PluginError(
         'foreign-core',
-        plugin.name,
-        `plugin "${plugin.name}" was made by another copy of @core/connection than this connection's (${otherCore === thisCoreModule ? `both are ${thisCoreModule}, loaded twice` : `the plugin's: ${otherCore}; the connection's: ${thisCoreModule}`}): an app must load @core/connection once. The plugin's package should list @core/connection in peerDependencies, not dependencies; \`npm ls @core/connection\` shows the copies.`,
+        name,
+        `plugin "${name}" was made by another copy of @core/connection than this connection's (${otherCore === thisCoreModule ? `both are ${thisCoreModule}, loaded twice` : `the plugin's: ${otherCore}; the connection's: ${thisCoreModule}`}): an app must load @core/connection once. The plugin's package should list @core/connection in peerDependencies, not dependencies; \`npm ls @core/connection\` shows the copies.`,
       )
     }
-    if (this.#entries.some((r) => r.plugin.name === plugin.name)) {
-      throw new PluginError(
-        'duplicate-plugin',
-        plugin.name,
-        `plugin "${plugin.name}" is already registered`,
-      )
+    if (this.#plugins.some((p) => p.name === name)) {
+      throw new PluginError('duplicate-plugin', name, `plugin "${name}" is already registered`)
     }
     const waits: Promise<void>[] = []
     for (const dependency of plugin.dependencies) {
-      const found = this.entryOf(dependency)
-      if (!found) {
-        const namesake = this.#entries.some((r) => r.plugin.name === dependency.name)
+      const index = this.#indexOf(dependency)
+      if (index < 0) {
+        const namesake = this.#plugins.some((p) => p.name === dependency.name)
         throw new PluginError(
           'missing-dependency',
-          plugin.name,
+          name,
           namesake
-            ? `plugin "${plugin.name}" depends on plugin "${dependency.name}", but the plugin registered under that name is a different one (dependencies are plugin objects, not names)`
-            : `plugin "${plugin.name}" depends on plugin "${dependency.name}", which is not registered: register "${dependency.name}" before "${plugin.name}"`,
+            ? `plugin "${name}" depends on plugin "${dependency.name}", but the plugin registered under that name is a different one (dependencies are plugin objects, not names)`
+            : `plugin "${name}" depends on plugin "${dependency.name}", which is not registered: register "${dependency.name}" before "${name}"`,
         )
       }
-      if (found.ready) waits.push(found.ready)
+      const running = this.#running?.[index]
+      if (running) waits.push(running)
     }
-    const entry: Registered = {
-      plugin,
-      origin: originOf(plugin),
-      api: undefined,
-      controller: undefined,
-      disposed: false,
-      disposers: undefined,
-      undo: [],
-      ready: undefined,
-    }
-    this.#entries.push(entry)
+    const index = this.#plugins.push(plugin) - 1
+    const ctx = new Context(this, index)
     if (waits.length > 0) {
-      // ctx.get(dependency) is typed as present: run setup once the dependencies are.
-      this.#trackSetup(
-        entry,
-        Promise.all(waits).then(() => this.#runSetup(entry)),
+      this.#track(
+        ctx,
+        Promise.all(waits).then(() => this.#runSetup(ctx, plugin)),
       )
-    } else {
-      let result: unknown
-      try {
-        result = this.#runSetup(entry)
-      } catch (error) {
-        this.#undoSetup(entry)
-        this.#entries.pop()
-        throw error
-      }
-      if (isPromise(result)) this.#trackSetup(entry, result)
-      else this.#setupDone(entry, result)
+      return
     }
-  }
-
-  /** The registered entry of a plugin or of a with() variant of it. */
-  entryOf(plugin: AnyPlugin): Registered | undefined {
-    const origin = originOf(plugin)
-    return this.#entries.find((r) => r.origin === origin)
-  }
-
-  /**
-   * Runs a plugin's setup; what it registers through its context (and the hooks it adds
-   * synchronously) is recorded so that a failing setup can be undone.
-   */
-  #runSetup(entry: Registered): unknown {
-    const { plugin } = entry
-    const undo = entry.undo as (() => void)[]
-    const restore = this.#connection.hooks.record((off) => undo.push(off))
+    let result: unknown
     try {
-      return plugin.setup(new Context(this.#connection, this, entry), plugin.options)
+      result = this.#runSetup(ctx, plugin)
     } catch (error) {
-      throw new PluginError(
-        'setup-failed',
-        plugin.name,
-        `setup of plugin "${plugin.name}" failed: ${describe(error)}`,
-        error,
-      )
+      ctx.undo()
+      this.#plugins.pop()
+      throw error
+    }
+    if (isPromise(result)) this.#track(ctx, result)
+    else this.#setupDone(ctx, result)
+  }
+
+  #indexOf(plugin: AnyPlugin): number {
+    const origin = originOf(plugin)
+    return this.#plugins.findIndex((p) => originOf(p) === origin)
+  }
+
+  pluginAt(index: number): AnyPlugin {
+    return this.#plugins[index] as AnyPlugin
+  }
+
+  /** The API of a registered plugin (or of a with() variant of it). */
+  apiOf(plugin: AnyPlugin): unknown {
+    const registered = this.#plugins[this.#indexOf(plugin)]
+    return registered && (this.connection.plugins as Record<string, unknown>)[registered.name]
+  }
+
+  /** Runs setup; what it registers (hooks included, while it runs synchronously) is undoable. */
+  #runSetup(ctx: Context, plugin: AnyPlugin): unknown {
+    const restore = this.connection.hooks.record((off) => ctx.onUndo(off))
+    try {
+      return plugin.setup(ctx, plugin.options)
+    } catch (error) {
+      throw setupFailed(plugin.name, error)
     } finally {
       restore()
     }
   }
 
-  #setupDone(entry: Registered, api: unknown): void {
-    entry.api = api
-    entry.undo = undefined
-    entry.ready = undefined
-    ;(this.#connection.plugins as Record<string, unknown>)[entry.plugin.name] = api
+  #setupDone(ctx: Context, api: unknown): void {
+    ctx.setupDone()
+    if (this.#running) this.#running[ctx.index] = undefined
+    ;(this.connection.plugins as Record<string, unknown>)[this.pluginAt(ctx.index).name] = api
   }
 
-  /** Removes what a failed setup registered, most recent first. */
-  #undoSetup(entry: Registered): void {
-    const undo = entry.undo ?? []
-    entry.undo = undefined
-    for (let i = undo.length - 1; i >= 0; i--) (undo[i] as () => void)()
-  }
-
-  #trackSetup(entry: Registered, result: Promise<unknown>): void {
-    const setup = this.#awaitSetup(entry, result)
-    entry.ready = setup
+  #track(ctx: Context, result: Promise<unknown>): void {
+    const setup = this.#awaitSetup(ctx, result)
+    this.#running ??= []
+    this.#running[ctx.index] = setup
     // connect() (through settled()) reports a failure and tears the registry down; this only
     // keeps the rejection from also being unhandled while nobody awaits it yet.
     setup.then(undefined, reportedThroughReady)
+    this.#setups ??= []
     this.#setups.push(setup)
   }
 
-  async #awaitSetup(entry: Registered, result: Promise<unknown>): Promise<void> {
-    const name = entry.plugin.name
+  async #awaitSetup(ctx: Context, result: Promise<unknown>): Promise<void> {
+    const { name } = this.pluginAt(ctx.index)
+    const ms = this.#host.setupTimeout
     let timer: ReturnType<typeof setTimeout> | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -255,23 +219,17 @@ export class PluginRegistry {
             new PluginError(
               'setup-timeout',
               name,
-              `setup of plugin "${name}" did not finish within ${this.#setupTimeout} ms`,
+              `setup of plugin "${name}" did not finish within ${ms} ms`,
             ),
           ),
-        this.#setupTimeout,
+        ms,
       )
     })
     try {
-      this.#setupDone(entry, await Promise.race([result, timeout]))
+      this.#setupDone(ctx, await Promise.race([result, timeout]))
     } catch (error) {
-      this.#undoSetup(entry)
-      if (error instanceof PluginError) throw error
-      throw new PluginError(
-        'setup-failed',
-        name,
-        `setup of plugin "${name}" failed: ${describe(error)}`,
-        error,
-      )
+      ctx.undo()
+      throw error instanceof PluginError ? error : setupFailed(name, error)
     } finally {
       clearTimeout(timer)
     }
@@ -282,11 +240,32 @@ export class PluginRegistry {
    * reverse order) and the connection is disposed, so that no plugin is left running.
    */
   async settled(): Promise<void> {
-    const results = await Promise.allSettled(this.#setups)
+    const results = await Promise.allSettled(this.#setups ?? [])
     const failed = results.find((r) => r.status === 'rejected')
     if (!failed) return
     await this.teardown()
     throw failed.reason
+  }
+
+  /** Aborted at teardown; created on a plugin's first use of ctx.signal. */
+  signalOf(index: number): AbortSignal {
+    this.#controllers ??= []
+    let controller = this.#controllers[index]
+    if (!controller) {
+      controller = new AbortController()
+      this.#controllers[index] = controller
+      if (this.disposed) controller.abort(disposedError())
+    }
+    return controller.signal
+  }
+
+  addDisposer(index: number, fn: Disposer): Disposer[] {
+    // Sized to the plugins (a list grown by writes keeps spare slots: idle connections add up).
+    this.#disposers ??= new Array(this.#plugins.length)
+    const list = this.#disposers[index]
+    if (list) list.push(fn)
+    else this.#disposers[index] = [fn]
+    return this.#disposers[index] as Disposer[]
   }
 
   /** Tears every plugin down, in reverse registration order; runs once. */
@@ -298,107 +277,120 @@ export class PluginRegistry {
   async #runTeardown(): Promise<void> {
     this.disposed = true
     this.frozen = true
-    if (this.timers) {
-      for (const timer of this.timers) clearTimeout(timer)
-      this.timers.clear()
-    }
-    for (let i = this.#entries.length - 1; i >= 0; i--) {
-      const entry = this.#entries[i] as Registered
-      entry.disposed = true
-      entry.controller?.abort(disposedError())
-      const disposers = entry.disposers ?? []
+    for (const timer of this.timers ?? []) clearTimeout(timer)
+    this.timers?.clear()
+    for (let i = this.#plugins.length - 1; i >= 0; i--) {
+      this.#controllers?.[i]?.abort(disposedError())
+      const disposers = this.#disposers?.[i] ?? []
       for (let j = disposers.length - 1; j >= 0; j--) {
         try {
-          await (disposers[j] as () => void | Promise<void>)()
+          await (disposers[j] as Disposer)()
         } catch (error) {
-          this.#report(
+          const { name } = this.pluginAt(i)
+          this.#host.report(
             new PluginError(
               'teardown-failed',
-              entry.plugin.name,
-              `teardown of plugin "${entry.plugin.name}" failed: ${describe(error)}`,
+              name,
+              `teardown of plugin "${name}" failed: ${describe(error)}`,
               error,
             ),
           )
         }
       }
     }
-    this.#connection.hooks.clear()
+    this.connection.hooks.clear()
   }
 }
 
 /**
- * What a plugin's setup() gets. Its methods live on the prototype: a plugin that keeps
- * its context (most do) then keeps one small object per connection, not a closure per
- * method (idle connections add up).
+ * What a plugin's setup() gets: its methods live on the prototype, and the object holds
+ * only its registry and the plugin's index (a plugin keeps it as long as the connection).
  */
 class Context implements PluginContext {
-  readonly connection: Connection
-  readonly hooks: Hooks
   readonly #registry: PluginRegistry
-  readonly #entry: Registered
+  readonly index: number
+  /** While setup runs: how to take back what the plugin registered, should it fail. */
+  #undo: (() => void)[] | undefined = []
 
-  constructor(connection: Connection, registry: PluginRegistry, entry: Registered) {
-    this.connection = connection
-    this.hooks = connection.hooks
+  constructor(registry: PluginRegistry, index: number) {
     this.#registry = registry
-    this.#entry = entry
+    this.index = index
+  }
+
+  get connection(): Connection {
+    return this.#registry.connection
+  }
+
+  get hooks(): Hooks {
+    return this.#registry.connection.hooks
   }
 
   get signal(): AbortSignal {
-    const entry = this.#entry
-    if (!entry.controller) {
-      entry.controller = new AbortController()
-      if (entry.disposed) entry.controller.abort(disposedError())
-    }
-    return entry.controller.signal
+    return this.#registry.signalOf(this.index)
+  }
+
+  get #name(): string {
+    return this.#registry.pluginAt(this.index).name
+  }
+
+  onUndo(fn: () => void): void {
+    this.#undo?.push(fn)
+  }
+
+  /** Removes what a failed setup registered, most recent first. */
+  undo(): void {
+    const undo = this.#undo ?? []
+    this.#undo = undefined
+    for (let i = undo.length - 1; i >= 0; i--) (undo[i] as () => void)()
+  }
+
+  setupDone(): void {
+    this.#undo = undefined
   }
 
   get<P extends AnyPlugin>(plugin: P): ApiOf<P> {
-    const name = this.#entry.plugin.name
     const origin = originOf(plugin)
-    if (!this.#entry.plugin.dependencies.some((d) => originOf(d) === origin)) {
+    const self = this.#registry.pluginAt(this.index)
+    if (!self.dependencies.some((d) => originOf(d) === origin)) {
       throw new PluginError(
         'missing-dependency',
-        name,
-        `plugin "${name}" asked for plugin "${plugin.name}" without declaring it in dependencies`,
+        self.name,
+        `plugin "${self.name}" asked for plugin "${plugin.name}" without declaring it in dependencies`,
       )
     }
-    return this.#registry.entryOf(plugin)?.api as ApiOf<P>
+    return this.#registry.apiOf(plugin) as ApiOf<P>
   }
 
   inbound(fn: Middleware<InboundContext>, options?: MiddlewareOptions): void {
-    const name = this.#entry.plugin.name
-    this.#registry.assertOpen(name)
-    const layer = { fn, plugin: name, priority: options?.priority ?? 0 }
-    sorted(this.#registry.inboundLayers, layer)
-    this.#onUndo(this.#registry.inboundLayers, layer)
+    this.#addLayer(this.#registry.inboundLayers, fn, options)
   }
 
   outbound(fn: Middleware<OutboundContext>, options?: MiddlewareOptions): void {
-    const name = this.#entry.plugin.name
-    this.#registry.assertOpen(name)
-    const layer = { fn, plugin: name, priority: options?.priority ?? 0 }
-    sorted(this.#registry.outboundLayers, layer)
-    this.#onUndo(this.#registry.outboundLayers, layer)
+    this.#addLayer(this.#registry.outboundLayers, fn, options)
+  }
+
+  #addLayer<C>(list: Layer<C>[], fn: Middleware<C>, options?: MiddlewareOptions): void {
+    const plugin = this.#name
+    this.#registry.assertOpen(plugin)
+    const priority = options?.priority ?? 0
+    this.#add(list, { fn, plugin, priority }, priority)
   }
 
   feature(feature: StreamFeature): void {
-    const name = this.#entry.plugin.name
     const registry = this.#registry
-    registry.assertOpen(name)
+    registry.assertOpen(this.#name)
     if (registry.features.some((f) => f.name === feature.name)) {
       throw new PluginError(
         'duplicate-feature',
-        name,
+        this.#name,
         `stream feature "${feature.name}" is already registered`,
       )
     }
-    sorted(registry.features, feature)
-    this.#onUndo(registry.features, feature)
+    this.#add(registry.features, feature, feature.priority)
   }
 
   negotiation(negotiator: Negotiator): void {
-    const name = this.#entry.plugin.name
+    const name = this.#name
     const registry = this.#registry
     registry.assertOpen(name)
     if (registry.negotiatorOwner !== undefined) {
@@ -410,34 +402,40 @@ class Context implements PluginContext {
     }
     registry.negotiator = negotiator
     registry.negotiatorOwner = name
-    this.#entry.undo?.push(() => {
+    this.onUndo(() => {
       registry.negotiator = featureNegotiator
       registry.negotiatorOwner = undefined
     })
   }
 
   onHandled(fn: (ctx: InboundContext) => void): void {
-    this.#registry.handled.push(fn)
-    this.#onUndo(this.#registry.handled, fn)
+    this.#add(this.#registry.handled, fn)
   }
 
   onRaw(fn: (direction: 'in' | 'out', data: string | Uint8Array) => void): void {
-    this.#registry.rawTaps.push(fn)
-    this.#onUndo(this.#registry.rawTaps, fn)
+    this.#add(this.#registry.rawTaps, fn)
   }
 
-  /** While setup runs: how to take `item` out of `list` again if the setup fails. */
-  #onUndo<T>(list: T[], item: T): void {
-    this.#entry.undo?.push(() => {
+  /** Adds `item`, by `priority` when given (ties keep registration order), undoably. */
+  #add<T>(list: T[], item: T, priority?: number): void {
+    let i = list.length
+    if (priority !== undefined) {
+      while (i > 0 && (list[i - 1] as { priority: number }).priority > priority) i--
+    }
+    list.splice(i, 0, item)
+    this.#undoAdd(list, item)
+  }
+
+  #undoAdd<T>(list: T[], item: T): void {
+    this.onUndo(() => {
       const i = list.indexOf(item)
       if (i >= 0) list.splice(i, 1)
     })
   }
 
   setTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
-    const registry = this.#registry
-    registry.timers ??= new Set()
-    const timers = registry.timers
+    this.#registry.timers ??= new Set()
+    const timers = this.#registry.timers
     const timer = setTimeout(() => {
       timers.delete(timer)
       fn()
@@ -453,27 +451,26 @@ class Context implements PluginContext {
   }
 
   inboundSettled(timeout: number): Promise<boolean> {
-    return this.#registry.inboundSettled(timeout)
+    return this.#registry.host.inboundSettled(timeout)
   }
 
   fail(error: XMPPError, appCondition?: Element): void {
-    this.#registry.fail(error, appCondition)
+    this.#registry.host.fail(error, appCondition)
   }
 
-  onDispose(fn: () => void | Promise<void>): void {
-    const entry = this.#entry
-    if (entry.disposers) entry.disposers.push(fn)
-    else entry.disposers = [fn]
+  onDispose(fn: Disposer): void {
     // A failed setup is undone: its disposers do not run later.
-    this.#onUndo(entry.disposers, fn)
+    this.#undoAdd(this.#registry.addDisposer(this.index, fn), fn)
   }
 }
 
-/** Stable insertion by priority: ties keep registration order. */
-function sorted<T extends { priority: number }>(list: T[], item: T): void {
-  let i = list.length
-  while (i > 0 && (list[i - 1] as T).priority > item.priority) i--
-  list.splice(i, 0, item)
+function setupFailed(name: string, error: unknown): PluginError {
+  return new PluginError(
+    'setup-failed',
+    name,
+    `setup of plugin "${name}" failed: ${describe(error)}`,
+    error,
+  )
 }
 
 function isPromise<T>(value: unknown): value is Promise<T> {

@@ -85,11 +85,31 @@ export function originOf(plugin: AnyPlugin): object {
  * connection (idle connections add up). The dependency list is shared by every variant.
  */
 class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
-  readonly name: N
-  readonly dependencies: readonly AnyPlugin[]
   readonly options: O
-  readonly setup: PluginDefinition<N, A, O>['setup']
   readonly #definition: PluginDefinition<N, A, O>
+  readonly #dependencies: readonly AnyPlugin[]
+
+  constructor(
+    definition: PluginDefinition<N, A, O>,
+    dependencies: readonly AnyPlugin[],
+    options: O,
+  ) {
+    this.#definition = definition
+    this.#dependencies = dependencies
+    this.options = options
+  }
+
+  get name(): N {
+    return this.#definition.name
+  }
+
+  get dependencies(): readonly AnyPlugin[] {
+    return this.#dependencies
+  }
+
+  get setup(): PluginDefinition<N, A, O>['setup'] {
+    return this.#definition.setup
+  }
 
   /** @internal see originOf() */
   get origin(): object {
@@ -101,21 +121,13 @@ class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
     return THIS_CORE
   }
 
-  constructor(
-    definition: PluginDefinition<N, A, O>,
-    dependencies: readonly AnyPlugin[],
-    options: O,
-  ) {
-    this.name = definition.name
-    this.dependencies = dependencies
-    this.options = options
-    this.setup = definition.setup
-    this.#definition = definition
-  }
-
   with(patch: Partial<O>): Plugin<N, A, O> {
     return Object.freeze(
-      new DefinedPlugin(this.#definition, this.dependencies, { ...this.options, ...patch } as O),
+      new DefinedPlugin(
+        this.#definition,
+        this.#dependencies,
+        Object.assign({}, this.options, patch),
+      ),
     )
   }
 }

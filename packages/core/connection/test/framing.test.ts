@@ -2,7 +2,7 @@
 import { describe, expect, test } from 'vitest'
 import { createConnection, websocketFraming } from '../src/index.js'
 import { xml } from '@core/xml'
-import { MemoryPeer } from '../src/testing.js'
+import { MemoryPeer } from '@test/memory-peer'
 import { SHORT } from './helpers.js'
 
 async function wsOnline() {

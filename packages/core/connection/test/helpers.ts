@@ -8,7 +8,7 @@ import {
   type StreamFeature,
 } from '../src/index.js'
 import { websocketFraming, xmlStreamFraming } from '../src/framing.js'
-import { MemoryPeer } from '../src/testing.js'
+import { MemoryPeer } from '@test/memory-peer'
 
 /**
  * The framing the connection-level tests run over: the vitest config runs them once per

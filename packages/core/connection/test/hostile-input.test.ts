@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest'
 import type { HookMap } from '../src/index.js'
 import { StreamError, type XMPPError } from '@core/errors'
 import { createConnection } from '../src/index.js'
-import { MemoryPeer } from '../src/testing.js'
+import { MemoryPeer } from '@test/memory-peer'
 import { online, SHORT } from './helpers.js'
 
 const NS_STREAM_ERRORS = 'urn:ietf:params:xml:ns:xmpp-streams'

@@ -4,7 +4,7 @@ import { AbortError, ConnectionError, StanzaError, TimeoutError } from '@core/er
 import { iq } from '../src/index.js'
 import { JID } from '@core/jid'
 import { xml } from '@core/xml'
-import { connectToMemoryPeer as online } from '@core/connection/testing'
+import { connectToMemoryPeer as online } from '@test/memory-peer'
 
 const ping = (to?: string) =>
   xml('iq', { type: 'get', to }, xml('ping', { xmlns: 'urn:xmpp:ping' }))

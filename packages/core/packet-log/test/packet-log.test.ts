@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { packetLog, redact } from '../src/index.js'
 import { xml } from '@core/xml'
-import { connectToMemoryPeer as online } from '@core/connection/testing'
+import { connectToMemoryPeer as online } from '@test/memory-peer'
 
 describe('packet log', () => {
   test('shows raw XML both ways when switched on, with secrets redacted', async () => {

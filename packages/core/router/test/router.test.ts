@@ -3,7 +3,7 @@ import type { Message, Presence } from '@core/connection'
 import { router } from '../src/index.js'
 import { StanzaError } from '@core/errors'
 import { xml } from '@core/xml'
-import { connectToMemoryPeer as online } from '@core/connection/testing'
+import { connectToMemoryPeer as online } from '@test/memory-peer'
 
 const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -1,5 +1,5 @@
 import { type AnyPlugin, createConnection, definePlugin, FeaturePriority } from '@core/connection'
-import { MemoryPeer } from '@core/connection/testing'
+import { MemoryPeer } from '@test/memory-peer'
 import { xml } from '@core/xml'
 import { type LifecycleOptions, type LifecycleState, lifecycle } from '../src/index.js'
 

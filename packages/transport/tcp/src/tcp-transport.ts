@@ -50,6 +50,13 @@ const BRAND = Symbol.for('@transport/tcp.TcpTransport')
 
 type Phase = 'idle' | 'connecting' | 'open' | 'upgrading' | 'closed'
 
+/** The transport of each socket that has its listeners (see the static block below). */
+const OWNERS = new WeakMap<Socket, TcpTransport>()
+let onSocketData: (this: Socket, chunk: Buffer) => void
+let onSocketDrain: (this: Socket) => void
+let onSocketError: (this: Socket, error: Error) => void
+let onSocketClose: (this: Socket) => void
+
 /**
  * XMPP over TCP (RFC 6120 §3, §5) with STARTTLS or direct TLS (XEP-0368). One instance per
  * connection attempt; give `tcp()` to createConnection() rather than building one.
@@ -59,11 +66,6 @@ export class TcpTransport implements Transport {
   readonly framing = xmlStreamFraming
   /** Set by `tcp({ allowPlaintext })`: the starttls plugin may then go on without TLS. */
   readonly allowPlaintext: boolean
-  /**
-   * Settles (never rejects) as soon as the socket is closed, with the error if it failed,
-   * before `close` is reported to the connection.
-   */
-  readonly closed: Promise<Error | undefined>
   readonly #options: TcpOptions
   /**
    * Aborts the operation in flight (connect, STARTTLS) on destroy(). It exists only while
@@ -72,9 +74,15 @@ export class TcpTransport implements Transport {
   #stop: Cancellation | undefined
   /** Unhooks the caller's signal from #stop once the operation is over. */
   #unlink: (() => void) | undefined
-  /** The caller's attempt: ConnectTarget.cancellation when given (cheaper), else its signal. */
-  #attempt: Cancellation | AbortSignal | undefined
-  #markClosed: (error: Error | undefined) => void = () => undefined
+  /**
+   * The caller's signal, while connect() runs. Not kept after: STARTTLS is stopped through
+   * destroy(), and an open transport holds no AbortSignal (idle connections add up).
+   */
+  #attempt: AbortSignal | undefined
+  /** `closed`, made when first asked for (most apps never do). */
+  #closed: Promise<Error | undefined> | undefined
+  #markClosed: ((error: Error | undefined) => void) | undefined
+  #closedWith: Error | undefined
   #phase: Phase = 'idle'
   #socket: Socket | undefined
   #secure = false
@@ -85,7 +93,7 @@ export class TcpTransport implements Transport {
   #error: Error | undefined
   #paused = false
   /** Writes made while STARTTLS runs: they go out encrypted or not at all. */
-  #held: string[] = []
+  #held: string[] | undefined
   /**
    * While the stream is not encrypted and plaintext is not allowed: refuses every write but
    * the stream header, `<starttls/>`, a stream error and the closing tag. Dropped once TLS
@@ -98,9 +106,6 @@ export class TcpTransport implements Transport {
     checkOptions(options)
     this.#options = options
     this.allowPlaintext = options.allowPlaintext === true
-    this.closed = new Promise((resolve) => {
-      this.#markClosed = resolve
-    })
   }
 
   static {
@@ -109,19 +114,15 @@ export class TcpTransport implements Transport {
   }
 
   /**
-   * Starts an abortable operation: it is aborted by destroy() (or end()) and by the caller's
-   * signal when connect() was given one, until #endOperation().
+   * Starts an abortable operation: it is aborted by destroy() (or end()) and, during
+   * connect(), by the caller's signal, until #endOperation().
    */
   #beginOperation(): Cancellation {
     const stop = new Cancellation()
     this.#stop = stop
     const attempt = this.#attempt
     if (attempt?.aborted) stop.abort(attempt.reason)
-    else if (attempt instanceof Cancellation) {
-      const onAbort = () => stop.abort(attempt.reason)
-      attempt.onAbort(onAbort)
-      this.#unlink = () => attempt.offAbort(onAbort)
-    } else if (attempt) {
+    else if (attempt) {
       const onAbort = () => stop.abort(attempt.reason)
       attempt.addEventListener('abort', onAbort, { once: true })
       this.#unlink = () => attempt.removeEventListener('abort', onAbort)
@@ -133,6 +134,22 @@ export class TcpTransport implements Transport {
     this.#unlink?.()
     this.#unlink = undefined
     this.#stop = undefined
+  }
+
+  /**
+   * Settles (never rejects) as soon as the socket is closed, with the error if it failed,
+   * before `close` is reported to the connection.
+   */
+  get closed(): Promise<Error | undefined> {
+    if (!this.#closed) {
+      this.#closed =
+        this.#phase === 'closed'
+          ? Promise.resolve(this.#closedWith)
+          : new Promise((resolve) => {
+              this.#markClosed = resolve
+            })
+    }
+    return this.#closed
   }
 
   /** True once the stream runs over TLS that verified (or `tls.insecure` was set). */
@@ -199,6 +216,7 @@ export class TcpTransport implements Transport {
       throw error
     } finally {
       this.#endOperation()
+      this.#attempt = undefined
     }
   }
 
@@ -285,7 +303,8 @@ export class TcpTransport implements Transport {
         // The transport's own error listener takes over (#attach does not add it): this one
         // would keep the whole attempt (timer, signal, promise) alive while online.
         socket.off('error', onError)
-        socket.on('error', this.#onError)
+        OWNERS.set(socket, this)
+        socket.on('error', onSocketError)
         resolve(socket)
       }
       const onError = (error: Error) =>
@@ -323,9 +342,9 @@ export class TcpTransport implements Transport {
     this.#phase = 'upgrading'
     // From here on the raw socket carries TLS records only; bytes it already read and did
     // not hand over are plaintext from after <proceed/>, and are dropped with it.
-    raw.off('data', this.#onData)
-    raw.off('drain', this.#onDrain)
-    raw.off('close', this.#onClose)
+    raw.off('data', onSocketData)
+    raw.off('drain', onSocketDrain)
+    raw.off('close', onSocketClose)
     const signal = this.#beginOperation()
     const domain = this.#domain
     let secure: TLSSocket
@@ -369,7 +388,8 @@ export class TcpTransport implements Transport {
           settle()
           // As in #open(): hand over to the transport's error listener.
           socket.off('error', onError)
-          socket.on('error', this.#onError)
+          OWNERS.set(socket, this)
+          socket.on('error', onSocketError)
           resolve(socket)
         }
         const onError = (error: Error) => fail(handshakeError(error, domain))
@@ -399,8 +419,8 @@ export class TcpTransport implements Transport {
     this.#phase = 'open'
     this.#attach(secure)
     const held = this.#held
-    this.#held = []
-    if (held.length > 0) {
+    this.#held = undefined
+    if (held !== undefined) {
       secure.write(held.join(''))
       this.#events?.drain()
     }
@@ -408,6 +428,7 @@ export class TcpTransport implements Transport {
 
   write(data: string): boolean {
     if (this.#phase === 'upgrading') {
+      this.#held ??= []
       this.#held.push(data)
       return false
     }
@@ -480,28 +501,33 @@ export class TcpTransport implements Transport {
   #attach(socket: Socket): void {
     // A TLS handshake has already written: tune now (a plain socket does it on first write).
     if (this.#secure) this.#tune(socket)
-    socket.on('data', this.#onData)
-    socket.on('drain', this.#onDrain)
-    // 'error' is already this.#onError: #open() and startTls() switched to it.
-    socket.on('close', this.#onClose)
+    socket.on('data', onSocketData)
+    socket.on('drain', onSocketDrain)
+    // 'error' is already onSocketError: #open() and startTls() switched to it.
+    socket.on('close', onSocketClose)
     if (this.#paused) socket.pause()
   }
 
-  // Bytes go to the connection as read: it decodes UTF-8 across chunk boundaries itself.
-  readonly #onData = (chunk: Buffer): void => {
-    this.#events?.data(chunk)
-  }
-
-  readonly #onDrain = (): void => {
-    this.#events?.drain()
-  }
-
-  readonly #onError = (error: Error): void => {
-    this.#error ??= error
-  }
-
-  readonly #onClose = (): void => {
-    this.#finish(this.#error)
+  static {
+    // The socket's listeners are shared by every transport (closures per transport add up
+    // over many idle connections); each finds its transport through OWNERS.
+    // Bytes go to the connection as read: it decodes UTF-8 across chunk boundaries itself.
+    onSocketData = function (this: Socket, chunk: Buffer): void {
+      const transport = OWNERS.get(this)
+      if (transport) transport.#events?.data(chunk)
+    }
+    onSocketDrain = function (this: Socket): void {
+      const transport = OWNERS.get(this)
+      if (transport) transport.#events?.drain()
+    }
+    onSocketError = function (this: Socket, error: Error): void {
+      const transport = OWNERS.get(this)
+      if (transport) transport.#error ??= error
+    }
+    onSocketClose = function (this: Socket): void {
+      const transport = OWNERS.get(this)
+      if (transport) transport.#finish(transport.#error)
+    }
   }
 
   /**
@@ -511,8 +537,9 @@ export class TcpTransport implements Transport {
   #finish(error: Error | undefined): void {
     if (this.#phase === 'closed') return
     this.#phase = 'closed'
-    this.#held = []
-    this.#markClosed(error)
+    this.#held = undefined
+    this.#closedWith = error
+    this.#markClosed?.(error)
     const events = this.#events
     if (events) setImmediate(() => events.close(error))
   }

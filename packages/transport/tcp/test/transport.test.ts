@@ -116,6 +116,28 @@ describe('TcpTransport data path', () => {
     transport.destroy()
   })
 
+  it('two transports, whose socket listeners are shared, each get their own data and close', async () => {
+    const a = new TcpTransport({ allowPlaintext: true })
+    const b = new TcpTransport({ allowPlaintext: true })
+    const ra = recorder()
+    const rb = recorder()
+    await a.connect(target({ service: `xmpp://127.0.0.1:${peer.port}` }).target, ra.events)
+    const serverA = await peer.nextPeer()
+    await b.connect(target({ service: `xmpp://127.0.0.1:${peer.port}` }).target, rb.events)
+    const serverB = await peer.nextPeer()
+    const closedA = a.closed
+    serverA.raw.write('to a')
+    serverB.raw.write('to b')
+    await expect.poll(() => Buffer.concat(ra.seen.chunks as Buffer[]).toString()).toBe('to a')
+    await expect.poll(() => Buffer.concat(rb.seen.chunks as Buffer[]).toString()).toBe('to b')
+    serverA.raw.end()
+    expect(await closedA).toBeUndefined()
+    await expect.poll(() => ra.seen.closes.length).toBe(1)
+    expect(rb.seen.closes).toEqual([])
+    expect(b.write('still open')).toBe(true)
+    b.destroy()
+  })
+
   it('reports the close exactly once', async () => {
     const transport = new TcpTransport()
     const { seen, events } = recorder()

@@ -1,6 +1,6 @@
 import { bind } from '@client/bind'
 import { type AnyPlugin, createConnection } from '@core/connection'
-import { MemoryPeer } from '@core/connection/testing'
+import { MemoryPeer } from '@test/memory-peer'
 import { iq } from '@core/iq'
 import { router } from '@core/router'
 import { xml } from '@core/xml'

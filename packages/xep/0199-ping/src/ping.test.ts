@@ -2,7 +2,7 @@ import { createConnection } from '@core/connection'
 import { iq } from '@core/iq'
 import { router } from '@core/router'
 import { StanzaError } from '@core/errors'
-import { MemoryPeer } from '@core/connection/testing'
+import { MemoryPeer } from '@test/memory-peer'
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { ping } from './index.js'
 

@@ -1,11 +1,19 @@
-import type { Element } from '@core/xml'
-import { type Framing, NS_FRAMING, type StreamReader, xmlStreamFraming } from './framing.js'
-import { NS_STREAM } from '@core/xml'
-import { StreamParser } from '@core/xml'
-import { type Connection, type ConnectionOptions, createConnection } from './connection.js'
-import type { AnyPlugin, ApisOf } from './plugin.js'
-import type { ConnectTarget, Transport, TransportEvents, TransportFactory } from './transport.js'
-import { escapeAttr, serialize } from '@core/xml'
+import {
+  type AnyPlugin,
+  type ApisOf,
+  type Connection,
+  type ConnectionOptions,
+  type ConnectTarget,
+  createConnection,
+  type Framing,
+  NS_FRAMING,
+  type StreamReader,
+  type Transport,
+  type TransportEvents,
+  type TransportFactory,
+  xmlStreamFraming,
+} from '@core/connection'
+import { type Element, escapeAttr, NS_STREAM, StreamParser, serialize } from '@core/xml'
 
 export interface MemoryPeerOptions {
   /**

@@ -1,0 +1,6 @@
+export {
+  connectToMemoryPeer,
+  MemoryPeer,
+  type MemoryPeerOptions,
+  MemoryTransport,
+} from './memory-peer.js'
