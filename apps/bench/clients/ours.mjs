@@ -57,13 +57,13 @@ export function create(config) {
   // With stream management, every stanza stays queued until the server acknowledged it, and
   // the queue is bounded (queueLimit, 10,000 by default: past it send() rejects queue-full).
   // An app that streams many stanzas keeps within it by pausing at a high-water mark of
-  // unacknowledged stanzas (SM_HIGH) until acks bring them under SM_LOW, as this one does:
-  // one waiter asks for acks (requestAck()) while the others wait on it. Pausing until
-  // everything is acked (allAcked()) would stop the pipe every time.
+  // unacknowledged stanzas (SM_HIGH) until acks bring them under SM_LOW, as this one does with
+  // sm.whenBelow() (which asks for an ack unless one is on its way). Pausing until everything
+  // is acked (allAcked()) would stop the pipe every time.
   const smApi = config.sm ? client.plugins.sm : undefined
+  /** The pause in progress: every sender past the mark waits on the same one. */
   let room
-  const waitForRoom = async () => {
-    while (smApi.pending >= SM_LOW) await smApi.requestAck()
+  const roomMade = () => {
     room = undefined
   }
   const message = (to, body) =>
@@ -74,7 +74,7 @@ export function create(config) {
     message: smApi
       ? (to, body) => {
           if (smApi.pending < SM_HIGH) return message(to, body)
-          room ??= waitForRoom()
+          room ??= smApi.whenBelow(SM_LOW).then(roomMade)
           return room.then(() => message(to, body))
         }
       : message,

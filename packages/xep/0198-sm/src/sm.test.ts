@@ -712,3 +712,63 @@ test('a send() between <resumed/> and online is held, then written once online, 
   await inWindow
   expect(conn.plugins.sm.pending).toBe(2)
 })
+
+describe('whenBelow(n): room in the queue for a sender that streams', () => {
+  const written = (options: Partial<SmOptions> = {}) => online({ settle: 'written', ...options })
+
+  test('resolves at once below n; at n, asks with <r/> and resolves only once acks bring the queue under n', async () => {
+    const { peer, conn } = await written()
+    await conn.plugins.sm.whenBelow(1)
+    for (const id of ['b1', 'b2', 'b3']) await conn.send(msg(id))
+    await take(peer, 3)
+    await conn.plugins.sm.whenBelow(4)
+    let resolved = false
+    const waiting = conn.plugins.sm.whenBelow(2).then(() => {
+      resolved = true
+    })
+    const [request] = await take(peer, 1)
+    expect(request?.name).toBe('r')
+    peer.send(`<a xmlns='${NS_SM}' h='1'/>`) // 2 left: not below 2
+    await tick()
+    expect(resolved).toBe(false)
+    expect(conn.plugins.sm.pending).toBe(2)
+    peer.send(`<a xmlns='${NS_SM}' h='2'/>`)
+    await waiting
+    expect(conn.plugins.sm.pending).toBe(1)
+  })
+
+  test('sends no second <r/> while one is unanswered and nothing was written since', async () => {
+    const { peer, conn } = await written({ requestEvery: 2 })
+    await conn.send(msg('c1'))
+    await conn.send(msg('c2'))
+    const out = await take(peer, 3)
+    expect(out.map((e) => e.name)).toEqual(['message', 'message', 'r'])
+    const waiting = conn.plugins.sm.whenBelow(1)
+    await tick()
+    await conn.send(msg('c3'))
+    // The next element the server sees is c3: whenBelow() relied on the <r/> in flight.
+    const [next] = await take(peer, 1)
+    expect(next?.attrs.id).toBe('c3')
+    peer.send(`<a xmlns='${NS_SM}' h='2'/>`)
+    await tick()
+    expect(conn.plugins.sm.pending).toBe(1)
+    // c3 is still unacknowledged: the waiter waits on, now asking again.
+    const [again] = await take(peer, 1)
+    expect(again?.name).toBe('r')
+    peer.send(`<a xmlns='${NS_SM}' h='3'/>`)
+    await waiting
+  })
+
+  test('rejects when the session ends first, or with the reason when the signal aborts', async () => {
+    const { peer, conn } = await written()
+    await conn.send(msg('d1'))
+    await take(peer, 1)
+    const controller = new AbortController()
+    const aborted = conn.plugins.sm.whenBelow(1, controller.signal)
+    controller.abort(new Error('enough'))
+    await expect(aborted).rejects.toThrow('enough')
+    const ended = conn.plugins.sm.whenBelow(1)
+    await conn.disconnect()
+    await expect(ended).rejects.toMatchObject({ code: 'not-delivered' })
+  })
+})

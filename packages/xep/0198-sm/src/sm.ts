@@ -172,6 +172,13 @@ export interface SmApi {
    * Rejects when the session ends first or `signal` aborts.
    */
   allAcked(signal?: AbortSignal): Promise<void>
+  /**
+   * Resolves once fewer than `n` stanzas are unacknowledged (at once when they already are),
+   * asking with `<r/>` unless an ack is already on its way: a sender that streams many stanzas
+   * awaits it before each batch to stay within `queueLimit` without pausing until everything
+   * is acknowledged. Rejects when the session ends first or `signal` aborts.
+   */
+  whenBelow(n: number, signal?: AbortSignal): Promise<void>
 }
 
 /**
@@ -201,6 +208,11 @@ interface AckWaiter {
   reject: (error: unknown) => void
 }
 
+/** Waits until fewer than `below` stanzas are unacknowledged (allAcked(): below 1). */
+interface RoomWaiter extends AckWaiter {
+  below: number
+}
+
 class StreamManager implements SmApi {
   readonly #ctx: PluginContext
   readonly #conn: Connection
@@ -225,7 +237,9 @@ class StreamManager implements SmApi {
   #sinceRequest = 0
   #requestTimer: ReturnType<typeof setTimeout> | undefined
   #ackWaiters: AckWaiter[] = []
-  #drainWaiters: AckWaiter[] = []
+  #roomWaiters: RoomWaiter[] = []
+  /** An `<r/>` was sent and its `<a/>` has not come yet. */
+  #requested = false
   /** Unacknowledged stanzas of a session the server refused to resume (`resend` policy). */
   #failover: Held[] = []
   /** The error we ended the last session with ourselves. */
@@ -395,7 +409,7 @@ class StreamManager implements SmApi {
         new SmError('not-enabled', 'stream management is not enabled on an online stream'),
       )
     }
-    const waiting = this.#wait(false, options.signal)
+    const waiting = this.#wait(undefined, options.signal)
     if (!options.signal?.aborted) this.#sendRequest()
     return waiting
   }
@@ -409,22 +423,37 @@ class StreamManager implements SmApi {
     if (this.#state === 'off') {
       return Promise.reject(new SmError('not-enabled', 'stream management is not enabled'))
     }
-    const waiting = this.#wait(true, signal).then(ignoreValue)
+    const waiting = this.#wait(1, signal).then(ignoreValue)
     if (!signal?.aborted) this.#sendRequest()
     return waiting
   }
 
-  /** Waits on the next `<a/>` (or, `drain`, on an empty queue); `signal` takes it off the list. */
-  #wait(drain: boolean, signal: AbortSignal | undefined): Promise<number> {
+  whenBelow(n: number, signal?: AbortSignal): Promise<void> {
+    if (this.#queue.size < n) return Promise.resolve()
+    if (this.#state === 'off') {
+      return Promise.reject(new SmError('not-enabled', 'stream management is not enabled'))
+    }
+    const waiting = this.#wait(n, signal).then(ignoreValue)
+    // An <a/> already on its way acknowledges everything written before its <r/>.
+    if (!signal?.aborted && (!this.#requested || this.#sinceRequest > 0)) this.#sendRequest()
+    return waiting
+  }
+
+  /**
+   * Waits on the next `<a/>` (or, with `below`, until fewer than `below` stanzas are
+   * unacknowledged); `signal` takes it off the list.
+   */
+  #wait(below: number | undefined, signal: AbortSignal | undefined): Promise<number> {
     if (signal?.aborted) return Promise.reject(abortReason(signal))
     return new Promise<number>((resolve, reject) => {
       const onAbort = () => {
-        const list = drain ? this.#drainWaiters : this.#ackWaiters
+        const list: AckWaiter[] = below === undefined ? this.#ackWaiters : this.#roomWaiters
         const i = list.indexOf(waiter)
         if (i >= 0) list.splice(i, 1)
         reject(abortReason(signal as AbortSignal))
       }
-      const waiter: AckWaiter = {
+      const waiter: RoomWaiter = {
+        below: below ?? 0,
         resolve: (h) => {
           signal?.removeEventListener('abort', onAbort)
           resolve(h)
@@ -435,7 +464,8 @@ class StreamManager implements SmApi {
         },
       }
       signal?.addEventListener('abort', onAbort, { once: true })
-      ;(drain ? this.#drainWaiters : this.#ackWaiters).push(waiter)
+      if (below === undefined) this.#ackWaiters.push(waiter)
+      else this.#roomWaiters.push(waiter)
     })
   }
 
@@ -531,6 +561,7 @@ class StreamManager implements SmApi {
     // While a resumption is negotiated, the request waits for 'online' (see there).
     if (this.#state !== 'on' || this.#conn.state !== 'online') return
     this.#sinceRequest = 0
+    this.#requested = true
     this.#conn.send(this.#request).then(undefined, this.#onWriteFailed)
   }
 
@@ -578,6 +609,7 @@ class StreamManager implements SmApi {
       )
       return
     }
+    this.#requested = false
     if (!this.#applyAck(h, a)) return
     const waiters = this.#ackWaiters
     if (waiters.length > 0) {
@@ -604,12 +636,22 @@ class StreamManager implements SmApi {
     this.#acked = h
     if (n === 0) return true
     this.#queue.ack(n)
-    if (this.#queue.size === 0 && this.#drainWaiters.length > 0) {
-      const waiters = this.#drainWaiters
-      this.#drainWaiters = []
-      for (const w of waiters) w.resolve(h)
-    }
+    if (this.#roomWaiters.length > 0) this.#resolveRoomWaiters(h)
     return true
+  }
+
+  /** Resolves the waiters of whenBelow() and allAcked() that have their room now. */
+  #resolveRoomWaiters(h: number): void {
+    const size = this.#queue.size
+    const waiters = this.#roomWaiters
+    const still: RoomWaiter[] = []
+    this.#roomWaiters = still
+    for (const w of waiters) {
+      if (size < w.below) w.resolve(h)
+      else still.push(w)
+    }
+    // Those still waiting ask again (for what was written since), not after requestAfter.
+    if (still.length > 0 && (!this.#requested || this.#sinceRequest > 0)) this.#sendRequest()
   }
 
   /**
@@ -637,6 +679,7 @@ class StreamManager implements SmApi {
     this.#ctx.clearTimeout(this.#requestTimer)
     this.#requestTimer = undefined
     this.#sinceRequest = 0
+    this.#requested = false
     this.#rejectAckWaiters(
       new SmError('ack-aborted', 'the stream ended before the ack came', { cause: error }),
     )
@@ -694,6 +737,7 @@ class StreamManager implements SmApi {
     this.#expiryTimer = undefined
     this.#requestTimer = undefined
     this.#sinceRequest = 0
+    this.#requested = false
     this.#state = 'off'
     this.#id = undefined
     this.#expiresAt = Number.POSITIVE_INFINITY
@@ -707,8 +751,8 @@ class StreamManager implements SmApi {
             cause,
           })
     this.#rejectAckWaiters(error)
-    const drains = this.#drainWaiters
-    this.#drainWaiters = []
+    const drains = this.#roomWaiters
+    this.#roomWaiters = []
     for (const w of drains) w.reject(error)
     this.#fail(this.#queue.drain(), error)
     const failover = this.#failover
