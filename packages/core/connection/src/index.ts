@@ -35,6 +35,7 @@ export {
   type Next,
   OutboundContext,
   type StanzaName,
+  type WrittenText,
 } from './middleware.js'
 export {
   type AnyPlugin,

@@ -69,6 +69,12 @@ function parseAddress(value: unknown): JID | undefined {
   return JID.parse(String(value))
 }
 
+/** The text of one write to the transport (see OutboundContext.batch). */
+export interface WrittenText {
+  /** Every element of this write, in order (with any stream header or footer among them). */
+  readonly text: string
+}
+
 /** What an outbound middleware sees: one element on its way to the transport. */
 export class OutboundContext {
   /** The element to write. A middleware may replace it before calling next(). */
@@ -83,8 +89,15 @@ export class OutboundContext {
   queued = false
   /** After next(): the exact XML that was queued. */
   data: string | undefined = undefined
-  /** @internal the write this element is part of (used by the connection). */
-  batch: unknown = undefined
+  /**
+   * After next(): the write this element is part of. Its `text` holds `data` at `offset` (a
+   * plugin that keeps what was written, stream management, keeps that text and a position
+   * instead of a string per element). `offset` is -1 where each element is its own write
+   * (WebSocket framing).
+   */
+  batch: WrittenText | undefined = undefined
+  /** After next(): where `data` starts in `batch.text`; -1 when it is not part of one text. */
+  offset = -1
   /**
    * A middleware that tracks delivery (stream management) sets this; send() then settles
    * when it settles instead of when the element was written.

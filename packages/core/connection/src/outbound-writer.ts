@@ -1,5 +1,5 @@
 import type { Framing } from './framing.js'
-import type { OutboundContext } from './middleware.js'
+import type { OutboundContext, WrittenText } from './middleware.js'
 import type { Transport } from './transport.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
@@ -20,6 +20,8 @@ export class OutboundWriter {
   #taps: readonly RawTap[] | undefined
   /** NONE while empty (most of an idle connection's life): never written to. */
   #buffer: string[] = NONE
+  /** The length of what #buffer holds (elements' offsets in the text of their write). */
+  #buffered = 0
   /** The elements in #buffer: settles when they are handed to the transport. */
   #batch: WriteBatch | undefined
   #flushScheduled = false
@@ -44,9 +46,11 @@ export class OutboundWriter {
     const data = (this.#framing as Framing).element(ctx.element, xmlns)
     ctx.data = data
     ctx.queued = true
+    const offset = this.#buffered
     this.#add(data)
-    this.#batch ??= new WriteBatch()
+    this.#batch ??= new WriteBatch(this.#buffer)
     ctx.batch = this.#batch
+    if ((this.#framing as Framing).batch) ctx.offset = offset
     if (now) this.flush()
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true
@@ -58,6 +62,7 @@ export class OutboundWriter {
   #add(data: string): void {
     if (this.#buffer === NONE) this.#buffer = [data]
     else this.#buffer.push(data)
+    this.#buffered += data.length
   }
 
   /**
@@ -79,15 +84,20 @@ export class OutboundWriter {
     if (!transport || (this.#blocked && !force) || this.#buffer.length === 0) return
     const parts = this.#buffer
     this.#buffer = NONE
+    this.#buffered = 0
     const batch = this.#batch
     this.#batch = undefined
     const taps = this.#taps
     if (taps && taps.length > 0) for (const part of parts) for (const tap of taps) tap('out', part)
     let ok: boolean
-    if (parts.length === 1) ok = transport.write(parts[0] as string)
-    else if ((this.#framing as Framing).batch) {
+    if (parts.length === 1) {
+      ok = transport.write(parts[0] as string)
+      batch?.wrote(parts[0] as string)
+    } else if ((this.#framing as Framing).batch) {
       // One write per tick: a byte stream sees batches, not one call per stanza.
-      ok = transport.write(parts.join(''))
+      const text = parts.join('')
+      ok = transport.write(text)
+      batch?.wrote(text)
     } else {
       // One element per message: each part is its own write (all are accepted; the
       // transport's answer to the last says whether to wait).
@@ -111,6 +121,7 @@ export class OutboundWriter {
   detach(error: unknown): void {
     this.#transport = undefined
     this.#buffer = NONE
+    this.#buffered = 0
     this.#blocked = false
     const batch = this.#batch
     this.#batch = undefined
@@ -122,8 +133,32 @@ export class OutboundWriter {
  * The elements queued for one write. send() asks for a promise only when it has to wait:
  * an element sent while the transport is blocked, or (online) before the tick's write.
  */
-class WriteBatch {
+class WriteBatch implements WrittenText {
   #state: 'queued' | 'written' | 'failed' = 'queued'
+  /** What is (or was) queued for this write, until it was written. */
+  #parts: string[] | undefined
+  #text: string | undefined
+
+  constructor(parts: string[]) {
+    this.#parts = parts
+  }
+
+  /** The text of this write: as written, or (not written yet, or failed) what was queued. */
+  get text(): string {
+    if (this.#text !== undefined) return this.#text
+    const text = (this.#parts as string[]).join('')
+    // Still queued: more elements may join this write.
+    if (this.#state === 'queued') return text
+    this.#text = text
+    this.#parts = undefined
+    return text
+  }
+
+  /** Its text as handed to the transport. */
+  wrote(text: string): void {
+    this.#text = text
+    this.#parts = undefined
+  }
   #error: unknown
   #promise: Promise<void> | undefined
   #resolve: (() => void) | undefined

@@ -284,3 +284,48 @@ test('disconnect() between a drop and a resumption ends the kept session', async
   expect((await ended).error).toMatchObject({ code: 'stopped' })
   expect(conn.signal.aborted).toBe(true)
 })
+
+describe("an element's place in the text of its write (OutboundContext batch and offset)", () => {
+  /** Records, for each stanza, its data and what `batch.text` holds at its offset (read later). */
+  const keeper = definePlugin({
+    name: 'keeper',
+    setup(ctx: PluginContext) {
+      const kept: { data: string; at: () => string | undefined }[] = []
+      ctx.outbound((c, next) => {
+        const result = next()
+        const { batch, offset, data } = c
+        if (c.kind === 'stanza' && data !== undefined) {
+          kept.push({
+            data,
+            at: () =>
+              batch && offset >= 0 ? batch.text.slice(offset, offset + data.length) : undefined,
+          })
+        }
+        return result
+      })
+      return { kept }
+    },
+  })
+
+  test('every stanza of a tick is found in the text written, before the write, after it, and after a failed write', async () => {
+    const { peer, conn } = await online([keeper])
+    const kept = conn.plugins.keeper.kept
+    const sends = [1, 2, 3].map((i) =>
+      conn.send(xml('message', { id: `m${i}`, to: 'a@example.com' })),
+    )
+    // One element per write (WebSocket): no shared text, each keeps its own data.
+    const expected = () => kept.map((k) => (peer.framing.batch ? k.data : undefined))
+    // Not written yet: the text so far already holds them.
+    expect(kept.map((k) => k.at())).toEqual(expected())
+    await Promise.all(sends)
+    expect(kept.map((k) => k.at())).toEqual(expected())
+    const written = peer.framing.batch ? peer.written.at(-1) : peer.written.slice(-3).join('')
+    expect(written).toBe(kept.map((k) => k.data).join(''))
+    // A write the stream ended before: its text is still there for a resend.
+    const failing = conn.send(xml('message', { id: 'lost', to: 'a@example.com' }))
+    peer.close(new Error('ECONNRESET'))
+    await expect(failing).rejects.toBeDefined()
+    expect(kept.at(-1)?.at()).toBe(expected().at(-1))
+    expect(kept.at(-1)?.data).toContain('id="lost"')
+  })
+})
