@@ -135,9 +135,15 @@ export class OutboundWriter {
  */
 class WriteBatch implements WrittenText {
   #state: 'queued' | 'written' | 'failed' = 'queued'
+  #error: unknown
+  #promise: Promise<void> | undefined
+  #resolve: (() => void) | undefined
+  #reject: ((error: unknown) => void) | undefined
   /** What is (or was) queued for this write, until it was written. */
   #parts: string[] | undefined
   #text: string | undefined
+  /** How many parts #text was joined from, while still queued. */
+  #joined = 0
 
   constructor(parts: string[]) {
     this.#parts = parts
@@ -145,13 +151,15 @@ class WriteBatch implements WrittenText {
 
   /** The text of this write: as written, or (not written yet, or failed) what was queued. */
   get text(): string {
-    if (this.#text !== undefined) return this.#text
-    const text = (this.#parts as string[]).join('')
-    // Still queued: more elements may join this write.
-    if (this.#state === 'queued') return text
-    this.#text = text
-    this.#parts = undefined
-    return text
+    const parts = this.#parts
+    if (parts === undefined) return this.#text as string
+    // Still queued, more elements may join this write: joined again only when they did.
+    if (this.#text === undefined || this.#joined !== parts.length) {
+      this.#text = parts.join('')
+      this.#joined = parts.length
+    }
+    if (this.#state !== 'queued') this.#parts = undefined
+    return this.#text
   }
 
   /** Its text as handed to the transport. */
@@ -159,10 +167,6 @@ class WriteBatch implements WrittenText {
     this.#text = text
     this.#parts = undefined
   }
-  #error: unknown
-  #promise: Promise<void> | undefined
-  #resolve: (() => void) | undefined
-  #reject: ((error: unknown) => void) | undefined
 
   get promise(): Promise<void> {
     if (this.#state === 'written') return RESOLVED
