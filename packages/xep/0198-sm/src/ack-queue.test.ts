@@ -4,19 +4,25 @@ import { AckQueue, Held } from './ack-queue.js'
 import { advance, distance, parseUnsignedInt } from './counter.js'
 
 describe('AckQueue', () => {
-  test('keeps order across growth and wrap-around of its ring, XML-only and Held entries mixed', async () => {
+  test('keeps order across growth and wrap-around of its ring, in-write, XML-only and Held entries mixed', async () => {
     const q = new AckQueue(4)
     const acked: Held[] = []
     let next = 0
     let expected = 0
     for (let round = 0; round < 50; round++) {
+      // One write per round: its text grows as stanzas join it (as the connection's does).
+      const write = { text: '<r xmlns="urn:xmpp:sm:3"/>' }
       for (let i = 0; i < (round % 7) + 1; i++) {
         const id = String(next++)
+        const data = `<message id="${id}"/>`
         if (next % 3 === 0) {
           const held = new Held(xml('message', { id }), undefined, 0)
           acked.push(held)
           q.push(held)
-        } else q.push(`<message id="${id}"/>`)
+        } else if (next % 3 === 1) {
+          q.pushWritten(write, write.text.length, data.length)
+          write.text += data
+        } else q.push(data)
         q.written++
       }
       const n = Math.min(round % 3, q.size)
@@ -25,7 +31,10 @@ describe('AckQueue', () => {
     }
     expect(q.size).toBe(next - expected)
     expect(q.at(0)?.element.attrs.id).toBe(String(expected))
+    const bytes = q.bytes
     const rest = q.drain()
+    // The byte bound counts exactly the XML of the stanzas still held.
+    expect(rest.reduce((sum, h) => sum + h.data.length, 0)).toBe(bytes)
     expect(rest.map((h) => Number(h.element.attrs.id))).toEqual(
       Array.from({ length: next - expected }, (_, i) => expected + i),
     )

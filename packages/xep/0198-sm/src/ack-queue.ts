@@ -1,3 +1,4 @@
+import type { WrittenText } from '@core/connection'
 import { serialize, type xml } from '@core/xml'
 import { parseStanzas } from './snapshot.js'
 
@@ -123,18 +124,27 @@ function flatten(data: string): string {
   return data
 }
 
-/** A queue entry: the XML written (the common case, nothing else needed), or a Held. */
-type Entry = string | Held
+/**
+ * A queue entry: the text of the write the stanza was part of (the common case: its place is
+ * in the queue's offsets and lengths, no string per stanza), its XML alone (where each
+ * stanza is its own write), or a Held.
+ */
+type Entry = WrittenText | string | Held
 
 /**
  * The stanzas not yet acknowledged, oldest first: a ring buffer, so that acknowledging k
  * stanzas costs O(k) whatever the backlog (an `Array.shift()` per ack costs O(backlog) each).
  * The first `written` entries went out on the current stream; the rest wait for one. A stanza
- * written online with nobody waiting on it is kept as its XML alone, one string per stanza; it
- * becomes a Held when it is resent, reported or exported.
+ * written online with nobody waiting on it is kept as where it sits in the text of its write
+ * (the write's text lives until its last stanza is acknowledged); it becomes a Held when it
+ * is resent, reported or exported.
  */
 export class AckQueue {
   #items: (Entry | undefined)[]
+  /** Per slot: where a stanza starts in the text of its write. */
+  #offsets: Uint32Array
+  /** Per slot: the length of its XML (fixed once queued), for the byte bound. */
+  #lengths: Uint32Array
   #head = 0
   #size = 0
   /** The length of the XML held, in characters (bytes for ASCII), for the byte bound. */
@@ -144,6 +154,8 @@ export class AckQueue {
 
   constructor(initialCapacity = 16) {
     this.#items = new Array(initialCapacity)
+    this.#offsets = new Uint32Array(initialCapacity)
+    this.#lengths = new Uint32Array(initialCapacity)
   }
 
   get size(): number {
@@ -151,35 +163,51 @@ export class AckQueue {
   }
 
   /** Queues a Held, or the XML of a stanza written online with nobody waiting on it. */
-  push(entry: Entry): void {
-    const items = this.#items
-    if (this.#size === items.length) this.#grow()
-    if (typeof entry === 'string') {
-      this.bytes += flatten(entry).length
-    } else this.bytes += entry.size
-    this.#items[(this.#head + this.#size++) % this.#items.length] = entry
+  push(entry: string | Held): void {
+    if (typeof entry === 'string') this.#push(entry, 0, flatten(entry).length)
+    else this.#push(entry, 0, entry.size)
+  }
+
+  /** Queues a stanza written online with nobody waiting on it: `length` at `offset` of `text`. */
+  pushWritten(text: WrittenText, offset: number, length: number): void {
+    this.#push(text, offset, length)
+  }
+
+  #push(entry: Entry, offset: number, length: number): void {
+    if (this.#size === this.#items.length) this.#grow()
+    const slot = (this.#head + this.#size++) % this.#items.length
+    this.#items[slot] = entry
+    this.#offsets[slot] = offset
+    this.#lengths[slot] = length
+    this.bytes += length
   }
 
   /** The entry at `index` from the oldest, as a Held (kept as one from now on). */
   at(index: number): Held {
     const slot = (this.#head + index) % this.#items.length
-    let entry = this.#items[slot] as Entry
-    if (typeof entry === 'string') this.#items[slot] = entry = new Held(undefined, entry, 0)
-    return entry
+    const entry = this.#items[slot] as Entry
+    if (entry instanceof Held) return entry
+    const offset = this.#offsets[slot] as number
+    const data =
+      typeof entry === 'string'
+        ? entry
+        : entry.text.slice(offset, offset + (this.#lengths[slot] as number))
+    const held = new Held(undefined, data, 0)
+    this.#items[slot] = held
+    return held
   }
 
   /** Acknowledges the `n` oldest entries: O(n). */
   ack(n: number): void {
     const items = this.#items
+    const lengths = this.#lengths
     for (let i = 0; i < n && this.#size > 0; i++, this.#size--) {
-      const entry = items[this.#head] as Entry
-      if (typeof entry === 'string') this.bytes -= entry.length
-      else {
-        this.bytes -= entry.size
-        entry.acked()
-      }
-      items[this.#head] = undefined
-      this.#head = (this.#head + 1) % items.length
+      const head = this.#head
+      const entry = items[head]
+      this.bytes -= lengths[head] as number
+      if (entry instanceof Held) entry.acked()
+      items[head] = undefined
+      this.#head = (head + 1) % items.length
       if (this.written > 0) this.written--
     }
   }
@@ -195,9 +223,19 @@ export class AckQueue {
 
   #grow(): void {
     const old = this.#items
-    const next = new Array<Entry | undefined>(Math.max(16, old.length * 2))
-    for (let i = 0; i < this.#size; i++) next[i] = old[(this.#head + i) % old.length]
+    const capacity = Math.max(16, old.length * 2)
+    const next = new Array<Entry | undefined>(capacity)
+    const offsets = new Uint32Array(capacity)
+    const lengths = new Uint32Array(capacity)
+    for (let i = 0; i < this.#size; i++) {
+      const slot = (this.#head + i) % old.length
+      next[i] = old[slot]
+      offsets[i] = this.#offsets[slot] as number
+      lengths[i] = this.#lengths[slot] as number
+    }
     this.#items = next
+    this.#offsets = offsets
+    this.#lengths = lengths
     this.#head = 0
   }
 }

@@ -7,6 +7,7 @@ import {
   type Next,
   type OutboundContext,
   type PluginContext,
+  type WrittenText,
 } from '@core/connection'
 import { StreamError, type XMPPError } from '@core/errors'
 import { JID } from '@core/jid'
@@ -497,8 +498,11 @@ class StreamManager implements SmApi {
         const held = new Held(undefined, data, 0)
         this.#queue.push(held)
         c.delivery = held.promise
+      } else if (c.offset >= 0) {
+        // Nobody waits on it: where it sits in the text written is all there is to keep.
+        this.#queue.pushWritten(c.batch as WrittenText, c.offset, data.length)
       } else {
-        // Nobody waits on it: the XML written is all there is to keep.
+        // Each stanza its own write (WebSocket): its XML alone.
         this.#queue.push(data)
       }
       this.#queue.written++
