@@ -759,6 +759,21 @@ describe('whenBelow(n): room in the queue for a sender that streams', () => {
     await waiting
   })
 
+  test('waits across a drop: resolves once the resumed session acknowledges what was resent', async () => {
+    const { peer, conn } = await droppedAfterOne()
+    let resolved = false
+    const waiting = conn.plugins.sm.whenBelow(1).then(() => {
+      resolved = true
+    })
+    await resumeWithNothingAcked(peer, conn)
+    const out = await take(peer, 2)
+    expect(out.map((e) => e.name)).toEqual(['message', 'r'])
+    expect(resolved).toBe(false)
+    peer.send(`<a xmlns='${NS_SM}' h='1'/>`)
+    await waiting
+    expect(conn.plugins.sm.pending).toBe(0)
+  })
+
   test('rejects when the session ends first, or with the reason when the signal aborts', async () => {
     const { peer, conn } = await written()
     await conn.send(msg('d1'))
