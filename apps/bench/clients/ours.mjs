@@ -8,11 +8,6 @@ import { sm } from '@xep/0198-sm'
 /** Stream management pacing (below): pause at SM_HIGH unacknowledged stanzas, go on under SM_LOW. */
 const SM_HIGH = 2_000
 const SM_LOW = 1_000
-/**
- * Ask for an ack every SM_REQUEST stanzas (the plugin's default is 100): a sender that streams
- * needs only a few acks in flight per pause, and each answer costs a read and a parse.
- */
-const SM_REQUEST = 500
 
 /** The app's SCRAM cache, seeded once per process with the salted password it was given. */
 let scramCache
@@ -37,7 +32,7 @@ export function create(config) {
     mechanisms: [config.mechanism],
     ...(config.scramCache ? { scramCache } : {}),
     ...(config.plaintext ? { allowPlaintext: true } : { tls: { insecure: true } }),
-    ...(config.sm ? { plugins: [sm.with({ requestEvery: SM_REQUEST })] } : {}),
+    ...(config.sm ? { plugins: [sm] } : {}),
   })
   const recv = config.recv
   if (recv) {
