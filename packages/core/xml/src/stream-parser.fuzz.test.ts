@@ -791,6 +791,10 @@ function checkDocument(doc: Document, tally: Tally, partner: Document | undefine
     ['two pieces', [bytes.subarray(0, rng.int(bytes.length + 1)), bytes.subarray(0)]],
     ['random cuts of 1..8', randomCuts(rng, bytes, 8)],
     ['random cuts of 1..64', randomCuts(rng, bytes, 64)],
+    // Chunks of 512 bytes or more that hold non-ASCII are decoded natively (see decodeUtf8),
+    // smaller ones by the TextDecoder: cuts this large take both paths, often inside a
+    // multi-byte character.
+    ['random cuts of 1..1024', randomCuts(rng, bytes, 1024)],
   ]
   const cut = splits[0]![1]
   cut[1] = bytes.subarray((cut[0] as Uint8Array).length)

@@ -292,6 +292,58 @@ describe('characters', () => {
     }
   })
 
+  // Chunks of 512 bytes or more that are not pure ASCII are checked and transcoded natively
+  // (Node's buffer module), smaller ones by the TextDecoder: both must read the same.
+  test('large non-ASCII chunks read as small ones do, wherever they are cut', () => {
+    let seed = 7
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0
+      return seed % n
+    }
+    // ASCII, Latin-1, BMP (a BOM among them), astral; and characters XML refuses.
+    const pool = ['a', ' ', 'é', 'Ç', '\u00a0', '\ufeff', '€', '✓', '—', '中', '😀', '𝄞', '&amp;']
+    const illegal = ['\ufffe', '\uffff', '\u0001']
+    for (let round = 0; round < 40; round++) {
+      let text = ''
+      while (text.length < 1500) text += pool[next(pool.length)]!
+      const bad = round % 4 === 3
+      const body = bad ? text.slice(0, 700) + illegal[next(3)]! + text.slice(700) : text
+      const bytes = encoder.encode(
+        `${HEADER}<message id='é${round}'><body>${body}</body></message><presence/>`,
+      )
+      const small: Uint8Array[] = []
+      for (let at = 0; at < bytes.length; at += 7) small.push(bytes.subarray(at, at + 7))
+      const large: Uint8Array[] = []
+      for (let at = 0; at < bytes.length; ) {
+        const size = 512 + next(1500)
+        large.push(bytes.subarray(at, at + size))
+        at += size
+      }
+      const expected = feed(small).events
+      expect(feed([bytes]).events).toEqual(expected)
+      expect(feed(large).events).toEqual(expected)
+      if (bad) {
+        expect(expected.at(-1)).toBe('error not-well-formed')
+      } else {
+        const whole = feed([bytes])
+        expect(whole.errors).toEqual([])
+        expect(whole.elements[0]!.getChildText('body')).toBe(text.replaceAll('&amp;', '&'))
+      }
+    }
+    // Invalid UTF-8 inside a large chunk: what precedes it is delivered, then the error.
+    const before = encoder.encode(`${HEADER}<presence/><message><body>${'é'.repeat(400)}`)
+    for (const badBytes of [[0xff], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xe2, 0x82, 0x41]]) {
+      const input = Uint8Array.from([
+        ...before,
+        ...badBytes,
+        ...encoder.encode('é</body></message>'),
+      ])
+      const events = feed([input]).events
+      expect(events.slice(1)).toEqual(['element <presence/>', 'error not-well-formed'])
+      expect(feed([input.subarray(0, 600), input.subarray(600)]).events).toEqual(events)
+    }
+  })
+
   test('invalid UTF-8 is not-well-formed', () => {
     const header = encoder.encode(`${HEADER}<message><body>`)
     const withBytes = (...b: number[]) =>
