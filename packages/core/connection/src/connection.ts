@@ -930,6 +930,8 @@ export class Connection<A extends object = Record<string, unknown>> {
    * peer did not close in time).
    */
   async disconnect(): Promise<void> {
+    // Also when there is no stream to close: a pending reconnection must not start one.
+    void this.hooks.emit('stop', {})
     const connecting = this.#connecting
     if (connecting && this.#state !== 'online') {
       // Stop the attempt in flight; connect() rejects with this error.

@@ -23,6 +23,11 @@ export interface HookMap {
    * stream is still online). Awaited before the closing starts.
    */
   closing: Record<string, never>
+  /**
+   * The app called disconnect() (or dispose()), whatever the state: nothing should start a
+   * new attempt on its own (a reconnection plugin cancels its pending retry).
+   */
+  stop: Record<string, never>
   /** Stream negotiation finished; `resumed` says whether a previous session was resumed. */
   online: { resumed: boolean }
   /**
