@@ -45,8 +45,6 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
   timeouts?: ConnectionTimeouts
   /** How many see-other-host redirects connect() follows. Default 3. */
   maxRedirects?: number
-  /** Inbound elements buffered while a handler is busy before the transport is paused. Default 1000. */
-  inboundHighWater?: number
   /**
    * Input bytes buffered while a handler is busy (or during negotiation) before the
    * transport is paused. The reader's elements take many times their size in memory, so
@@ -189,7 +187,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     // registry (closures per connection add up over many idle connections).
     const internals = newInternals(this as unknown as Connection)
     this.#waits = new NegotiationWaits(internals)
-    this.#inQueue = new InboundQueue(internals, options.inboundHighWater ?? 1000)
+    this.#inQueue = new InboundQueue(internals)
     this.hooks = newHooks(this as unknown as Connection)
     this.plugins = {} as A
     this.#registry = new PluginRegistry(this as unknown as Connection, internals)
@@ -359,9 +357,6 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
       complete(ctx: InboundContext): void {
         this.#c.#complete(ctx)
-      }
-      pause(): void {
-        this.#c.#pauseReading()
       }
       drained(): void {
         this.#c.#backlogChanged()
