@@ -129,7 +129,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   /** Increments per transport: completions of an older stream's elements are ignored. */
   #generation = 0
   #footerSent = false
-  #failTimer: ReturnType<typeof setTimeout> | undefined
+  /** Destroys the transport if the peer has not closed within the close timeout. */
+  #closeTimer: ReturnType<typeof setTimeout> | undefined
   #disposing: Promise<void> | undefined
 
   /** The composed middleware; undefined when no plugin added any. */
@@ -155,7 +156,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   /** The last valid `from` seen, and its JID (see #checkFrom). */
   #lastFrom: string | undefined
   #lastFromJid: JID | undefined
-  #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
+  /** disconnect() sent our close and waits for the peer's. */
+  #closing = false
   #failure: XMPPError | undefined
   /** The current stream's end, made when first needed (a wait, or the teardown). */
   #end: StreamEnd | undefined = NO_STREAM
@@ -753,9 +755,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     )
     // RFC 6120 §4.9.1.1: after a stream error the stream is closed; answer with ours and
     // act on nothing the peer sends after it.
-    this.#failure = error
-    this.#parser?.stop()
-    this.#close(error)
+    this.#fail(error)
   }
 
   #onStreamEnd(): void {
@@ -766,35 +766,29 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     // RFC 6120 §4.4: the peer closed the stream; close ours and the transport.
     this.#endReason ??= 'peer-closed'
-    this.#failure ??= new ConnectionError('disconnected', 'the peer closed the stream')
-    this.#close(this.#failure)
+    this.#fail(new ConnectionError('disconnected', 'the peer closed the stream'))
   }
 
-  /** Our footer, the transport half-closed, and every wait told why. */
-  #close(error: Error): void {
-    this.#writeFooter()
-    this.#endTransport()
-    this.#rejectWaiters(error)
-  }
-
-  /** We detected a stream-level error: tell the peer, close, report. */
-  #fail(error: StreamError | XMPPError, appCondition?: Element): void {
+  /**
+   * The stream ends with `error` (ours, the peer's stream error, or the peer's close): a
+   * stream error we detected goes to the peer, then our close, the transport half-closed
+   * (bounded), and every wait told why. The first cause wins.
+   */
+  #fail(error: XMPPError, appCondition?: Element): void {
     if (this.#failure) return
     this.#failure = error
     this.#parser?.stop()
-    if (error instanceof StreamError && !error.remote) this.#sendStreamError(error, appCondition)
+    if (error instanceof StreamError && !error.remote) {
+      this.#writer.writeRaw(
+        this.#framing.streamError(
+          error.condition ?? 'undefined-condition',
+          appCondition === undefined ? undefined : this.#framing.element(appCondition, this.xmlns),
+        ),
+      )
+    }
+    this.#writeFooter()
     this.#endTransport()
     this.#rejectWaiters(error)
-  }
-
-  #sendStreamError(error: StreamError, appCondition?: Element): void {
-    this.#writer.writeRaw(
-      this.#framing.streamError(
-        error.condition ?? 'undefined-condition',
-        appCondition === undefined ? undefined : this.#framing.element(appCondition, this.xmlns),
-      ),
-    )
-    this.#writeFooter()
   }
 
   /** Our `</stream:stream>` (or the framing's close), at most once per stream. */
@@ -804,20 +798,30 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#writer.writeRaw(this.#framing.close)
   }
 
-  /**
-   * Half-closes the transport after what we wrote, and destroys it if the peer has not
-   * closed within the close timeout: a hostile peer may never close.
-   */
+  /** Half-closes the transport after what we wrote (bounded: a hostile peer may never close). */
   #endTransport(): void {
     const transport = this.#transport
-    if (!transport || this.#failTimer) return
+    if (!transport) return
     transport.end()
-    this.#failTimer = setTimeout(() => {
-      this.#failTimer = undefined
+    this.#armCloseDeadline(transport)
+  }
+
+  #armCloseDeadline(transport: Transport): void {
+    const timeout = this.#timeouts.close
+    this.#closeTimer ??= setTimeout(() => {
+      this.#closeTimer = undefined
       if (this.#transport !== transport) return
+      if (this.#closing) {
+        // The peer did not answer our close in time: not a clean close.
+        this.#endReason = 'close-timeout'
+        this.#failure ??= new TimeoutError(
+          `the peer did not close its stream within ${timeout} ms`,
+          'close',
+        )
+      }
       transport.destroy()
       this.#onTransportClose(transport)
-    }, this.#timeouts.close)
+    }, timeout)
   }
 
   #rejectWaiters(error: Error): void {
@@ -829,7 +833,7 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   #onTransportClose(transport: Transport, error?: Error): void {
     if (this.#transport !== transport) return
-    const clean = this.#closing !== undefined && !this.#failure
+    const clean = this.#closing && !this.#failure
     const failure =
       this.#failure ??
       (clean
@@ -870,8 +874,9 @@ export class Connection<A extends object = Record<string, unknown>> {
     const failure = error ?? closedError()
     this.#attempt?.abort(failure)
     this.#attempt = undefined
-    clearTimeout(this.#failTimer)
-    this.#failTimer = undefined
+    clearTimeout(this.#closeTimer)
+    this.#closeTimer = undefined
+    this.#closing = false
     // Let what we wrote last (a stream error, our footer) go out, but not wait forever.
     transport.end()
     const closeTimeout = this.#timeouts.close
@@ -888,11 +893,6 @@ export class Connection<A extends object = Record<string, unknown>> {
       error ??
         new ConnectionError('not-connected', 'the stream closed before the element was written'),
     )
-    if (this.#closing) {
-      clearTimeout(this.#closing.timer)
-      this.#closing.resolve()
-      this.#closing = undefined
-    }
     this.#setState('disconnected', error)
     if (kind === 'redirect') {
       end.mark()
@@ -956,26 +956,11 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     this.#endReason ??= 'stopped'
     this.#setState('disconnecting')
+    this.#closing = true
     const closed = this.#streamEnd()
-    const timeout = this.#timeouts.close
-    await new Promise<void>((resolve) => {
-      this.#closing = {
-        resolve,
-        timer: setTimeout(() => {
-          if (this.#transport !== transport) return
-          // The peer did not close its stream in time: not a clean close.
-          this.#endReason = 'close-timeout'
-          this.#failure ??= new TimeoutError(
-            `the peer did not close its stream within ${timeout} ms`,
-            'close',
-          )
-          transport.destroy()
-          this.#onTransportClose(transport)
-        }, timeout),
-      }
-      if (this.#parser?.stopped === false) this.#writeFooter()
-      else transport.end()
-    })
+    this.#armCloseDeadline(transport)
+    if (this.#parser?.stopped === false) this.#writeFooter()
+    else transport.end()
     await closed.wait()
   }
 
