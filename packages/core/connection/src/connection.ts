@@ -145,7 +145,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   #framing!: Framing
   #root: Element = new Element('stream:stream')
   #header: Record<string, string> = {}
-  #headerWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined
+  /** Settles the wait for the peer's stream header (with an error: it failed). */
+  #headerWaiter: ((error?: Error) => void) | undefined
   readonly #waits: NegotiationWaits
   /** Inbound elements, handled one at a time (they may outlive their stream). */
   readonly #inQueue: InboundQueue
@@ -317,7 +318,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         this.#c = connection
       }
       protected override failed(error: unknown, hook: HookName): void {
-        this.#c.#reportHookError(error, hook)
+        this.#c.#report(error, hook)
       }
     }
     newHooks = (connection) => new ConnectionHooks(connection)
@@ -611,38 +612,22 @@ export class Connection<A extends object = Record<string, unknown>> {
     const parser = this.#framing.reader(events, this.xmlns, this.#limits)
     events.parser = parser
     this.#parser = parser
-    // Ends with the attempt too (a drop, the connect timeout, disconnect()), so that
-    // connect() can await it without racing it against the attempt.
-    const attempt = this.#attempt
     const header = new Promise<void>((resolve, reject) => {
-      const fail = (error: unknown) => {
-        clearTimeout(timer)
-        attempt?.offAbort(fail)
-        reject(error)
-      }
+      const timeout = this.#timeouts.negotiation
       const timer = setTimeout(
-        () =>
-          fail(
-            new TimeoutError(
-              `no stream header within ${this.#timeouts.negotiation} ms`,
-              'negotiation',
-            ),
-          ),
-        this.#timeouts.negotiation,
+        () => reject(new TimeoutError(`no stream header within ${timeout} ms`, 'negotiation')),
+        timeout,
       )
-      if (attempt?.aborted) fail(attempt.reason)
-      else attempt?.onAbort(fail)
-      this.#headerWaiter = {
-        resolve: () => {
-          clearTimeout(timer)
-          attempt?.offAbort(fail)
-          resolve()
-        },
-        reject: fail,
+      this.#headerWaiter = (error) => {
+        clearTimeout(timer)
+        if (error) reject(error)
+        else resolve()
       }
     })
     this.#writer.writeRaw(ours)
-    return header
+    // Ends with the attempt too (a drop, the connect timeout, disconnect()); the teardown
+    // that follows rejects the wait itself.
+    return this.#attempt ? this.#attempt.race(header) : header
   }
 
   #onStreamStart(parser: StreamReader, attrs: Record<string, string>): void {
@@ -674,7 +659,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#root = root
     const waiter = this.#headerWaiter
     this.#headerWaiter = undefined
-    waiter?.resolve()
+    waiter?.()
     void this.hooks.emit('stream-start', { attrs })
   }
 
@@ -714,7 +699,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   #onElement(element: Element): void {
     element.parent = this.#root
     if (this.#waits.offer(element, toXMPPError)) return
-    if (this.#isStreamError(element)) {
+    if (element.getName() === 'error' && element.getNS() === NS_STREAM) {
       this.#onRemoteStreamError(element)
       return
     }
@@ -730,10 +715,6 @@ export class Connection<A extends object = Record<string, unknown>> {
   #waitFor(match: (element: Element) => boolean, options: WaitOptions = {}): Promise<Element> {
     const closed = !this.#transport || this.#failure ? (this.#failure ?? closedError()) : undefined
     return this.#waits.wait(match, options, this.#timeouts.negotiation, closed)
-  }
-
-  #isStreamError(element: Element): boolean {
-    return element.getName() === 'error' && element.getNS() === NS_STREAM
   }
 
   #onRemoteStreamError(element: Element): void {
@@ -828,7 +809,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#waits.rejectAll(error)
     const header = this.#headerWaiter
     this.#headerWaiter = undefined
-    header?.reject(error)
+    header?.(error)
   }
 
   #onTransportClose(transport: Transport, error?: Error): void {
@@ -1133,18 +1114,14 @@ export class Connection<A extends object = Record<string, unknown>> {
     void this.hooks.emit('state', { state, previous, cause })
   }
 
-  /** To the `error` hook; without one, to the reporter (errors never vanish). */
-  #report(error: unknown): void {
+  /**
+   * To the `error` hook; without one, or from a failing `error` handler (`hook`), to the
+   * reporter: errors never vanish.
+   */
+  #report(error: unknown, hook?: HookName): void {
     const err = error instanceof Error ? error : new Error(String(error))
-    if (this.hooks.has('error')) void this.hooks.emit('error', { error: err })
+    if (hook !== 'error' && this.hooks.has('error')) void this.hooks.emit('error', { error: err })
     else this.#fallbackReport(err)
-  }
-
-  #reportHookError(error: unknown, hook: HookName): void {
-    // A failing `error` handler has nowhere else to go but the reporter.
-    if (hook === 'error')
-      this.#fallbackReport(error instanceof Error ? error : new Error(String(error)))
-    else this.#report(error)
   }
 
   #fallbackReport(error: Error): void {
