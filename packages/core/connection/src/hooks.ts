@@ -188,8 +188,7 @@ export class Hooks {
       try {
         result = (list[i] as HookHandler<K>)(payload)
       } catch (error) {
-        if (onError) onError(error)
-        else this.failed(error, name)
+        this.#failed(error, name, onError)
         continue
       }
       if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
@@ -210,17 +209,20 @@ export class Hooks {
     try {
       await pending
     } catch (error) {
-      if (onError) onError(error)
-      else this.failed(error, name)
+      this.#failed(error, name, onError)
     }
     for (let i = index + 1; i < list.length; i++) {
       try {
         await (list[i] as HookHandler<K>)(payload)
       } catch (error) {
-        if (onError) onError(error)
-        else this.failed(error, name)
+        this.#failed(error, name, onError)
       }
     }
+  }
+
+  #failed(error: unknown, name: HookName, onError: ((error: unknown) => void) | undefined): void {
+    if (onError) onError(error)
+    else this.failed(error, name)
   }
 
   /** Removes every handler; pending next() promises reject. */
