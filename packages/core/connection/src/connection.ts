@@ -297,7 +297,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         this.#c = connection
       }
       streamStart(attrs: Record<string, string>): void {
-        if (this.parser) this.#c.#onStreamStart(this.parser, attrs)
+        if (this.#c.#parser === this.parser) this.#c.#onStreamStart(attrs)
       }
       element(element: Element): void {
         if (this.#c.#parser === this.parser) this.#c.#onElement(element)
@@ -630,8 +630,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     return this.#attempt ? this.#attempt.race(header) : header
   }
 
-  #onStreamStart(parser: StreamReader, attrs: Record<string, string>): void {
-    if (this.#parser !== parser) return
+  #onStreamStart(attrs: Record<string, string>): void {
     // RFC 6120 §4.9.3.10: the stream element must be in the streams namespace with our
     // content namespace as default.
     if (attrs.xmlns !== undefined && attrs.xmlns !== this.xmlns) {
@@ -674,16 +673,11 @@ export class Connection<A extends object = Record<string, unknown>> {
       // what arrives meanwhile, and stop reading past the high-water mark. Counted per chunk,
       // an upper bound of what the backlog holds.
       this.#backlogBytes += chunk.length
-      if (this.#backlogBytes > this.#highWaterBytes) {
-        this.#pauseReading()
+      if (this.#backlogBytes > this.#highWaterBytes && !this.#paused) {
+        this.#paused = true
+        this.#transport?.pause?.()
       }
     }
-  }
-
-  #pauseReading(): void {
-    if (this.#paused) return
-    this.#paused = true
-    this.#transport?.pause?.()
   }
 
   /** After the backlog shrank: once it is empty, count afresh and read again. */
