@@ -449,13 +449,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         await this.#connectOnce(host, port, count < max)
         return
       } catch (error) {
-        if (
-          !(error instanceof StreamError) ||
-          error.condition !== 'see-other-host' ||
-          !error.remote
-        ) {
-          throw error
-        }
+        if (!isRedirect(error)) throw error
         const where = error.element?.getChild('see-other-host', NS_STREAM_ERRORS)?.getText() ?? ''
         const target = parseRedirect(where)
         if (!target) throw error
@@ -555,11 +549,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       if (this.#transport === transport) {
         // A stream error was already sent by #fail(); otherwise close our stream politely.
         if (!this.#failure && this.#parser) this.#writeFooter()
-        const redirect =
-          mayRedirect &&
-          typed instanceof StreamError &&
-          typed.remote &&
-          typed.condition === 'see-other-host'
+        const redirect = mayRedirect && isRedirect(typed)
         if (!redirect) this.#connectFailed = true
         this.#teardown(typed, false, redirect ? 'redirect' : 'connect')
       }
@@ -1151,6 +1141,11 @@ function safeInvalid(read: () => unknown): boolean {
   } catch {
     return true
   }
+}
+
+/** RFC 6120 §4.9.3.19: the peer asks us to connect elsewhere. */
+function isRedirect(error: unknown): error is StreamError {
+  return error instanceof StreamError && error.remote && error.condition === 'see-other-host'
 }
 
 /** Why a stream ended, from its error, when the cause did not say so itself. */
