@@ -45,8 +45,6 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
   timeouts?: ConnectionTimeouts
   /** How many see-other-host redirects connect() follows. Default 3. */
   maxRedirects?: number
-  /** Inbound elements buffered while a handler is busy before the transport is paused. Default 1000. */
-  inboundHighWater?: number
   /**
    * Input bytes buffered while a handler is busy (or during negotiation) before the
    * transport is paused. The reader's elements take many times their size in memory, so
@@ -131,7 +129,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   /** Increments per transport: completions of an older stream's elements are ignored. */
   #generation = 0
   #footerSent = false
-  #failTimer: ReturnType<typeof setTimeout> | undefined
+  /** Destroys the transport if the peer has not closed within the close timeout. */
+  #closeTimer: ReturnType<typeof setTimeout> | undefined
   #disposing: Promise<void> | undefined
 
   /** The composed middleware; undefined when no plugin added any. */
@@ -146,7 +145,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   #framing!: Framing
   #root: Element = new Element('stream:stream')
   #header: Record<string, string> = {}
-  #headerWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined
+  /** Settles the wait for the peer's stream header (with an error: it failed). */
+  #headerWaiter: ((error?: Error) => void) | undefined
   readonly #waits: NegotiationWaits
   /** Inbound elements, handled one at a time (they may outlive their stream). */
   readonly #inQueue: InboundQueue
@@ -157,7 +157,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   /** The last valid `from` seen, and its JID (see #checkFrom). */
   #lastFrom: string | undefined
   #lastFromJid: JID | undefined
-  #closing: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | undefined
+  /** disconnect() sent our close and waits for the peer's. */
+  #closing = false
   #failure: XMPPError | undefined
   /** The current stream's end, made when first needed (a wait, or the teardown). */
   #end: StreamEnd | undefined = NO_STREAM
@@ -189,7 +190,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     // registry (closures per connection add up over many idle connections).
     const internals = newInternals(this as unknown as Connection)
     this.#waits = new NegotiationWaits(internals)
-    this.#inQueue = new InboundQueue(internals, options.inboundHighWater ?? 1000)
+    this.#inQueue = new InboundQueue(internals)
     this.hooks = newHooks(this as unknown as Connection)
     this.plugins = {} as A
     this.#registry = new PluginRegistry(this as unknown as Connection, internals)
@@ -296,7 +297,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         this.#c = connection
       }
       streamStart(attrs: Record<string, string>): void {
-        if (this.parser) this.#c.#onStreamStart(this.parser, attrs)
+        if (this.#c.#parser === this.parser) this.#c.#onStreamStart(attrs)
       }
       element(element: Element): void {
         if (this.#c.#parser === this.parser) this.#c.#onElement(element)
@@ -317,7 +318,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         this.#c = connection
       }
       protected override failed(error: unknown, hook: HookName): void {
-        this.#c.#reportHookError(error, hook)
+        this.#c.#report(error, hook)
       }
     }
     newHooks = (connection) => new ConnectionHooks(connection)
@@ -359,9 +360,6 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
       complete(ctx: InboundContext): void {
         this.#c.#complete(ctx)
-      }
-      pause(): void {
-        this.#c.#pauseReading()
       }
       drained(): void {
         this.#c.#backlogChanged()
@@ -451,13 +449,7 @@ export class Connection<A extends object = Record<string, unknown>> {
         await this.#connectOnce(host, port, count < max)
         return
       } catch (error) {
-        if (
-          !(error instanceof StreamError) ||
-          error.condition !== 'see-other-host' ||
-          !error.remote
-        ) {
-          throw error
-        }
+        if (!isRedirect(error)) throw error
         const where = error.element?.getChild('see-other-host', NS_STREAM_ERRORS)?.getText() ?? ''
         const target = parseRedirect(where)
         if (!target) throw error
@@ -557,11 +549,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       if (this.#transport === transport) {
         // A stream error was already sent by #fail(); otherwise close our stream politely.
         if (!this.#failure && this.#parser) this.#writeFooter()
-        const redirect =
-          mayRedirect &&
-          typed instanceof StreamError &&
-          typed.remote &&
-          typed.condition === 'see-other-host'
+        const redirect = mayRedirect && isRedirect(typed)
         if (!redirect) this.#connectFailed = true
         this.#teardown(typed, false, redirect ? 'redirect' : 'connect')
       }
@@ -614,42 +602,25 @@ export class Connection<A extends object = Record<string, unknown>> {
     const parser = this.#framing.reader(events, this.xmlns, this.#limits)
     events.parser = parser
     this.#parser = parser
-    // Ends with the attempt too (a drop, the connect timeout, disconnect()), so that
-    // connect() can await it without racing it against the attempt.
-    const attempt = this.#attempt
     const header = new Promise<void>((resolve, reject) => {
-      const fail = (error: unknown) => {
-        clearTimeout(timer)
-        attempt?.offAbort(fail)
-        reject(error)
-      }
+      const timeout = this.#timeouts.negotiation
       const timer = setTimeout(
-        () =>
-          fail(
-            new TimeoutError(
-              `no stream header within ${this.#timeouts.negotiation} ms`,
-              'negotiation',
-            ),
-          ),
-        this.#timeouts.negotiation,
+        () => reject(new TimeoutError(`no stream header within ${timeout} ms`, 'negotiation')),
+        timeout,
       )
-      if (attempt?.aborted) fail(attempt.reason)
-      else attempt?.onAbort(fail)
-      this.#headerWaiter = {
-        resolve: () => {
-          clearTimeout(timer)
-          attempt?.offAbort(fail)
-          resolve()
-        },
-        reject: fail,
+      this.#headerWaiter = (error) => {
+        clearTimeout(timer)
+        if (error) reject(error)
+        else resolve()
       }
     })
     this.#writer.writeRaw(ours)
-    return header
+    // Ends with the attempt too (a drop, the connect timeout, disconnect()); the teardown
+    // that follows rejects the wait itself.
+    return this.#attempt ? this.#attempt.race(header) : header
   }
 
-  #onStreamStart(parser: StreamReader, attrs: Record<string, string>): void {
-    if (this.#parser !== parser) return
+  #onStreamStart(attrs: Record<string, string>): void {
     // RFC 6120 §4.9.3.10: the stream element must be in the streams namespace with our
     // content namespace as default.
     if (attrs.xmlns !== undefined && attrs.xmlns !== this.xmlns) {
@@ -677,7 +648,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#root = root
     const waiter = this.#headerWaiter
     this.#headerWaiter = undefined
-    waiter?.resolve()
+    waiter?.()
     void this.hooks.emit('stream-start', { attrs })
   }
 
@@ -692,16 +663,11 @@ export class Connection<A extends object = Record<string, unknown>> {
       // what arrives meanwhile, and stop reading past the high-water mark. Counted per chunk,
       // an upper bound of what the backlog holds.
       this.#backlogBytes += chunk.length
-      if (this.#backlogBytes > this.#highWaterBytes) {
-        this.#pauseReading()
+      if (this.#backlogBytes > this.#highWaterBytes && !this.#paused) {
+        this.#paused = true
+        this.#transport?.pause?.()
       }
     }
-  }
-
-  #pauseReading(): void {
-    if (this.#paused) return
-    this.#paused = true
-    this.#transport?.pause?.()
   }
 
   /** After the backlog shrank: once it is empty, count afresh and read again. */
@@ -717,7 +683,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   #onElement(element: Element): void {
     element.parent = this.#root
     if (this.#waits.offer(element, toXMPPError)) return
-    if (this.#isStreamError(element)) {
+    if (element.getName() === 'error' && element.getNS() === NS_STREAM) {
       this.#onRemoteStreamError(element)
       return
     }
@@ -733,10 +699,6 @@ export class Connection<A extends object = Record<string, unknown>> {
   #waitFor(match: (element: Element) => boolean, options: WaitOptions = {}): Promise<Element> {
     const closed = !this.#transport || this.#failure ? (this.#failure ?? closedError()) : undefined
     return this.#waits.wait(match, options, this.#timeouts.negotiation, closed)
-  }
-
-  #isStreamError(element: Element): boolean {
-    return element.getName() === 'error' && element.getNS() === NS_STREAM
   }
 
   #onRemoteStreamError(element: Element): void {
@@ -758,9 +720,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     )
     // RFC 6120 §4.9.1.1: after a stream error the stream is closed; answer with ours and
     // act on nothing the peer sends after it.
-    this.#failure = error
-    this.#parser?.stop()
-    this.#close(error)
+    this.#fail(error)
   }
 
   #onStreamEnd(): void {
@@ -771,35 +731,29 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     // RFC 6120 §4.4: the peer closed the stream; close ours and the transport.
     this.#endReason ??= 'peer-closed'
-    this.#failure ??= new ConnectionError('disconnected', 'the peer closed the stream')
-    this.#close(this.#failure)
+    this.#fail(new ConnectionError('disconnected', 'the peer closed the stream'))
   }
 
-  /** Our footer, the transport half-closed, and every wait told why. */
-  #close(error: Error): void {
-    this.#writeFooter()
-    this.#endTransport()
-    this.#rejectWaiters(error)
-  }
-
-  /** We detected a stream-level error: tell the peer, close, report. */
-  #fail(error: StreamError | XMPPError, appCondition?: Element): void {
+  /**
+   * The stream ends with `error` (ours, the peer's stream error, or the peer's close): a
+   * stream error we detected goes to the peer, then our close, the transport half-closed
+   * (bounded), and every wait told why. The first cause wins.
+   */
+  #fail(error: XMPPError, appCondition?: Element): void {
     if (this.#failure) return
     this.#failure = error
     this.#parser?.stop()
-    if (error instanceof StreamError && !error.remote) this.#sendStreamError(error, appCondition)
+    if (error instanceof StreamError && !error.remote) {
+      this.#writer.writeRaw(
+        this.#framing.streamError(
+          error.condition ?? 'undefined-condition',
+          appCondition === undefined ? undefined : this.#framing.element(appCondition, this.xmlns),
+        ),
+      )
+    }
+    this.#writeFooter()
     this.#endTransport()
     this.#rejectWaiters(error)
-  }
-
-  #sendStreamError(error: StreamError, appCondition?: Element): void {
-    this.#writer.writeRaw(
-      this.#framing.streamError(
-        error.condition ?? 'undefined-condition',
-        appCondition === undefined ? undefined : this.#framing.element(appCondition, this.xmlns),
-      ),
-    )
-    this.#writeFooter()
   }
 
   /** Our `</stream:stream>` (or the framing's close), at most once per stream. */
@@ -809,32 +763,42 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#writer.writeRaw(this.#framing.close)
   }
 
-  /**
-   * Half-closes the transport after what we wrote, and destroys it if the peer has not
-   * closed within the close timeout: a hostile peer may never close.
-   */
+  /** Half-closes the transport after what we wrote (bounded: a hostile peer may never close). */
   #endTransport(): void {
     const transport = this.#transport
-    if (!transport || this.#failTimer) return
+    if (!transport) return
     transport.end()
-    this.#failTimer = setTimeout(() => {
-      this.#failTimer = undefined
+    this.#armCloseDeadline(transport)
+  }
+
+  #armCloseDeadline(transport: Transport): void {
+    const timeout = this.#timeouts.close
+    this.#closeTimer ??= setTimeout(() => {
+      this.#closeTimer = undefined
       if (this.#transport !== transport) return
+      if (this.#closing) {
+        // The peer did not answer our close in time: not a clean close.
+        this.#endReason = 'close-timeout'
+        this.#failure ??= new TimeoutError(
+          `the peer did not close its stream within ${timeout} ms`,
+          'close',
+        )
+      }
       transport.destroy()
       this.#onTransportClose(transport)
-    }, this.#timeouts.close)
+    }, timeout)
   }
 
   #rejectWaiters(error: Error): void {
     this.#waits.rejectAll(error)
     const header = this.#headerWaiter
     this.#headerWaiter = undefined
-    header?.reject(error)
+    header?.(error)
   }
 
   #onTransportClose(transport: Transport, error?: Error): void {
     if (this.#transport !== transport) return
-    const clean = this.#closing !== undefined && !this.#failure
+    const clean = this.#closing && !this.#failure
     const failure =
       this.#failure ??
       (clean
@@ -875,8 +839,9 @@ export class Connection<A extends object = Record<string, unknown>> {
     const failure = error ?? closedError()
     this.#attempt?.abort(failure)
     this.#attempt = undefined
-    clearTimeout(this.#failTimer)
-    this.#failTimer = undefined
+    clearTimeout(this.#closeTimer)
+    this.#closeTimer = undefined
+    this.#closing = false
     // Let what we wrote last (a stream error, our footer) go out, but not wait forever.
     transport.end()
     const closeTimeout = this.#timeouts.close
@@ -893,11 +858,6 @@ export class Connection<A extends object = Record<string, unknown>> {
       error ??
         new ConnectionError('not-connected', 'the stream closed before the element was written'),
     )
-    if (this.#closing) {
-      clearTimeout(this.#closing.timer)
-      this.#closing.resolve()
-      this.#closing = undefined
-    }
     this.#setState('disconnected', error)
     if (kind === 'redirect') {
       end.mark()
@@ -930,6 +890,8 @@ export class Connection<A extends object = Record<string, unknown>> {
    * peer did not close in time).
    */
   async disconnect(): Promise<void> {
+    // Also when there is no stream to close: a pending reconnection must not start one.
+    void this.hooks.emit('stop', {})
     const connecting = this.#connecting
     if (connecting && this.#state !== 'online') {
       // Stop the attempt in flight; connect() rejects with this error.
@@ -959,26 +921,11 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     this.#endReason ??= 'stopped'
     this.#setState('disconnecting')
+    this.#closing = true
     const closed = this.#streamEnd()
-    const timeout = this.#timeouts.close
-    await new Promise<void>((resolve) => {
-      this.#closing = {
-        resolve,
-        timer: setTimeout(() => {
-          if (this.#transport !== transport) return
-          // The peer did not close its stream in time: not a clean close.
-          this.#endReason = 'close-timeout'
-          this.#failure ??= new TimeoutError(
-            `the peer did not close its stream within ${timeout} ms`,
-            'close',
-          )
-          transport.destroy()
-          this.#onTransportClose(transport)
-        }, timeout),
-      }
-      if (this.#parser?.stopped === false) this.#writeFooter()
-      else transport.end()
-    })
+    this.#armCloseDeadline(transport)
+    if (this.#parser?.stopped === false) this.#writeFooter()
+    else transport.end()
     await closed.wait()
   }
 
@@ -1151,18 +1098,14 @@ export class Connection<A extends object = Record<string, unknown>> {
     void this.hooks.emit('state', { state, previous, cause })
   }
 
-  /** To the `error` hook; without one, to the reporter (errors never vanish). */
-  #report(error: unknown): void {
+  /**
+   * To the `error` hook; without one, or from a failing `error` handler (`hook`), to the
+   * reporter: errors never vanish.
+   */
+  #report(error: unknown, hook?: HookName): void {
     const err = error instanceof Error ? error : new Error(String(error))
-    if (this.hooks.has('error')) void this.hooks.emit('error', { error: err })
+    if (hook !== 'error' && this.hooks.has('error')) void this.hooks.emit('error', { error: err })
     else this.#fallbackReport(err)
-  }
-
-  #reportHookError(error: unknown, hook: HookName): void {
-    // A failing `error` handler has nowhere else to go but the reporter.
-    if (hook === 'error')
-      this.#fallbackReport(error instanceof Error ? error : new Error(String(error)))
-    else this.#report(error)
   }
 
   #fallbackReport(error: Error): void {
@@ -1198,6 +1141,11 @@ function safeInvalid(read: () => unknown): boolean {
   } catch {
     return true
   }
+}
+
+/** RFC 6120 §4.9.3.19: the peer asks us to connect elsewhere. */
+function isRedirect(error: unknown): error is StreamError {
+  return error instanceof StreamError && error.remote && error.condition === 'see-other-host'
 }
 
 /** Why a stream ended, from its error, when the cause did not say so itself. */

@@ -23,6 +23,11 @@ export interface HookMap {
    * stream is still online). Awaited before the closing starts.
    */
   closing: Record<string, never>
+  /**
+   * The app called disconnect() (or dispose()), whatever the state: nothing should start a
+   * new attempt on its own (a reconnection plugin cancels its pending retry).
+   */
+  stop: Record<string, never>
   /** Stream negotiation finished; `resumed` says whether a previous session was resumed. */
   online: { resumed: boolean }
   /**
@@ -183,8 +188,7 @@ export class Hooks {
       try {
         result = (list[i] as HookHandler<K>)(payload)
       } catch (error) {
-        if (onError) onError(error)
-        else this.failed(error, name)
+        this.#failed(error, name, onError)
         continue
       }
       if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
@@ -205,17 +209,20 @@ export class Hooks {
     try {
       await pending
     } catch (error) {
-      if (onError) onError(error)
-      else this.failed(error, name)
+      this.#failed(error, name, onError)
     }
     for (let i = index + 1; i < list.length; i++) {
       try {
         await (list[i] as HookHandler<K>)(payload)
       } catch (error) {
-        if (onError) onError(error)
-        else this.failed(error, name)
+        this.#failed(error, name, onError)
       }
     }
+  }
+
+  #failed(error: unknown, name: HookName, onError: ((error: unknown) => void) | undefined): void {
+    if (onError) onError(error)
+    else this.failed(error, name)
   }
 
   /** Removes every handler; pending next() promises reject. */

@@ -7,8 +7,6 @@ export interface InboundSteps {
   failed(ctx: InboundContext, error: unknown): void
   /** After the handling settled, whatever its outcome: exactly once per element. */
   complete(ctx: InboundContext): void
-  /** The queue is past its high-water mark: stop reading. */
-  pause(): void
   /** The queue emptied after async handling. */
   drained(): void
 }
@@ -22,16 +20,14 @@ const NONE: InboundContext[] = Object.freeze([]) as unknown as InboundContext[]
 
 export class InboundQueue {
   readonly #steps: InboundSteps
-  readonly #highWater: number
   /** NONE until a handler is first busy when an element arrives: never written to. */
   #queue: InboundContext[] = NONE
   #busy = false
   /** Waiting for in-flight handling to settle (PluginContext.inboundSettled). */
   #settleWaiters: (() => void)[] | undefined
 
-  constructor(steps: InboundSteps, highWater: number) {
+  constructor(steps: InboundSteps) {
     this.#steps = steps
-    this.#highWater = highWater
   }
 
   /** Elements handled or waiting. */
@@ -39,15 +35,11 @@ export class InboundQueue {
     return !this.#busy && this.#queue.length === 0
   }
 
-  get length(): number {
-    return this.#queue.length
-  }
-
   push(ctx: InboundContext): void {
     if (this.#busy) {
+      // Bounded by the input bytes read meanwhile (see the connection's inboundHighWaterBytes).
       if (this.#queue === NONE) this.#queue = [ctx]
       else this.#queue.push(ctx)
-      if (this.#queue.length >= this.#highWater) this.#steps.pause()
       return
     }
     this.#run(ctx)

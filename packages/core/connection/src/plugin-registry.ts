@@ -5,6 +5,7 @@ import { featureNegotiator } from './feature-negotiator.js'
 import type { Negotiator, StreamFeature } from './features.js'
 import type { Hooks } from './hooks.js'
 import type { InboundContext, Middleware, OutboundContext } from './middleware.js'
+import { isPromise } from './inbound-queue.js'
 import {
   type AnyPlugin,
   type ApiOf,
@@ -61,16 +62,12 @@ export class PluginRegistry {
   #setups: Promise<void>[] | undefined
   #controllers: (AbortController | undefined)[] | undefined
   #disposers: (Disposer[] | undefined)[] | undefined
-  readonly #host: RegistryHost
+  readonly host: RegistryHost
   #teardown: Promise<void> | undefined
 
   constructor(connection: Connection, host: RegistryHost) {
     this.connection = connection
-    this.#host = host
-  }
-
-  get host(): RegistryHost {
-    return this.#host
+    this.host = host
   }
 
   /** The plugin list is final: trimmed to its size. */
@@ -210,7 +207,7 @@ export class PluginRegistry {
 
   async #awaitSetup(ctx: Context, result: Promise<unknown>): Promise<void> {
     const { name } = this.pluginAt(ctx.index)
-    const ms = this.#host.setupTimeout
+    const ms = this.host.setupTimeout
     let timer: ReturnType<typeof setTimeout> | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -287,7 +284,7 @@ export class PluginRegistry {
           await (disposers[j] as Disposer)()
         } catch (error) {
           const { name } = this.pluginAt(i)
-          this.#host.report(
+          this.host.report(
             new PluginError(
               'teardown-failed',
               name,
@@ -470,12 +467,6 @@ function setupFailed(name: string, error: unknown): PluginError {
     name,
     `setup of plugin "${name}" failed: ${describe(error)}`,
     error,
-  )
-}
-
-function isPromise<T>(value: unknown): value is Promise<T> {
-  return (
-    typeof value === 'object' && value !== null && typeof (value as Promise<T>).then === 'function'
   )
 }
 

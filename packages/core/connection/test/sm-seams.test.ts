@@ -163,7 +163,7 @@ describe('inbound: a burst after a feature answer, handled counting', () => {
         }),
     )
     const body = 'x'.repeat(16 * 1024)
-    // Far fewer elements than the element high-water mark (1,000): the bytes decide.
+    // A few large elements: the bytes read meanwhile decide.
     for (let i = 0; i < 8; i++)
       peer.send(`<message from='a@example.com' id='b${i}'><body>${body}</body></message>`)
     await tick()

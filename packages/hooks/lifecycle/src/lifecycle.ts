@@ -143,6 +143,13 @@ class Lifecycle implements LifecycleApi {
     })
     ctx.hooks.on('online', ({ resumed }) => this.#onOnline(resumed))
     ctx.hooks.on('disconnected', (payload) => this.#onDisconnected(payload))
+    // The app's own disconnect() means stop, also between a drop and the next attempt
+    // (there is no stream to close then, and no `disconnected` hook follows).
+    ctx.hooks.on('stop', () => {
+      this.#active = false
+      this.#clearRetry()
+      if (this.#conn.state === 'disconnected') this.#enterStopped()
+    })
     // Any inbound data proves the peer is there; chunks, not elements (whitespace counts).
     if (options.idleTimeout > 0) {
       ctx.onRaw((direction) => {

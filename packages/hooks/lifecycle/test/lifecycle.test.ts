@@ -275,6 +275,26 @@ describe('reconnection', () => {
     expect(conn.state).toBe('disconnected')
   })
 
+  test("the app's conn.disconnect() during a backoff wait cancels the retry like stop()", async () => {
+    const { peer, conn, states } = withLifecycle({ backoff: { initial: 5000 } })
+    const started = conn.plugins.lifecycle.start()
+    await accept(peer)
+    await started
+    peer.send(
+      "<stream:error><reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
+    )
+    await vi.advanceTimersByTimeAsync(0)
+    expect(states.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 1, delay: 5000 })
+    expect(conn.transport).toBeUndefined()
+    await conn.disconnect()
+    expect(states.at(-1)).toEqual({ state: 'stopped' })
+    await vi.advanceTimersByTimeAsync(600_000)
+    // No transport connect after the app asked to stop.
+    expect(peer.targets).toHaveLength(1)
+    expect(conn.state).toBe('disconnected')
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
   test('the AbortSignal option cancels a pending retry like stop()', async () => {
     const controller = new AbortController()
     const { peer, conn, states } = withLifecycle({
