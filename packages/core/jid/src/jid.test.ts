@@ -40,6 +40,12 @@ describe('JID.parse: structure (RFC 7622 §3.1)', () => {
       'balcony',
     ])
     expect(JID.parse('Juliet@Capulet.lit/Balcony').resource).toBe('Balcony')
+    // Shared, so frozen: a caller writing to it (plain JavaScript) cannot change the other's.
+    expect(() => {
+      ;(again as { local: string }).local = 'romeo'
+    }).toThrow(TypeError)
+    expect(first.local).toBe('juliet')
+    expect(first.bare().toString()).toBe('juliet@capulet.lit')
     for (let k = 0; k < 600; k++) expect(JID.parse(`u${k}@example.com/r`).local).toBe(`u${k}`)
     expect(JID.parse('Juliet@Capulet.lit/balcony').equals(first)).toBe(true)
     parseError('a@@b')

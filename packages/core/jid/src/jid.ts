@@ -333,7 +333,10 @@ export class JID {
     if (typeof s !== 'string') fail(undefined, `expected a string, got ${typeof s}`)
     if (s.length > PARSED_KEY_MAX) return JID.#parse(s)
     const key = ` ${s}`.slice(1)
+    // Shared by every caller that parses the same text: frozen, so that no caller (plain
+    // JavaScript ignores `readonly`) can change the address another one holds.
     const jid = JID.#parse(key)
+    Object.freeze(jid)
     if (PARSED.size >= PARSED_MAX) PARSED.clear()
     PARSED.set(key, jid)
     return jid
