@@ -129,6 +129,49 @@ describe("the 'disconnected' reason tells the causes apart", () => {
     expect(d.error).toMatchObject({ step: 'close' })
   })
 
+  test("our stream error, never answered, then the app's disconnect(): still stream-error", async () => {
+    const d = await reasonOf(async ({ peer, conn }) => {
+      peer.answerClose = false
+      peer.send('<message><body>unclosed</message>')
+      await tick()
+      // The stream already failed; the app's disconnect() only waits for its end.
+      return conn.disconnect()
+    })
+    expect(d.reason).toBe('stream-error')
+    expect(d.error).toMatchObject({ condition: 'not-well-formed', remote: false })
+  })
+
+  test("the peer's stream error, its stream left open, then the app's disconnect(): still stream-error", async () => {
+    const d = await reasonOf(async ({ peer, conn }) => {
+      peer.answerClose = false
+      peer.send(
+        "<stream:error><reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+      )
+      await tick()
+      return conn.disconnect()
+    })
+    expect(d.reason).toBe('stream-error')
+    expect(d.error).toMatchObject({ condition: 'reset', remote: true })
+  })
+
+  test("the app's disconnect() answered by a stream error instead of a close: stopped, not clean, with the peer's error", async () => {
+    const d = await reasonOf(async ({ peer, conn }) => {
+      peer.answerClose = false
+      const closing = conn.disconnect()
+      await tick()
+      peer.send(
+        "<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+      )
+      return closing
+    })
+    // The app's intent decides the reason (no reconnection after it asked to stop); the
+    // error tells what the peer said instead of closing.
+    expect(d.reason).toBe('stopped')
+    expect(d.clean).toBe(false)
+    expect(d.error).toBeInstanceOf(StreamError)
+    expect(d.error).toMatchObject({ condition: 'system-shutdown', remote: true })
+  })
+
   test('a network drop: dropped', async () => {
     const d = await reasonOf(({ peer }) => peer.close(new Error('EPIPE')))
     expect(d).toMatchObject({ reason: 'dropped', clean: false })
