@@ -144,9 +144,7 @@ describe("the 'disconnected' reason tells the causes apart", () => {
   test("the peer's stream error, its stream left open, then the app's disconnect(): still stream-error", async () => {
     const d = await reasonOf(async ({ peer, conn }) => {
       peer.answerClose = false
-      peer.send(
-        "<stream:error><reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
-      )
+      peer.send("<stream:error><reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
       await tick()
       return conn.disconnect()
     })
