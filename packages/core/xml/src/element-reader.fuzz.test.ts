@@ -17,31 +17,10 @@ import type { Element } from 'ltx'
 import { describe, expect, test } from 'vitest'
 import { ElementReader } from './element-reader.js'
 import { StreamParser, type StreamParserOptions } from './stream-parser.js'
+import { Rng } from '../test/rng.js'
 
 const STREAMS_NS = 'http://etherx.jabber.org/streams'
 const XMLNS = 'jabber:client'
-
-class Rng {
-  private s: number
-  constructor(seed: number) {
-    this.s = seed >>> 0
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) | 0
-    let t = Math.imul(this.s ^ (this.s >>> 15), 1 | this.s)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n)
-  }
-  chance(p: number): boolean {
-    return this.next() < p
-  }
-  pick<T>(list: readonly T[]): T {
-    return list[this.int(list.length)] as T
-  }
-}
 
 const WS = [' ', '\n', '\t', '\r\n', '\r']
 const NAMES = [

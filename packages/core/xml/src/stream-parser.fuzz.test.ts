@@ -29,6 +29,7 @@ import { describe, expect, test } from 'vitest'
 import { StreamError } from '@core/errors'
 import { StreamParser } from './stream-parser.js'
 import type { StreamParserOptions } from './stream-parser.js'
+import { Rng } from '../test/rng.js'
 
 const STREAMS_NS = 'http://etherx.jabber.org/streams'
 const XML_NS = 'http://www.w3.org/XML/1998/namespace'
@@ -37,31 +38,6 @@ const encoder = new TextEncoder()
 
 const FIXED_SEED = 0x5eed_0016
 const FIXED_DOCUMENTS = 2500
-
-// ---------------------------------------------------------------------------------------------
-// Random numbers (mulberry32: small, seedable, good enough for test data)
-
-class Rng {
-  private s: number
-  constructor(seed: number) {
-    this.s = seed >>> 0
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) | 0
-    let t = Math.imul(this.s ^ (this.s >>> 15), 1 | this.s)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n)
-  }
-  chance(p: number): boolean {
-    return this.next() < p
-  }
-  pick<T>(list: readonly T[]): T {
-    return list[this.int(list.length)]!
-  }
-}
 
 /** The seed of document `index` of a run: documents are replayed one by one from it. */
 export function documentSeed(base: number, index: number): number {
