@@ -11,10 +11,11 @@
 // every function), each with its bytecode offset and reason. An offset maps to a line with
 // `node --print-bytecode --print-bytecode-filter=_parse` on a small stream.
 
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { startBenchServer } from './bench-server.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const { values: args } = parseArgs({
@@ -29,19 +30,8 @@ const n = args.n ?? (args.shape === 'roster' ? '25000' : '100000')
 const READER =
   /^(_parse|_rare|_open|_close|_feed|_decode|_chunkEnd|_emit|readName|nameStartWidth|isSpace|scanName)$/
 
-const server = spawn(
-  process.execPath,
-  [join(HERE, 'server.mjs'), '--mode', 'recv', '--n', n, '--shape', args.shape],
-  { stdio: ['pipe', 'pipe', 'inherit'] },
-)
-const port = await new Promise((resolvePort, reject) => {
-  let text = ''
-  server.on('exit', (code) => reject(new Error(`the server exited (${code})`)))
-  server.stdout.on('data', (c) => {
-    text += c
-    if (text.includes('\n')) resolvePort(JSON.parse(text.split('\n')[0]).port)
-  })
-})
+const server = await startBenchServer(['--mode', 'recv', '--n', n, '--shape', args.shape])
+const port = server.port
 const res = spawnSync(
   process.execPath,
   [
@@ -61,8 +51,7 @@ const res = spawnSync(
   ],
   { encoding: 'utf8', maxBuffer: 1 << 30, timeout: 180_000 },
 )
-server.removeAllListeners('exit')
-server.stdin.end()
+await server.stop()
 if (res.status !== 0) {
   console.error(`the client failed (exit ${res.status ?? res.signal}):\n${res.stderr}`)
   process.exit(1)

@@ -11,11 +11,12 @@
 // The .cpuprofile is kept in apps/bench/profiles/ (git-ignored: *.cpuprofile); open it in
 // Chrome DevTools (Performance) or VS Code for the call tree.
 
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { startBenchServer } from './bench-server.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(HERE, '../..')
@@ -88,30 +89,16 @@ const n = Number(args.n ?? SIZES[workload])
 const dir = join(HERE, 'profiles')
 mkdirSync(dir, { recursive: true })
 
-const server = spawn(
-  process.execPath,
-  [
-    join(HERE, 'server.mjs'),
-    '--mode',
-    SERVER_MODE[workload] ?? workload,
-    '--n',
-    String(n),
-    '--shape',
-    args.shape,
-    ...(args.sm ? ['--sm'] : []),
-  ],
-  {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  },
-)
-const port = await new Promise((resolvePort, reject) => {
-  let text = ''
-  server.on('exit', (code) => reject(new Error(`the server exited (${code})`)))
-  server.stdout.on('data', (c) => {
-    text += c
-    if (text.includes('\n')) resolvePort(JSON.parse(text.split('\n')[0]).port)
-  })
-})
+const server = await startBenchServer([
+  '--mode',
+  SERVER_MODE[workload] ?? workload,
+  '--n',
+  String(n),
+  '--shape',
+  args.shape,
+  ...(args.sm ? ['--sm'] : []),
+])
+const port = server.port
 const label = workload === 'recv' ? `recv-${args.shape}` : workload
 const name = `${args.client}-${label}-${Date.now()}.cpuprofile`
 const res = spawnSync(
@@ -135,8 +122,7 @@ const res = spawnSync(
   ],
   { encoding: 'utf8', timeout: 180_000 },
 )
-server.removeAllListeners('exit')
-server.stdin.end()
+await server.stop()
 if (res.status !== 0) {
   console.error(`the client failed (exit ${res.status ?? res.signal}):\n${res.stderr}`)
   process.exit(1)

@@ -16,13 +16,14 @@
 // --json    the figures as one JSON line on stdout; the table goes to stderr
 // --no-build  skip building @client/preset and what it depends on
 
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto'
 import { cpus } from 'node:os'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { startBenchServer } from './bench-server.mjs'
 import { SHAPE_NAMES } from './shapes.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -130,40 +131,9 @@ const pinned = (core, argv) =>
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-/** Starts server.mjs in `mode`; resolves with its port and a stop function. */
-function startServer(mode, n, core = 0, more = []) {
-  const [cmd, argv] = pinned(core, [
-    process.execPath,
-    join(HERE, 'server.mjs'),
-    '--mode',
-    mode,
-    '--n',
-    String(n),
-    ...more,
-  ])
-  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] })
-  return new Promise((resolvePort, reject) => {
-    let text = ''
-    child.on('error', reject)
-    child.on('exit', (code) => reject(new Error(`the server exited (${code}) before listening`)))
-    child.stdout.on('data', (chunk) => {
-      text += chunk
-      const line = text.split('\n')[0]
-      if (text.includes('\n')) {
-        const { port } = JSON.parse(line)
-        resolvePort({
-          port,
-          stop: () =>
-            new Promise((done) => {
-              child.removeAllListeners('exit')
-              child.once('exit', done)
-              child.stdin.end() // the server exits when its stdin closes
-            }),
-        })
-      }
-    })
-  })
-}
+/** Starts server.mjs in `mode` on `core`; resolves with its port and a stop function. */
+const startServer = (mode, n, core = 0, more = []) =>
+  startBenchServer(['--mode', mode, '--n', String(n), ...more], (argv) => pinned(core, argv).flat())
 
 /** Runs one client process; returns its JSON result. */
 function runClient(client, workload, n, service, extra = {}) {

@@ -21,10 +21,11 @@
 //   node apps/bench/sm.mjs [--n 100000] [--reps 3] [--only send,backlog,pipelined,resume]
 //                          [--out FILE]   (also writes the tables as markdown, e.g. SM-RESULTS.md)
 // Run `pnpm build` first (the clients import the built packages).
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { startBenchServer } from './bench-server.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const { values: args } = parseArgs({
@@ -51,30 +52,8 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
-function startServer(sm) {
-  const child = spawn(
-    process.execPath,
-    [join(HERE, 'server.mjs'), '--mode', 'send', '--n', String(N), ...(sm ? ['--sm'] : [])],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  )
-  return new Promise((resolve, reject) => {
-    let text = ''
-    child.on('error', reject)
-    child.stdout.on('data', (chunk) => {
-      text += chunk
-      if (!text.includes('\n')) return
-      const { port } = JSON.parse(text.split('\n')[0])
-      resolve({
-        port,
-        stop: () =>
-          new Promise((done) => {
-            child.once('exit', done)
-            child.stdin.end()
-          }),
-      })
-    })
-  })
-}
+const startServer = (sm) =>
+  startBenchServer(['--mode', 'send', '--n', String(N), ...(sm ? ['--sm'] : [])])
 
 function runClient(client, port, sm) {
   const res = spawnSync(
