@@ -8,7 +8,7 @@ export function parseEndpoint(service: string | undefined): URL {
   if (service === undefined || service === '') {
     throw new WebSocketError(
       'invalid-service',
-      'a WebSocket connection needs its endpoint: set `service` to a wss:// URL (e.g. wss://example.com/xmpp-websocket)',
+      'no endpoint: set `service` to a wss:// URL, or `discovery`',
     )
   }
   let url: URL

@@ -9,7 +9,7 @@ import {
 import { ConnectionError } from '@core/errors'
 import { ElementReader, NS_CLIENT } from '@core/xml'
 import { defaultWebSocket, later } from '#platform'
-import { discoverWebSocket, type FetchLike } from './discovery.js'
+import type { Discovery } from './discovery.js'
 import { checkPlaintext, parseEndpoint, redirectTarget } from './endpoint.js'
 import { WebSocketError } from './errors.js'
 import type {
@@ -41,11 +41,12 @@ export interface WebSocketOptions {
    */
   maxMessageBytes?: number
   /**
-   * Without a `service`, the endpoint is looked up from the domain through host-meta
-   * (XEP-0156, HTTPS only, `wss:` links only) with this fetch. Default: globalThis.fetch.
-   * `false`: no lookup (a `service` is then required).
+   * How to find the endpoint when the connection has no `service`, e.g. `hostMeta()`
+   * (XEP-0156: HTTPS only, `wss:` links only). Default: none, a `service` is required; the
+   * lookup's code is only in a bundle that imports it. What it finds is checked like a
+   * `service` (`ws:` to loopback only unless `allowPlaintext`).
    */
-  discovery?: FetchLike | false
+  discovery?: Discovery | false | undefined
 }
 
 /** RFC 7395 §3.1: the WebSocket subprotocol of XMPP. */
@@ -172,20 +173,13 @@ export class WebSocketTransport implements Transport {
     }
   }
 
-  /** XEP-0156 §3: the first `wss:` endpoint the domain announces. */
-  async #discover(target: ConnectTarget): Promise<string> {
-    const fetcher = this.#options.discovery
-    if (fetcher === false) return ''
-    const found = await discoverWebSocket(target.domain, {
-      signal: target.signal,
-      ...(fetcher ? { fetch: fetcher } : {}),
-    })
-    const first = found[0]
+  /** XEP-0156 §3: the first endpoint `discovery` finds for the domain. */
+  async #discover(target: ConnectTarget): Promise<string | undefined> {
+    const discovery = this.#options.discovery
+    if (!discovery) return undefined
+    const first = (await discovery(target.domain, target.signal))[0]
     if (first === undefined) {
-      throw new WebSocketError(
-        'invalid-service',
-        `no service given, and ${target.domain} announces no wss:// endpoint (XEP-0156 host-meta): set \`service\` to a wss:// URL`,
-      )
+      throw new WebSocketError('invalid-service', `${target.domain} announces no endpoint`)
     }
     return first
   }
