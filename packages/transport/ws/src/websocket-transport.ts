@@ -144,10 +144,7 @@ export class WebSocketTransport implements Transport {
 
   async connect(target: ConnectTarget, events: TransportEvents): Promise<void> {
     if (this.#phase !== 'idle') {
-      throw new WebSocketError(
-        'connect-failed',
-        'a WebSocketTransport connects once; create another one',
-      )
+      throw new WebSocketError('connect-failed', 'a WebSocketTransport connects once')
     }
     this.#phase = 'connecting'
     this.#events = events
@@ -157,10 +154,7 @@ export class WebSocketTransport implements Transport {
       if (target.host !== undefined) {
         // RFC 7395 §3.6.1: over WebSocket, a server moves a client with see-other-uri;
         // a see-other-host names no URL path or scheme to go to.
-        throw new WebSocketError(
-          'redirect-refused',
-          `the server redirected to host ${target.host} (see-other-host), which names no WebSocket URL`,
-        )
+        throw new WebSocketError('redirect-refused', `see-other-host ${target.host}: not a URL`)
       }
       const url = parseEndpoint(target.service ?? (await this.#discover(target)))
       checkPlaintext(url, this.allowPlaintext)
@@ -255,10 +249,7 @@ export class WebSocketTransport implements Transport {
       this.#inboxSize += data.length
       if (this.#inboxSize > INBOX_LIMIT) {
         this.destroy(
-          new WebSocketError(
-            'inbound-limit',
-            `the server sent more than ${INBOX_LIMIT} bytes while reading was paused`,
-          ),
+          new WebSocketError('inbound-limit', `over ${INBOX_LIMIT} bytes received while paused`),
         )
         return
       }
@@ -281,10 +272,7 @@ export class WebSocketTransport implements Transport {
     let to: URL
     try {
       if (this.#redirects >= max) {
-        throw new WebSocketError(
-          'redirect-limit',
-          `gave up after ${max} see-other-uri redirects (last: ${uri})`,
-        )
+        throw new WebSocketError('redirect-limit', `over ${max} see-other-uri redirects (${uri})`)
       }
       to = redirectTarget(from, uri, this.allowPlaintext)
     } catch (error) {
@@ -482,7 +470,7 @@ function openSocket(
         fail(
           new WebSocketError(
             'subprotocol',
-            `${url.href} did not select the WebSocket subprotocol "xmpp"${socket.protocol ? ` (it chose "${socket.protocol}")` : ''}`,
+            `${url.href} did not select subprotocol "xmpp" (chose "${socket.protocol}")`,
           ),
         )
         return
@@ -547,26 +535,22 @@ function closeError(event: CloseEventLike, cause: Error | undefined): WebSocketE
   if (event.code === 1000 || event.code === 1005) return undefined
   const reason = event.reason ? `: ${event.reason}` : ''
   const detail = cause?.message ? ` (${cause.message})` : ''
-  return new WebSocketError(
-    'closed',
-    `the WebSocket closed with code ${event.code}${reason}${detail}`,
-    {
-      cause,
-      closeCode: event.code,
-    },
-  )
+  return new WebSocketError('closed', `WebSocket closed (${event.code})${reason}${detail}`, {
+    cause,
+    closeCode: event.code,
+  })
 }
 
 function checkOptions(options: WebSocketOptions): void {
   const { maxRedirects, maxMessageBytes } = options
   if (maxRedirects !== undefined && !(Number.isInteger(maxRedirects) && maxRedirects >= 0)) {
-    throw new TypeError('websocket: `maxRedirects` must be a whole number (0: none)')
+    throw new TypeError('websocket: bad `maxRedirects`')
   }
   if (
     maxMessageBytes !== undefined &&
     !(Number.isInteger(maxMessageBytes) && maxMessageBytes > 0)
   ) {
-    throw new TypeError('websocket: `maxMessageBytes` must be a positive whole number of bytes')
+    throw new TypeError('websocket: bad `maxMessageBytes`')
   }
 }
 
