@@ -45,19 +45,11 @@ function invalid(message: string): SASLError {
 }
 
 /** RFC 5802 §7: the defined server-error-value names. */
-const SERVER_ERRORS: ReadonlySet<string> = new Set([
-  'invalid-encoding',
-  'extensions-not-supported',
-  'invalid-proof',
-  'channel-bindings-dont-match',
-  'server-does-support-channel-binding',
-  'channel-binding-not-supported',
-  'unsupported-channel-binding-type',
-  'unknown-user',
-  'invalid-username-encoding',
-  'no-resources',
-  'other-error',
-])
+const SERVER_ERRORS: ReadonlySet<string> = new Set(
+  'invalid-encoding extensions-not-supported invalid-proof channel-bindings-dont-match server-does-support-channel-binding channel-binding-not-supported unsupported-channel-binding-type unknown-user invalid-username-encoding no-resources other-error'.split(
+    ' ',
+  ),
+)
 
 function serverError(value: string): never {
   const condition = SERVER_ERRORS.has(value) ? value : 'other-error'
@@ -140,14 +132,9 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
     if (!salt || salt.length === 0) throw invalid('the salt is empty or not valid base64')
     if (!/^[1-9][0-9]{0,9}$/.test(i[1])) throw invalid('the iteration count is not a number')
     const iterations = Number(i[1])
-    if (iterations < options.minIterations) {
+    if (iterations < options.minIterations || iterations > options.maxIterations) {
       throw invalid(
-        `the server asks for ${iterations} iterations, fewer than the minimum (${options.minIterations})`,
-      )
-    }
-    if (iterations > options.maxIterations) {
-      throw invalid(
-        `the server asks for ${iterations} iterations, more than the maximum (${options.maxIterations})`,
+        `${iterations} iterations: ${iterations < options.minIterations ? `fewer than the minimum (${options.minIterations})` : `more than the maximum (${options.maxIterations})`}`,
       )
     }
 
