@@ -81,19 +81,11 @@ function fail(src: string | undefined, message: string): never {
   )
 }
 
-/** UTF-8 length of a string that contains no lone surrogates. */
+const UTF8 = new TextEncoder()
+
+/** UTF-8 length of a string (the callers have refused lone surrogates already). */
 function utf8Length(s: string): number {
-  let n = 0
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x80) n += 1
-    else if (c < 0x800) n += 2
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      n += 4 // a pair: the caller rejected lone surrogates already
-      i++
-    } else n += 3
-  }
-  return n
+  return UTF8.encode(s).length
 }
 
 function checkLength(src: string | undefined, part: string, bytes: number): void {
