@@ -15,7 +15,7 @@ import { buildMinimalClient } from '../scripts/minimal-client.mjs'
  * re-encoded and browser builds lost SASL's node:crypto backend; 33,433 once stream
  * management's snapshots were read by ElementReader too (no StreamParser left in the bundle);
  * 34,067 after the core's idle-memory work and SM's write-text references (34,071 measured by
- * scripts/minimal-client.mjs); 32,418 once XEP-0156 discovery became opt-in, SASL's base64 used
+ * scripts/minimal-client.mjs); 32,401 once XEP-0156 discovery became opt-in, SASL's base64 used
  * btoa/atob, the serializer shared the reader's Name expression, JIDs' IPv6 check used the URL
  * parser, and the messages of ws, SASL, SCRAM, bind and lifecycle were shortened. See README.md before
  * raising it.
