@@ -154,7 +154,7 @@ function checkResource(resource: string): void {
 function checkAccount(account: string): JID {
   const jid = JID.parse(account)
   if (!jid.isBare()) {
-    throw new TypeError(`bind: \`account\` must be a bare JID or a domain, not "${account}"`)
+    throw new TypeError(`bind: \`account\` "${account}" is not a bare JID or a domain`)
   }
   return jid
 }
@@ -203,12 +203,10 @@ async function bindResource(
     expected !== undefined &&
     (expected.local === '' ? jid.domain === expected.domain : jid.bare().equals(expected.bare()))
   if (!belongs) {
-    throw new BindError(
-      expected === undefined
-        ? `the server bound "${jid}", which cannot be checked against the account "${account}" (not a valid JID)`
-        : `the server bound "${jid}", which is not of the account ${expected.local === '' ? `on ${expected.domain}` : `"${expected.bare()}"`}`,
-      { code: 'foreign-jid', element: result },
-    )
+    throw new BindError(`the server bound "${jid}", not of the account "${account}"`, {
+      code: 'foreign-jid',
+      element: result,
+    })
   }
   return jid
 }

@@ -34,4 +34,18 @@ describe('base64', () => {
       expect(fromBase64(text)).toBeUndefined()
     },
   )
+
+  test('a padded last group is accepted exactly when it is canonical (no stray bits)', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+    for (const a of alphabet) {
+      for (const b of alphabet) {
+        for (const text of [`${a}${b}==`, `Z${a}${b}=`]) {
+          const canonical = Buffer.from(text, 'base64').toString('base64') === text
+          const decoded = fromBase64(text)
+          expect(decoded !== undefined).toBe(canonical)
+          if (decoded) expect(Buffer.from(decoded).toString('base64')).toBe(text)
+        }
+      }
+    }
+  })
 })

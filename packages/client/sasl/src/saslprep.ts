@@ -94,10 +94,7 @@ export function saslprep(input: string): string {
     const cp = ch.codePointAt(0) as number
     for (const [table, what, set] of PROHIBITED) {
       if (set.has(cp)) {
-        throw new SASLprepError(
-          table,
-          `SASLprep: the string contains ${what} (RFC 3454 table ${table}), which RFC 4013 §2.3 prohibits`,
-        )
+        throw new SASLprepError(table, `SASLprep: ${what} is prohibited (RFC 3454 table ${table})`)
       }
     }
     const isRandAL = RAND_AL.has(cp)
@@ -111,13 +108,13 @@ export function saslprep(input: string): string {
     if (leftToRight) {
       throw new SASLprepError(
         'bidi',
-        'SASLprep: the string mixes right-to-left and left-to-right characters (RFC 3454 §6)',
+        'SASLprep: mixed right-to-left and left-to-right text (RFC 3454 §6)',
       )
     }
     if (!firstIsRandAL || !lastIsRandAL) {
       throw new SASLprepError(
         'bidi',
-        'SASLprep: a string with right-to-left characters must start and end with one (RFC 3454 §6)',
+        'SASLprep: right-to-left text must start and end right-to-left (RFC 3454 §6)',
       )
     }
   }

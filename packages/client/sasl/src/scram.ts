@@ -45,19 +45,11 @@ function invalid(message: string): SASLError {
 }
 
 /** RFC 5802 §7: the defined server-error-value names. */
-const SERVER_ERRORS: ReadonlySet<string> = new Set([
-  'invalid-encoding',
-  'extensions-not-supported',
-  'invalid-proof',
-  'channel-bindings-dont-match',
-  'server-does-support-channel-binding',
-  'channel-binding-not-supported',
-  'unsupported-channel-binding-type',
-  'unknown-user',
-  'invalid-username-encoding',
-  'no-resources',
-  'other-error',
-])
+const SERVER_ERRORS: ReadonlySet<string> = new Set(
+  'invalid-encoding extensions-not-supported invalid-proof channel-bindings-dont-match server-does-support-channel-binding channel-binding-not-supported unsupported-channel-binding-type unknown-user invalid-username-encoding no-resources other-error'.split(
+    ' ',
+  ),
+)
 
 function serverError(value: string): never {
   const condition = SERVER_ERRORS.has(value) ? value : 'other-error'
@@ -78,7 +70,7 @@ function badSignature(message: string): SASLError {
 function attributes(message: string): [string, string][] {
   const out: [string, string][] = []
   for (const part of message.split(',')) {
-    if (!/^[A-Za-z]=/.test(part)) throw invalid('malformed attribute in the server message')
+    if (!/^[A-Za-z]=/.test(part)) throw invalid('malformed server message')
     out.push([part.charAt(0), part.slice(2)])
   }
   return out
@@ -125,29 +117,24 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
   async function clientFinal(serverFirst: string): Promise<string> {
     const attrs = attributes(serverFirst)
     // RFC 5802 §5.1 `m`: a mandatory extension we do not know; we must fail.
-    if (attrs[0]?.[0] === 'm') throw invalid('the server requires an unsupported extension (m=)')
+    if (attrs[0]?.[0] === 'm') throw invalid('unsupported mandatory extension (m=)')
     const [r, s, i] = attrs
     if (r?.[0] !== 'r' || s?.[0] !== 's' || i?.[0] !== 'i') {
-      throw invalid('the server-first-message must start with r=, s= and i=')
+      throw invalid('server-first-message without r=, s=, i=')
     }
     const nonce = r[1]
     // RFC 5802 §5.1: the server appends its part to our nonce.
     if (!nonce.startsWith(options.nonce) || nonce.length <= options.nonce.length) {
-      throw invalid('the server nonce does not extend the client nonce')
+      throw invalid('the server nonce does not extend ours')
     }
-    if (!PRINTABLE.test(nonce)) throw invalid('the server nonce has invalid characters')
+    if (!PRINTABLE.test(nonce)) throw invalid('bad server nonce')
     const salt = fromBase64(s[1])
-    if (!salt || salt.length === 0) throw invalid('the salt is empty or not valid base64')
-    if (!/^[1-9][0-9]{0,9}$/.test(i[1])) throw invalid('the iteration count is not a number')
+    if (!salt || salt.length === 0) throw invalid('bad salt')
+    if (!/^[1-9][0-9]{0,9}$/.test(i[1])) throw invalid('bad iteration count')
     const iterations = Number(i[1])
-    if (iterations < options.minIterations) {
+    if (iterations < options.minIterations || iterations > options.maxIterations) {
       throw invalid(
-        `the server asks for ${iterations} iterations, fewer than the minimum (${options.minIterations})`,
-      )
-    }
-    if (iterations > options.maxIterations) {
-      throw invalid(
-        `the server asks for ${iterations} iterations, more than the maximum (${options.maxIterations})`,
+        `${iterations} iterations: ${iterations < options.minIterations ? `fewer than the minimum (${options.minIterations})` : `more than the maximum (${options.maxIterations})`}`,
       )
     }
 
@@ -182,11 +169,11 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
     // defines become the condition; any other (server-error-value-ext) is other-error, with
     // the server's value kept as text.
     if (first?.[0] === 'e') serverError(first[1])
-    if (first?.[0] !== 'v') throw badSignature('the server sent no signature (v=)')
+    if (first?.[0] !== 'v') throw badSignature('no server signature (v=)')
     const received = fromBase64(first[1])
     const expected = serverSignature as Uint8Array
     if (!received || !timingSafeEqual(received, expected)) {
-      throw badSignature('the server signature does not match: it does not know the password')
+      throw badSignature('wrong server signature: the server does not know the password')
     }
     state = 'verified'
   }
@@ -244,14 +231,14 @@ export function createScram(hash: HashName, options: ScramOptions): MechanismSes
     async success(data) {
       if (data !== undefined && data.length > 0) {
         if (state !== 'final-sent' && state !== 'verified') {
-          throw badSignature('the server reported success before the exchange was complete')
+          throw badSignature('success before the exchange ended')
         }
         await finish(text(data, 'server-final-message'))
         return
       }
       // RFC 5802 §5: without v= the server never proved it knows the password.
       if (state !== 'verified') {
-        throw badSignature('the server reported success without proving it knows the password')
+        throw badSignature('success without a server signature')
       }
     },
     failed: forget,

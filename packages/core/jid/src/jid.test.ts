@@ -246,6 +246,11 @@ describe('domainpart (RFC 7622 §3.2)', () => {
     '[::ffff:1.2.3.256]',
     '[1.2.3.4]',
     '[]',
+    '[::\t1]',
+    '[::1\n]',
+    '[::01.2.3.4]',
+    '[1:2:3:4:5:6:7:8::]',
+    '[[::1]]',
   ])('rejects %j', (d) => {
     expect(isValidJID(d)).toBe(false)
     expect(isValidJID(`user@${d}/res`)).toBe(false)

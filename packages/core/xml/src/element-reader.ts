@@ -130,6 +130,11 @@ const ENTITIES: Record<string, string> = {
   apos: "'",
 } as never
 
+/** XML 1.0 §2.3: is `s` a Name? (The serializer's check, with the reader's expression.) */
+export function isXMLName(s: string): boolean {
+  return s !== '' && nameEnd(s, 0) === s.length
+}
+
 /** End of the Name at s[i] (i when there is none). */
 function nameEnd(s: string, i: number): number {
   NAME.lastIndex = i

@@ -302,7 +302,16 @@ describe('names', () => {
       '<café xml:lang="fr" ns:été="1"/>',
     )
     expect(serialize(new Element('_x.y-z1'))).toBe('<_x.y-z1/>')
+    // XML 1.0 §2.3: supplementary characters (a surrogate pair) up to U+EFFFF, '·' after the first.
+    expect(serialize(new Element('\u{10000}a\u00b7\u{effff}'))).toBe('<\u{10000}a\u00b7\u{effff}/>')
   })
+
+  test.each(['\u{f0000}', '\ud800', 'a\udc00', '\u00b7a', '\u00d7', 'a\u00d7'])(
+    'non-ASCII name %j outside XML 1.0 Name is refused',
+    (name) => {
+      expect(thrown(() => serialize(new Element(name))).code).toBe('invalid-xml-name')
+    },
+  )
 })
 
 describe('stream header and footer', () => {

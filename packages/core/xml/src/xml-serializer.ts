@@ -1,5 +1,6 @@
 import type { Element } from './element.js'
 import { XMPPError } from '@core/errors'
+import { isXMLName } from './element-reader.js'
 
 /*
  * Serialisation of ltx elements for the wire.
@@ -97,8 +98,6 @@ export function escapeAttr(s: string): string {
 
 // XML 1.0 (5th edition) §2.3 Name. The ASCII test settles virtually every real name.
 const ASCII_NAME = /^[A-Za-z_:][-.\w:]*$/
-const NAME =
-  /^[:A-Z_a-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c-\u200d\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\u{10000}-\u{effff}][-.0-9:A-Z_a-z\u00b7\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u037d\u037f-\u1fff\u200c-\u200d\u203f\u2040\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\u{10000}-\u{effff}]*$/u
 
 // Names that passed the check. Real traffic uses a few dozen distinct names, so a Set lookup
 // beats running the regex every time; the cap keeps hostile input from growing it forever.
@@ -106,7 +105,7 @@ const KNOWN_NAMES = new Set<string>()
 const MAX_KNOWN_NAMES = 2048
 
 function checkName(name: unknown, what: string): string {
-  if (typeof name === 'string' && (ASCII_NAME.test(name) || NAME.test(name))) {
+  if (typeof name === 'string' && (ASCII_NAME.test(name) || isXMLName(name))) {
     if (KNOWN_NAMES.size >= MAX_KNOWN_NAMES) KNOWN_NAMES.clear()
     KNOWN_NAMES.add(name)
     return name

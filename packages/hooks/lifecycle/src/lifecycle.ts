@@ -274,8 +274,7 @@ class Lifecycle implements LifecycleApi {
       this.#enterStopped()
       return
     }
-    const cause =
-      payload.error ?? new ConnectionError('disconnected', 'the stream ended without an error')
+    const cause = payload.error ?? new ConnectionError('disconnected', 'the stream ended')
     if (this.#options.isPermanent(cause)) {
       this.#giveUp(cause, payload.resumable)
       return
@@ -305,7 +304,7 @@ class Lifecycle implements LifecycleApi {
       this.#giveUp(
         new LifecycleError(
           'retries-exhausted',
-          `gave up after ${max} reconnection attempt${max === 1 ? '' : 's'}${last ? ` (last: ${last.message})` : ''}`,
+          `gave up after ${max} reconnection attempts${last ? `: ${last.message}` : ''}`,
           last,
         ),
         resumable,
@@ -373,7 +372,7 @@ class Lifecycle implements LifecycleApi {
     this.#active = false
     this.#clearRetry()
     this.#stopWatching()
-    const stopped = new ConnectionError('stopped', 'the connection was stopped by the app')
+    const stopped = new ConnectionError('stopped', 'stopped by the app')
     if (this.#conn.state === 'disconnected' && this.#conn.resumable) this.#conn.endSession(stopped)
     this.#failWaiters(stopped)
     if (this.#current.state !== 'stopped' && this.#current.state !== 'permanent-error') {

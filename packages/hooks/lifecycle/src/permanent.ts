@@ -6,23 +6,11 @@ import { SASLError, StanzaError, StreamError, type XMPPError } from '@core/error
  * the server does not serve this domain, refuses us, or says we broke its rules or the
  * protocol.
  */
-const PERMANENT_STREAM_CONDITIONS: ReadonlySet<string> = new Set([
-  'bad-format',
-  'bad-namespace-prefix',
-  'conflict',
-  'host-gone',
-  'host-unknown',
-  'improper-addressing',
-  'invalid-from',
-  'invalid-namespace',
-  'not-authorized',
-  'not-well-formed',
-  'policy-violation',
-  'restricted-xml',
-  'unsupported-encoding',
-  'unsupported-stanza-type',
-  'unsupported-version',
-])
+const PERMANENT_STREAM_CONDITIONS: ReadonlySet<string> = new Set(
+  'bad-format bad-namespace-prefix conflict host-gone host-unknown improper-addressing invalid-from invalid-namespace not-authorized not-well-formed policy-violation restricted-xml unsupported-encoding unsupported-stanza-type unsupported-version'.split(
+    ' ',
+  ),
+)
 
 /**
  * Error codes (of other packages' typed errors) that say the configuration is wrong: the
@@ -31,26 +19,11 @@ const PERMANENT_STREAM_CONDITIONS: ReadonlySet<string> = new Set([
  * service address is malformed or SRV says there is no service, a required stream feature
  * is missing, too many redirects, a plugin failed.
  */
-const PERMANENT_CODES: ReadonlySet<string> = new Set([
-  'sasl-credentials',
-  'saslprep',
-  'invalid-bind-result',
-  'foreign-jid',
-  'certificate',
-  'tls-required',
-  'invalid-service',
-  'service-unavailable',
-  'negotiation-failed',
-  'redirect-limit',
-  'missing-dependency',
-  'duplicate-plugin',
-  'setup-failed',
-  'setup-timeout',
-  'duplicate-feature',
-  'duplicate-negotiator',
-  'hook-failed',
-  'retries-exhausted',
-])
+const PERMANENT_CODES: ReadonlySet<string> = new Set(
+  'sasl-credentials saslprep invalid-bind-result foreign-jid certificate tls-required invalid-service service-unavailable negotiation-failed redirect-limit missing-dependency duplicate-plugin setup-failed setup-timeout duplicate-feature duplicate-negotiator hook-failed retries-exhausted'.split(
+    ' ',
+  ),
+)
 
 /**
  * The default test of whether a connection failure is permanent, i.e. whether reconnecting

@@ -12,6 +12,12 @@ export type FetchLike = (
   init: { signal?: AbortSignal; redirect: 'follow'; headers: Record<string, string> },
 ) => Promise<{ ok: boolean; url: string; text(): Promise<string> }>
 
+/**
+ * Finds the WebSocket endpoints of a domain, best first; `websocket({ discovery })` uses the
+ * first when the connection has no `service`.
+ */
+export type Discovery = (domain: string, signal: AbortSignal) => Promise<readonly string[]>
+
 export interface DiscoveryOptions {
   /** Default: globalThis.fetch. */
   fetch?: FetchLike
@@ -41,6 +47,14 @@ export async function discoverWebSocket(
     if (links.length > 0) return links
   }
   return []
+}
+
+/**
+ * XEP-0156 host-meta lookup as `websocket({ discovery: hostMeta() })` takes it; `fetch`
+ * defaults to globalThis.fetch.
+ */
+export function hostMeta(options: { fetch?: FetchLike } = {}): Discovery {
+  return (domain, signal) => discoverWebSocket(domain, { ...options, signal })
 }
 
 async function fetchText(

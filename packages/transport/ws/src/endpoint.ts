@@ -8,28 +8,18 @@ export function parseEndpoint(service: string | undefined): URL {
   if (service === undefined || service === '') {
     throw new WebSocketError(
       'invalid-service',
-      'a WebSocket connection needs its endpoint: set `service` to a wss:// URL (e.g. wss://example.com/xmpp-websocket)',
+      'no endpoint: set `service` to a wss:// URL, or `discovery`',
     )
   }
   let url: URL
   try {
     url = new URL(service)
   } catch (cause) {
-    throw new WebSocketError('invalid-service', `service ${JSON.stringify(service)} is not a URL`, {
-      cause,
-    })
+    throw new WebSocketError('invalid-service', `bad service ${JSON.stringify(service)}`, { cause })
   }
-  if (url.protocol !== 'wss:' && url.protocol !== 'ws:') {
-    throw new WebSocketError(
-      'invalid-service',
-      `service ${JSON.stringify(service)} is not a ws:// or wss:// URL`,
-    )
-  }
-  if (url.hash !== '' || service.includes('#')) {
-    throw new WebSocketError(
-      'invalid-service',
-      `service ${JSON.stringify(service)} has a fragment; a WebSocket URL cannot`,
-    )
+  // A WebSocket URL is ws: or wss:, and has no fragment (RFC 6455 §3).
+  if ((url.protocol !== 'wss:' && url.protocol !== 'ws:') || service.includes('#')) {
+    throw new WebSocketError('invalid-service', `bad service ${JSON.stringify(service)}`)
   }
   return url
 }
@@ -53,7 +43,7 @@ export function checkPlaintext(url: URL, allowPlaintext: boolean): void {
   if (url.protocol === 'wss:' || allowPlaintext || isLoopback(url.hostname)) return
   throw new WebSocketError(
     'plaintext-refused',
-    `refused to connect to ${url.href} without TLS: ws:// is allowed to loopback only; use wss:// (websocket({ allowPlaintext: true }) permits ws:// anywhere)`,
+    `${url.href}: ws:// is for loopback only; use wss:// (or allowPlaintext)`,
   )
 }
 
@@ -70,14 +60,14 @@ export function redirectTarget(from: URL, uri: string, allowPlaintext: boolean):
   } catch (cause) {
     throw new WebSocketError(
       'redirect-refused',
-      `the server redirected to ${JSON.stringify(uri)}, which is not a ws:// or wss:// URL`,
+      `redirect to ${JSON.stringify(uri)}: not a ws:// or wss:// URL`,
       { cause },
     )
   }
   if (from.protocol === 'wss:' && to.protocol === 'ws:') {
     throw new WebSocketError(
       'redirect-refused',
-      `refused the redirect from ${from.href} to ${to.href}: it would drop TLS (RFC 7395 §3.6.1)`,
+      `redirect from ${from.href} to ${to.href} would drop TLS`,
     )
   }
   checkPlaintext(to, allowPlaintext)

@@ -1,7 +1,9 @@
 export {
+  type Discovery,
   type DiscoveryOptions,
   discoverWebSocket,
   type FetchLike,
+  hostMeta,
   REL_WEBSOCKET,
 } from './discovery.js'
 export { WebSocketError, type WebSocketErrorCode } from './errors.js'

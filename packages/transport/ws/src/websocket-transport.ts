@@ -9,7 +9,7 @@ import {
 import { ConnectionError } from '@core/errors'
 import { ElementReader, NS_CLIENT } from '@core/xml'
 import { defaultWebSocket, later } from '#platform'
-import { discoverWebSocket, type FetchLike } from './discovery.js'
+import type { Discovery } from './discovery.js'
 import { checkPlaintext, parseEndpoint, redirectTarget } from './endpoint.js'
 import { WebSocketError } from './errors.js'
 import type {
@@ -41,11 +41,12 @@ export interface WebSocketOptions {
    */
   maxMessageBytes?: number
   /**
-   * Without a `service`, the endpoint is looked up from the domain through host-meta
-   * (XEP-0156, HTTPS only, `wss:` links only) with this fetch. Default: globalThis.fetch.
-   * `false`: no lookup (a `service` is then required).
+   * How to find the endpoint when the connection has no `service`, e.g. `hostMeta()`
+   * (XEP-0156: HTTPS only, `wss:` links only). Default: none, a `service` is required; the
+   * lookup's code is only in a bundle that imports it. What it finds is checked like a
+   * `service` (`ws:` to loopback only unless `allowPlaintext`).
    */
-  discovery?: FetchLike | false
+  discovery?: Discovery | false | undefined
 }
 
 /** RFC 7395 §3.1: the WebSocket subprotocol of XMPP. */
@@ -143,10 +144,7 @@ export class WebSocketTransport implements Transport {
 
   async connect(target: ConnectTarget, events: TransportEvents): Promise<void> {
     if (this.#phase !== 'idle') {
-      throw new WebSocketError(
-        'connect-failed',
-        'a WebSocketTransport connects once; create another one',
-      )
+      throw new WebSocketError('connect-failed', 'a WebSocketTransport connects once')
     }
     this.#phase = 'connecting'
     this.#events = events
@@ -156,10 +154,7 @@ export class WebSocketTransport implements Transport {
       if (target.host !== undefined) {
         // RFC 7395 §3.6.1: over WebSocket, a server moves a client with see-other-uri;
         // a see-other-host names no URL path or scheme to go to.
-        throw new WebSocketError(
-          'redirect-refused',
-          `the server redirected to host ${target.host} (see-other-host), which names no WebSocket URL`,
-        )
+        throw new WebSocketError('redirect-refused', `see-other-host ${target.host}: not a URL`)
       }
       const url = parseEndpoint(target.service ?? (await this.#discover(target)))
       checkPlaintext(url, this.allowPlaintext)
@@ -172,20 +167,13 @@ export class WebSocketTransport implements Transport {
     }
   }
 
-  /** XEP-0156 §3: the first `wss:` endpoint the domain announces. */
-  async #discover(target: ConnectTarget): Promise<string> {
-    const fetcher = this.#options.discovery
-    if (fetcher === false) return ''
-    const found = await discoverWebSocket(target.domain, {
-      signal: target.signal,
-      ...(fetcher ? { fetch: fetcher } : {}),
-    })
-    const first = found[0]
+  /** XEP-0156 §3: the first endpoint `discovery` finds for the domain. */
+  async #discover(target: ConnectTarget): Promise<string | undefined> {
+    const discovery = this.#options.discovery
+    if (!discovery) return undefined
+    const first = (await discovery(target.domain, target.signal))[0]
     if (first === undefined) {
-      throw new WebSocketError(
-        'invalid-service',
-        `no service given, and ${target.domain} announces no wss:// endpoint (XEP-0156 host-meta): set \`service\` to a wss:// URL`,
-      )
+      throw new WebSocketError('invalid-service', `${target.domain} announces no endpoint`)
     }
     return first
   }
@@ -261,10 +249,7 @@ export class WebSocketTransport implements Transport {
       this.#inboxSize += data.length
       if (this.#inboxSize > INBOX_LIMIT) {
         this.destroy(
-          new WebSocketError(
-            'inbound-limit',
-            `the server sent more than ${INBOX_LIMIT} bytes while reading was paused`,
-          ),
+          new WebSocketError('inbound-limit', `over ${INBOX_LIMIT} bytes received while paused`),
         )
         return
       }
@@ -287,10 +272,7 @@ export class WebSocketTransport implements Transport {
     let to: URL
     try {
       if (this.#redirects >= max) {
-        throw new WebSocketError(
-          'redirect-limit',
-          `gave up after ${max} see-other-uri redirects (last: ${uri})`,
-        )
+        throw new WebSocketError('redirect-limit', `over ${max} see-other-uri redirects (${uri})`)
       }
       to = redirectTarget(from, uri, this.allowPlaintext)
     } catch (error) {
@@ -488,7 +470,7 @@ function openSocket(
         fail(
           new WebSocketError(
             'subprotocol',
-            `${url.href} did not select the WebSocket subprotocol "xmpp"${socket.protocol ? ` (it chose "${socket.protocol}")` : ''}`,
+            `${url.href} did not select subprotocol "xmpp" (chose "${socket.protocol}")`,
           ),
         )
         return
@@ -553,26 +535,22 @@ function closeError(event: CloseEventLike, cause: Error | undefined): WebSocketE
   if (event.code === 1000 || event.code === 1005) return undefined
   const reason = event.reason ? `: ${event.reason}` : ''
   const detail = cause?.message ? ` (${cause.message})` : ''
-  return new WebSocketError(
-    'closed',
-    `the WebSocket closed with code ${event.code}${reason}${detail}`,
-    {
-      cause,
-      closeCode: event.code,
-    },
-  )
+  return new WebSocketError('closed', `WebSocket closed (${event.code})${reason}${detail}`, {
+    cause,
+    closeCode: event.code,
+  })
 }
 
 function checkOptions(options: WebSocketOptions): void {
   const { maxRedirects, maxMessageBytes } = options
   if (maxRedirects !== undefined && !(Number.isInteger(maxRedirects) && maxRedirects >= 0)) {
-    throw new TypeError('websocket: `maxRedirects` must be a whole number (0: none)')
+    throw new TypeError('websocket: bad `maxRedirects`')
   }
   if (
     maxMessageBytes !== undefined &&
     !(Number.isInteger(maxMessageBytes) && maxMessageBytes > 0)
   ) {
-    throw new TypeError('websocket: `maxMessageBytes` must be a positive whole number of bytes')
+    throw new TypeError('websocket: bad `maxMessageBytes`')
   }
 }
 

@@ -11,6 +11,7 @@ import {
   WebSocketError,
   type WebSocketOptions,
   WebSocketTransport,
+  hostMeta,
   websocket,
 } from '../src/index.js'
 import {
@@ -483,6 +484,24 @@ describe('where it may connect', () => {
     expect(error).toMatchObject({ code: 'invalid-service' })
   })
 
+  test('no service: nothing is looked up unless discovery is given (no fetch)', async () => {
+    const fetched: unknown[] = []
+    const saved = globalThis.fetch
+    globalThis.fetch = (async (...args: unknown[]) => {
+      fetched.push(args[0])
+      throw new Error('no network in this test')
+    }) as typeof fetch
+    try {
+      const error = await attempt(undefined)
+      expect(error).toBeInstanceOf(WebSocketError)
+      expect(error).toMatchObject({ code: 'invalid-service' })
+      expect((error as Error).message).toContain('discovery')
+    } finally {
+      globalThis.fetch = saved
+    }
+    expect(fetched).toEqual([])
+  })
+
   test('options are checked when the factory is made', () => {
     expect(() => websocket({ maxRedirects: -1 })).toThrow(TypeError)
     expect(() => websocket({ maxMessageBytes: 0 })).toThrow(TypeError)
@@ -653,17 +672,19 @@ describe('endpoint discovery (XEP-0156)', () => {
             super(url, protocols, { ca: testCerts.ca })
           }
         } as unknown as WebSocketConstructor,
-        discovery: async (url) => {
-          asked.push(url)
-          return {
-            ok: true,
-            url,
-            text: async () =>
-              JSON.stringify({
-                links: [{ rel: 'urn:xmpp:alt-connections:websocket', href: s.url('/found') }],
-              }),
-          }
-        },
+        discovery: hostMeta({
+          fetch: async (url) => {
+            asked.push(url)
+            return {
+              ok: true,
+              url,
+              text: async () =>
+                JSON.stringify({
+                  links: [{ rel: 'urn:xmpp:alt-connections:websocket', href: s.url('/found') }],
+                }),
+            }
+          },
+        }),
       }),
       domain: 'localhost',
       timeouts: SHORT,
@@ -682,7 +703,7 @@ describe('endpoint discovery (XEP-0156)', () => {
   test('a domain that announces nothing: invalid-service', async () => {
     const conn = createConnection({
       transport: websocket({
-        discovery: async (url) => ({ ok: false, url, text: async () => '' }),
+        discovery: hostMeta({ fetch: async (url) => ({ ok: false, url, text: async () => '' }) }),
       }),
       domain: 'example.com',
       timeouts: SHORT,
@@ -693,6 +714,20 @@ describe('endpoint discovery (XEP-0156)', () => {
     )
     expect(error).toBeInstanceOf(WebSocketError)
     expect(error).toMatchObject({ code: 'invalid-service' })
-    expect((error as Error).message).toContain('XEP-0156')
+    expect((error as Error).message).toContain('example.com')
+  })
+
+  test('a discovered ws: endpoint is checked like a service: plaintext-refused', async () => {
+    const conn = createConnection({
+      transport: websocket({ discovery: async () => ['ws://example.com/xmpp-websocket'] }),
+      domain: 'example.com',
+      timeouts: SHORT,
+    })
+    const error = await conn.connect().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(WebSocketError)
+    expect(error).toMatchObject({ code: 'plaintext-refused' })
   })
 })
