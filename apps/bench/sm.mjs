@@ -4,10 +4,10 @@
 // 1. send rate and peak RSS with SM off and on, ours and xmpp.js, against server.mjs in send
 //    mode (with --sm it offers <sm/> and answers <enable/> and <r/>); xmpp.js enables SM by
 //    itself when offered, ours with the @xep/0198-sm plugin. Repetitions alternate the four
-//    cases; medians, with the client's CPU per 100k sent. Ours with SM on: send() settles
-//    once written (the default `settle: 'written'`), the app asks for an ack every 500
-//    stanzas (`requestEvery: 500`) and pauses at 2,000 in flight until acks bring them under
-//    1,000 (`sm.whenBelow(1_000)`; the queue holds 10,000; clients/ours.mjs).
+//    cases; medians, with the client's CPU per 100k sent. Ours with SM on, at the plugin's
+//    defaults: send() settles once written (`settle: 'written'`), acks are requested by the
+//    default policy, and the app pauses at 2,000 in flight until acks bring them under 1,000
+//    (`sm.whenBelow(1_000)`; the queue holds 10,000; clients/ours.mjs).
 // 2. acking a backlog: in-process, k stanzas sent with SM on and no ack requested, then one
 //    <a h='k'/>: the time to process it (it settles k send() promises), for k = 25k, 50k, 100k.
 //    Linear in k means the time per stanza stays flat.

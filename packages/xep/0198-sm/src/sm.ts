@@ -239,8 +239,8 @@ class StreamManager implements SmApi {
   #requestTimer: ReturnType<typeof setTimeout> | undefined
   #ackWaiters: AckWaiter[] = []
   #roomWaiters: RoomWaiter[] = []
-  /** An `<r/>` was sent and its `<a/>` has not come yet. */
-  #requested = false
+  /** `<r/>` sent on this stream whose `<a/>` has not come yet (each gets one, XEP-0198 §4). */
+  #outstanding = 0
   /** Unacknowledged stanzas of a session the server refused to resume (`resend` policy). */
   #failover: Held[] = []
   /** The error we ended the last session with ourselves. */
@@ -436,7 +436,7 @@ class StreamManager implements SmApi {
     }
     const waiting = this.#wait(n, signal).then(ignoreValue)
     // An <a/> already on its way acknowledges everything written before its <r/>.
-    if (!signal?.aborted && (!this.#requested || this.#sinceRequest > 0)) this.#sendRequest()
+    if (!signal?.aborted && (this.#outstanding === 0 || this.#sinceRequest > 0)) this.#sendRequest()
     return waiting
   }
 
@@ -549,8 +549,9 @@ class StreamManager implements SmApi {
 
   /** XEP-0198 §4: the client may request an ack when it likes; our policy is N or T. */
   #afterWrite(): void {
-    this.#sinceRequest++
-    if (this.#sinceRequest >= this.#options.requestEvery) {
+    // While an <r/> is unanswered, the next waits for its <a/> (see #onAck): a sender faster
+    // than the round trip asks once per round trip, not once per requestEvery stanzas.
+    if (++this.#sinceRequest >= this.#options.requestEvery && this.#outstanding === 0) {
       this.#sendRequest()
       return
     }
@@ -565,7 +566,7 @@ class StreamManager implements SmApi {
     // While a resumption is negotiated, the request waits for 'online' (see there).
     if (this.#state !== 'on' || this.#conn.state !== 'online') return
     this.#sinceRequest = 0
-    this.#requested = true
+    this.#outstanding++
     this.#conn.send(this.#request).then(undefined, this.#onWriteFailed)
   }
 
@@ -613,8 +614,11 @@ class StreamManager implements SmApi {
       )
       return
     }
-    this.#requested = false
+    if (this.#outstanding > 0) this.#outstanding--
     if (!this.#applyAck(h, a)) return
+    if (this.#outstanding === 0 && this.#sinceRequest >= this.#options.requestEvery) {
+      this.#sendRequest()
+    }
     const waiters = this.#ackWaiters
     if (waiters.length > 0) {
       this.#ackWaiters = []
@@ -655,7 +659,7 @@ class StreamManager implements SmApi {
       else still.push(w)
     }
     // Those still waiting ask again (for what was written since), not after requestAfter.
-    if (still.length > 0 && (!this.#requested || this.#sinceRequest > 0)) this.#sendRequest()
+    if (still.length > 0 && (this.#outstanding === 0 || this.#sinceRequest > 0)) this.#sendRequest()
   }
 
   /**
@@ -683,7 +687,7 @@ class StreamManager implements SmApi {
     this.#ctx.clearTimeout(this.#requestTimer)
     this.#requestTimer = undefined
     this.#sinceRequest = 0
-    this.#requested = false
+    this.#outstanding = 0
     this.#rejectAckWaiters(
       new SmError('ack-aborted', 'the stream ended before the ack came', { cause: error }),
     )
@@ -741,7 +745,7 @@ class StreamManager implements SmApi {
     this.#expiryTimer = undefined
     this.#requestTimer = undefined
     this.#sinceRequest = 0
-    this.#requested = false
+    this.#outstanding = 0
     this.#state = 'off'
     this.#id = undefined
     this.#expiresAt = Number.POSITIVE_INFINITY
