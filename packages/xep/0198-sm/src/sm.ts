@@ -372,45 +372,51 @@ function manage(ctx: PluginContext, o: SmOptions): SmApi {
     throw new SmError('queue-full', `${pending} stanzas (${bytes} chars) unacknowledged`)
   }
 
+  /** A stanza written on this stream, in write order: §4, it counts from now on. */
+  const filed = (): void => {
+    queue.written++
+    afterWrite()
+  }
+
+  /** Keeps what a written stanza needs until its ack (the terminal set `data` as it wrote). */
+  const track = (c: OutboundContext): void => {
+    const data = c.data as string
+    if (o.settle === 'acked') {
+      const held = new Held(undefined, data, 0)
+      queue.push(held)
+      c.delivery = held.promise
+    } else if (c.offset >= 0) {
+      // Nobody waits on it: where it sits in the text written is all there is to keep.
+      queue.pushWritten(c.batch as WrittenText, c.offset, data.length)
+    } else {
+      // Each stanza its own write (WebSocket): its XML alone.
+      queue.push(data)
+    }
+    filed()
+  }
+
   // Innermost outbound: what it sees is what is written, in write order.
   ctx.outbound(
     (c: OutboundContext, next: Next): void | Promise<void> => {
       if (c.kind !== 'stanza' || state === 'off') return next()
       const again = resends.size > 0 ? resends.get(c.element) : undefined
-      const online = conn.state === 'online'
-      if (again === undefined && (c.negotiation || (state === 'on' && online))) {
-        if (c.negotiation) return next()
-        checkRoom()
-        const result = next()
-        // Written (or the terminal threw and nothing is held): §4, it counts now. The
-        // terminal sets data when it writes (it threw otherwise).
-        const data = c.data as string
-        if (o.settle === 'acked') {
-          const held = new Held(undefined, data, 0)
-          queue.push(held)
-          c.delivery = held.promise
-        } else if (c.offset >= 0) {
-          // Nobody waits on it: where it sits in the text written is all there is to keep.
-          queue.pushWritten(c.batch as WrittenText, c.offset, data.length)
-        } else {
-          // Each stanza its own write (WebSocket): its XML alone.
-          queue.push(data)
-        }
-        queue.written++
-        afterWrite()
-        return result
-      }
       if (again !== undefined) {
         resends.delete(c.element)
         const result = next()
         if (c.data !== undefined) again.compact(c.data)
         // Filed back as written on this stream, in order (it never left the queue).
-        queue.written++
-        afterWrite()
+        filed()
+        return result
+      }
+      if (c.negotiation) return next()
+      checkRoom()
+      if (state === 'on' && conn.state === 'online') {
+        // If the terminal throws, nothing is held.
+        const result = next()
+        track(c)
         return result
       }
       // §5: held for the resumption, sent once the session is back.
-      checkRoom()
       const held = new Held(c.element, undefined, Date.now())
       queue.push(held)
       c.delivery = o.settle === 'acked' ? held.promise : held.writtenPromise
