@@ -258,6 +258,41 @@ describe('acks (XEP-0198 §4)', () => {
     expect(out.map((e) => e.name)).toEqual(['message', 'message', 'message', 'r'])
   })
 
+  test('while an <r/> is unanswered, N more stanzas wait for its <a/>, which asks again at once', async () => {
+    const { peer, conn } = await online({ requestEvery: 2, settle: 'written' })
+    for (let i = 0; i < 6; i++) void conn.send(msg(`w${i}`))
+    await tick()
+    // One request in flight: the 4 stanzas after it do not add two more.
+    const out = await take(peer, 7)
+    expect(out.map((e) => e.name)).toEqual([...'mmrmmmm'].map((c) => (c === 'r' ? 'r' : 'message')))
+    await tick()
+    expect(peer.queued).toEqual([])
+    peer.send(`<a xmlns='${NS_SM}' h='2'/>`)
+    const [again] = await take(peer, 1)
+    expect(again?.name).toBe('r')
+    peer.send(`<a xmlns='${NS_SM}' h='6'/>`)
+    await tick()
+    expect(conn.plugins.sm.pending).toBe(0)
+    expect(peer.queued).toEqual([])
+  })
+
+  test('several <r/> in flight (asked by the app): each <a/> answers one, no extra request', async () => {
+    const { peer, conn } = await online({ requestEvery: 1000, settle: 'written' })
+    await conn.send(msg('x1'))
+    const first = conn.plugins.sm.requestAck()
+    await conn.send(msg('x2'))
+    const room = conn.plugins.sm.whenBelow(1)
+    const out = await take(peer, 4)
+    expect(out.map((e) => e.name)).toEqual(['message', 'r', 'message', 'r'])
+    peer.send(`<a xmlns='${NS_SM}' h='1'/>`)
+    expect(await first).toBe(1)
+    await tick()
+    // The second <r/> covers x2: the waiter does not ask again.
+    expect(peer.queued).toEqual([])
+    peer.send(`<a xmlns='${NS_SM}' h='2'/>`)
+    await room
+  })
+
   test('auto request T ms after a write', async () => {
     const { peer, conn } = await online({ requestAfter: 20, requestEvery: 100 })
     void conn.send(msg('t'))

@@ -1,5 +1,4 @@
 import {
-  type Connection,
   definePlugin,
   FeaturePriority,
   type InboundContext,
@@ -162,7 +161,7 @@ export interface SmApi {
    * with SmError `not-enabled` without stream management, `ack-aborted` when the stream or
    * session ends first, or the signal's reason.
    */
-  requestAck(options?: { signal?: AbortSignal }): Promise<number>
+  requestAck(options?: { signal?: AbortSignal | undefined }): Promise<number>
   /**
    * For dead-connection detection: sends `<r/>` and resolves on the next `<a/>`. Rejects when
    * `signal` aborts (with its reason), or the stream or session ends.
@@ -190,799 +189,660 @@ export interface SmApi {
 export const sm = definePlugin({
   name: 'sm',
   options: DEFAULTS,
-  setup(ctx, options): SmApi {
-    const manager = new StreamManager(ctx, { ...DEFAULTS, ...options })
-    return manager
-  },
+  setup: (ctx, options): SmApi => manage(ctx, { ...DEFAULTS, ...options }),
 })
 
-type SmState =
-  /** No stream management session. */
-  | 'off'
-  /** Enabled on the current stream. */
-  | 'on'
-  /** A resumable session whose stream is gone (or being negotiated). */
-  | 'detached'
-
-interface AckWaiter {
-  resolve: (h: number) => void
-  reject: (error: unknown) => void
-}
-
-/** Waits until fewer than `below` stanzas are unacknowledged (allAcked(): below 1). */
-interface RoomWaiter extends AckWaiter {
+/** Someone waiting on acks: `below` -1 for the next `<a/>` (requestAck), else for room. */
+interface Waiter {
   below: number
+  end(h: number, error?: unknown): void
 }
 
-class StreamManager implements SmApi {
-  readonly #ctx: PluginContext
-  readonly #conn: Connection
-  readonly #options: SmOptions
-  #state: SmState = 'off'
-  #id: string | undefined
-  #max: number | undefined
-  #location: string | undefined
-  /** When a detached session can no longer be resumed (ms since the epoch). */
-  #expiresAt = Number.POSITIVE_INFINITY
-  #expiryTimer: ReturnType<typeof setTimeout> | undefined
-  /** Our `h`: stanzas handled from the server, mod 2^32 (XEP-0198 §4). */
-  #inbound = 0
-  /** The first stream of this session: stanzas of older streams are not counted. */
-  #inboundStream = Number.POSITIVE_INFINITY
-  /** The server's last `h`. */
-  #acked = 0
-  readonly #queue = new AckQueue()
+/** Middleware priorities: SM's inbound layer runs first, its outbound layer last. */
+const EDGE = Number.MAX_SAFE_INTEGER
+const NOT_OFFERED = 'no <sm/> offered'
+
+/**
+ * One connection's stream management. Its state lives in this closure (the plugin's API is
+ * the object returned): `off` (no session), `on` (enabled on the current stream) or
+ * `detached` (a resumable session whose stream is gone, or being negotiated).
+ */
+function manage(ctx: PluginContext, o: SmOptions): SmApi {
+  const conn = ctx.connection
+  const hooks = conn.hooks
+  const queue = new AckQueue()
   /** Held stanzas being sent again: the outbound middleware files them back. */
-  readonly #resends = new Map<Element, Held>()
-  #resent = 0
-  #sinceRequest = 0
-  #requestTimer: ReturnType<typeof setTimeout> | undefined
-  #ackWaiters: AckWaiter[] = []
-  #roomWaiters: RoomWaiter[] = []
-  /** An `<r/>` was sent and its `<a/>` has not come yet. */
-  #requested = false
-  /** Unacknowledged stanzas of a session the server refused to resume (`resend` policy). */
-  #failover: Held[] = []
-  /** The error we ended the last session with ourselves. */
-  #givenUp: XMPPError | undefined
-  #enableError: SmError | undefined
+  const resends = new Map<Element, Held>()
   /** One `<r/>` and one `<a/>`, reused: the serializer reads them when they are sent. */
-  readonly #request = xml('r', { xmlns: NS_SM })
-  readonly #answer = xml('a', { xmlns: NS_SM, h: '0' })
+  const request = xml('r', { xmlns: NS_SM })
+  const answer = xml('a', { xmlns: NS_SM, h: '0' })
+  let state: 'off' | 'on' | 'detached' = 'off'
+  let id: string | undefined
+  let max: number | undefined
+  let location: string | undefined
+  /** When a detached session can no longer be resumed (ms since the epoch). */
+  let expiresAt = Infinity
+  let expiryTimer: ReturnType<typeof setTimeout> | undefined
+  /** Our `h`: stanzas handled from the server, mod 2^32 (XEP-0198 §4). */
+  let inbound = 0
+  /** The first stream of this session: stanzas of older streams are not counted. */
+  let inboundStream = Infinity
+  /** The server's last `h`. */
+  let acked = 0
+  let resent = 0
+  let sinceRequest = 0
+  let requestTimer: ReturnType<typeof setTimeout> | undefined
+  /** `<r/>` sent on this stream whose `<a/>` has not come yet (each gets one, §4). */
+  let outstanding = 0
+  let waiters: Waiter[] = []
+  /** Unacknowledged stanzas of a session the server refused to resume (`resend` policy). */
+  let failover: Held[] = []
+  /** The error we ended the last session with ourselves. */
+  let givenUp: XMPPError | undefined
+  let enableError: SmError | undefined
 
-  constructor(ctx: PluginContext, options: SmOptions) {
-    this.#ctx = ctx
-    this.#conn = ctx.connection
-    this.#options = options
-    // Resumption (XEP-0198 §5), before binding. Not 'done': binding still runs and skips
-    // itself when nc.resumed is set.
-    ctx.feature({
-      name: 'sm-resume',
-      priority: FeaturePriority.RESUME,
-      applies: (features) => this.#canResume(features),
-      negotiate: async (_features, nc) => {
-        await this.#resume(nc)
-        return 'continue'
-      },
-    })
-    // Enabling (XEP-0198 §3), after binding.
-    ctx.feature({
-      name: 'sm-enable',
-      priority: FeaturePriority.SM_ENABLE,
-      applies: (features, nc) => this.#enableApplies(features, nc),
-      negotiate: async (features, nc) => {
-        await this.#enable(features, nc)
-        return 'continue'
-      },
-    })
-    // Outermost inbound: <r/> and <a/> are ours whatever else is registered.
-    ctx.inbound((c, next) => this.#onInbound(c, next), { priority: Number.MIN_SAFE_INTEGER })
-    // Innermost outbound: what it sees is what is written, in write order.
-    ctx.outbound((c, next) => this.#onOutbound(c, next), { priority: Number.MAX_SAFE_INTEGER })
-    ctx.onHandled((c) => {
-      // XEP-0198 §4: a stanza counts once handled, whichever middleware took it.
-      if (c.kind === 'stanza' && this.#state !== 'off' && c.stream >= this.#inboundStream) {
-        this.#inbound = advance(this.#inbound)
-      }
-    })
-    // Stanzas sent between <resumed/> (or <enabled/>) and the stream going online waited in
-    // the queue: they go out first, in order, as soon as it is online (a synchronous hook,
-    // before any other send can pass them).
-    ctx.hooks.on('state', ({ state }) => {
-      if (state === 'online') this.#writeWaiting()
-    })
-    ctx.hooks.on('closing', () => this.#onClosing())
-    ctx.hooks.on('disconnected', ({ resumable, error }) => this.#onDisconnected(resumable, error))
-    ctx.hooks.on('session-end', ({ error }) => {
-      // Our own give-up already ended it (and a new session may be negotiated by now).
-      if (error === undefined || error !== this.#givenUp) this.#endSession(error)
-    })
-    ctx.hooks.on('online', ({ resumed }) => {
-      // What was resent during the resumption gets its ack request now.
-      if (resumed && this.#queue.written > 0) this.#sendRequest()
-      // A fresh session while the old one is still kept: no feature could resume or give it
-      // up (the server offered neither <sm/> nor <bind/>). It is lost.
-      if (!resumed && this.#state === 'detached') {
-        this.#giveUp(new SmError('resume-failed', 'the server did not offer stream management'))
-      }
-    })
-    ctx.onDispose(() => {
-      this.#endSession(new SmError('not-delivered', 'the connection was disposed'))
-    })
-  }
+  // --- Requests and acks (XEP-0198 §4) -------------------------------------------------
 
-  // --- API -------------------------------------------------------------------------------
-
-  get enabled(): boolean {
-    return this.#state !== 'off'
-  }
-  get resumable(): boolean {
-    return this.#state !== 'off' && this.#id !== undefined
-  }
-  get id(): string | undefined {
-    return this.#id
-  }
-  get location(): string | undefined {
-    return this.#location
-  }
-  get pending(): number {
-    return this.#queue.size
-  }
-  get inbound(): number {
-    return this.#inbound
-  }
-  get outbound(): number {
-    return advance(this.#acked, this.#queue.written)
-  }
-  get resent(): number {
-    return this.#resent
-  }
-  get enableError(): SmError | undefined {
-    return this.#enableError
-  }
-
-  exportState(): SmSnapshot | undefined {
-    if (this.#state === 'off' || this.#id === undefined) return undefined
-    const unacked: string[] = []
-    for (let i = 0; i < this.#queue.size; i++) unacked.push(this.#queue.at(i).data)
-    return {
-      version: 1,
-      id: this.#id,
-      jid: this.#conn.jid?.toString(),
-      location: this.#location,
-      max: this.#max,
-      expiresAt: Number.isFinite(this.#expiresAt) ? this.#expiresAt : undefined,
-      inbound: this.#inbound,
-      acked: this.#acked,
-      written: this.#queue.written,
-      unacked,
+  /** A write that failed: the stream is ending, whose end is reported anyway. */
+  const writeFailed = (error: unknown): void => {
+    if (conn.state === 'online') {
+      void hooks.emit('error', { error: error instanceof Error ? error : new Error(String(error)) })
     }
   }
 
-  importState(snapshot: SmSnapshot): Promise<void>[] {
-    if (this.#state !== 'off' || this.#conn.state !== 'disconnected') {
-      throw new SmError(
-        'not-enabled',
-        'importState() needs a disconnected connection without a session of its own',
-      )
-    }
-    const id = cappedString(snapshot.id)
-    const inbound = parseUnsignedInt(String(snapshot.inbound))
-    const acked = parseUnsignedInt(String(snapshot.acked))
-    if (
-      snapshot.version !== 1 ||
-      id === undefined ||
-      inbound === undefined ||
-      acked === undefined
-    ) {
-      throw new SmError('protocol', 'not a stream management snapshot (version 1)')
-    }
-    const elements = parseStanzas(snapshot.unacked)
-    const written = Math.min(Math.max(0, Math.trunc(snapshot.written)), elements.length)
-    this.#id = id
-    this.#location = cappedString(snapshot.location)
-    this.#max = snapshot.max
-    this.#expiresAt = snapshot.expiresAt ?? Number.POSITIVE_INFINITY
-    this.#inbound = inbound
-    this.#acked = acked
-    this.#inboundStream = 0
-    const promises: Promise<void>[] = []
-    for (const element of elements) {
-      const held = new Held(element, undefined, Date.now())
-      // Its failure also goes to sm-failed: a caller that drops these promises loses nothing.
-      held.promise.then(undefined, reportedThroughHook)
-      this.#queue.push(held)
-      promises.push(held.promise)
-    }
-    this.#queue.written = written
-    if (snapshot.jid !== undefined) this.#conn.jid = JID.parse(snapshot.jid)
-    this.#state = 'detached'
-    this.#conn.resumable = true
-    const location = parseLocation(this.#location)
-    if (location) this.#conn.nextTarget = location
-    this.#armExpiry()
-    return promises
+  const write = (el: Element): void => {
+    conn.send(el).then(undefined, writeFailed)
   }
 
-  requestAck(options: { signal?: AbortSignal } = {}): Promise<number> {
-    if (this.#state !== 'on' || this.#conn.state !== 'online') {
-      return Promise.reject(
-        new SmError('not-enabled', 'stream management is not enabled on an online stream'),
-      )
-    }
-    const waiting = this.#wait(undefined, options.signal)
-    if (!options.signal?.aborted) this.#sendRequest()
-    return waiting
+  const sendRequest = (): void => {
+    // While a resumption is negotiated, the request waits for 'online' (see there).
+    if (state !== 'on' || conn.state !== 'online') return
+    sinceRequest = 0
+    outstanding++
+    write(request)
   }
 
-  probe(signal?: AbortSignal): Promise<void> {
-    return this.requestAck(signal ? { signal } : {}).then(ignoreValue)
+  /** Asks for an ack unless one on its way covers everything written. */
+  const ask = (): void => {
+    if (outstanding === 0 || sinceRequest > 0) sendRequest()
   }
 
-  allAcked(signal?: AbortSignal): Promise<void> {
-    if (this.#queue.size === 0) return Promise.resolve()
-    if (this.#state === 'off') {
-      return Promise.reject(new SmError('not-enabled', 'stream management is not enabled'))
-    }
-    const waiting = this.#wait(1, signal).then(ignoreValue)
-    if (!signal?.aborted) this.#sendRequest()
-    return waiting
-  }
-
-  whenBelow(n: number, signal?: AbortSignal): Promise<void> {
-    if (this.#queue.size < n) return Promise.resolve()
-    if (this.#state === 'off') {
-      return Promise.reject(new SmError('not-enabled', 'stream management is not enabled'))
-    }
-    const waiting = this.#wait(n, signal).then(ignoreValue)
-    // An <a/> already on its way acknowledges everything written before its <r/>.
-    if (!signal?.aborted && (!this.#requested || this.#sinceRequest > 0)) this.#sendRequest()
-    return waiting
-  }
-
-  /**
-   * Waits on the next `<a/>` (or, with `below`, until fewer than `below` stanzas are
-   * unacknowledged); `signal` takes it off the list.
-   */
-  #wait(below: number | undefined, signal: AbortSignal | undefined): Promise<number> {
-    if (signal?.aborted) return Promise.reject(abortReason(signal))
-    return new Promise<number>((resolve, reject) => {
-      const onAbort = () => {
-        const list: AckWaiter[] = below === undefined ? this.#ackWaiters : this.#roomWaiters
-        const i = list.indexOf(waiter)
-        if (i >= 0) list.splice(i, 1)
-        reject(abortReason(signal as AbortSignal))
-      }
-      const waiter: RoomWaiter = {
-        below: below ?? 0,
-        resolve: (h) => {
-          signal?.removeEventListener('abort', onAbort)
-          resolve(h)
-        },
-        reject: (error) => {
-          signal?.removeEventListener('abort', onAbort)
-          reject(error)
-        },
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      if (below === undefined) this.#ackWaiters.push(waiter)
-      else this.#roomWaiters.push(waiter)
-    })
-  }
-
-  // --- Outbound --------------------------------------------------------------------------
-
-  #onOutbound(c: OutboundContext, next: Next): void | Promise<void> {
-    if (c.kind !== 'stanza') return next()
-    if (this.#resends.size > 0) {
-      const resent = this.#resends.get(c.element)
-      if (resent !== undefined) {
-        this.#resends.delete(c.element)
-        const result = next()
-        if (c.data !== undefined) resent.compact(c.data)
-        // Filed back as written on this stream, in order (it never left the queue).
-        this.#queue.written++
-        this.#afterWrite()
-        return result
-      }
-    }
-    const state = this.#state
-    if (state === 'off') return next()
-    if (state === 'on' && !c.negotiation && this.#conn.state === 'online') {
-      this.#checkRoom()
-      const result = next()
-      // Written (or the terminal threw and nothing is held): XEP-0198 §4, it counts now.
-      // The terminal sets data when it writes (it threw otherwise).
-      const data = c.data as string
-      if (this.#options.settle === 'acked') {
-        const held = new Held(undefined, data, 0)
-        this.#queue.push(held)
-        c.delivery = held.promise
-      } else if (c.offset >= 0) {
-        // Nobody waits on it: where it sits in the text written is all there is to keep.
-        this.#queue.pushWritten(c.batch as WrittenText, c.offset, data.length)
-      } else {
-        // Each stanza its own write (WebSocket): its XML alone.
-        this.#queue.push(data)
-      }
-      this.#queue.written++
-      this.#afterWrite()
-      return result
-    }
-    if (c.negotiation) return next()
-    if (state === 'detached' || (state === 'on' && this.#conn.state !== 'online')) {
-      // XEP-0198 §5: held for the resumption, sent once the session is back.
-      this.#checkRoom()
-      const held = new Held(c.element, undefined, Date.now())
-      this.#queue.push(held)
-      c.delivery = this.#options.settle === 'acked' ? held.promise : held.writtenPromise
-      return
-    }
-    return next()
-  }
-
-  /** Writes the queued stanzas that no stream carried yet (see the 'state' hook). */
-  #writeWaiting(): void {
-    const queue = this.#queue
-    if (this.#state !== 'on' || queue.written >= queue.size) return
-    for (let i = queue.written; i < queue.size; i++) this.#sendHeld(queue.at(i))
-  }
-
-  /** Sends a held stanza (again): the outbound middleware files it back as written. */
-  #sendHeld(held: Held, nc?: NegotiationContext): void {
-    const element = held.element
-    this.#resends.set(element, held)
-    ;(nc ?? this.#conn).send(element).then(() => held.written(), this.#onWriteFailed)
-  }
-
-  #checkRoom(): void {
-    const { queueLimit: limit, queueBytes: byteLimit } = this.#options
-    const pending = this.#queue.size
-    const bytes = this.#queue.bytes
-    if (pending < limit && bytes < byteLimit) return
-    void this.#conn.hooks.emit('sm-queue-full', { limit, byteLimit, pending, bytes })
-    throw new SmError(
-      'queue-full',
-      `${pending} stanzas (${bytes} characters) unacknowledged (queueLimit ${limit}, queueBytes ${byteLimit}): wait for acks`,
-    )
-  }
-
-  /** XEP-0198 §4: the client may request an ack when it likes; our policy is N or T. */
-  #afterWrite(): void {
-    this.#sinceRequest++
-    if (this.#sinceRequest >= this.#options.requestEvery) {
-      this.#sendRequest()
+  /** The client may request an ack when it likes (§4); our policy is N stanzas or T ms. */
+  const afterWrite = (): void => {
+    // While an <r/> is unanswered, the next waits for its <a/> (see onAck): a sender faster
+    // than the round trip asks once per round trip, not once per requestEvery stanzas.
+    if (++sinceRequest >= o.requestEvery && outstanding === 0) {
+      sendRequest()
       return
     }
     // One timer at a time, left running across requests (not one per request): when it
     // fires, it asks only if something was written since the last request.
-    if (this.#requestTimer === undefined) {
-      this.#requestTimer = this.#ctx.setTimeout(this.#onRequestTimer, this.#options.requestAfter)
-    }
+    requestTimer ??= ctx.setTimeout(() => {
+      requestTimer = undefined
+      if (sinceRequest > 0 && queue.written > 0) sendRequest()
+    }, o.requestAfter)
   }
 
-  #sendRequest(): void {
-    // While a resumption is negotiated, the request waits for 'online' (see there).
-    if (this.#state !== 'on' || this.#conn.state !== 'online') return
-    this.#sinceRequest = 0
-    this.#requested = true
-    this.#conn.send(this.#request).then(undefined, this.#onWriteFailed)
+  /** Ends the waiters `pick` chooses, with `h` or `error`; keeps the others. */
+  const settle = (pick: (w: Waiter) => boolean, h: number, error?: unknown): void => {
+    const all = waiters
+    if (all.length === 0) return
+    waiters = all.filter((w) => !pick(w))
+    for (const w of all) if (pick(w)) w.end(h, error)
   }
 
-  readonly #onRequestTimer = (): void => {
-    this.#requestTimer = undefined
-    if (this.#sinceRequest > 0 && this.#queue.written > 0) this.#sendRequest()
-  }
-
-  /** A nonza that could not be written: the stream is ending, whose end is reported anyway. */
-  readonly #onWriteFailed = (error: unknown): void => {
-    if (this.#conn.state === 'online')
-      void this.#conn.hooks.emit('error', { error: toError(error) })
-  }
-
-  // --- Inbound ---------------------------------------------------------------------------
-
-  #onInbound(c: InboundContext, next: Next): void | Promise<void> {
-    if (c.kind === 'stanza' || c.element.attrs.xmlns !== NS_SM) return next()
-    c.handled = true
-    switch (c.name) {
-      case 'r':
-        // XEP-0198 §4: answer every request at once with what we handled.
-        if (this.#state === 'on') {
-          this.#answer.attrs.h = String(this.#inbound)
-          this.#conn.send(this.#answer).then(undefined, this.#onWriteFailed)
-        }
-        return
-      case 'a':
-        if (this.#state === 'on') this.#onAck(c.element)
-        return
-      default:
-        // <enabled/>, <resumed/> or <failed/> outside negotiation: unsolicited, never trusted
-        // (XEP-0198 §3, §5 answer our own requests only). Ignored.
-        return
-    }
-  }
-
-  /** XEP-0198 §4: `h` acknowledges every stanza up to it. */
-  #onAck(a: Element): void {
-    const h = parseUnsignedInt(a.attrs.h)
-    if (h === undefined) {
-      this.#protocolError(
-        `the server sent <a/> with a malformed h (${describeValue(a.attrs.h)})`,
-        a,
-      )
-      return
-    }
-    this.#requested = false
-    if (!this.#applyAck(h, a)) return
-    const waiters = this.#ackWaiters
-    if (waiters.length > 0) {
-      this.#ackWaiters = []
-      for (const w of waiters) w.resolve(h)
-    }
-  }
+  /** Waits for the next `<a/>` (`below` -1) or until fewer than `below` are unacknowledged. */
+  const wait = (below: number, signal: AbortSignal | undefined): Promise<number> =>
+    signal?.aborted
+      ? Promise.reject(abortReason(signal))
+      : new Promise<number>((resolve, reject) => {
+          const onAbort = () => {
+            waiters = waiters.filter((x) => x !== w)
+            reject(abortReason(signal as AbortSignal))
+          }
+          const w: Waiter = {
+            below,
+            end: (h, error) => {
+              signal?.removeEventListener('abort', onAbort)
+              error ? reject(error) : resolve(h)
+            },
+          }
+          signal?.addEventListener('abort', onAbort, { once: true })
+          waiters.push(w)
+        })
 
   /** Acknowledges up to `h`; false (and the stream failed) when `h` is beyond what was sent. */
-  #applyAck(h: number, element: Element): boolean {
-    const n = distance(this.#acked, h)
-    const written = this.#queue.written
-    if (n > written) {
-      // XEP-0198 §4: an ack for more than was sent ends the stream with
-      // undefined-condition and <handled-count-too-high/>.
-      const sent = advance(this.#acked, written)
-      this.#protocolError(
-        `the server acknowledged ${h} stanzas, but only ${sent} were sent`,
-        element,
-        xml('handled-count-too-high', { xmlns: NS_SM, h: String(h), 'send-count': String(sent) }),
+  const applyAck = (h: number, el: Element): boolean => {
+    const n = distance(acked, h)
+    if (n > queue.written) {
+      // §4: an ack for more than was sent ends the stream with undefined-condition and
+      // <handled-count-too-high/>.
+      const sent = String(advance(acked, queue.written))
+      protocolError(
+        `h ${h} > ${sent} sent`,
+        el,
+        xml('handled-count-too-high', { xmlns: NS_SM, h: String(h), 'send-count': sent }),
       )
       return false
     }
-    this.#acked = h
-    if (n === 0) return true
-    this.#queue.ack(n)
-    if (this.#roomWaiters.length > 0) this.#resolveRoomWaiters(h)
-    return true
-  }
-
-  /** Resolves the waiters of whenBelow() and allAcked() that have their room now. */
-  #resolveRoomWaiters(h: number): void {
-    const size = this.#queue.size
-    const waiters = this.#roomWaiters
-    const still: RoomWaiter[] = []
-    this.#roomWaiters = still
-    for (const w of waiters) {
-      if (size < w.below) w.resolve(h)
-      else still.push(w)
+    acked = h
+    if (n > 0) {
+      queue.ack(n)
+      const size = queue.size
+      settle((w) => size < w.below, h)
+      // Those still waiting ask again (for what was written since), not after requestAfter.
+      if (waiters.some((w) => w.below >= 0)) ask()
     }
-    // Those still waiting ask again (for what was written since), not after requestAfter.
-    if (still.length > 0 && (!this.#requested || this.#sinceRequest > 0)) this.#sendRequest()
+    return true
   }
 
   /**
    * The server broke the protocol: the session is dropped first (no reconnect loop into the
    * same error), then the stream ends with undefined-condition.
    */
-  #protocolError(message: string, element: Element, appCondition?: Element): SmError {
-    const error = new SmError('protocol', message, { condition: 'undefined-condition', element })
-    this.#giveUp(error)
-    this.#ctx.fail(new StreamError('undefined-condition', message, { cause: error }), appCondition)
+  const protocolError = (message: string, el: Element, appCondition?: Element): SmError => {
+    const error = new SmError('protocol', message, {
+      condition: 'undefined-condition',
+      element: el,
+    })
+    giveUp(error)
+    ctx.fail(new StreamError('undefined-condition', message, { cause: error }), appCondition)
     return error
   }
 
+  /** A strict `h` (§4), or the stream fails. */
+  const hOf = (el: Element): number | undefined => {
+    const h = parseUnsignedInt(el.attrs.h)
+    if (h === undefined) protocolError(`<${el.name}/> with h ${describeValue(el.attrs.h)}`, el)
+    return h
+  }
+
+  // --- Outbound --------------------------------------------------------------------------
+
+  const checkRoom = (): void => {
+    const pending = queue.size
+    const bytes = queue.bytes
+    if (pending < o.queueLimit && bytes < o.queueBytes) return
+    void hooks.emit('sm-queue-full', {
+      limit: o.queueLimit,
+      byteLimit: o.queueBytes,
+      pending,
+      bytes,
+    })
+    throw new SmError('queue-full', `${pending} stanzas (${bytes} chars) unacknowledged`)
+  }
+
+  /** A stanza written on this stream, in write order: §4, it counts from now on. */
+  const filed = (): void => {
+    queue.written++
+    afterWrite()
+  }
+
+  /** Keeps what a written stanza needs until its ack (the terminal set `data` as it wrote). */
+  const track = (c: OutboundContext): void => {
+    const data = c.data as string
+    if (o.settle === 'acked') {
+      const held = new Held(undefined, data, 0)
+      queue.push(held)
+      c.delivery = held.promise
+    } else if (c.offset >= 0) {
+      // Nobody waits on it: where it sits in the text written is all there is to keep.
+      queue.pushWritten(c.batch as WrittenText, c.offset, data.length)
+    } else {
+      // Each stanza its own write (WebSocket): its XML alone.
+      queue.push(data)
+    }
+    filed()
+  }
+
+  // Innermost outbound: what it sees is what is written, in write order.
+  ctx.outbound(
+    (c: OutboundContext, next: Next): void | Promise<void> => {
+      if (c.kind !== 'stanza' || state === 'off') return next()
+      const again = resends.size > 0 ? resends.get(c.element) : undefined
+      if (again !== undefined) {
+        resends.delete(c.element)
+        const result = next()
+        if (c.data !== undefined) again.compact(c.data)
+        // Filed back as written on this stream, in order (it never left the queue).
+        filed()
+        return result
+      }
+      if (c.negotiation) return next()
+      checkRoom()
+      if (state === 'on' && conn.state === 'online') {
+        // If the terminal throws, nothing is held.
+        const result = next()
+        track(c)
+        return result
+      }
+      // §5: held for the resumption, sent once the session is back.
+      const held = new Held(c.element, undefined, Date.now())
+      queue.push(held)
+      c.delivery = o.settle === 'acked' ? held.promise : held.writtenPromise
+    },
+    { priority: EDGE },
+  )
+
+  /** Sends a held stanza (again): the outbound middleware files it back as written. */
+  const sendHeld = (held: Held, nc?: NegotiationContext): void => {
+    const el = held.element
+    resends.set(el, held)
+    ;(nc ?? conn).send(el).then(() => held.written(), writeFailed)
+  }
+
+  // --- Inbound ---------------------------------------------------------------------------
+
+  // Outermost inbound: <r/> and <a/> are ours whatever else is registered.
+  ctx.inbound(
+    (c: InboundContext, next: Next): void | Promise<void> => {
+      if (c.kind === 'stanza' || c.element.attrs.xmlns !== NS_SM) return next()
+      c.handled = true
+      // <enabled/>, <resumed/> or <failed/> outside negotiation: unsolicited, never trusted
+      // (§3, §5 answer our own requests only), ignored; so is all of it while not on.
+      if (state !== 'on') return
+      if (c.name === 'r') {
+        // §4: answer every request at once with what we handled.
+        answer.attrs.h = String(inbound)
+        write(answer)
+      } else if (c.name === 'a') {
+        // §4: `h` acknowledges every stanza up to it.
+        const h = hOf(c.element)
+        if (h === undefined) return
+        if (outstanding > 0) outstanding--
+        if (!applyAck(h, c.element)) return
+        if (outstanding === 0 && sinceRequest >= o.requestEvery) sendRequest()
+        settle((w) => w.below < 0, h)
+      }
+    },
+    { priority: -EDGE },
+  )
+
+  ctx.onHandled((c) => {
+    // §4: a stanza counts once handled, whichever middleware took it.
+    if (c.kind === 'stanza' && state !== 'off' && c.stream >= inboundStream) {
+      inbound = advance(inbound)
+    }
+  })
+
   // --- Connection events -----------------------------------------------------------------
 
-  /** XEP-0198 §4: before our clean close, ask for a last ack and tell ours. */
-  #onClosing(): void {
-    if (this.#state !== 'on') return
-    if (this.#queue.written > 0) this.#sendRequest()
-    this.#answer.attrs.h = String(this.#inbound)
-    this.#conn.send(this.#answer).then(undefined, this.#onWriteFailed)
+  /** Forgets the stream's requests (its `<a/>` will never come). */
+  const streamGone = (): void => {
+    ctx.clearTimeout(requestTimer)
+    requestTimer = undefined
+    sinceRequest = outstanding = 0
   }
 
-  #onDisconnected(resumable: boolean, error: XMPPError | undefined): void {
-    this.#ctx.clearTimeout(this.#requestTimer)
-    this.#requestTimer = undefined
-    this.#sinceRequest = 0
-    this.#requested = false
-    this.#rejectAckWaiters(
-      new SmError('ack-aborted', 'the stream ended before the ack came', { cause: error }),
-    )
-    if (this.#state === 'detached') {
-      // A resumption attempt failed before it could resume: the window keeps running.
-      this.#armExpiry()
-      return
-    }
-    if (this.#state !== 'on') return
-    if (!resumable || this.#id === undefined) return // session-end follows
-    this.#state = 'detached'
-    // XEP-0198 §5: resume where the server prefers, under the same TLS and identity policy.
-    const location = parseLocation(this.#location)
-    if (location) this.#conn.nextTarget = location
-    if (this.#max !== undefined && this.#expiresAt === Number.POSITIVE_INFINITY) {
-      this.#expiresAt = Date.now() + this.#max * 1000
-    }
-    this.#armExpiry()
-  }
-
-  /** The server keeps a detached session `max` seconds at most (XEP-0198 §5). */
-  #armExpiry(): void {
-    if (this.#expiresAt === Number.POSITIVE_INFINITY) return
-    this.#ctx.clearTimeout(this.#expiryTimer)
-    this.#expiryTimer = this.#ctx.setTimeout(
+  /** The server keeps a detached session `max` seconds at most (§5). */
+  const armExpiry = (): void => {
+    if (expiresAt === Infinity) return
+    ctx.clearTimeout(expiryTimer)
+    expiryTimer = ctx.setTimeout(
       () => {
-        this.#expiryTimer = undefined
-        if (this.#state !== 'detached') return
+        expiryTimer = undefined
         // An attempt in flight decides by itself (its resume answer, or its failure).
-        if (this.#conn.state !== 'disconnected') return
-        this.#giveUp(
-          new SmError('session-expired', `the session was not resumed within ${this.#max} s`),
-        )
+        if (state === 'detached' && conn.state === 'disconnected') {
+          giveUp(new SmError('session-expired', `not resumed within ${max} s`))
+        }
       },
-      Math.max(0, this.#expiresAt - Date.now()),
+      Math.max(0, expiresAt - Date.now()),
     )
   }
 
-  get #expired(): boolean {
-    return Date.now() >= this.#expiresAt
-  }
+  const expired = (): boolean => Date.now() >= expiresAt
 
   /** Ends the session from here: the connection's session ends too (session-end). */
-  #giveUp(error: SmError): void {
-    if (this.#state === 'off') return
-    this.#givenUp = error
-    this.#endSession(error)
-    this.#conn.endSession(error)
+  const giveUp = (error: SmError): void => {
+    if (state === 'off') return
+    givenUp = error
+    endSession(error)
+    conn.endSession(error)
+  }
+
+  const fail = (items: Held[], error: SmError): void => {
+    for (const held of items) {
+      held.failed(error)
+      void hooks.emit('sm-failed', { element: held.element, error })
+    }
   }
 
   /** The session is over: every unacknowledged stanza is reported not delivered. */
-  #endSession(cause: XMPPError | undefined): void {
-    this.#ctx.clearTimeout(this.#expiryTimer)
-    this.#ctx.clearTimeout(this.#requestTimer)
-    this.#expiryTimer = undefined
-    this.#requestTimer = undefined
-    this.#sinceRequest = 0
-    this.#requested = false
-    this.#state = 'off'
-    this.#id = undefined
-    this.#expiresAt = Number.POSITIVE_INFINITY
-    this.#inboundStream = Number.POSITIVE_INFINITY
-    this.#conn.resumable = false
-    this.#resends.clear()
+  const endSession = (cause: XMPPError | undefined): void => {
+    streamGone()
+    ctx.clearTimeout(expiryTimer)
+    expiryTimer = undefined
+    state = 'off'
+    id = undefined
+    expiresAt = inboundStream = Infinity
+    conn.resumable = false
+    resends.clear()
     const error =
       cause instanceof SmError && cause.code === 'not-delivered'
         ? cause
-        : new SmError('not-delivered', `the session ended: ${cause?.message ?? 'closed'}`, {
-            cause,
-          })
-    this.#rejectAckWaiters(error)
-    const drains = this.#roomWaiters
-    this.#roomWaiters = []
-    for (const w of drains) w.reject(error)
-    this.#fail(this.#queue.drain(), error)
-    const failover = this.#failover
-    this.#failover = []
-    this.#fail(failover, error)
+        : new SmError('not-delivered', `session ended: ${cause?.message ?? 'closed'}`, { cause })
+    settle(() => true, 0, error)
+    fail(queue.drain(), error)
+    const kept = failover
+    failover = []
+    fail(kept, error)
   }
 
-  #fail(items: Held[], error: SmError): void {
-    for (const held of items) {
-      held.failed(error)
-      void this.#conn.hooks.emit('sm-failed', { element: held.element, error })
+  // Stanzas sent between <resumed/> (or <enabled/>) and the stream going online waited in the
+  // queue: they go out first, in order, as soon as it is online (a synchronous hook, before
+  // any other send can pass them).
+  hooks.on('state', (e) => {
+    if (e.state === 'online' && state === 'on') {
+      for (let i = queue.written; i < queue.size; i++) sendHeld(queue.at(i))
     }
-  }
-
-  #rejectAckWaiters(error: SmError): void {
-    const waiters = this.#ackWaiters
-    if (waiters.length === 0) return
-    this.#ackWaiters = []
-    for (const w of waiters) w.reject(error)
-  }
+  })
+  // §4: before our clean close, ask for a last ack and tell ours.
+  hooks.on('closing', () => {
+    if (state !== 'on') return
+    if (queue.written > 0) sendRequest()
+    answer.attrs.h = String(inbound)
+    write(answer)
+  })
+  hooks.on('disconnected', ({ resumable, error }) => {
+    streamGone()
+    settle((w) => w.below < 0, 0, new SmError('ack-aborted', 'stream ended', { cause: error }))
+    // A resumption attempt that failed before it could resume: the window keeps running.
+    if (state === 'on') {
+      if (!resumable || id === undefined) return // session-end follows
+      state = 'detached'
+      // §5: resume where the server prefers, under the same TLS and identity policy.
+      const target = parseLocation(location)
+      if (target) conn.nextTarget = target
+      if (max !== undefined && expiresAt === Infinity) expiresAt = Date.now() + max * 1000
+    }
+    if (state === 'detached') armExpiry()
+  })
+  hooks.on('session-end', ({ error }) => {
+    // Our own give-up already ended it (and a new session may be negotiated by now).
+    if (error === undefined || error !== givenUp) endSession(error)
+  })
+  hooks.on('online', ({ resumed }) => {
+    // What was resent during the resumption gets its ack request now.
+    if (resumed && queue.written > 0) sendRequest()
+    // A fresh session while the old one is still kept: no feature could resume or give it
+    // up (the server offered neither <sm/> nor <bind/>). It is lost.
+    if (!resumed && state === 'detached') giveUp(new SmError('resume-failed', NOT_OFFERED))
+  })
+  ctx.onDispose(() => endSession(new SmError('not-delivered', 'disposed')))
 
   // --- Negotiation -----------------------------------------------------------------------
 
-  /** Whether a resumption may be tried with these features. */
-  #canResume(features: Element): boolean {
-    return (
-      this.#state === 'detached' &&
-      this.#id !== undefined &&
-      !this.#expired &&
-      features.getChild('sm', NS_SM) !== undefined &&
-      features.getChild('mechanisms', NS_SASL) === undefined
-    )
-  }
-
-  /** XEP-0198 §5: `<resume previd h/>` before binding. */
-  async #resume(nc: NegotiationContext): Promise<void> {
-    const previd = this.#id as string
-    // h counts what was handled: let stanzas still in handlers finish first (bounded).
-    await this.#ctx.inboundSettled(this.#options.settleTimeout)
-    await nc.send(xml('resume', { xmlns: NS_SM, previd, h: String(this.#inbound) }))
-    const answer = await nc.waitFor(isResumeAnswer, {
-      ...(this.#options.resumeTimeout === undefined
-        ? {}
-        : { timeout: this.#options.resumeTimeout }),
+  /** `<failed/>` (§3, §5): the reason is its first child's name. */
+  const refused = (code: 'resume-failed' | 'enable-failed', el: Element): SmError => {
+    const condition = el.getChildElements()[0]?.getName()
+    return new SmError(code, `${code}${condition ? ` (${condition})` : ''}`, {
+      condition,
+      element: el,
     })
-    if (answer.name === 'failed') {
-      this.#resumeFailed(answer)
-      return
-    }
-    // A <resumed/> for another session is not ours to trust.
-    if (answer.attrs.previd !== previd) {
-      const error = new SmError(
-        'protocol',
-        `the server resumed session "${describeValue(answer.attrs.previd)}", not ours`,
-        { element: answer },
-      )
-      this.#giveUp(error)
-      throw error
-    }
-    const h = parseUnsignedInt(answer.attrs.h)
-    if (h === undefined) {
-      throw this.#protocolError(
-        `the server sent <resumed/> with a malformed h (${describeValue(answer.attrs.h)})`,
-        answer,
-      )
-    }
-    if (!this.#applyAck(h, answer)) throw new SmError('protocol', 'ack beyond what was sent')
-    // XEP-0198 §5: everything still unacknowledged is sent again, in order, counters kept.
-    this.#state = 'on'
-    this.#ctx.clearTimeout(this.#expiryTimer)
-    this.#expiryTimer = undefined
-    this.#expiresAt = Number.POSITIVE_INFINITY
-    const resent = this.#resendAll(nc)
-    nc.resumed = true
-    void this.#conn.hooks.emit('sm-resumed', { resent })
-  }
-
-  #resendAll(nc: NegotiationContext): number {
-    const queue = this.#queue
-    queue.written = 0
-    const n = queue.size
-    for (let i = 0; i < n; i++) this.#sendHeld(queue.at(i), nc)
-    this.#resent += n
-    return n
-  }
-
-  /** XEP-0198 §5: `<failed/>`: apply its h, then give the old session up. */
-  #resumeFailed(failed: Element): void {
-    const h = parseUnsignedInt(failed.attrs.h)
-    // An h beyond what was sent is not trusted: then nothing counts as acknowledged.
-    if (h !== undefined && distance(this.#acked, h) <= this.#queue.written) {
-      this.#applyAck(h, failed)
-    }
-    const condition = failed.getChildElements()[0]?.getName()
-    const error = new SmError(
-      'resume-failed',
-      `the server could not resume the session${condition ? ` (${condition})` : ''}`,
-      { condition, element: failed },
-    )
-    this.#abandon(error)
   }
 
   /** Gives up a detached session before a fresh one is bound, by the `onResumeFailed` policy. */
-  #abandon(error: SmError): void {
+  const abandon = (error: SmError): void => {
     const keep: Held[] = []
-    if (this.#options.onResumeFailed === 'resend') {
+    if (o.onResumeFailed === 'resend') {
       // Kept aside for the new session; iqs fail (their callers got session-end).
-      const fail: Held[] = []
-      for (const held of this.#queue.drain()) {
-        ;(held.element.name === 'iq' ? fail : keep).push(held)
+      const iqs: Held[] = []
+      for (const held of queue.drain()) (held.element.name === 'iq' ? iqs : keep).push(held)
+      fail(iqs, new SmError('not-delivered', 'an iq of a lost session', { cause: error }))
+    }
+    giveUp(error)
+    // Set after: ending the session fails whatever is kept aside.
+    failover = keep
+  }
+
+  // §5: resumption, before binding. Not 'done': binding still runs and skips itself when
+  // nc.resumed is set.
+  ctx.feature({
+    name: 'sm-resume',
+    priority: FeaturePriority.RESUME,
+    applies: (features) =>
+      state === 'detached' &&
+      id !== undefined &&
+      !expired() &&
+      features.getChild('sm', NS_SM) !== undefined &&
+      features.getChild('mechanisms', NS_SASL) === undefined,
+    negotiate: async (_features, nc) => {
+      const previd = id as string
+      // h counts what was handled: let stanzas still in handlers finish first (bounded).
+      await ctx.inboundSettled(o.settleTimeout)
+      await nc.send(xml('resume', { xmlns: NS_SM, previd, h: String(inbound) }))
+      const el = await nc.waitFor(isAnswer('resumed'), timeout(o.resumeTimeout))
+      if (el.name === 'failed') {
+        // §5: apply its h (when trusted: not beyond what was sent), then give the session up.
+        const h = parseUnsignedInt(el.attrs.h)
+        if (h !== undefined && distance(acked, h) <= queue.written) applyAck(h, el)
+        abandon(refused('resume-failed', el))
+        return 'continue'
       }
-      this.#fail(
-        fail,
-        new SmError('not-delivered', 'an iq of a session that could not be resumed', {
-          cause: error,
+      // A <resumed/> for another session is not ours to trust.
+      if (el.attrs.previd !== previd) {
+        const error = new SmError('protocol', `resumed ${describeValue(el.attrs.previd)}`, {
+          element: el,
+        })
+        giveUp(error)
+        throw error
+      }
+      const h = hOf(el)
+      if (h === undefined || !applyAck(h, el)) throw givenUp
+      // §5: everything still unacknowledged is sent again, in order, counters kept.
+      state = 'on'
+      ctx.clearTimeout(expiryTimer)
+      expiryTimer = undefined
+      expiresAt = Infinity
+      queue.written = 0
+      const n = queue.size
+      for (let i = 0; i < n; i++) sendHeld(queue.at(i), nc)
+      resent += n
+      nc.resumed = true
+      void hooks.emit('sm-resumed', { resent: n })
+      return 'continue'
+    },
+  })
+
+  // §3: enabling, after binding.
+  ctx.feature({
+    name: 'sm-enable',
+    priority: FeaturePriority.SM_ENABLE,
+    applies: (features, nc) =>
+      !nc.resumed &&
+      (features.getChild('sm', NS_SM) !== undefined ||
+        (features.getChild('bind', NS_BIND) !== undefined && state === 'detached')),
+    negotiate: async (features, nc) => {
+      if (nc.resumed) return 'continue'
+      if (state === 'detached') {
+        // The resumption was not tried (expired, or no <sm/> offered): the old session is lost.
+        abandon(
+          expired()
+            ? new SmError('session-expired', 'session expired')
+            : new SmError('resume-failed', NOT_OFFERED),
+        )
+      }
+      const kept = failover
+      failover = []
+      if (features.getChild('sm', NS_SM) === undefined) {
+        fail(kept, new SmError('not-delivered', NOT_OFFERED))
+        return 'continue'
+      }
+      // The outbound counter starts with <enable/>, the inbound one with <enabled/> (§4).
+      acked = o.counterStart >>> 0
+      queue.written = 0
+      await nc.send(
+        xml('enable', {
+          xmlns: NS_SM,
+          ...(o.resume ? { resume: 'true' } : {}),
+          ...(o.max === undefined ? {} : { max: String(o.max) }),
         }),
       )
-    }
-    this.#giveUp(error)
-    // Set after: ending the session fails whatever is kept aside.
-    this.#failover = keep
+      const el = await nc.waitFor(isAnswer('enabled'), timeout(o.enableTimeout))
+      if (el.name === 'failed') {
+        enableError = refused('enable-failed', el)
+        fail(kept, enableError)
+        return 'continue'
+      }
+      enableError = undefined
+      // §3: resumable only when resume is "true" or "1" and an id is present.
+      const resumable = o.resume && (el.attrs.resume === 'true' || el.attrs.resume === '1')
+      id = resumable ? cappedString(el.attrs.id) : undefined
+      max = parseUnsignedInt(el.attrs.max)
+      location = resumable ? cappedString(el.attrs.location) : undefined
+      inbound = o.counterStart >>> 0
+      inboundStream = conn.stream
+      expiresAt = Infinity
+      state = 'on'
+      conn.resumable = id !== undefined
+      void hooks.emit('sm-enabled', { resumable: id !== undefined, id, max, location })
+      // `onResumeFailed: 'resend'`: XEP-0203 §3 delay stamp, the old session's `from` removed.
+      for (const held of kept) {
+        const old = held.element
+        const { from: _from, ...attrs } = old.attrs
+        const copy = xml(old.name, attrs)
+        copy.children = [
+          ...old.children,
+          xml('delay', { xmlns: NS_DELAY, stamp: new Date(held.time || Date.now()).toISOString() }),
+        ]
+        held.element = copy
+        queue.push(held)
+        sendHeld(held, nc)
+      }
+      resent += kept.length
+      return 'continue'
+    },
+  })
+
+  // --- API -------------------------------------------------------------------------------
+
+  const notEnabled = (): Promise<never> =>
+    Promise.reject(new SmError('not-enabled', 'stream management is not on'))
+
+  /**
+   * Waits until fewer than `n` are unacknowledged. `always`: ask with `<r/>` even when one on
+   * its way covers everything written (allAcked(): a server may have dropped a request).
+   */
+  const room = (n: number, signal: AbortSignal | undefined, always: boolean): Promise<void> => {
+    if (queue.size < n) return Promise.resolve()
+    if (state === 'off') return notEnabled()
+    const waiting = wait(Math.max(0, n), signal).then(ignore)
+    // An <a/> already on its way acknowledges everything written before its <r/>.
+    if (!signal?.aborted) always ? sendRequest() : ask()
+    return waiting
   }
 
-  /** Whether a fresh session's features call for the enable feature. */
-  #enableApplies(features: Element, nc: NegotiationContext): boolean {
-    if (nc.resumed) return false
-    const bound = features.getChild('bind', NS_BIND) !== undefined
-    const offered = features.getChild('sm', NS_SM) !== undefined
-    return offered || (bound && this.#state === 'detached')
-  }
+  const api: SmApi = {
+    get enabled() {
+      return state !== 'off'
+    },
+    get resumable() {
+      return state !== 'off' && id !== undefined
+    },
+    get id() {
+      return id
+    },
+    get location() {
+      return location
+    },
+    get pending() {
+      return queue.size
+    },
+    get inbound() {
+      return inbound
+    },
+    get outbound() {
+      return advance(acked, queue.written)
+    },
+    get resent() {
+      return resent
+    },
+    get enableError() {
+      return enableError
+    },
 
-  /** XEP-0198 §3: `<enable/>` after binding. */
-  async #enable(features: Element, nc: NegotiationContext): Promise<void> {
-    if (nc.resumed) return
-    if (this.#state === 'detached') {
-      // The resumption was not tried (expired, or no <sm/> offered): the old session is lost.
-      this.#abandon(
-        new SmError(
-          this.#expired ? 'session-expired' : 'resume-failed',
-          this.#expired
-            ? 'the session expired before it could be resumed'
-            : 'resumption was not offered',
-        ),
-      )
-    }
-    const failover = this.#failover
-    this.#failover = []
-    if (features.getChild('sm', NS_SM) === undefined) {
-      this.#fail(failover, new SmError('not-delivered', 'stream management is no longer offered'))
-      return
-    }
-    const attrs: Record<string, string> = { xmlns: NS_SM }
-    if (this.#options.resume) attrs.resume = 'true'
-    if (this.#options.max !== undefined) attrs.max = String(this.#options.max)
-    // The outbound counter starts with <enable/>, the inbound one with <enabled/> (§4).
-    this.#acked = this.#options.counterStart >>> 0
-    this.#queue.written = 0
-    await nc.send(xml('enable', attrs))
-    const answer = await nc.waitFor(isEnableAnswer, {
-      ...(this.#options.enableTimeout === undefined
-        ? {}
-        : { timeout: this.#options.enableTimeout }),
-    })
-    if (answer.name === 'failed') {
-      const condition = answer.getChildElements()[0]?.getName()
-      this.#enableError = new SmError(
-        'enable-failed',
-        `the server refused stream management${condition ? ` (${condition})` : ''}`,
-        { condition, element: answer },
-      )
-      this.#fail(failover, this.#enableError)
-      return
-    }
-    this.#enableError = undefined
-    // §3: resumable only when resume is "true" or "1" and an id is present.
-    const id = cappedString(answer.attrs.id)
-    const resumable =
-      this.#options.resume && (answer.attrs.resume === 'true' || answer.attrs.resume === '1')
-    this.#id = resumable ? id : undefined
-    this.#max = parseUnsignedInt(answer.attrs.max)
-    this.#location = resumable ? cappedString(answer.attrs.location) : undefined
-    this.#inbound = this.#options.counterStart >>> 0
-    this.#inboundStream = this.#conn.stream
-    this.#expiresAt = Number.POSITIVE_INFINITY
-    this.#state = 'on'
-    this.#conn.resumable = this.#id !== undefined
-    void this.#conn.hooks.emit('sm-enabled', {
-      resumable: this.#id !== undefined,
-      id: this.#id,
-      max: this.#max,
-      location: this.#location,
-    })
-    if (failover.length > 0) this.#resendDelayed(failover, nc)
-  }
+    exportState() {
+      if (!api.resumable) return undefined
+      const unacked: string[] = []
+      for (let i = 0; i < queue.size; i++) unacked.push(queue.at(i).data)
+      return {
+        version: 1,
+        id: id as string,
+        jid: conn.jid?.toString(),
+        location,
+        max,
+        expiresAt: expiresAt === Infinity ? undefined : expiresAt,
+        inbound,
+        acked,
+        written: queue.written,
+        unacked,
+      }
+    },
 
-  /** `onResumeFailed: 'resend'`: XEP-0203 §3 delay stamp, the old session's `from` removed. */
-  #resendDelayed(items: Held[], nc: NegotiationContext): void {
-    for (const held of items) {
-      const old = held.element
-      const { from: _from, ...attrs } = old.attrs as Record<string, string>
-      const copy = xml(old.name, attrs)
-      copy.children = [
-        ...old.children,
-        xml('delay', { xmlns: NS_DELAY, stamp: new Date(held.time || Date.now()).toISOString() }),
-      ]
-      held.element = copy
-      this.#queue.push(held)
-      this.#sendHeld(held, nc)
-    }
-    this.#resent += items.length
+    importState(snapshot) {
+      if (state !== 'off' || conn.state !== 'disconnected') {
+        throw new SmError('not-enabled', 'importState() needs no session, disconnected')
+      }
+      const sid = cappedString(snapshot.id)
+      const h = parseUnsignedInt(String(snapshot.inbound))
+      const a = parseUnsignedInt(String(snapshot.acked))
+      if (snapshot.version !== 1 || sid === undefined || h === undefined || a === undefined) {
+        throw new SmError('protocol', 'not a version 1 snapshot')
+      }
+      const elements = parseStanzas(snapshot.unacked)
+      id = sid
+      location = cappedString(snapshot.location)
+      max = snapshot.max
+      expiresAt = snapshot.expiresAt ?? Infinity
+      inbound = h
+      acked = a
+      inboundStream = 0
+      const promises = elements.map((el) => {
+        const held = new Held(el, undefined, Date.now())
+        // Its failure also goes to sm-failed: a caller that drops these promises loses nothing.
+        held.promise.then(undefined, ignore)
+        queue.push(held)
+        return held.promise
+      })
+      queue.written = Math.min(Math.max(0, Math.trunc(snapshot.written)), elements.length)
+      if (snapshot.jid !== undefined) conn.jid = JID.parse(snapshot.jid)
+      state = 'detached'
+      conn.resumable = true
+      const target = parseLocation(location)
+      if (target) conn.nextTarget = target
+      armExpiry()
+      return promises
+    },
+
+    requestAck(options = {}) {
+      if (state !== 'on' || conn.state !== 'online') return notEnabled()
+      const waiting = wait(-1, options.signal)
+      if (!options.signal?.aborted) sendRequest()
+      return waiting
+    },
+
+    probe: (signal) => api.requestAck({ signal }).then(ignore),
+
+    allAcked: (signal) => room(1, signal, true),
+
+    whenBelow: (n, signal) => room(n, signal, false),
   }
+  return api
 }
 
-function isResumeAnswer(el: Element): boolean {
-  return (el.name === 'resumed' || el.name === 'failed') && el.attrs.xmlns === NS_SM
+/** The answer to `<enable/>` or `<resume/>`: `<enabled/>` / `<resumed/>`, or `<failed/>`. */
+function isAnswer(name: string): (el: Element) => boolean {
+  return (el) => (el.name === name || el.name === 'failed') && el.attrs.xmlns === NS_SM
 }
 
-function isEnableAnswer(el: Element): boolean {
-  return (el.name === 'enabled' || el.name === 'failed') && el.attrs.xmlns === NS_SM
+function timeout(ms: number | undefined): { timeout?: number } {
+  return ms === undefined ? {} : { timeout: ms }
 }
 
 function cappedString(value: unknown): string | undefined {
-  if (typeof value !== 'string' || value === '' || value.length > MAX_ATTRIBUTE_LENGTH) {
-    return undefined
-  }
-  return value
+  return typeof value === 'string' && value !== '' && value.length <= MAX_ATTRIBUTE_LENGTH
+    ? value
+    : undefined
 }
 
 /** XEP-0198 §3: `location` is `host`, `host:port` or `[v6]:port`. */
@@ -998,24 +858,18 @@ export function parseLocation(
   return port >= 1 && port <= 65535 ? { host, port } : undefined
 }
 
+/** A peer's value in a message: quoted, at most 40 characters. */
 function describeValue(value: unknown): string {
-  if (value === undefined) return 'absent'
-  const text = String(value)
-  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text)
+  return value === undefined ? 'absent' : JSON.stringify(String(value).slice(0, 40))
 }
 
 function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason
-  return reason instanceof Error
-    ? reason
-    : new SmError('ack-aborted', 'the ack request was aborted', { cause: reason })
+  return reason instanceof Error ? reason : new SmError('ack-aborted', 'aborted', { cause: reason })
 }
 
-function toError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error))
-}
-
-function ignoreValue(): void {}
-
-/** Imported stanzas: a failure is reported through the `sm-failed` hook as well. */
-function reportedThroughHook(): void {}
+/**
+ * For promises whose outcome is reported elsewhere: a held stanza's failure reaches the
+ * `sm-failed` hook, a failed write the stream's end.
+ */
+function ignore(): void {}
