@@ -76,6 +76,36 @@ describe('registry failure paths', () => {
     expect(seen).toEqual([])
   })
 
+  test("a failed setup's timers never fire and its signal aborts with the failure", async () => {
+    const seen: string[] = []
+    const failing = definePlugin({
+      name: 'failing',
+      setup(ctx) {
+        ctx.setTimeout(() => seen.push('timer fired'), 10)
+        ctx.signal.addEventListener('abort', () => {
+          seen.push(`aborted: ${(ctx.signal.reason as PluginError).code}`)
+        })
+        throw new Error('half-way')
+      },
+    })
+    let later: AbortSignal | undefined
+    const next = definePlugin({
+      name: 'next',
+      setup(ctx) {
+        later = ctx.signal
+      },
+    })
+    const { conn } = withPeer()
+    expect(() => conn.use(failing)).toThrow(expect.objectContaining({ code: 'setup-failed' }))
+    conn.use(next)
+    await tick(30)
+    expect(seen).toEqual(['aborted: setup-failed'])
+    // The plugin registered in its place gets a signal of its own.
+    expect(later?.aborted).toBe(false)
+    await conn.dispose()
+    expect(later?.aborted).toBe(true)
+  })
+
   test("a dependency's async setup completes before its dependent's setup runs", async () => {
     const slow = definePlugin({
       name: 'slow',
