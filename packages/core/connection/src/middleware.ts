@@ -120,7 +120,8 @@ export class OutboundContext {
  * be called after an await, so it must know its element): no dispatcher per element.
  */
 export class Pipeline<C, T> {
-  readonly #layers: readonly { fn: Middleware<C>; plugin: string }[]
+  readonly #fns: readonly Middleware<C>[]
+  readonly #owners: readonly string[]
   readonly #terminal: (this: T, ctx: C) => void | Promise<void>
   readonly #self: T
 
@@ -129,7 +130,8 @@ export class Pipeline<C, T> {
     terminal: (this: T, ctx: C) => void | Promise<void>,
     self: T,
   ) {
-    this.#layers = layers
+    this.#fns = layers.map((l) => l.fn)
+    this.#owners = layers.map((l) => l.plugin)
     this.#terminal = terminal
     this.#self = self
   }
@@ -139,12 +141,12 @@ export class Pipeline<C, T> {
   }
 
   #from(ctx: C, index: number): void | Promise<void> {
-    const layer = this.#layers[index]
-    if (!layer) return this.#terminal.call(this.#self, ctx)
+    const fn = this.#fns[index]
+    if (!fn) return this.#terminal.call(this.#self, ctx)
     let called = false
-    return layer.fn(ctx, () => {
+    return fn(ctx, () => {
       if (called) {
-        const { plugin } = layer
+        const plugin = this.#owners[index] as string
         const message = `middleware of plugin "${plugin}" called next() more than once for one element`
         throw new PluginError('next-called-twice', plugin, message)
       }

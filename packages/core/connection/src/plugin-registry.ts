@@ -33,10 +33,11 @@ export interface RegistryHost {
 }
 
 /**
- * The plugins of one connection, each with its context: registration with dependency
- * checks, setup (sync or async; a failed one is undone), and teardown in reverse order.
- * What the pipelines need is kept here; what is a plugin's own (its signal, its disposers,
- * what to undo while its setup runs) is kept on its context.
+ * The plugins of one connection: registration with dependency checks, setup (sync or async;
+ * a failed one is undone), and teardown in reverse order. What is a plugin's own (its
+ * signal, its disposers, what to undo while its setup runs) is kept on its context, which
+ * the registry holds only while the plugin has something to tear down: most plugins keep
+ * no context after setup (idle connections add up).
  */
 export class PluginRegistry {
   inboundLayers: Layer<InboundContext>[] = []
@@ -56,7 +57,11 @@ export class PluginRegistry {
   timers: Set<Timer> | undefined
   readonly connection: Connection
   readonly host: RegistryHost
-  #contexts: Context[] = []
+  #plugins: AnyPlugin[] = []
+  /** Async setups still running, by plugin: their dependents wait for them. */
+  #running: Map<AnyPlugin, Promise<void>> | undefined
+  /** Contexts with a signal or disposers, torn down in reverse registration order. */
+  #owners: Context[] | undefined
   /** Every async setup, for ready() and settled(). */
   #setups: Promise<void>[] | undefined
   #teardown: Promise<void> | undefined
@@ -70,7 +75,7 @@ export class PluginRegistry {
   freeze(): void {
     if (this.frozen) return
     this.frozen = true
-    this.#contexts = this.#contexts.slice()
+    this.#plugins = this.#plugins.slice()
   }
 
   /** Whether some plugin's setup is async (connect() then waits for settled()). */
@@ -100,32 +105,33 @@ export class PluginRegistry {
       )
     }
     assertSameCore(plugin)
-    if (this.#contexts.some((c) => c.plugin.name === name)) {
+    if (this.#plugins.some((p) => p.name === name)) {
       throw new PluginError('duplicate-plugin', name, `plugin "${name}" is already registered`)
     }
     const waits: Promise<void>[] = []
     for (const dependency of plugin.dependencies) {
-      const running = this.#find(dependency, name).running
+      const registered = this.#find(dependency, name)
+      const running = this.#running?.get(registered)
       if (running) waits.push(running)
     }
+    this.#plugins.push(plugin)
     const ctx = new Context(this, plugin)
-    this.#contexts.push(ctx)
     try {
       const result = waits.length ? Promise.all(waits).then(() => ctx.runSetup()) : ctx.runSetup()
       if (isPromise(result)) this.#track(ctx, result)
       else ctx.setupDone(result)
     } catch (error) {
-      this.#contexts.pop()
+      this.#plugins.pop()
       throw error
     }
   }
 
-  /** The context of a registered plugin (or of a with() variant of it). */
-  #find(plugin: AnyPlugin, dependent: string): Context {
+  /** The registered plugin that is `plugin` (or a with() variant of it). */
+  #find(plugin: AnyPlugin, dependent: string): AnyPlugin {
     const origin = originOf(plugin)
-    const ctx = this.#contexts.find((c) => originOf(c.plugin) === origin)
-    if (ctx) return ctx
-    const taken = this.#contexts.some((c) => c.plugin.name === plugin.name)
+    const found = this.#plugins.find((p) => originOf(p) === origin)
+    if (found) return found
+    const taken = this.#plugins.some((p) => p.name === plugin.name)
     throw new PluginError(
       'missing-dependency',
       dependent,
@@ -147,6 +153,7 @@ export class PluginRegistry {
     const setup = Promise.race([result, timeout]).then(
       (api) => {
         clearTimeout(timer)
+        this.#running?.delete(ctx.plugin)
         ctx.setupDone(api)
       },
       (error: unknown) => {
@@ -156,7 +163,8 @@ export class PluginRegistry {
         throw failure
       },
     )
-    ctx.running = setup
+    this.#running ??= new Map()
+    this.#running.set(ctx.plugin, setup)
     // connect() (through settled()) reports a failure and tears the registry down; this only
     // keeps the rejection from also being unhandled while nobody awaits it yet.
     setup.then(undefined, reportedThroughSettled)
@@ -186,28 +194,31 @@ export class PluginRegistry {
     this.disposed = this.frozen = true
     for (const timer of this.timers ?? []) clearTimeout(timer)
     this.timers?.clear()
-    for (let i = this.#contexts.length - 1; i >= 0; i--) await this.#contexts[i]?.dispose()
+    const order = (ctx: Context) => this.#plugins.indexOf(ctx.plugin)
+    const owners = (this.#owners ?? []).sort((a, b) => order(b) - order(a))
+    for (const ctx of owners) await ctx.dispose()
     this.connection.hooks.clear()
+  }
+
+  /** Keeps `ctx` for teardown: it now has a signal or disposers. */
+  keep(ctx: Context): void {
+    // A literal for the first: an array grown by push keeps spare slots.
+    if (!this.#owners) this.#owners = [ctx]
+    else if (!this.#owners.includes(ctx)) this.#owners.push(ctx)
   }
 }
 
-/**
- * What a plugin's setup() gets (documented on PluginContext). It lives as long as the
- * connection and holds what is the plugin's own.
- */
+/** What a plugin's setup() gets (documented on PluginContext). */
 class Context implements PluginContext {
   readonly #registry: PluginRegistry
   readonly plugin: AnyPlugin
-  /** The setup, while it runs asynchronously (dependents wait for it). */
-  running: Promise<void> | undefined
-  /** While setup runs: how to take back what the plugin registered, should it fail. */
-  #undo: (() => void)[] | undefined = []
   #controller: AbortController | undefined
   #disposers: Disposer[] | undefined
 
   constructor(registry: PluginRegistry, plugin: AnyPlugin) {
     this.#registry = registry
     this.plugin = plugin
+    undoLists.set(this, [])
   }
 
   /** Runs setup; a synchronous failure is undone here, an async one by the registry. */
@@ -227,13 +238,13 @@ class Context implements PluginContext {
   }
 
   setupDone(api: unknown): void {
-    this.running = this.#undo = undefined
+    undoLists.delete(this)
     ;(this.connection.plugins as Record<string, unknown>)[this.plugin.name] = api
   }
 
   /** While setup runs, keeps `fn` to undo it (Hooks.on hands its removers here). */
   onUndo(fn: () => void): void {
-    this.#undo?.push(fn)
+    undoLists.get(this)?.push(fn)
   }
 
   /**
@@ -241,8 +252,9 @@ class Context implements PluginContext {
    * its timers are cleared, its signal aborts with `failure`, its disposers never run.
    */
   undo(failure: PluginError): void {
-    const undo = this.#undo ?? []
-    this.#undo = this.#disposers = undefined
+    const undo = undoLists.get(this) ?? []
+    undoLists.delete(this)
+    this.#disposers = undefined
     for (let i = undo.length - 1; i >= 0; i--) undo[i]?.()
     this.#controller?.abort(failure)
   }
@@ -272,6 +284,7 @@ class Context implements PluginContext {
 
   get signal(): AbortSignal {
     if (!this.#controller) {
+      this.#registry.keep(this)
       this.#controller = new AbortController()
       if (this.#registry.disposed) {
         this.#controller.abort(new ConnectionError('disposed', 'the connection was disposed'))
@@ -392,10 +405,19 @@ class Context implements PluginContext {
   }
 
   onDispose(fn: Disposer): void {
-    this.#disposers ??= []
-    this.#disposers.push(fn)
+    if (this.#disposers) this.#disposers.push(fn)
+    else {
+      this.#registry.keep(this)
+      this.#disposers = [fn]
+    }
   }
 }
+
+/**
+ * While a plugin's setup runs: how to take back what it registered, should it fail. Kept
+ * off the context, which most often outlives its setup (idle connections add up).
+ */
+const undoLists = new WeakMap<Context, (() => void)[]>()
 
 function setupFailed(name: string, error: unknown): PluginError {
   return new PluginError(
