@@ -167,31 +167,22 @@ export class Hooks {
   ): Promise<void> | undefined {
     const list = this.#handlers[name]
     for (let i = 0; list && i < list.length; i++) {
-      const pending = this.#run(list[i] as HookHandler<K>, name, payload, onError)
-      if (pending) return this.#resume(pending, list, i + 1, name, payload, onError)
-    }
-    return undefined
-  }
-
-  /** Runs one handler, reporting its failure; returns a promise only for an async one. */
-  #run<K extends HookName>(
-    handler: HookHandler<K>,
-    name: K,
-    payload: HookMap[K],
-    onError: ((error: unknown) => void) | undefined,
-  ): Promise<void> | undefined {
-    try {
-      const result = handler(payload)
-      if (result !== undefined && typeof result.then === 'function') {
-        return result.then(undefined, (error: unknown) => this.#failed(error, name, onError))
+      let result: void | Promise<void>
+      try {
+        result = (list[i] as HookHandler<K>)(payload)
+      } catch (error) {
+        this.#failed(error, name, onError)
+        continue
       }
-    } catch (error) {
-      this.#failed(error, name, onError)
+      if (result !== undefined && typeof result.then === 'function') {
+        return this.#finishAsync(result, list, i + 1, name, payload, onError)
+      }
     }
     return undefined
   }
 
-  async #resume<K extends HookName>(
+  /** The rest of an emit() once a handler returned a promise: each handler is awaited. */
+  async #finishAsync<K extends HookName>(
     pending: Promise<void>,
     list: HookHandler<HookName>[],
     from: number,
@@ -199,9 +190,17 @@ export class Hooks {
     payload: HookMap[K],
     onError: ((error: unknown) => void) | undefined,
   ): Promise<void> {
-    await pending
+    try {
+      await pending
+    } catch (error) {
+      this.#failed(error, name, onError)
+    }
     for (let i = from; i < list.length; i++) {
-      await this.#run(list[i] as HookHandler<K>, name, payload, onError)
+      try {
+        await (list[i] as HookHandler<K>)(payload)
+      } catch (error) {
+        this.#failed(error, name, onError)
+      }
     }
   }
 

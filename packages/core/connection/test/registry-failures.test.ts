@@ -148,6 +148,26 @@ describe('registry failure paths', () => {
     await expect(conn.connect()).rejects.toMatchObject({ code: 'disposed' })
   })
 
+  test('teardown follows registration order, not the order disposers and signals were taken', async () => {
+    const log: string[] = []
+    const first = definePlugin({
+      name: 'first',
+      setup(ctx) {
+        // Its disposer and signal come only once online, after the second's.
+        ctx.hooks.on('online', () => {
+          ctx.signal.addEventListener('abort', () => log.push('first aborted'))
+          ctx.onDispose(() => {
+            log.push('first disposed')
+          })
+        })
+      },
+    })
+    const second = tracked('second', log)
+    const { conn } = await online([first, second])
+    await conn.dispose()
+    expect(log).toEqual(['setup second', 'teardown second', 'first aborted', 'first disposed'])
+  })
+
   test('two concurrent dispose() calls run each disposer once', async () => {
     const log: string[] = []
     const { conn } = await online([tracked('a', log)])
