@@ -65,6 +65,8 @@ export class PluginRegistry {
   /** Every async setup, for ready() and settled(). */
   #setups: Promise<void>[] | undefined
   #teardown: Promise<void> | undefined
+  /** ready() was called: it takes async setup failures (as connect() does once frozen). */
+  #awaited = false
 
   constructor(connection: Connection, host: RegistryHost) {
     this.connection = connection
@@ -85,6 +87,7 @@ export class PluginRegistry {
 
   /** Resolves once every plugin's (possibly async) setup finished. */
   async ready(): Promise<void> {
+    this.#awaited = true
     await Promise.all(this.#setups ?? [])
   }
 
@@ -160,6 +163,9 @@ export class PluginRegistry {
         clearTimeout(timer)
         const failure = error instanceof PluginError ? error : setupFailed(name, error)
         ctx.undo(failure)
+        // Nobody waits for the setups yet (connect() and ready() would get the failure):
+        // reported, not lost. A dependent failing with its dependency's error adds nothing.
+        if (!this.frozen && !this.#awaited && failure.plugin === name) this.host.report(failure)
         throw failure
       },
     )

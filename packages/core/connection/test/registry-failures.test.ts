@@ -168,6 +168,22 @@ describe('registry failure paths', () => {
     expect(log).toEqual(['setup second', 'teardown second', 'first aborted', 'first disposed'])
   })
 
+  test('an async setup failure with nobody connecting yet is reported, not lost', async () => {
+    const reported: unknown[] = []
+    const broken = definePlugin({
+      name: 'broken',
+      async setup() {
+        await tick(5)
+        throw new Error('no database')
+      },
+    })
+    const { conn } = withPeer({ plugins: [broken], reportError: (e) => reported.push(e) })
+    await tick(20)
+    expect(reported).toEqual([expect.objectContaining({ code: 'setup-failed', plugin: 'broken' })])
+    // connect() still fails with it.
+    await expect(conn.connect()).rejects.toMatchObject({ code: 'setup-failed' })
+  })
+
   test('two concurrent dispose() calls run each disposer once', async () => {
     const log: string[] = []
     const { conn } = await online([tracked('a', log)])
