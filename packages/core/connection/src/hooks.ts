@@ -79,9 +79,6 @@ export type HookHandler<K extends HookName> = (payload: HookMap[K]) => void | Pr
 type Handlers = { [K in HookName]?: HookHandler<HookName>[] | undefined }
 /** Their prototype has none: a hook named like an Object.prototype member reads nothing. */
 const NO_MEMBERS: object = Object.freeze(Object.create(null))
-function newHandlers(): Handlers {
-  return Object.create(NO_MEMBERS) as Handlers
-}
 
 /**
  * Hooks run their handlers in registration order, awaiting each. When every handler is
@@ -89,11 +86,12 @@ function newHandlers(): Handlers {
  */
 export class Hooks {
   /** By hook name: a plain object rather than a Map, smaller for the few names in use. */
-  #handlers: Handlers = newHandlers()
-  /** Pending next() calls, created on first use. */
+  #handlers = Object.create(NO_MEMBERS) as Handlers
+  /** Pending next() calls, rejected by clear(); created on first use. */
   #nexts: Set<(error: Error) => void> | undefined
   readonly #report: ((error: unknown, hook: HookName) => void) | undefined
-  #recorder: ((off: () => void) => void) | undefined
+  /** @internal While a plugin's setup runs: takes every handler's remover (undone on failure). */
+  recorder: { onUndo(off: () => void): void } | undefined
 
   constructor(report?: (error: unknown, hook: HookName) => void) {
     this.#report = report
@@ -117,21 +115,8 @@ export class Hooks {
     // for the first handler: a spread array keeps spare slots (idle connections add up).
     this.#handlers[name] = list ? [...list, h] : [h]
     const off = () => this.off(name, handler)
-    this.#recorder?.(off)
+    this.recorder?.onUndo(off)
     return off
-  }
-
-  /**
-   * Until the returned function is called, hands every registration's remover to
-   * `recorder` (the registry undoes a plugin whose setup failed).
-   * @internal
-   */
-  record(recorder: (off: () => void) => void): () => void {
-    const previous = this.#recorder
-    this.#recorder = recorder
-    return () => {
-      this.#recorder = previous
-    }
   }
 
   /** Adds a handler that runs once. */
@@ -144,10 +129,8 @@ export class Hooks {
   }
 
   off<K extends HookName>(name: K, handler: HookHandler<K>): void {
-    const list = this.#handlers[name]
-    if (!list) return
-    const next = list.filter((h) => h !== handler)
-    this.#handlers[name] = next.length === 0 ? undefined : next
+    const next = this.#handlers[name]?.filter((h) => h !== handler)
+    this.#handlers[name] = next?.length ? next : undefined
   }
 
   has(name: HookName): boolean {
@@ -157,16 +140,17 @@ export class Hooks {
   /** Resolves on the next emission of `name`. */
   next<K extends HookName>(name: K): Promise<HookMap[K]> {
     return new Promise((resolve, reject) => {
+      this.#nexts ??= new Set()
+      const nexts = this.#nexts
       const off = this.once(name, (payload) => {
-        this.#nexts?.delete(fail)
+        nexts.delete(fail)
         resolve(payload)
       })
       const fail = (error: Error) => {
         off()
         reject(error)
       }
-      this.#nexts ??= new Set()
-      this.#nexts.add(fail)
+      nexts.add(fail)
     })
   }
 
@@ -182,8 +166,7 @@ export class Hooks {
     onError?: (error: unknown) => void,
   ): Promise<void> | undefined {
     const list = this.#handlers[name]
-    if (!list) return undefined
-    for (let i = 0; i < list.length; i++) {
+    for (let i = 0; list && i < list.length; i++) {
       let result: void | Promise<void>
       try {
         result = (list[i] as HookHandler<K>)(payload)
@@ -191,19 +174,20 @@ export class Hooks {
         this.#failed(error, name, onError)
         continue
       }
-      if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
-        return this.#finishAsync(name, payload, list, i, result, onError)
+      if (result !== undefined && typeof result.then === 'function') {
+        return this.#finishAsync(result, list, i + 1, name, payload, onError)
       }
     }
     return undefined
   }
 
+  /** The rest of an emit() once a handler returned a promise: each handler is awaited. */
   async #finishAsync<K extends HookName>(
+    pending: Promise<void>,
+    list: HookHandler<HookName>[],
+    from: number,
     name: K,
     payload: HookMap[K],
-    list: HookHandler<HookName>[],
-    index: number,
-    pending: Promise<void>,
     onError: ((error: unknown) => void) | undefined,
   ): Promise<void> {
     try {
@@ -211,7 +195,7 @@ export class Hooks {
     } catch (error) {
       this.#failed(error, name, onError)
     }
-    for (let i = index + 1; i < list.length; i++) {
+    for (let i = from; i < list.length; i++) {
       try {
         await (list[i] as HookHandler<K>)(payload)
       } catch (error) {
@@ -227,9 +211,9 @@ export class Hooks {
 
   /** Removes every handler; pending next() promises reject. */
   clear(): void {
-    this.#handlers = newHandlers()
-    const pending = [...(this.#nexts ?? [])]
-    this.#nexts?.clear()
-    for (const fail of pending) fail(new Error('the hooks were cleared (connection disposed)'))
+    this.#handlers = Object.create(NO_MEMBERS) as Handlers
+    const nexts = this.#nexts
+    this.#nexts = undefined
+    for (const fail of nexts ?? []) fail(new Error('the hooks were cleared (connection disposed)'))
   }
 }

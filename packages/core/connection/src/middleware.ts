@@ -112,9 +112,12 @@ export class OutboundContext {
 }
 
 /**
- * Middleware composed once (when the registry freezes). Each run goes through the layers
- * in order and ends with `terminal` (a method of `self`); a layer that does not call next()
+ * Middleware composed once (when the registry freezes). A run goes through the layers in
+ * order and ends with `terminal` (a method of `self`); a layer that does not call next()
  * stops the element there. Calling next() twice from one layer throws a PluginError.
+ *
+ * A run allocates only the `next` of each layer it enters (next() takes no argument and may
+ * be called after an await, so it must know its element): no dispatcher per element.
  */
 export class Pipeline<C, T> {
   readonly #fns: readonly Middleware<C>[]
@@ -134,22 +137,21 @@ export class Pipeline<C, T> {
   }
 
   run(ctx: C): void | Promise<void> {
-    const fns = this.#fns
-    const n = fns.length
-    let index = -1
-    const dispatch = (i: number): void | Promise<void> => {
-      if (i <= index) {
-        const owner = this.#owners[i - 1]
-        throw new PluginError(
-          'next-called-twice',
-          owner ?? 'unknown',
-          `middleware of plugin "${owner}" called next() more than once for one element`,
-        )
+    return this.#from(ctx, 0)
+  }
+
+  #from(ctx: C, index: number): void | Promise<void> {
+    const fn = this.#fns[index]
+    if (!fn) return this.#terminal.call(this.#self, ctx)
+    let called = false
+    return fn(ctx, () => {
+      if (called) {
+        const plugin = this.#owners[index] as string
+        const message = `middleware of plugin "${plugin}" called next() more than once for one element`
+        throw new PluginError('next-called-twice', plugin, message)
       }
-      index = i
-      if (i === n) return this.#terminal.call(this.#self, ctx)
-      return (fns[i] as Middleware<C>)(ctx, () => dispatch(i + 1))
-    }
-    return dispatch(0)
+      called = true
+      return this.#from(ctx, index + 1)
+    })
   }
 }

@@ -9,11 +9,10 @@ import { isPromise } from './inbound-queue.js'
 import {
   type AnyPlugin,
   type ApiOf,
+  assertSameCore,
   type MiddlewareOptions,
-  foreignCoreOf,
   originOf,
   type PluginContext,
-  thisCoreModule,
 } from './plugin.js'
 
 interface Layer<C> {
@@ -23,6 +22,7 @@ interface Layer<C> {
 }
 
 type Disposer = () => void | Promise<void>
+type Timer = ReturnType<typeof setTimeout>
 
 /** What the registry needs from its connection besides the connection itself. */
 export interface RegistryHost {
@@ -33,10 +33,11 @@ export interface RegistryHost {
 }
 
 /**
- * The plugins of one connection: registration with dependency checks, setup (sync or
- * async, undone when it fails), what plugins register through their context, and teardown
- * in reverse order. What a plugin may need later (an async setup, a signal, disposers) is
- * kept by registration index, in lists made on first need: most plugins need none of it.
+ * The plugins of one connection: registration with dependency checks, setup (sync or async;
+ * a failed one is undone), and teardown in reverse order. What is a plugin's own (its
+ * signal, its disposers, what to undo while its setup runs) is kept on its context, which
+ * the registry holds only while the plugin has something to tear down: most plugins keep
+ * no context after setup (idle connections add up).
  */
 export class PluginRegistry {
   inboundLayers: Layer<InboundContext>[] = []
@@ -47,30 +48,32 @@ export class PluginRegistry {
   /** Set by at most one plugin (ctx.negotiation()); stream features otherwise. */
   negotiator: Negotiator = featureNegotiator
   negotiatorOwner: string | undefined
-  /** Plugin timers (ctx.setTimeout). */
-  timers: Set<ReturnType<typeof setTimeout>> | undefined
   /** No more use(): set by the first connect() (freeze()). */
   frozen = false
   /** Pipelines composed: no more extensions through a context. */
   composed = false
   disposed = false
+  /** Plugin timers (ctx.setTimeout), cleared at teardown. */
+  timers: Set<Timer> | undefined
   readonly connection: Connection
+  readonly host: RegistryHost
   #plugins: AnyPlugin[] = []
-  /** A setup still running (async, or waiting for its dependencies), by index. */
-  #running: (Promise<void> | undefined)[] | undefined
+  /** Async setups still running, by plugin: their dependents wait for them. */
+  #running: Map<AnyPlugin, Promise<void>> | undefined
+  /** Contexts with a signal or disposers, torn down in reverse registration order. */
+  #owners: Context[] | undefined
   /** Every async setup, for ready() and settled(). */
   #setups: Promise<void>[] | undefined
-  #controllers: (AbortController | undefined)[] | undefined
-  #disposers: (Disposer[] | undefined)[] | undefined
-  readonly host: RegistryHost
   #teardown: Promise<void> | undefined
+  /** ready() was called: it takes async setup failures (as connect() does once frozen). */
+  #awaited = false
 
   constructor(connection: Connection, host: RegistryHost) {
     this.connection = connection
     this.host = host
   }
 
-  /** The plugin list is final: trimmed to its size. */
+  /** The plugin list is final: trimmed to its size (idle connections add up). */
   freeze(): void {
     if (this.frozen) return
     this.frozen = true
@@ -84,23 +87,14 @@ export class PluginRegistry {
 
   /** Resolves once every plugin's (possibly async) setup finished. */
   async ready(): Promise<void> {
+    this.#awaited = true
     await Promise.all(this.#setups ?? [])
   }
 
-  assertOpen(plugin: string): void {
-    if (this.composed) {
-      throw new PluginError(
-        'registry-frozen',
-        plugin,
-        `plugin "${plugin}" tried to extend the connection after the registry froze at connect(); do it in setup()`,
-      )
-    }
-  }
-
   /**
-   * Registers a plugin. Its dependencies must already be registered. A plugin whose setup
-   * throws leaves nothing behind; one whose dependency's setup is async is set up once that
-   * finished (ctx.get(dependency) is typed as present).
+   * Registers a plugin after its dependencies. A plugin whose setup throws leaves nothing
+   * behind; one whose dependency's setup is async is set up once that finished
+   * (ctx.get(dependency) is typed as present).
    */
   use(plugin: AnyPlugin): void {
     const { name } = plugin
@@ -113,123 +107,75 @@ export class PluginRegistry {
           : `cannot register plugin "${name}": the plugin registry froze when connect() was first called. Pass it in createConnection({ plugins: [...] }) or call use() before connect().`,
       )
     }
-    const otherCore = foreignCoreOf(plugin)
-    if (otherCore !== undefined) {
-      throw new PluginError(
-        'foreign-core',
-        name,
-        `plugin "${name}" was made by another copy of @core/connection than this connection's (${otherCore === thisCoreModule ? `both are ${thisCoreModule}, loaded twice` : `the plugin's: ${otherCore}; the connection's: ${thisCoreModule}`}): an app must load @core/connection once. The plugin's package should list @core/connection in peerDependencies, not dependencies; \`npm ls @core/connection\` shows the copies.`,
-      )
-    }
+    assertSameCore(plugin)
     if (this.#plugins.some((p) => p.name === name)) {
       throw new PluginError('duplicate-plugin', name, `plugin "${name}" is already registered`)
     }
     const waits: Promise<void>[] = []
     for (const dependency of plugin.dependencies) {
-      const index = this.#indexOf(dependency)
-      if (index < 0) {
-        const namesake = this.#plugins.some((p) => p.name === dependency.name)
-        throw new PluginError(
-          'missing-dependency',
-          name,
-          namesake
-            ? `plugin "${name}" depends on plugin "${dependency.name}", but the plugin registered under that name is a different one (dependencies are plugin objects, not names)`
-            : `plugin "${name}" depends on plugin "${dependency.name}", which is not registered: register "${dependency.name}" before "${name}"`,
-        )
-      }
-      const running = this.#running?.[index]
+      const registered = this.#find(dependency, name)
+      const running = this.#running?.get(registered)
       if (running) waits.push(running)
     }
-    const index = this.#plugins.push(plugin) - 1
-    const ctx = new Context(this, index)
-    if (waits.length > 0) {
-      this.#track(
-        ctx,
-        Promise.all(waits).then(() => this.#runSetup(ctx, plugin)),
-      )
-      return
-    }
-    let result: unknown
+    this.#plugins.push(plugin)
+    const ctx = new Context(this, plugin)
     try {
-      result = this.#runSetup(ctx, plugin)
+      const result = waits.length ? Promise.all(waits).then(() => ctx.runSetup()) : ctx.runSetup()
+      if (isPromise(result)) this.#track(ctx, result)
+      else ctx.setupDone(result)
     } catch (error) {
-      ctx.undo()
       this.#plugins.pop()
       throw error
     }
-    if (isPromise(result)) this.#track(ctx, result)
-    else this.#setupDone(ctx, result)
   }
 
-  #indexOf(plugin: AnyPlugin): number {
+  /** The registered plugin that is `plugin` (or a with() variant of it). */
+  #find(plugin: AnyPlugin, dependent: string): AnyPlugin {
     const origin = originOf(plugin)
-    return this.#plugins.findIndex((p) => originOf(p) === origin)
+    const found = this.#plugins.find((p) => originOf(p) === origin)
+    if (found) return found
+    const taken = this.#plugins.some((p) => p.name === plugin.name)
+    throw new PluginError(
+      'missing-dependency',
+      dependent,
+      taken
+        ? `plugin "${dependent}" depends on plugin "${plugin.name}", but the plugin registered under that name is a different one (dependencies are plugin objects, not names)`
+        : `plugin "${dependent}" depends on plugin "${plugin.name}", which is not registered: register "${plugin.name}" before "${dependent}"`,
+    )
   }
 
-  pluginAt(index: number): AnyPlugin {
-    return this.#plugins[index] as AnyPlugin
-  }
-
-  /** The API of a registered plugin (or of a with() variant of it). */
-  apiOf(plugin: AnyPlugin): unknown {
-    const registered = this.#plugins[this.#indexOf(plugin)]
-    return registered && (this.connection.plugins as Record<string, unknown>)[registered.name]
-  }
-
-  /** Runs setup; what it registers (hooks included, while it runs synchronously) is undoable. */
-  #runSetup(ctx: Context, plugin: AnyPlugin): unknown {
-    const restore = this.connection.hooks.record((off) => ctx.onUndo(off))
-    try {
-      return plugin.setup(ctx, plugin.options)
-    } catch (error) {
-      throw setupFailed(plugin.name, error)
-    } finally {
-      restore()
-    }
-  }
-
-  #setupDone(ctx: Context, api: unknown): void {
-    ctx.setupDone()
-    if (this.#running) this.#running[ctx.index] = undefined
-    ;(this.connection.plugins as Record<string, unknown>)[this.pluginAt(ctx.index).name] = api
-  }
-
+  /** An async setup: done when it resolves in time, undone when it fails. */
   #track(ctx: Context, result: Promise<unknown>): void {
-    const setup = this.#awaitSetup(ctx, result)
-    this.#running ??= []
-    this.#running[ctx.index] = setup
+    const { name } = ctx.plugin
+    const ms = this.host.setupTimeout
+    const message = `setup of plugin "${name}" did not finish within ${ms} ms`
+    let timer: Timer | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new PluginError('setup-timeout', name, message)), ms)
+    })
+    const setup = Promise.race([result, timeout]).then(
+      (api) => {
+        clearTimeout(timer)
+        this.#running?.delete(ctx.plugin)
+        ctx.setupDone(api)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        const failure = error instanceof PluginError ? error : setupFailed(name, error)
+        ctx.undo(failure)
+        // Nobody waits for the setups yet (connect() and ready() would get the failure):
+        // reported, not lost. A dependent failing with its dependency's error adds nothing.
+        if (!this.frozen && !this.#awaited && failure.plugin === name) this.host.report(failure)
+        throw failure
+      },
+    )
+    this.#running ??= new Map()
+    this.#running.set(ctx.plugin, setup)
     // connect() (through settled()) reports a failure and tears the registry down; this only
     // keeps the rejection from also being unhandled while nobody awaits it yet.
-    setup.then(undefined, reportedThroughReady)
+    setup.then(undefined, reportedThroughSettled)
     this.#setups ??= []
     this.#setups.push(setup)
-  }
-
-  async #awaitSetup(ctx: Context, result: Promise<unknown>): Promise<void> {
-    const { name } = this.pluginAt(ctx.index)
-    const ms = this.host.setupTimeout
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new PluginError(
-              'setup-timeout',
-              name,
-              `setup of plugin "${name}" did not finish within ${ms} ms`,
-            ),
-          ),
-        ms,
-      )
-    })
-    try {
-      this.#setupDone(ctx, await Promise.race([result, timeout]))
-    } catch (error) {
-      ctx.undo()
-      throw error instanceof PluginError ? error : setupFailed(name, error)
-    } finally {
-      clearTimeout(timer)
-    }
   }
 
   /**
@@ -244,27 +190,6 @@ export class PluginRegistry {
     throw failed.reason
   }
 
-  /** Aborted at teardown; created on a plugin's first use of ctx.signal. */
-  signalOf(index: number): AbortSignal {
-    this.#controllers ??= []
-    let controller = this.#controllers[index]
-    if (!controller) {
-      controller = new AbortController()
-      this.#controllers[index] = controller
-      if (this.disposed) controller.abort(disposedError())
-    }
-    return controller.signal
-  }
-
-  addDisposer(index: number, fn: Disposer): Disposer[] {
-    // Sized to the plugins (a list grown by writes keeps spare slots: idle connections add up).
-    this.#disposers ??= new Array(this.#plugins.length)
-    const list = this.#disposers[index]
-    if (list) list.push(fn)
-    else this.#disposers[index] = [fn]
-    return this.#disposers[index] as Disposer[]
-  }
-
   /** Tears every plugin down, in reverse registration order; runs once. */
   teardown(): Promise<void> {
     this.#teardown ??= this.#runTeardown()
@@ -272,46 +197,87 @@ export class PluginRegistry {
   }
 
   async #runTeardown(): Promise<void> {
-    this.disposed = true
-    this.frozen = true
+    this.disposed = this.frozen = true
     for (const timer of this.timers ?? []) clearTimeout(timer)
     this.timers?.clear()
-    for (let i = this.#plugins.length - 1; i >= 0; i--) {
-      this.#controllers?.[i]?.abort(disposedError())
-      const disposers = this.#disposers?.[i] ?? []
-      for (let j = disposers.length - 1; j >= 0; j--) {
-        try {
-          await (disposers[j] as Disposer)()
-        } catch (error) {
-          const { name } = this.pluginAt(i)
-          this.host.report(
-            new PluginError(
-              'teardown-failed',
-              name,
-              `teardown of plugin "${name}" failed: ${describe(error)}`,
-              error,
-            ),
-          )
-        }
-      }
-    }
+    const order = (ctx: Context) => this.#plugins.indexOf(ctx.plugin)
+    const owners = (this.#owners ?? []).sort((a, b) => order(b) - order(a))
+    for (const ctx of owners) await ctx.dispose()
     this.connection.hooks.clear()
+  }
+
+  /** Keeps `ctx` for teardown: it now has a signal or disposers. */
+  keep(ctx: Context): void {
+    // A literal for the first: an array grown by push keeps spare slots.
+    if (!this.#owners) this.#owners = [ctx]
+    else if (!this.#owners.includes(ctx)) this.#owners.push(ctx)
   }
 }
 
-/**
- * What a plugin's setup() gets: its methods live on the prototype, and the object holds
- * only its registry and the plugin's index (a plugin keeps it as long as the connection).
- */
+/** What a plugin's setup() gets (documented on PluginContext). */
 class Context implements PluginContext {
   readonly #registry: PluginRegistry
-  readonly index: number
-  /** While setup runs: how to take back what the plugin registered, should it fail. */
-  #undo: (() => void)[] | undefined = []
+  readonly plugin: AnyPlugin
+  #controller: AbortController | undefined
+  #disposers: Disposer[] | undefined
 
-  constructor(registry: PluginRegistry, index: number) {
+  constructor(registry: PluginRegistry, plugin: AnyPlugin) {
     this.#registry = registry
-    this.index = index
+    this.plugin = plugin
+    undoLists.set(this, [])
+  }
+
+  /** Runs setup; a synchronous failure is undone here, an async one by the registry. */
+  runSetup(): unknown {
+    const hooks = this.hooks
+    const recorder = hooks.recorder
+    hooks.recorder = this
+    try {
+      return this.plugin.setup(this, this.plugin.options)
+    } catch (error) {
+      const failure = setupFailed(this.plugin.name, error)
+      this.undo(failure)
+      throw failure
+    } finally {
+      hooks.recorder = recorder
+    }
+  }
+
+  setupDone(api: unknown): void {
+    undoLists.delete(this)
+    ;(this.connection.plugins as Record<string, unknown>)[this.plugin.name] = api
+  }
+
+  /** While setup runs, keeps `fn` to undo it (Hooks.on hands its removers here). */
+  onUndo(fn: () => void): void {
+    undoLists.get(this)?.push(fn)
+  }
+
+  /**
+   * A failed setup leaves nothing behind: what it registered is removed (most recent first),
+   * its timers are cleared, its signal aborts with `failure`, its disposers never run.
+   */
+  undo(failure: PluginError): void {
+    const undo = undoLists.get(this) ?? []
+    undoLists.delete(this)
+    this.#disposers = undefined
+    for (let i = undo.length - 1; i >= 0; i--) undo[i]?.()
+    this.#controller?.abort(failure)
+  }
+
+  /** Aborts the signal, then runs the disposers, most recent first. */
+  async dispose(): Promise<void> {
+    this.#controller?.abort(new ConnectionError('disposed', 'the connection was disposed'))
+    const disposers = this.#disposers ?? []
+    for (let i = disposers.length - 1; i >= 0; i--) {
+      try {
+        await disposers[i]?.()
+      } catch (error) {
+        const { name } = this.plugin
+        const message = `teardown of plugin "${name}" failed: ${describe(error)}`
+        this.#registry.host.report(new PluginError('teardown-failed', name, message, error))
+      }
+    }
   }
 
   get connection(): Connection {
@@ -323,78 +289,59 @@ class Context implements PluginContext {
   }
 
   get signal(): AbortSignal {
-    return this.#registry.signalOf(this.index)
-  }
-
-  get #name(): string {
-    return this.#registry.pluginAt(this.index).name
-  }
-
-  onUndo(fn: () => void): void {
-    this.#undo?.push(fn)
-  }
-
-  /** Removes what a failed setup registered, most recent first. */
-  undo(): void {
-    const undo = this.#undo ?? []
-    this.#undo = undefined
-    for (let i = undo.length - 1; i >= 0; i--) (undo[i] as () => void)()
-  }
-
-  setupDone(): void {
-    this.#undo = undefined
+    if (!this.#controller) {
+      this.#registry.keep(this)
+      this.#controller = new AbortController()
+      if (this.#registry.disposed) {
+        this.#controller.abort(new ConnectionError('disposed', 'the connection was disposed'))
+      }
+    }
+    return this.#controller.signal
   }
 
   get<P extends AnyPlugin>(plugin: P): ApiOf<P> {
+    const { name, dependencies } = this.plugin
     const origin = originOf(plugin)
-    const self = this.#registry.pluginAt(this.index)
-    if (!self.dependencies.some((d) => originOf(d) === origin)) {
+    if (!dependencies.some((d) => originOf(d) === origin)) {
       throw new PluginError(
         'missing-dependency',
-        self.name,
-        `plugin "${self.name}" asked for plugin "${plugin.name}" without declaring it in dependencies`,
+        name,
+        `plugin "${name}" asked for plugin "${plugin.name}" without declaring it in dependencies`,
       )
     }
-    return this.#registry.apiOf(plugin) as ApiOf<P>
+    // use() checked that the plugin registered under that name is this dependency.
+    return (this.connection.plugins as Record<string, unknown>)[plugin.name] as ApiOf<P>
   }
 
   inbound(fn: Middleware<InboundContext>, options?: MiddlewareOptions): void {
-    this.#addLayer(this.#registry.inboundLayers, fn, options)
+    const priority = options?.priority ?? 0
+    this.#add(this.#registry.inboundLayers, { fn, plugin: this.#open(), priority }, priority)
   }
 
   outbound(fn: Middleware<OutboundContext>, options?: MiddlewareOptions): void {
-    this.#addLayer(this.#registry.outboundLayers, fn, options)
-  }
-
-  #addLayer<C>(list: Layer<C>[], fn: Middleware<C>, options?: MiddlewareOptions): void {
-    const plugin = this.#name
-    this.#registry.assertOpen(plugin)
     const priority = options?.priority ?? 0
-    this.#add(list, { fn, plugin, priority }, priority)
+    this.#add(this.#registry.outboundLayers, { fn, plugin: this.#open(), priority }, priority)
   }
 
   feature(feature: StreamFeature): void {
-    const registry = this.#registry
-    registry.assertOpen(this.#name)
-    if (registry.features.some((f) => f.name === feature.name)) {
-      throw new PluginError(
-        'duplicate-feature',
-        this.#name,
-        `stream feature "${feature.name}" is already registered`,
-      )
+    const name = this.#open()
+    const { features } = this.#registry
+    if (features.some((f) => f.name === feature.name)) {
+      const message = `stream feature "${feature.name}" is already registered`
+      throw new PluginError('duplicate-feature', name, message)
     }
-    this.#add(registry.features, feature, feature.priority)
+    this.#add(features, feature, feature.priority)
   }
 
   negotiation(negotiator: Negotiator): void {
-    const name = this.#name
+    const name = this.#open()
     const registry = this.#registry
-    registry.assertOpen(name)
-    if (registry.negotiatorOwner !== undefined) {
+    const owner = registry.negotiatorOwner
+    if (owner !== undefined) {
       throw new PluginError(
         'duplicate-negotiator',
         name,
-        `plugin "${name}" tried to replace the negotiation strategy, which plugin "${registry.negotiatorOwner}" already replaced: a connection has one`,
+        `plugin "${name}" tried to replace the negotiation strategy, which plugin "${owner}" already replaced: a connection has one`,
       )
     }
     registry.negotiator = negotiator
@@ -413,6 +360,17 @@ class Context implements PluginContext {
     this.#add(this.#registry.rawTaps, fn)
   }
 
+  /** The plugin's name, once checked that the pipelines are not composed yet. */
+  #open(): string {
+    const { name } = this.plugin
+    if (!this.#registry.composed) return name
+    throw new PluginError(
+      'registry-frozen',
+      name,
+      `plugin "${name}" tried to extend the connection after the registry froze at connect(); do it in setup()`,
+    )
+  }
+
   /** Adds `item`, by `priority` when given (ties keep registration order), undoably. */
   #add<T>(list: T[], item: T, priority?: number): void {
     let i = list.length
@@ -420,17 +378,13 @@ class Context implements PluginContext {
       while (i > 0 && (list[i - 1] as { priority: number }).priority > priority) i--
     }
     list.splice(i, 0, item)
-    this.#undoAdd(list, item)
-  }
-
-  #undoAdd<T>(list: T[], item: T): void {
     this.onUndo(() => {
-      const i = list.indexOf(item)
-      if (i >= 0) list.splice(i, 1)
+      const at = list.indexOf(item)
+      if (at >= 0) list.splice(at, 1)
     })
   }
 
-  setTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
+  setTimeout(fn: () => void, ms: number): Timer {
     this.#registry.timers ??= new Set()
     const timers = this.#registry.timers
     const timer = setTimeout(() => {
@@ -438,10 +392,11 @@ class Context implements PluginContext {
       fn()
     }, ms)
     timers.add(timer)
+    this.onUndo(() => this.clearTimeout(timer))
     return timer
   }
 
-  clearTimeout(timer: ReturnType<typeof setTimeout> | undefined): void {
+  clearTimeout(timer: Timer | undefined): void {
     if (timer === undefined) return
     clearTimeout(timer)
     this.#registry.timers?.delete(timer)
@@ -456,10 +411,19 @@ class Context implements PluginContext {
   }
 
   onDispose(fn: Disposer): void {
-    // A failed setup is undone: its disposers do not run later.
-    this.#undoAdd(this.#registry.addDisposer(this.index, fn), fn)
+    if (this.#disposers) this.#disposers.push(fn)
+    else {
+      this.#registry.keep(this)
+      this.#disposers = [fn]
+    }
   }
 }
+
+/**
+ * While a plugin's setup runs: how to take back what it registered, should it fail. Kept
+ * off the context, which most often outlives its setup (idle connections add up).
+ */
+const undoLists = new WeakMap<Context, (() => void)[]>()
 
 function setupFailed(name: string, error: unknown): PluginError {
   return new PluginError(
@@ -474,8 +438,4 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
-function disposedError(): ConnectionError {
-  return new ConnectionError('disposed', 'the connection was disposed')
-}
-
-function reportedThroughReady(): void {}
+function reportedThroughSettled(): void {}

@@ -1,5 +1,5 @@
 import type { Element } from '@core/xml'
-import type { XMPPError } from '@core/errors'
+import { PluginError, type XMPPError } from '@core/errors'
 import type { Connection } from './connection.js'
 import type { Negotiator, StreamFeature } from './features.js'
 import type { Hooks } from './hooks.js'
@@ -44,7 +44,7 @@ export function definePlugin<N extends string, A, O = undefined>(
   definition: PluginDefinition<N, A, O>,
 ): Plugin<N, A, O> {
   const dependencies = Object.freeze([...(definition.dependencies ?? [])])
-  return Object.freeze(new DefinedPlugin(definition, dependencies, definition.options as O))
+  return Object.freeze(new DefinedPlugin(definition, definition.options as O, dependencies))
 }
 
 /**
@@ -56,19 +56,18 @@ export function definePlugin<N extends string, A, O = undefined>(
 const CORE_MARK: unique symbol = Symbol.for('@core/connection:plugin-core')
 const THIS_CORE: { readonly module: string } = Object.freeze({ module: import.meta.url })
 
-/**
- * Where the other copy of @core/connection lives when `plugin` was made by another copy's
- * definePlugin(); undefined for this copy's plugins and for hand-written plugin objects.
- * @internal
- */
-export function foreignCoreOf(plugin: AnyPlugin): string | undefined {
+/** Throws `foreign-core` for a plugin made by another copy's definePlugin(). @internal */
+export function assertSameCore(plugin: AnyPlugin): void {
   const mark = (plugin as { [CORE_MARK]?: { module?: unknown } })[CORE_MARK]
-  if (mark === undefined || mark === THIS_CORE) return undefined
-  return typeof mark?.module === 'string' ? mark.module : 'an unknown location'
+  if (mark === undefined || mark === THIS_CORE) return
+  const other = typeof mark?.module === 'string' ? mark.module : 'an unknown location'
+  const here = THIS_CORE.module
+  throw new PluginError(
+    'foreign-core',
+    plugin.name,
+    `plugin "${plugin.name}" was made by another copy of @core/connection than this connection's (${other === here ? `both are ${here}, loaded twice` : `the plugin's: ${other}; the connection's: ${here}`}): an app must load @core/connection once. The plugin's package should list @core/connection in peerDependencies, not dependencies; \`npm ls @core/connection\` shows the copies.`,
+  )
 }
-
-/** Where this copy of @core/connection lives (for the message of `foreign-core`). @internal */
-export const thisCoreModule: string = THIS_CORE.module
 
 /**
  * What identifies a plugin for dependency checks: a plugin made by definePlugin() and all
@@ -80,55 +79,33 @@ export function originOf(plugin: AnyPlugin): object {
 }
 
 /**
- * A class rather than an object literal with a `with` closure: a client built from a preset
- * calls with() on several plugins per connection, and each result lives as long as the
- * connection (idle connections add up). The dependency list is shared by every variant.
+ * A class rather than an object literal with a `with` closure: a preset calls with() on
+ * several plugins per connection, and each result lives as long as the connection.
  */
 class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
-  readonly options: O
-  readonly #definition: PluginDefinition<N, A, O>
-  readonly #dependencies: readonly AnyPlugin[]
-
   constructor(
-    definition: PluginDefinition<N, A, O>,
-    dependencies: readonly AnyPlugin[],
-    options: O,
-  ) {
-    this.#definition = definition
-    this.#dependencies = dependencies
-    this.options = options
-  }
+    /** @internal see originOf() */
+    readonly origin: PluginDefinition<N, A, O>,
+    readonly options: O,
+    readonly dependencies: readonly AnyPlugin[],
+  ) {}
 
   get name(): N {
-    return this.#definition.name
-  }
-
-  get dependencies(): readonly AnyPlugin[] {
-    return this.#dependencies
+    return this.origin.name
   }
 
   get setup(): PluginDefinition<N, A, O>['setup'] {
-    return this.#definition.setup
+    return this.origin.setup
   }
 
-  /** @internal see originOf() */
-  get origin(): object {
-    return this.#definition
-  }
-
-  /** @internal see foreignCoreOf(); on the prototype, so it costs nothing per variant. */
+  /** On the prototype, so it costs nothing per variant. */
   get [CORE_MARK](): { readonly module: string } {
     return THIS_CORE
   }
 
   with(patch: Partial<O>): Plugin<N, A, O> {
-    return Object.freeze(
-      new DefinedPlugin(
-        this.#definition,
-        this.#dependencies,
-        Object.assign({}, this.options, patch),
-      ),
-    )
+    const options = Object.assign({}, this.options, patch)
+    return Object.freeze(new DefinedPlugin(this.origin, options, this.dependencies))
   }
 }
 

@@ -143,4 +143,34 @@ describe('plugin registry', () => {
       plugin: 'twice',
     })
   })
+
+  test('next() called twice is blamed on the layer that did it, not on a later one', async () => {
+    const seen: string[] = []
+    const first = definePlugin({
+      name: 'first',
+      setup(ctx) {
+        ctx.outbound(async (_c, next) => {
+          await next()
+          await next()
+        })
+      },
+    })
+    const second = definePlugin({
+      name: 'second',
+      setup(ctx) {
+        ctx.outbound((c, next) => {
+          seen.push(c.element.name)
+          return next()
+        })
+      },
+    })
+    const { conn, peer } = await online([first, second])
+    const before = peer.written.length
+    await expect(conn.send(xml('message'))).rejects.toMatchObject({
+      code: 'next-called-twice',
+      plugin: 'first',
+    })
+    expect(seen).toEqual(['message'])
+    expect(peer.written.slice(before).join('')).toContain('<message')
+  })
 })

@@ -76,6 +76,36 @@ describe('registry failure paths', () => {
     expect(seen).toEqual([])
   })
 
+  test("a failed setup's timers never fire and its signal aborts with the failure", async () => {
+    const seen: string[] = []
+    const failing = definePlugin({
+      name: 'failing',
+      setup(ctx) {
+        ctx.setTimeout(() => seen.push('timer fired'), 10)
+        ctx.signal.addEventListener('abort', () => {
+          seen.push(`aborted: ${(ctx.signal.reason as PluginError).code}`)
+        })
+        throw new Error('half-way')
+      },
+    })
+    let later: AbortSignal | undefined
+    const next = definePlugin({
+      name: 'next',
+      setup(ctx) {
+        later = ctx.signal
+      },
+    })
+    const { conn } = withPeer()
+    expect(() => conn.use(failing)).toThrow(expect.objectContaining({ code: 'setup-failed' }))
+    conn.use(next)
+    await tick(30)
+    expect(seen).toEqual(['aborted: setup-failed'])
+    // The plugin registered in its place gets a signal of its own.
+    expect(later?.aborted).toBe(false)
+    await conn.dispose()
+    expect(later?.aborted).toBe(true)
+  })
+
   test("a dependency's async setup completes before its dependent's setup runs", async () => {
     const slow = definePlugin({
       name: 'slow',
@@ -116,6 +146,42 @@ describe('registry failure paths', () => {
     expect(log).toEqual(['setup a', 'teardown a'])
     expect(peer.targets).toHaveLength(0)
     await expect(conn.connect()).rejects.toMatchObject({ code: 'disposed' })
+  })
+
+  test('teardown follows registration order, not the order disposers and signals were taken', async () => {
+    const log: string[] = []
+    const first = definePlugin({
+      name: 'first',
+      setup(ctx) {
+        // Its disposer and signal come only once online, after the second's.
+        ctx.hooks.on('online', () => {
+          ctx.signal.addEventListener('abort', () => log.push('first aborted'))
+          ctx.onDispose(() => {
+            log.push('first disposed')
+          })
+        })
+      },
+    })
+    const second = tracked('second', log)
+    const { conn } = await online([first, second])
+    await conn.dispose()
+    expect(log).toEqual(['setup second', 'teardown second', 'first aborted', 'first disposed'])
+  })
+
+  test('an async setup failure with nobody connecting yet is reported, not lost', async () => {
+    const reported: unknown[] = []
+    const broken = definePlugin({
+      name: 'broken',
+      async setup() {
+        await tick(5)
+        throw new Error('no database')
+      },
+    })
+    const { conn } = withPeer({ plugins: [broken], reportError: (e) => reported.push(e) })
+    await tick(20)
+    expect(reported).toEqual([expect.objectContaining({ code: 'setup-failed', plugin: 'broken' })])
+    // connect() still fails with it.
+    await expect(conn.connect()).rejects.toMatchObject({ code: 'setup-failed' })
   })
 
   test('two concurrent dispose() calls run each disposer once', async () => {
