@@ -40,15 +40,6 @@ export interface AttemptHost {
   report(error: unknown): void
 }
 
-/** One connect() call, across its see-other-host redirects. */
-export interface ConnectCall {
-  promise: Promise<void>
-  /** The call failed: a connect() now (from a hook) starts a new one instead of joining. */
-  failed: boolean
-  /** disconnect() was called meanwhile: the call ends with this error. */
-  cancelled: XMPPError | undefined
-}
-
 type Phase = 'connect' | 'header' | 'close' | 'kill' | undefined
 
 interface Waiter {
@@ -67,9 +58,10 @@ interface Waiter {
  */
 export class Attempt implements TransportEvents, StreamParserHandlers, NegotiationContext {
   readonly connection: Connection
-  readonly transport: Transport
-  readonly framing: Framing
-  readonly writer: OutboundWriter
+  // Set by run(): an attempt exists from connect() (or a redirect) on, before its transport.
+  transport!: Transport
+  framing!: Framing
+  writer!: OutboundWriter
   /** The peer's stream header on the current stream. */
   header: Record<string, string> = {}
   readonly completed = new Set<string>()
@@ -82,9 +74,12 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   closing = false
   /** The transport closed and the attempt was torn down. */
   finished = false
+  /** connect() failed: a connect() now (from a hook) starts a new call instead of joining. */
+  failed = false
+  /** disconnect() was called while connecting: the attempt stops with this error. */
+  cancelled: XMPPError | undefined
   readonly #host: AttemptHost
   readonly #config: StreamConfig
-  readonly #call: ConnectCall
   /** Aborts what negotiation awaits (a drop, a timeout, disconnect()); not once online. */
   readonly #cancel = new Cancellation()
   #online = false
@@ -105,14 +100,10 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   #end: Promise<void> | undefined
   #markEnd: (() => void) | undefined
 
-  constructor(host: AttemptHost, call: ConnectCall, transport: Transport) {
+  constructor(host: AttemptHost) {
     this.#host = host
     this.#config = host.config
-    this.#call = call
     this.connection = host.connection
-    this.transport = transport
-    this.framing = transport.framing
-    this.writer = new OutboundWriter(transport, this.framing, host.config.rawTaps)
   }
 
   get domain(): string {
@@ -125,9 +116,9 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   get signal(): AbortSignal {
     return this.#cancel.signal
   }
-  /** The stream takes elements (neither failed, closing nor closed). */
+  /** The stream takes elements (open, neither failed nor closing). */
   get writable(): boolean {
-    return !this.finished && !this.failure && !this.closing
+    return this.transport !== undefined && !this.finished && !this.failure && !this.closing
   }
 
   // A feature still running after its attempt ended (it ignored the signal) must not write
@@ -145,8 +136,9 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     return Promise.reject(this.#cancel.reason)
   }
 
-  /** Connects the transport and negotiates; resolves once online and the hooks ran. */
+  /** Connects `transport` and negotiates; resolves once online and the hooks ran. */
   async run(
+    transport: Transport,
     host: string | undefined,
     port: number | undefined,
     mayRedirect: boolean,
@@ -154,6 +146,9 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     const { timeouts, negotiator } = this.#config
     const connection = this.connection
     const cancel = this.#cancel
+    this.transport = transport
+    this.framing = transport.framing
+    this.writer = new OutboundWriter(transport, this.framing, this.#config.rawTaps)
     this.#arm('connect', timeouts.connect, () =>
       cancel.abort(
         new TimeoutError(`transport did not connect within ${timeouts.connect} ms`, 'connect'),
@@ -197,7 +192,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
         // A stream error was already sent by fail(); otherwise close our stream politely.
         if (!this.failure && this.#parser) this.#writeFooter()
         const redirect = mayRedirect && isRedirect(typed)
-        if (!redirect) this.#call.failed = true
+        if (!redirect) this.failed = true
         this.#teardown(typed, false, redirect ? 'redirect' : 'connect')
       }
       await this.ended()
@@ -208,6 +203,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   /** disconnect() while connecting: the attempt stops with `error`. */
   cancel(error: XMPPError): void {
     if (this.finished) return
+    this.cancelled = error
     this.endReason ??= 'stopped'
     this.#cancel.abort(error)
   }
@@ -391,7 +387,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
    * close, the transport half-closed (bounded), and every wait told why. The first cause wins.
    */
   fail(error: XMPPError, appCondition?: Element): void {
-    if (this.failure || this.finished) return
+    if (this.failure || this.finished || !this.transport) return
     this.failure = error
     this.#parser?.stop()
     if (error instanceof StreamError && !error.remote) {
@@ -474,7 +470,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     }
     // A drop while connect() still awaits the 'online' hooks: that call is over, so a
     // connect() from a 'disconnected' handler starts a new one instead of joining it.
-    this.#call.failed = true
+    this.failed = true
     const reason = this.endReason ?? reasonOf(error)
     const stopped = reason === 'stopped' || reason === 'close-timeout'
     // Reported to an `error` hook when there is one; the state and `disconnected` hooks,

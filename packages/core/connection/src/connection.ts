@@ -2,14 +2,7 @@ import { Element, NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM_ERRORS } from '@core/xm
 import type { StreamParserOptions } from '@core/xml'
 import { ConnectionError, JIDError, StreamError, type XMPPError } from '@core/errors'
 import { JID } from '@core/jid'
-import {
-  Attempt,
-  type AttemptHost,
-  type ConnectCall,
-  isRedirect,
-  type StreamConfig,
-  toXMPPError,
-} from './attempt.js'
+import { Attempt, type AttemptHost, isRedirect, type StreamConfig, toXMPPError } from './attempt.js'
 import { featureNegotiator } from './feature-negotiator.js'
 import { Cancellation } from './cancellation.js'
 import { type HookMap, type HookName, Hooks } from './hooks.js'
@@ -96,7 +89,7 @@ export class Connection<A extends object = Record<string, unknown>> {
   /** The registry's taps, read per element once composed. */
   #handled: ((ctx: InboundContext) => void)[] = []
   /** The connect() call in flight. */
-  #connecting: ConnectCall | undefined
+  #connecting: Promise<void> | undefined
   /** The current (or last) attempt: its transport, stream and negotiation. */
   #attempt: Attempt | undefined
   /** Increments per attempt: completions of an older stream's elements are ignored. */
@@ -315,7 +308,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     // A second call while connecting joins the call in flight, unless that call already
     // failed (a 'disconnected' hook reconnecting): then a new one starts.
-    if (this.#connecting && !this.#connecting.failed) return this.#connecting.promise
+    if (this.#connecting && !this.#attempt?.failed) return this.#connecting
     if (this.#state !== 'disconnected') {
       return Promise.reject(
         new ConnectionError('not-connected', `connect() called while ${this.#state}`),
@@ -324,18 +317,20 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.#registry.freeze()
     // The previous session ended: this connection starts a new one (and a new signal).
     if (this.#session?.aborted) this.#session = undefined
-    const call: ConnectCall = { promise: RESOLVED, failed: false, cancelled: undefined }
-    // One turn before the attempt starts: connect() returns before any state change, and
-    // the call is registered before hooks run (a 'state' hook may call disconnect(); a
-    // 'disconnected' hook that reconnects lets the old session end first).
-    call.promise = RESOLVED.then(() => this.#connectWithRedirects(call)).finally(() => {
-      if (this.#connecting === call) this.#connecting = undefined
+    // The attempt exists at once (disconnect() may stop it), but starts one turn later:
+    // connect() returns before any state change, and the call is registered before hooks
+    // run (a 'state' hook may call disconnect(); a 'disconnected' hook that reconnects lets
+    // the old session end first).
+    const attempt = new Attempt(this.#internals)
+    this.#attempt = attempt
+    const connecting = RESOLVED.then(() => this.#connectWithRedirects(attempt)).finally(() => {
+      if (this.#connecting === connecting) this.#connecting = undefined
     })
-    this.#connecting = call
-    return call.promise
+    this.#connecting = connecting
+    return connecting
   }
 
-  async #connectWithRedirects(call: ConnectCall): Promise<void> {
+  async #connectWithRedirects(first: Attempt): Promise<void> {
     // Without async setups there is nothing to wait for (and no reason to yield).
     if (this.#registry.hasAsyncSetups) await this.#registry.settled()
     this.#compose()
@@ -344,9 +339,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.nextTarget = undefined
     let host: string | undefined = preferred?.host
     let port: number | undefined = preferred?.port
+    let attempt = first
     for (let count = 0; ; count++) {
       try {
-        await this.#connectOnce(call, host, port, count < max)
+        await this.#connectOnce(attempt, host, port, count < max)
         return
       } catch (error) {
         if (!isRedirect(error)) throw error
@@ -362,33 +358,30 @@ export class Connection<A extends object = Record<string, unknown>> {
         }
         host = target.host
         port = target.port
+        attempt = this.#attempt = new Attempt(this.#internals)
         await this.hooks.emit('redirect', { host, port, count: count + 1 })
       }
     }
   }
 
   #connectOnce(
-    call: ConnectCall,
+    attempt: Attempt,
     host: string | undefined,
     port: number | undefined,
     mayRedirect: boolean,
   ): Promise<void> {
-    if (call.cancelled) return Promise.reject(call.cancelled)
+    if (attempt.cancelled) return Promise.reject(attempt.cancelled)
     this.#generation++
     this.#setState('connecting')
     let transport: Transport
     try {
       transport = this.#newTransport()
     } catch (error) {
-      call.failed = true
+      attempt.failed = true
       this.#setState('disconnected', toXMPPError(error))
       return Promise.reject(toXMPPError(error))
     }
-    const attempt = new Attempt(this.#internals, call, transport)
-    this.#attempt = attempt
-    // disconnect() from a 'connecting' state hook: the attempt starts stopped.
-    if (call.cancelled) attempt.cancel(call.cancelled)
-    return attempt.run(host, port, mayRedirect)
+    return attempt.run(transport, host, port, mayRedirect)
   }
 
   /**
@@ -399,18 +392,16 @@ export class Connection<A extends object = Record<string, unknown>> {
   async disconnect(): Promise<void> {
     // Also when there is no stream to close: a pending reconnection must not start one.
     void this.hooks.emit('stop', {})
-    const call = this.#connecting
-    if (call && this.#state !== 'online') {
-      // Stop the call in flight; connect() rejects with this error.
-      const error = new ConnectionError('stopped', 'disconnect() was called while connecting')
-      call.cancelled = error
-      this.#attempt?.cancel(error)
+    const connecting = this.#connecting
+    const attempt = this.#attempt
+    if (connecting && this.#state !== 'online') {
+      // Stop the attempt in flight; connect() rejects with this error.
+      attempt?.cancel(new ConnectionError('stopped', 'disconnect() was called while connecting'))
       // connect()'s caller gets the call's outcome; disconnect() only waits for its end.
-      await call.promise.then(undefined, leftToConnectCaller)
+      await connecting.then(undefined, leftToConnectCaller)
       return
     }
-    const attempt = this.#attempt
-    if (!attempt || attempt.finished) {
+    if (!attempt || !this.transport) {
       // Between a drop and a resumption: the app's stop ends the kept session for good.
       if (this.resumable) {
         this.resumable = false
