@@ -4,7 +4,7 @@ import { ConnectionError, StreamError, TimeoutError, XMPPError } from '@core/err
 import { Cancellation } from './cancellation.js'
 import type { Connection, ConnectionTimeouts } from './connection.js'
 import type { NegotiationContext, Negotiator, StreamFeature, WaitOptions } from './features.js'
-import type { Framing, StreamReader } from './framing.js'
+import type { StreamReader } from './framing.js'
 import type { DisconnectReason } from './hooks.js'
 import { OutboundWriter, type RawTap } from './outbound-writer.js'
 import type { ConnectionState } from './state.js'
@@ -25,9 +25,8 @@ export interface StreamConfig {
 }
 
 /** What an attempt needs of its connection beyond the public API. */
-export interface AttemptHost {
+export interface AttemptHost extends StreamConfig {
   readonly connection: Connection
-  readonly config: StreamConfig
   /** No inbound element is being handled or waits. */
   readonly inboundIdle: boolean
   setState(state: ConnectionState, cause?: Error): void
@@ -57,14 +56,12 @@ interface Waiter {
  * phase it is in (the transport's connect, the peer's header, the peer's close).
  */
 export class Attempt implements TransportEvents, StreamParserHandlers, NegotiationContext {
-  readonly connection: Connection
   // Set by run(): an attempt exists from connect() (or a redirect) on, before its transport.
   transport!: Transport
-  framing!: Framing
   writer!: OutboundWriter
   /** The peer's stream header on the current stream. */
   header: Record<string, string> = {}
-  readonly completed = new Set<string>()
+  #completed: Set<string> | undefined
   resumed = false
   /** The first cause of the stream's end (ours, the peer's stream error or close). */
   failure: XMPPError | undefined
@@ -79,10 +76,11 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   /** disconnect() was called while connecting: the attempt stops with this error. */
   cancelled: XMPPError | undefined
   readonly #host: AttemptHost
-  readonly #config: StreamConfig
-  /** Aborts what negotiation awaits (a drop, a timeout, disconnect()); not once online. */
-  readonly #cancel = new Cancellation()
-  #online = false
+  /**
+   * Aborts what negotiation awaits (a drop, a timeout, disconnect()). Dropped once online
+   * with what it holds (the transport may have made it a real AbortSignal with listeners).
+   */
+  #cancel: Cancellation | undefined = new Cancellation()
   #parser: StreamReader | undefined
   /** Top-level elements' parent: namespace lookups see the stream's declarations. */
   #root = new Element('stream:stream')
@@ -96,25 +94,33 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   #paused = false
   /** Input bytes read while a backlog (pending or queued elements) existed. */
   #backlogBytes = 0
-  #ended = false
-  #end: Promise<void> | undefined
-  #markEnd: (() => void) | undefined
+  /** `true` once the stream ended; before, the wait for it, made when first asked for. */
+  #end: { promise: Promise<void>; resolve: () => void } | true | undefined
 
   constructor(host: AttemptHost) {
     this.#host = host
-    this.#config = host.config
-    this.connection = host.connection
   }
 
+  get #online(): boolean {
+    return this.#cancel === undefined
+  }
+  /** Features that already ran in this attempt, across restarts (dropped once online). */
+  get completed(): Set<string> {
+    this.#completed ??= new Set()
+    return this.#completed
+  }
+  get connection(): Connection {
+    return this.#host.connection
+  }
   get domain(): string {
     return this.connection.domain
   }
   get features(): readonly StreamFeature[] {
-    return this.#config.features
+    return this.#host.features
   }
   /** An AbortSignal only for a feature (or transport) that asks for it. */
   get signal(): AbortSignal {
-    return this.#cancel.signal
+    return (this.#cancel ?? new Cancellation()).signal
   }
   /** The stream takes elements (open, neither failed nor closing). */
   get writable(): boolean {
@@ -124,16 +130,16 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   // A feature still running after its attempt ended (it ignored the signal) must not write
   // into, read from or restart a later attempt's stream.
   send(element: Element): Promise<void> {
-    return this.#cancel.aborted ? this.#abandoned() : this.#host.send(element)
+    return this.#cancel?.aborted ? this.#abandoned() : this.#host.send(element)
   }
   waitFor(match: (element: Element) => boolean, options: WaitOptions = {}): Promise<Element> {
-    return this.#cancel.aborted ? this.#abandoned() : this.#waitFor(match, options)
+    return this.#cancel?.aborted ? this.#abandoned() : this.#waitFor(match, options)
   }
   restart(): Promise<void> {
-    return this.#cancel.aborted ? this.#abandoned() : this.#openStream()
+    return this.#cancel?.aborted ? this.#abandoned() : this.#openStream()
   }
   #abandoned(): Promise<never> {
-    return Promise.reject(this.#cancel.reason)
+    return Promise.reject(this.#cancel?.reason)
   }
 
   /** Connects `transport` and negotiates; resolves once online and the hooks ran. */
@@ -143,12 +149,11 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     port: number | undefined,
     mayRedirect: boolean,
   ): Promise<void> {
-    const { timeouts, negotiator } = this.#config
+    const { timeouts, negotiator } = this.#host
     const connection = this.connection
-    const cancel = this.#cancel
+    const cancel = this.#cancel as Cancellation
     this.transport = transport
-    this.framing = transport.framing
-    this.writer = new OutboundWriter(transport, this.framing, this.#config.rawTaps)
+    this.writer = new OutboundWriter(transport, transport.framing, this.#host.rawTaps)
     this.#arm('connect', timeouts.connect, () =>
       cancel.abort(
         new TimeoutError(`transport did not connect within ${timeouts.connect} ms`, 'connect'),
@@ -176,7 +181,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       // inbound pipeline now, in order (one of them may still end the stream).
       const pending = this.#pending
       this.#pending = NONE
-      this.#online = true
+      this.#cancel = this.#completed = undefined
       this.#host.online(this.resumed)
       for (const element of pending) {
         if (this.failure) break
@@ -205,7 +210,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     if (this.finished) return
     this.cancelled = error
     this.endReason ??= 'stopped'
-    this.#cancel.abort(error)
+    this.#cancel?.abort(error)
   }
 
   /** disconnect() while online: our close, then (bounded) the peer's. */
@@ -222,21 +227,25 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
 
   /** Resolves once the stream ended and the `disconnected` hooks ran. */
   ended(): Promise<void> {
-    if (this.#ended) return RESOLVED
-    this.#end ??= new Promise((resolve) => {
-      this.#markEnd = resolve
-    })
-    return this.#end
+    if (this.#end === true) return RESOLVED
+    if (!this.#end) {
+      let resolve = (): void => {}
+      const promise = new Promise<void>((settle) => {
+        resolve = settle
+      })
+      this.#end = { promise, resolve }
+    }
+    return this.#end.promise
   }
 
   /** Starts a stream (initially or on restart): fresh reader, our header, the peer's header. */
   #openStream(): Promise<void> {
-    const { negotiator, timeouts, limits } = this.#config
+    const { negotiator, timeouts, limits } = this.#host
     const connection = this.connection
     // First, so that a negotiator that throws here leaves no header wait behind.
     let ours: string
     try {
-      ours = this.framing.open(negotiator.streamAttributes(connection))
+      ours = this.transport.framing.open(negotiator.streamAttributes(connection))
     } catch (error) {
       return Promise.reject(error)
     }
@@ -244,7 +253,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     this.#pending = NONE
     this.#root = new Element('stream:stream')
     this.header = {}
-    this.#parser = this.framing.reader(this, connection.xmlns, limits)
+    this.#parser = this.transport.framing.reader(this, connection.xmlns, limits)
     const header = new Promise<void>((resolve, reject) => {
       const timeout = timeouts.negotiation
       this.#arm('header', timeout, () =>
@@ -258,13 +267,13 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     })
     this.writer.writeRaw(ours)
     // Ends with the attempt too; the teardown that follows rejects the wait itself.
-    return this.#cancel.race(header)
+    return this.#cancel ? this.#cancel.race(header) : header
   }
 
   // TransportEvents.
   data(chunk: Uint8Array | string): void {
     if (this.finished) return
-    const taps = this.#config.rawTaps
+    const taps = this.#host.rawTaps
     for (let i = 0; i < taps.length; i++) (taps[i] as RawTap)('in', chunk)
     this.#parser?.write(chunk)
     if (this.#pending.length > 0 || !this.#host.inboundIdle) {
@@ -272,7 +281,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       // what arrives meanwhile, and stop reading past the high-water mark. Counted per chunk,
       // an upper bound of what the backlog holds.
       this.#backlogBytes += chunk.length
-      if (this.#backlogBytes > this.#config.highWaterBytes && !this.#paused && !this.finished) {
+      if (this.#backlogBytes > this.#host.highWaterBytes && !this.#paused && !this.finished) {
         this.#paused = true
         this.transport.pause?.()
       }
@@ -297,7 +306,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     if (!this.#online) {
       // run() is in flight: it tears down and throws (or follows a redirect) itself.
       this.failure ??= failure
-      this.#cancel.abort(this.failure)
+      this.#cancel?.abort(this.failure)
       return
     }
     this.#teardown(failure, clean)
@@ -392,8 +401,10 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     this.#parser?.stop()
     if (error instanceof StreamError && !error.remote) {
       const xmlns = this.connection.xmlns
-      const app = appCondition && this.framing.element(appCondition, xmlns)
-      this.writer.writeRaw(this.framing.streamError(error.condition ?? 'undefined-condition', app))
+      const app = appCondition && this.transport.framing.element(appCondition, xmlns)
+      this.writer.writeRaw(
+        this.transport.framing.streamError(error.condition ?? 'undefined-condition', app),
+      )
     }
     this.#writeFooter()
     this.transport.end()
@@ -405,13 +416,13 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   #writeFooter(): void {
     if (this.#footerSent || this.finished) return
     this.#footerSent = true
-    this.writer.writeRaw(this.framing.close)
+    this.writer.writeRaw(this.transport.framing.close)
   }
 
   /** A hostile peer may never close: the transport is destroyed after the close timeout. */
   #armCloseDeadline(): void {
     if (this.#phase === 'close' || this.#phase === 'kill') return
-    const timeout = this.#config.timeouts.close
+    const timeout = this.#host.timeouts.close
     this.#arm('close', timeout, () => {
       if (this.finished) return
       if (this.closing) {
@@ -429,7 +440,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     clearTimeout(this.#timer)
     this.#phase = phase
     this.#timer = setTimeout(() => {
-      this.#phase = undefined
+      this.#phase = this.#timer = undefined
       fire()
     }, ms)
   }
@@ -437,7 +448,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   #disarm(phase: Phase): void {
     if (this.#phase !== phase) return
     clearTimeout(this.#timer)
-    this.#phase = undefined
+    this.#phase = this.#timer = undefined
   }
 
   /**
@@ -449,10 +460,10 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     this.finished = true
     this.#parser?.stop()
     const failure = error ?? closedError()
-    if (!this.#online) this.#cancel.abort(failure)
+    this.#cancel?.abort(failure)
     // Let what we wrote last (a stream error, our footer) go out, but not wait forever.
     this.transport.end()
-    this.#arm('kill', this.#config.timeouts.close, () => this.transport.destroy())
+    this.#arm('kill', this.#host.timeouts.close, () => this.transport.destroy())
     ;(this.#timer as { unref?: () => void }).unref?.()
     this.#rejectWaits(failure)
     // Elements of a negotiation that did not finish were never the app's. Elements already
@@ -489,8 +500,9 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   }
 
   #markEnded(): void {
-    this.#ended = true
-    this.#markEnd?.()
+    const end = this.#end
+    this.#end = true
+    if (end && end !== true) end.resolve()
   }
 
   /**
@@ -509,7 +521,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       return Promise.resolve(element)
     }
     if (this.finished || this.failure) return Promise.reject(this.failure ?? closedError())
-    const timeout = options.timeout ?? this.#config.timeouts.negotiation
+    const timeout = options.timeout ?? this.#host.timeouts.negotiation
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         match,

@@ -2,16 +2,17 @@ import { Element, NS_CLIENT, NS_STANZA_ERRORS, NS_STREAM_ERRORS } from '@core/xm
 import type { StreamParserOptions } from '@core/xml'
 import { ConnectionError, JIDError, StreamError, type XMPPError } from '@core/errors'
 import { JID } from '@core/jid'
-import { Attempt, type AttemptHost, isRedirect, type StreamConfig, toXMPPError } from './attempt.js'
+import { Attempt, type AttemptHost, isRedirect, toXMPPError } from './attempt.js'
 import { featureNegotiator } from './feature-negotiator.js'
 import { Cancellation } from './cancellation.js'
 import { type HookMap, type HookName, Hooks } from './hooks.js'
+import type { Negotiator, StreamFeature } from './features.js'
 import { InboundContext, OutboundContext, Pipeline } from './middleware.js'
 import type { AnyPlugin, ApiOf, ApisOf } from './plugin.js'
 import type { ConnectionState } from './state.js'
 import type { Transport, TransportFactory } from './transport.js'
 import { PluginRegistry, type RegistryHost } from './plugin-registry.js'
-import { settledOf } from './outbound-writer.js'
+import { type RawTap, settledOf } from './outbound-writer.js'
 import { InboundQueue, type InboundSteps, isPromise } from './inbound-queue.js'
 import { reportToStderr } from './error-report.js'
 import { parseRedirect } from './redirect.js'
@@ -57,7 +58,11 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
   reportError?: (error: Error) => void
 }
 
-let newInternals: (connection: Connection) => InboundSteps & RegistryHost & AttemptHost
+let newInternals: (
+  connection: Connection,
+  options: ConnectionOptions,
+) => InboundSteps & RegistryHost & AttemptHost
+let newHooks: (connection: Connection) => Hooks
 
 /**
  * One XMPP stream over one transport at a time, with its plugin registry. connect() may be
@@ -82,8 +87,6 @@ export class Connection<A extends object = Record<string, unknown>> {
   // What connect() needs of the options (not the options object: it holds the plugin list).
   readonly #newTransport: TransportFactory
   readonly #maxRedirects: number
-  /** What attempts read: timeouts, limits and, once composed, the registry's parts. */
-  readonly #config: StreamConfig
   readonly #registry: PluginRegistry
   readonly #internals: InboundSteps & RegistryHost & AttemptHost
   /** The registry's taps, read per element once composed. */
@@ -113,26 +116,12 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.domain = options.domain
     this.service = options.service
     this.lang = options.lang
-    const timeouts = options.timeouts
-    this.#config = {
-      timeouts: {
-        connect: timeouts?.connect ?? 10_000,
-        negotiation: timeouts?.negotiation ?? 10_000,
-        close: timeouts?.close ?? 2_000,
-        pluginSetup: timeouts?.pluginSetup ?? 5_000,
-      },
-      limits: options.limits,
-      highWaterBytes: options.inboundHighWaterBytes ?? 1_048_576,
-      features: [],
-      negotiator: featureNegotiator,
-      rawTaps: [],
-    }
     this.#reportError = options.reportError ?? reportToStderr
     // One object with methods serves the inbound queue, the attempts and the registry
     // (closures per connection add up over many idle connections).
-    this.#internals = newInternals(this as unknown as Connection)
+    this.#internals = newInternals(this as unknown as Connection, options)
     this.#inQueue = new InboundQueue(this.#internals)
-    this.hooks = new Hooks((error, hook) => this.#report(error, hook))
+    this.hooks = newHooks(this as unknown as Connection)
     this.plugins = {} as A
     this.#registry = new PluginRegistry(this as unknown as Connection, this.#internals)
     try {
@@ -230,53 +219,81 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   static {
     // What the inbound queue, the attempts and the registry call back into.
-    class Internals implements InboundSteps, RegistryHost, AttemptHost {
+    class ConnectionHooks extends Hooks {
       readonly #c: Connection
-      readonly connection: Connection
-      readonly config: StreamConfig
-      readonly setupTimeout: number
       constructor(connection: Connection) {
-        this.#c = this.connection = connection
-        this.config = connection.#config
-        this.setupTimeout = this.config.timeouts.pluginSetup
+        super()
+        this.#c = connection
+      }
+      protected override failed(error: unknown, hook: HookName): void {
+        this.#c.#report(error, hook)
+      }
+    }
+    newHooks = (connection) => new ConnectionHooks(connection)
+
+    // The connection's settings and internals, for the inbound queue, the attempts and the
+    // registry: one object with methods (closures per connection add up when idle).
+    class Internals implements InboundSteps, RegistryHost, AttemptHost {
+      readonly connection: Connection
+      readonly timeouts: Required<ConnectionTimeouts>
+      readonly limits: StreamParserOptions | undefined
+      readonly highWaterBytes: number
+      // Set when the registry is composed.
+      features: readonly StreamFeature[] = []
+      negotiator: Negotiator = featureNegotiator
+      rawTaps: readonly RawTap[] = []
+      constructor(connection: Connection, options: ConnectionOptions) {
+        this.connection = connection
+        const timeouts = options.timeouts
+        this.timeouts = {
+          connect: timeouts?.connect ?? 10_000,
+          negotiation: timeouts?.negotiation ?? 10_000,
+          close: timeouts?.close ?? 2_000,
+          pluginSetup: timeouts?.pluginSetup ?? 5_000,
+        }
+        this.limits = options.limits
+        this.highWaterBytes = options.inboundHighWaterBytes ?? 1_048_576
+      }
+      get setupTimeout(): number {
+        return this.timeouts.pluginSetup
       }
       get inboundIdle(): boolean {
-        return this.#c.#inQueue.idle
+        return this.connection.#inQueue.idle
       }
       process(ctx: InboundContext): void | Promise<void> {
-        return this.#c.#process(ctx)
+        return this.connection.#process(ctx)
       }
       drained(): void {
-        this.#c.#attempt?.backlogChanged()
+        this.connection.#attempt?.backlogChanged()
       }
       report(error: unknown): void {
-        this.#c.#report(error)
+        this.connection.#report(error)
       }
       inboundSettled(timeout: number): Promise<boolean> {
-        return this.#c.#inQueue.settled(timeout)
+        return this.connection.#inQueue.settled(timeout)
       }
       fail(error: XMPPError, appCondition?: Element): void {
-        this.#c.#attempt?.fail(error, appCondition)
+        this.connection.#attempt?.fail(error, appCondition)
       }
       setState(state: ConnectionState, cause?: Error): void {
-        this.#c.#setState(state, cause)
+        this.connection.#setState(state, cause)
       }
       enqueue(element: Element): void {
-        const c = this.#c
+        const c = this.connection
         c.#inQueue.push(new InboundContext(element, element.getName(), c.#generation))
       }
       send(element: Element): Promise<void> {
-        return this.#c.#send(element, true)
+        return this.connection.#send(element, true)
       }
       online(resumed: boolean): void {
-        const c = this.#c
+        const c = this.connection
         // A plugin ended the previous session during this negotiation (stream management
         // whose resumption failed): the session now online is a new one, with a new signal.
         if (!resumed && c.#session?.aborted) c.#session = undefined
         c.#setState('online')
       }
     }
-    newInternals = (connection) => new Internals(connection)
+    newInternals = (connection, options) => new Internals(connection, options)
   }
 
   /** Composes the pipelines once, after every setup finished; later extensions fail. */
@@ -292,10 +309,10 @@ export class Connection<A extends object = Record<string, unknown>> {
     // The pipelines keep their own copies; the registration lists are not read again.
     registry.inboundLayers = registry.outboundLayers = []
     this.#handled = registry.handled
-    const config = this.#config
-    config.features = registry.features.slice()
-    config.negotiator = registry.negotiator
-    config.rawTaps = registry.rawTaps
+    const internals = this.#internals
+    internals.features = registry.features = registry.features.slice()
+    internals.negotiator = registry.negotiator
+    internals.rawTaps = registry.rawTaps
   }
 
   /**
