@@ -4,7 +4,7 @@ import type { Transport } from './transport.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
 
-type RawTap = (direction: 'in' | 'out', data: string | Uint8Array) => void
+export type RawTap = (direction: 'in' | 'out', data: string | Uint8Array) => void
 
 /**
  * The outbound buffer of one connection: serialized elements wait here for the tick's
@@ -16,8 +16,8 @@ const NONE: string[] = Object.freeze([]) as unknown as string[]
 
 export class OutboundWriter {
   #transport: Transport | undefined
-  #framing: Framing | undefined
-  #taps: readonly RawTap[] | undefined
+  readonly #framing: Framing
+  readonly #taps: readonly RawTap[]
   /** NONE while empty (most of an idle connection's life): never written to. */
   #buffer: string[] = NONE
   /** The length of what #buffer holds (elements' offsets in the text of their write). */
@@ -29,12 +29,11 @@ export class OutboundWriter {
   /** Made on the first batched write (an idle connection may never make one). */
   #flushTask: (() => void) | undefined
 
-  /** Writes go to `transport` from now on (a new stream), framed by `framing`. */
-  attach(transport: Transport, framing: Framing, taps: readonly RawTap[]): void {
+  /** Writes go to `transport`, framed by `framing`, seen by `taps`. */
+  constructor(transport: Transport, framing: Framing, taps: readonly RawTap[]) {
     this.#transport = transport
     this.#framing = framing
     this.#taps = taps
-    this.#blocked = false
   }
 
   /**
@@ -43,14 +42,14 @@ export class OutboundWriter {
    * set up); otherwise with the rest of this tick's elements.
    */
   queue(ctx: OutboundContext, xmlns: string, now: boolean): void {
-    const data = (this.#framing as Framing).element(ctx.element, xmlns)
+    const data = this.#framing.element(ctx.element, xmlns)
     ctx.data = data
     ctx.queued = true
     const offset = this.#buffered
     this.#add(data)
     this.#batch ??= new WriteBatch(this.#buffer)
     ctx.batch = this.#batch
-    if ((this.#framing as Framing).batch) ctx.offset = offset
+    if (this.#framing.batch) ctx.offset = offset
     if (now) this.flush()
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true
@@ -88,12 +87,12 @@ export class OutboundWriter {
     const batch = this.#batch
     this.#batch = undefined
     const taps = this.#taps
-    if (taps && taps.length > 0) for (const part of parts) for (const tap of taps) tap('out', part)
+    if (taps.length > 0) for (const part of parts) for (const tap of taps) tap('out', part)
     let ok: boolean
     if (parts.length === 1) {
       ok = transport.write(parts[0] as string)
       batch?.wrote(parts[0] as string)
-    } else if ((this.#framing as Framing).batch) {
+    } else if (this.#framing.batch) {
       // One write per tick: a byte stream sees batches, not one call per stanza.
       const text = parts.join('')
       ok = transport.write(text)
@@ -118,7 +117,7 @@ export class OutboundWriter {
    * The stream ended: what was not handed to the transport never will be, and those
    * send() calls reject with `error`.
    */
-  detach(error: unknown): void {
+  fail(error: unknown): void {
     this.#transport = undefined
     this.#buffer = NONE
     this.#buffered = 0

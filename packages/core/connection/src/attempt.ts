@@ -1,0 +1,609 @@
+import { Element, NS_STREAM, NS_STREAM_ERRORS } from '@core/xml'
+import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
+import { ConnectionError, StreamError, TimeoutError, XMPPError } from '@core/errors'
+import { Cancellation } from './cancellation.js'
+import type { Connection, ConnectionTimeouts } from './connection.js'
+import type { NegotiationContext, Negotiator, StreamFeature, WaitOptions } from './features.js'
+import type { StreamReader } from './framing.js'
+import type { DisconnectReason } from './hooks.js'
+import { OutboundWriter, type RawTap } from './outbound-writer.js'
+import type { ConnectionState } from './state.js'
+import type { Transport, TransportEvents } from './transport.js'
+
+const RESOLVED: Promise<void> = Promise.resolve()
+/** An empty list shared while there is nothing (most of the time): never written to. */
+const NONE: never[] = Object.freeze([]) as never[]
+
+/** What attempts read of their connection's options and (once composed) its registry. */
+export interface StreamConfig {
+  readonly timeouts: Required<ConnectionTimeouts>
+  readonly limits: StreamParserOptions | undefined
+  readonly highWaterBytes: number
+  features: readonly StreamFeature[]
+  negotiator: Negotiator
+  rawTaps: readonly RawTap[]
+}
+
+/** What an attempt needs of its connection beyond the public API. */
+export interface AttemptHost extends StreamConfig {
+  readonly connection: Connection
+  /** No inbound element is being handled or waits. */
+  readonly inboundIdle: boolean
+  setState(state: ConnectionState, cause?: Error): void
+  /** Into the inbound pipeline (the connection's queue). */
+  enqueue(element: Element): void
+  /** Through the outbound pipeline, as negotiation. */
+  send(element: Element): Promise<void>
+  /** Negotiation finished: the connection is online. */
+  online(resumed: boolean): void
+  report(error: unknown): void
+}
+
+type Phase = 'connect' | 'header' | 'close' | 'kill' | undefined
+
+interface Waiter {
+  match: (element: Element) => boolean
+  resolve: (element: Element) => void
+  reject: (error: Error) => void
+  timer: ReturnType<typeof setTimeout>
+  last: WaitOptions['last']
+}
+
+/**
+ * One connection attempt: one transport, the XML stream on it (restarted during negotiation)
+ * and its negotiation, from connect() until the transport closed. It is the transport's event
+ * sink, the reader's handler and the features' NegotiationContext; its one timer guards the
+ * phase it is in (the transport's connect, the peer's header, the peer's close).
+ */
+export class Attempt implements TransportEvents, StreamParserHandlers, NegotiationContext {
+  // Set by run(): an attempt exists from connect() (or a redirect) on, before its transport.
+  transport!: Transport
+  writer!: OutboundWriter
+  /** The peer's stream header on the current stream. */
+  header: Record<string, string> = {}
+  #completed: Set<string> | undefined
+  resumed = false
+  /** The first cause of the stream's end (ours, the peer's stream error or close). */
+  failure: XMPPError | undefined
+  /** Why the stream ends, when the first cause said so itself. */
+  endReason: DisconnectReason | undefined
+  /** disconnect() sent our close and waits for the peer's. */
+  closing = false
+  /** The transport closed and the attempt was torn down. */
+  finished = false
+  /** connect() failed: a connect() now (from a hook) starts a new call instead of joining. */
+  failed = false
+  /** disconnect() was called while connecting: the attempt stops with this error. */
+  cancelled: XMPPError | undefined
+  readonly #host: AttemptHost
+  /**
+   * Aborts what negotiation awaits (a drop, a timeout, disconnect()). Dropped once online
+   * with what it holds (the transport may have made it a real AbortSignal with listeners).
+   */
+  #cancel: Cancellation | undefined = new Cancellation()
+  #parser: StreamReader | undefined
+  /** Top-level elements' parent: namespace lookups see the stream's declarations. */
+  #root = new Element('stream:stream')
+  #footerSent = false
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #phase: Phase
+  #headerWait: ((error?: Error) => void) | undefined
+  #waiters: Waiter[] = NONE
+  /** Elements that came while negotiating and that no wait took (yet). */
+  #pending: Element[] = NONE
+  #paused = false
+  /** Input bytes read while a backlog (pending or queued elements) existed. */
+  #backlogBytes = 0
+  /** `true` once the stream ended; before, the wait for it, made when first asked for. */
+  #end: { promise: Promise<void>; resolve: () => void } | true | undefined
+
+  constructor(host: AttemptHost) {
+    this.#host = host
+  }
+
+  get #online(): boolean {
+    return this.#cancel === undefined
+  }
+  /** Features that already ran in this attempt, across restarts (dropped once online). */
+  get completed(): Set<string> {
+    this.#completed ??= new Set()
+    return this.#completed
+  }
+  get connection(): Connection {
+    return this.#host.connection
+  }
+  get domain(): string {
+    return this.connection.domain
+  }
+  get features(): readonly StreamFeature[] {
+    return this.#host.features
+  }
+  /** An AbortSignal only for a feature (or transport) that asks for it. */
+  get signal(): AbortSignal {
+    return (this.#cancel ?? new Cancellation()).signal
+  }
+  /** The stream takes elements (open, neither failed nor closing). */
+  get writable(): boolean {
+    return this.transport !== undefined && !this.finished && !this.failure && !this.closing
+  }
+
+  // A feature still running after its attempt ended (it ignored the signal) must not write
+  // into, read from or restart a later attempt's stream.
+  send(element: Element): Promise<void> {
+    return this.#cancel?.aborted ? this.#abandoned() : this.#host.send(element)
+  }
+  waitFor(match: (element: Element) => boolean, options: WaitOptions = {}): Promise<Element> {
+    return this.#cancel?.aborted ? this.#abandoned() : this.#waitFor(match, options)
+  }
+  restart(): Promise<void> {
+    return this.#cancel?.aborted ? this.#abandoned() : this.#openStream()
+  }
+  #abandoned(): Promise<never> {
+    return Promise.reject(this.#cancel?.reason)
+  }
+
+  /** Connects `transport` and negotiates; resolves once online and the hooks ran. */
+  async run(
+    transport: Transport,
+    host: string | undefined,
+    port: number | undefined,
+    mayRedirect: boolean,
+  ): Promise<void> {
+    const { timeouts, negotiator } = this.#host
+    const connection = this.connection
+    const cancel = this.#cancel as Cancellation
+    this.transport = transport
+    this.writer = new OutboundWriter(transport, transport.framing, this.#host.rawTaps)
+    this.#arm('connect', timeouts.connect, () =>
+      cancel.abort(
+        new TimeoutError(`transport did not connect within ${timeouts.connect} ms`, 'connect'),
+      ),
+    )
+    try {
+      const { service, domain } = connection
+      const target = {
+        service,
+        domain,
+        host,
+        port,
+        get signal() {
+          return cancel.signal
+        },
+      }
+      await cancel.race(this.transport.connect(target, this))
+      this.#disarm('connect')
+      this.#host.setState('negotiating')
+      // Whatever a feature awaits (a TLS upgrade, a hash), a drop or a timeout ends it here.
+      await this.#openStream()
+      await cancel.race(negotiator.negotiate(this))
+      if (this.finished || this.failure) throw this.failure ?? closedError()
+      // Elements that arrived during negotiation and that no feature took go through the
+      // inbound pipeline now, in order (one of them may still end the stream).
+      const pending = this.#pending
+      this.#pending = NONE
+      this.#cancel = this.#completed = undefined
+      this.#host.online(this.resumed)
+      for (const element of pending) {
+        if (this.failure) break
+        this.#host.enqueue(element)
+      }
+      this.backlogChanged()
+      if (this.finished || this.failure) throw this.failure ?? closedError()
+      await connection.hooks.emit('online', { resumed: this.resumed })
+    } catch (error) {
+      this.#disarm('connect')
+      const typed = this.failure ?? toXMPPError(error)
+      if (!this.finished) {
+        // A stream error was already sent by fail(); otherwise close our stream politely.
+        if (!this.failure && this.#parser) this.#writeFooter()
+        const redirect = mayRedirect && isRedirect(typed)
+        if (!redirect) this.failed = true
+        this.#teardown(typed, false, redirect ? 'redirect' : 'connect')
+      }
+      await this.ended()
+      throw typed
+    }
+  }
+
+  /** disconnect() while connecting: the attempt stops with `error`. */
+  cancel(error: XMPPError): void {
+    if (this.finished) return
+    this.cancelled = error
+    this.endReason ??= 'stopped'
+    this.#cancel?.abort(error)
+  }
+
+  /** disconnect() while online: our close, then (bounded) the peer's. */
+  shutdown(): Promise<void> {
+    if (this.finished || this.closing) return this.ended()
+    this.endReason ??= 'stopped'
+    this.#host.setState('disconnecting')
+    this.closing = true
+    this.#armCloseDeadline()
+    if (this.#parser?.stopped === false) this.#writeFooter()
+    else this.transport.end()
+    return this.ended()
+  }
+
+  /** Resolves once the stream ended and the `disconnected` hooks ran. */
+  ended(): Promise<void> {
+    if (this.#end === true) return RESOLVED
+    if (!this.#end) {
+      let resolve = (): void => {}
+      const promise = new Promise<void>((settle) => {
+        resolve = settle
+      })
+      this.#end = { promise, resolve }
+    }
+    return this.#end.promise
+  }
+
+  /** Starts a stream (initially or on restart): fresh reader, our header, the peer's header. */
+  #openStream(): Promise<void> {
+    const { negotiator, timeouts, limits } = this.#host
+    const connection = this.connection
+    // First, so that a negotiator that throws here leaves no header wait behind.
+    let ours: string
+    try {
+      ours = this.transport.framing.open(negotiator.streamAttributes(connection))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    this.#parser?.stop()
+    this.#pending = NONE
+    this.#root = new Element('stream:stream')
+    this.header = {}
+    this.#parser = this.transport.framing.reader(this, connection.xmlns, limits)
+    const header = new Promise<void>((resolve, reject) => {
+      const timeout = timeouts.negotiation
+      this.#arm('header', timeout, () =>
+        reject(new TimeoutError(`no stream header within ${timeout} ms`, 'negotiation')),
+      )
+      this.#headerWait = (error) => {
+        this.#disarm('header')
+        if (error) reject(error)
+        else resolve()
+      }
+    })
+    this.writer.writeRaw(ours)
+    // Ends with the attempt too; the teardown that follows rejects the wait itself.
+    return this.#cancel ? this.#cancel.race(header) : header
+  }
+
+  // TransportEvents.
+  data(chunk: Uint8Array | string): void {
+    if (this.finished) return
+    const taps = this.#host.rawTaps
+    for (let i = 0; i < taps.length; i++) (taps[i] as RawTap)('in', chunk)
+    this.#parser?.write(chunk)
+    if (this.#pending.length > 0 || !this.#host.inboundIdle) {
+      // A backlog waits (a busy handler, or elements that arrived during negotiation): count
+      // what arrives meanwhile, and stop reading past the high-water mark. Counted per chunk,
+      // an upper bound of what the backlog holds.
+      this.#backlogBytes += chunk.length
+      if (this.#backlogBytes > this.#host.highWaterBytes && !this.#paused && !this.finished) {
+        this.#paused = true
+        this.transport.pause?.()
+      }
+    }
+  }
+
+  close(error?: Error): void {
+    if (this.finished) return
+    const clean = this.closing && !this.failure
+    const failure =
+      this.failure ??
+      (clean
+        ? undefined
+        : // A transport that knows why it closed (a TLS failure) says so with a typed error.
+          error instanceof XMPPError
+          ? error
+          : new ConnectionError(
+              'disconnected',
+              error ? `the transport failed: ${error.message}` : 'the transport closed',
+              error,
+            ))
+    if (!this.#online) {
+      // run() is in flight: it tears down and throws (or follows a redirect) itself.
+      this.failure ??= failure
+      this.#cancel?.abort(this.failure)
+      return
+    }
+    this.#teardown(failure, clean)
+  }
+
+  drain(): void {
+    if (!this.finished) this.writer.drained()
+  }
+
+  /** After the backlog shrank: once it is empty, count afresh and read again. */
+  backlogChanged(): void {
+    if (this.#pending.length > 0 || !this.#host.inboundIdle) return
+    this.#backlogBytes = 0
+    if (this.#paused) {
+      this.#paused = false
+      this.transport.resume?.()
+    }
+  }
+
+  // StreamParserHandlers (a stopped reader calls none).
+  streamStart(attrs: Record<string, string>): void {
+    const xmlns = this.connection.xmlns
+    // RFC 6120 §4.9.3.10: the stream element must be in the streams namespace with our
+    // content namespace as default.
+    if (attrs.xmlns !== undefined && attrs.xmlns !== xmlns) {
+      const message = `peer opened a stream with content namespace "${attrs.xmlns}"`
+      this.fail(new StreamError('invalid-namespace', message))
+    } else if (attrs.version !== undefined && !attrs.version.startsWith('1.')) {
+      this.fail(new StreamError('unsupported-version', `peer speaks XMPP version ${attrs.version}`))
+    } else this.#started(attrs)
+  }
+
+  #started(attrs: Record<string, string>): void {
+    const xmlns = this.connection.xmlns
+    this.header = attrs
+    // The root shares the header's attributes when the peer declared its content namespace
+    // (as every server does): one copy per stream, not two.
+    this.#root.attrs = attrs.xmlns === undefined ? { ...attrs, xmlns } : attrs
+    const wait = this.#headerWait
+    this.#headerWait = undefined
+    wait?.()
+    void this.connection.hooks.emit('stream-start', { attrs })
+  }
+
+  element(element: Element): void {
+    element.parent = this.#root
+    if (this.#offer(element)) return
+    if (element.getName() === 'error' && element.getNS() === NS_STREAM) this.#onStreamError(element)
+    else if (this.#online) this.#host.enqueue(element)
+    // Kept for a later wait, or for the inbound pipeline once online (a server resends
+    // unacknowledged stanzas right after <resumed/>). Bounded by bytes in data().
+    else if (this.#pending === NONE) this.#pending = [element]
+    else this.#pending.push(element)
+  }
+
+  streamEnd(): void {
+    // Our close was answered: the stream is closed cleanly.
+    if (this.closing) this.transport.end()
+    else {
+      // RFC 6120 §4.4: the peer closed the stream; close ours and the transport.
+      this.endReason ??= 'peer-closed'
+      this.fail(new ConnectionError('disconnected', 'the peer closed the stream'))
+    }
+  }
+
+  error(error: StreamError): void {
+    this.fail(error)
+  }
+
+  #onStreamError(element: Element): void {
+    let condition = 'undefined-condition'
+    let text: string | undefined
+    for (const child of element.getChildElements()) {
+      if (child.getNS() !== NS_STREAM_ERRORS) continue
+      if (child.getName() === 'text') text = child.getText()
+      else condition = child.getName()
+    }
+    const message = `the peer closed the stream: ${condition}${text ? ` (${text})` : ''}`
+    const details = text === undefined ? {} : { text }
+    // RFC 6120 §4.9.1.1: after a stream error the stream is closed; answer with ours and
+    // act on nothing the peer sends after it.
+    this.fail(new StreamError(condition, message, { remote: true, element, ...details }))
+  }
+
+  /**
+   * The stream ends with `error`: a stream error we detected goes to the peer, then our
+   * close, the transport half-closed (bounded), and every wait told why. The first cause wins.
+   */
+  fail(error: XMPPError, appCondition?: Element): void {
+    if (this.failure || this.finished || !this.transport) return
+    this.failure = error
+    this.#parser?.stop()
+    if (error instanceof StreamError && !error.remote) {
+      const xmlns = this.connection.xmlns
+      const app = appCondition && this.transport.framing.element(appCondition, xmlns)
+      this.writer.writeRaw(
+        this.transport.framing.streamError(error.condition ?? 'undefined-condition', app),
+      )
+    }
+    this.#writeFooter()
+    this.transport.end()
+    this.#armCloseDeadline()
+    this.#rejectWaits(error)
+  }
+
+  /** Our `</stream:stream>` (or the framing's close), at most once per stream. */
+  #writeFooter(): void {
+    if (this.#footerSent || this.finished) return
+    this.#footerSent = true
+    this.writer.writeRaw(this.transport.framing.close)
+  }
+
+  /** A hostile peer may never close: the transport is destroyed after the close timeout. */
+  #armCloseDeadline(): void {
+    if (this.#phase === 'close' || this.#phase === 'kill') return
+    const timeout = this.#host.timeouts.close
+    this.#arm('close', timeout, () => {
+      if (this.finished) return
+      if (this.closing) {
+        // The peer did not answer our close in time: not a clean close.
+        this.endReason = 'close-timeout'
+        const message = `the peer did not close its stream within ${timeout} ms`
+        this.failure ??= new TimeoutError(message, 'close')
+      }
+      this.transport.destroy()
+      this.close()
+    })
+  }
+
+  #arm(phase: Phase, ms: number, fire: () => void): void {
+    clearTimeout(this.#timer)
+    this.#phase = phase
+    this.#timer = setTimeout(() => {
+      this.#phase = this.#timer = undefined
+      fire()
+    }, ms)
+  }
+
+  #disarm(phase: Phase): void {
+    if (this.#phase !== phase) return
+    clearTimeout(this.#timer)
+    this.#phase = this.#timer = undefined
+  }
+
+  /**
+   * Ends the attempt and reports the disconnection once. `kind`: 'drop' (it was online),
+   * 'connect' (run() throws the error itself, so it is not reported again), 'redirect' (run()'s
+   * caller follows a see-other-host: nothing is reported and the session does not end).
+   */
+  #teardown(error: XMPPError | undefined, clean: boolean, kind = 'drop'): void {
+    this.finished = true
+    this.#parser?.stop()
+    const failure = error ?? closedError()
+    this.#cancel?.abort(failure)
+    // Let what we wrote last (a stream error, our footer) go out, but not wait forever.
+    this.transport.end()
+    this.#arm('kill', this.#host.timeouts.close, () => this.transport.destroy())
+    ;(this.#timer as { unref?: () => void }).unref?.()
+    this.#rejectWaits(failure)
+    // Elements of a negotiation that did not finish were never the app's. Elements already
+    // queued for the inbound pipeline are still handled (and reported handled) in order.
+    this.#pending = NONE
+    this.#paused = false
+    // What was not handed to the transport never will be: those send() calls reject.
+    const unsent = 'the stream closed before the element was written'
+    this.writer.fail(error ?? new ConnectionError('not-connected', unsent))
+    const connection = this.connection
+    this.#host.setState('disconnected', error)
+    if (kind === 'redirect') {
+      this.#markEnded()
+      return
+    }
+    // A drop while connect() still awaits the 'online' hooks: that call is over, so a
+    // connect() from a 'disconnected' handler starts a new one instead of joining it.
+    this.failed = true
+    const reason = this.endReason ?? reasonOf(error)
+    const stopped = reason === 'stopped' || reason === 'close-timeout'
+    // Reported to an `error` hook when there is one; the state and `disconnected` hooks,
+    // connect() and every pending promise carry it anyway.
+    const { hooks } = connection
+    if (kind === 'drop' && error && !stopped && hooks.has('error')) this.#host.report(error)
+    // A stream error ends the session as well as the stream: the server does not keep it
+    // for resumption (RFC 6120 §4.9.1.1; XEP-0198 §5 resumes after a drop, not after an error).
+    const resumable = connection.resumable && !stopped && reason !== 'stream-error'
+    const done = hooks.emit('disconnected', { error, clean, reason, resumable })
+    // Whatever the `disconnected` handlers do (they may start a new attempt), what waited
+    // on this session learns now.
+    if (!resumable) connection.endSession(error)
+    if (done) done.then(this.#markEnded.bind(this), this.#markEnded.bind(this))
+    else this.#markEnded()
+  }
+
+  #markEnded(): void {
+    const end = this.#end
+    this.#end = true
+    if (end && end !== true) end.resolve()
+  }
+
+  /**
+   * Resolves with the first kept or next arriving element that `match` accepts; after the
+   * stream failed, only a kept element can answer.
+   */
+  #waitFor(match: (element: Element) => boolean, options: WaitOptions): Promise<Element> {
+    for (let i = 0; i < this.#pending.length; i++) {
+      const element = this.#pending[i] as Element
+      if (!match(element)) continue
+      this.#pending.splice(i, 1)
+      if (endsStream(options.last, element)) {
+        this.#parser?.stop()
+        this.#pending = NONE
+      }
+      return Promise.resolve(element)
+    }
+    if (this.finished || this.failure) return Promise.reject(this.failure ?? closedError())
+    const timeout = options.timeout ?? this.#host.timeouts.negotiation
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        match,
+        resolve,
+        reject,
+        last: options.last,
+        timer: setTimeout(() => {
+          this.#drop(waiter)
+          reject(new TimeoutError(`the peer did not answer within ${timeout} ms`, 'negotiation'))
+        }, timeout),
+      }
+      this.#waiters = this.#waiters === NONE ? [waiter] : [...this.#waiters, waiter]
+    })
+  }
+
+  /**
+   * Offers an inbound element to the waits. True when one took it (or its matcher threw:
+   * that wait fails with the error and the element is dropped).
+   */
+  #offer(element: Element): boolean {
+    for (const waiter of this.#waiters) {
+      let matched: boolean
+      try {
+        matched = waiter.match(element)
+      } catch (error) {
+        this.#drop(waiter)
+        waiter.reject(toXMPPError(error))
+        return true
+      }
+      if (!matched) continue
+      this.#drop(waiter)
+      // A restart follows: nothing more from this stream may be acted upon.
+      if (endsStream(waiter.last, element)) this.#parser?.stop()
+      waiter.resolve(element)
+      return true
+    }
+    return false
+  }
+
+  #drop(waiter: Waiter): void {
+    clearTimeout(waiter.timer)
+    const rest = this.#waiters.filter((w) => w !== waiter)
+    this.#waiters = rest.length === 0 ? NONE : rest
+  }
+
+  #rejectWaits(error: Error): void {
+    const waiters = this.#waiters
+    this.#waiters = NONE
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer)
+      waiter.reject(error)
+    }
+    const header = this.#headerWait
+    this.#headerWait = undefined
+    header?.(error)
+  }
+}
+
+function endsStream(last: WaitOptions['last'], element: Element): boolean {
+  return typeof last === 'function' ? last(element) : last === true
+}
+
+/** RFC 6120 §4.9.3.19: the peer asks us to connect elsewhere. */
+export function isRedirect(error: unknown): error is StreamError {
+  return error instanceof StreamError && error.remote && error.condition === 'see-other-host'
+}
+
+/** Why a stream ended, from its error, when the cause did not say so itself. */
+function reasonOf(error: XMPPError | undefined): DisconnectReason {
+  if (error === undefined) return 'stopped'
+  if (error instanceof StreamError) return 'stream-error'
+  if (error instanceof TimeoutError) return 'timeout'
+  if (error instanceof ConnectionError && error.code === 'stopped') return 'stopped'
+  return 'dropped'
+}
+
+function closedError(): ConnectionError {
+  return new ConnectionError('disconnected', 'the connection closed')
+}
+
+export function toXMPPError(error: unknown): XMPPError {
+  if (error instanceof XMPPError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new ConnectionError('transport', message, error)
+}
