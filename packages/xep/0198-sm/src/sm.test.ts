@@ -293,6 +293,32 @@ describe('acks (XEP-0198 §4)', () => {
     await room
   })
 
+  test('one <a/> answering two <r/> (against §4) does not stop requests after N stanzas', async () => {
+    const { peer, conn } = await online({ requestEvery: 2, settle: 'written' })
+    await conn.send(msg('p1'))
+    void conn.plugins.sm.requestAck()
+    await conn.send(msg('p2'))
+    // The app's <r/> after p1, then the policy's after p2's round: two in flight.
+    void conn.plugins.sm.requestAck()
+    expect((await take(peer, 4)).map((e) => e.name)).toEqual(['message', 'r', 'message', 'r'])
+    peer.send(`<a xmlns='${NS_SM}' h='2'/>`) // answers both
+    await tick()
+    expect(conn.plugins.sm.pending).toBe(0)
+    for (const id of ['p3', 'p4']) void conn.send(msg(id))
+    const out = await take(peer, 3)
+    expect(out.map((e) => e.name)).toEqual(['message', 'message', 'r'])
+  })
+
+  test('while an <r/> is unanswered, requestAfter still asks again T ms after later writes', async () => {
+    const { peer, conn } = await online({ requestEvery: 2, requestAfter: 20, settle: 'written' })
+    for (const id of ['u1', 'u2', 'u3']) void conn.send(msg(id))
+    const out = await take(peer, 4)
+    expect(out.map((e) => e.name)).toEqual(['message', 'message', 'r', 'message'])
+    // No <a/>: u3 was written after the request; the timer asks for it.
+    const [again] = await take(peer, 1)
+    expect(again?.name).toBe('r')
+  })
+
   test('auto request T ms after a write', async () => {
     const { peer, conn } = await online({ requestAfter: 20, requestEvery: 100 })
     void conn.send(msg('t'))
@@ -770,6 +796,13 @@ describe('whenBelow(n): room in the queue for a sender that streams', () => {
     peer.send(`<a xmlns='${NS_SM}' h='2'/>`)
     await waiting
     expect(conn.plugins.sm.pending).toBe(1)
+  })
+
+  test('rejects n that is not a positive integer (it could never be true)', async () => {
+    const { conn } = await written()
+    for (const n of [0, -1, Number.NaN, 1.5]) {
+      await expect(conn.plugins.sm.whenBelow(n)).rejects.toThrow(TypeError)
+    }
   })
 
   test('sends no second <r/> while one is unanswered and nothing was written since', async () => {

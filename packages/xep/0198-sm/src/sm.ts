@@ -41,7 +41,11 @@ export interface SmOptions {
    * wait for a round trip to the server.
    */
   settle: 'written' | 'acked'
-  /** Send `<r/>` once this many stanzas were written since the last request. Default 100. */
+  /**
+   * Send `<r/>` once this many stanzas were written since the last request and the last `<r/>`
+   * was answered (one request in flight: a sender faster than the round trip asks once per
+   * round trip). Default 100.
+   */
   requestEvery: number
   /**
    * Send `<r/>` within this many milliseconds of a write, while stanzas are unacknowledged
@@ -451,6 +455,9 @@ function manage(ctx: PluginContext, o: SmOptions): SmApi {
         if (h === undefined) return
         if (outstanding > 0) outstanding--
         if (!applyAck(h, c.element)) return
+        // A server that answers several requests with one <a/> (against §4) must not leave a
+        // request counted in flight for the rest of the stream: all acked, none can be.
+        if (queue.written === 0) outstanding = 0
         if (outstanding === 0 && sinceRequest >= o.requestEvery) sendRequest()
         settle((w) => w.below < 0, h)
       }
@@ -724,6 +731,10 @@ function manage(ctx: PluginContext, o: SmOptions): SmApi {
    * its way covers everything written (allAcked(): a server may have dropped a request).
    */
   const room = (n: number, signal: AbortSignal | undefined, always: boolean): Promise<void> => {
+    // Fewer than 0 (or NaN) can never be true: it would wait until the session ends.
+    if (!(n >= 1) || !Number.isInteger(n)) {
+      return Promise.reject(new TypeError(`whenBelow() takes a positive integer, not ${n}`))
+    }
     if (queue.size < n) return Promise.resolve()
     if (state === 'off') return notEnabled()
     const waiting = wait(Math.max(0, n), signal).then(ignore)
