@@ -119,7 +119,10 @@ export interface PluginContext {
   /** The connection (untyped plugins view). */
   readonly connection: Connection
   readonly hooks: Hooks
-  /** Aborted when the connection is disposed; use it for the plugin's own timers and I/O. */
+  /**
+   * Aborted when the connection is disposed, or with `setup-failed` when this plugin's setup
+   * fails; use it for the plugin's own timers and I/O.
+   */
   readonly signal: AbortSignal
   /** The API of a dependency (it must be listed in `dependencies`). */
   get<P extends AnyPlugin>(plugin: P): ApiOf<P>

@@ -304,7 +304,7 @@ class Lifecycle implements LifecycleApi {
       this.#giveUp(
         new LifecycleError(
           'retries-exhausted',
-          `gave up after ${max} reconnection attempts${last ? `: ${last.message}` : ''}`,
+          `gave up after ${max} reconnection attempt${max === 1 ? '' : 's'}${last ? `: ${last.message}` : ''}`,
           last,
         ),
         resumable,

@@ -173,7 +173,10 @@ export class WebSocketTransport implements Transport {
     if (!discovery) return undefined
     const first = (await discovery(target.domain, target.signal))[0]
     if (first === undefined) {
-      throw new WebSocketError('invalid-service', `${target.domain} announces no endpoint`)
+      throw new WebSocketError(
+        'invalid-service',
+        `discovery found no endpoint for ${target.domain}`,
+      )
     }
     return first
   }
@@ -470,7 +473,7 @@ function openSocket(
         fail(
           new WebSocketError(
             'subprotocol',
-            `${url.href} did not select subprotocol "xmpp" (chose "${socket.protocol}")`,
+            `${url.href} did not select subprotocol "xmpp"${socket.protocol ? ` (chose "${socket.protocol}")` : ''}`,
           ),
         )
         return
