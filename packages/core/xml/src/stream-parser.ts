@@ -1738,12 +1738,13 @@ export class StreamParser {
    * aside), one space before each attribute, `name='value'`, the predefined entities and
    * character references, and no character that needs a check or a normalisation (surrogates,
    * U+E000 and above, control characters, '\r', '>' in text). Each such element is emitted;
-   * the first one that is not (or that is cut by the chunk's end or the size limit) is left
-   * to the state machine, from its '<', which then reads it exactly as before: this method
-   * changes no parser state until an element is complete, and accepts nothing the state
-   * machine would refuse. Returns where the state machine goes on (the '<' of the element left
-   * to it, the first character after the elements that is neither whitespace nor '<', or
-   * `end`), or -1 once the parser is dead.
+   * the first one that is not (or that the size limit cuts) is left to the state machine,
+   * from its '<', which then reads it exactly as before: this method changes no parser state
+   * until an element is complete, and accepts nothing the state machine would refuse. One cut
+   * by the chunk's end is kept (in _carry) to be read again with the next chunk when it is
+   * short next to the chunk, else left to the state machine too. Returns where the state
+   * machine goes on (the '<' of the element left to it, the first character after the
+   * elements that is neither whitespace nor '<', or `end`), or -1 once the parser is dead.
    *
    * Why: the state machine pays for its generality on every character and every token (a
    * dispatch, fields written back, scratch arrays); this loop keeps its state in locals and
@@ -1756,8 +1757,8 @@ export class StreamParser {
     let start = i
     let lim = end
     // Every way out through the end of s (or of the size limit) leaves this loop by `break cut`
-    // to one call: a call at each of them would deoptimise the compiled loop the first time a
-    // chunk ends there (V8 has no feedback for it).
+    // for the code after it: code at each of them would deoptimise the compiled loop the first
+    // time a chunk ends there (V8 compiles it before it has feedback for that code).
     cut: for (;;) {
       // s[i] is the '<' of a top-level element.
       start = i
@@ -1942,16 +1943,9 @@ export class StreamParser {
       }
       if (i >= end || c !== 0x3c) return i
     }
-    return this._plainCut(s, start, lim, end)
-  }
-
-  /**
-   * _plain met the end of s (or of the size limit) inside the element that starts at s[start]:
-   * when the chunk's end cut it and it is short next to the chunk, it is read again from its '<'
-   * with the next chunk (as _chunkEnd does with a cut tag), which keeps the state machine out
-   * of the common path; otherwise the state machine reads it from its '<'.
-   */
-  private _plainCut(s: string, start: number, lim: number, end: number): number {
+    // Cut by the end of s: when it is the chunk's end (not the size limit) and the element is
+    // short next to the chunk, the element is read again from its '<' with the next chunk, as
+    // _chunkEnd does with a cut tag; otherwise the state machine reads it from its '<'.
     const n = end - start
     if (lim !== end || end !== s.length || n > CARRY_MAX || n * 8 > end) return start
     this._carry = s.slice(start)
