@@ -1888,7 +1888,11 @@ export class StreamParser {
           return PLAIN_NO
         }
         if (cur !== null) {
-          cur.children.push(el)
+          // A first child in an array of its own size: pushed onto ltx's empty array, it
+          // would get room for 17 (most elements here have one child or none).
+          const children = cur.children
+          if (children.length === 0) cur.children = [el]
+          else children.push(el)
           el.parent = cur
         }
         if (!open) {
@@ -1959,7 +1963,11 @@ export class StreamParser {
         from = i
       }
       if (i > from) text = text === '' ? s.slice(from, i) : text + s.slice(from, i)
-      if (text !== '') cur!.children.push(text)
+      if (text !== '') {
+        const children = cur!.children
+        if (children.length === 0) cur!.children = [text]
+        else children.push(text)
+      }
       i++
     }
     // cur is a complete top-level element, s[i - 1] its last '>'.
