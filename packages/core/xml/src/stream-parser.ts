@@ -195,11 +195,9 @@ function readName(s: string, i: number, end: number, flagsOut: Uint8Array, half:
   const cached = NAME_CACHE[h]!
   const n = cached.length
   if (n !== 0 && i + n < end) {
-    let k = 0
-    while (k < n && cached.charCodeAt(k) === s.charCodeAt(i + k)) k++
     // The cached name, unless the input's name goes on (`mechanism` read in `mechanisms`).
     const d = s.charCodeAt(i + n)
-    if (k === n && d < 0x80 && (ASCII_NAME[d]! & NAME_CHAR) === 0) {
+    if (d < 0x80 && (ASCII_NAME[d]! & NAME_CHAR) === 0 && s.startsWith(cached, i)) {
       flagsOut[0] = flagsOut[0]! | NAME_CACHE_FLAGS[h]!
       return cached
     }
