@@ -6,9 +6,13 @@ import { StreamError } from '@core/errors'
  *
  * A hand-written state machine that keeps its state across chunks, so bytes may be split
  * anywhere (inside a name, an attribute value, an entity, a CDATA marker or a multi-byte
- * UTF-8 character). Each chunk is scanned once: unfinished tokens are carried over as the
- * unfinished piece only, never by re-scanning what was already read, so the cost is linear
- * in the input size.
+ * UTF-8 character). Unfinished tokens are carried over as the unfinished piece; only a short
+ * tag or element cut by a long chunk's end is read again with the next chunk (at most an
+ * eighth to a quarter of that chunk), so the cost stays linear in the input size.
+ *
+ * Whole elements in their plainest, most common forms are read by a tighter loop (_plain)
+ * that builds them directly; it refuses nothing itself and leaves any element it does not
+ * read whole to the state machine, from that element's '<'.
  *
  * It enforces RFC 6120 §11 restricted XML (no DOCTYPE, comments, processing instructions or
  * entity references other than the predefined ones and character references), XML 1.0 and
