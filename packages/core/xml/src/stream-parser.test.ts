@@ -249,6 +249,44 @@ describe('a realistic client stream', () => {
     expect(tooBig.at(-1)).toBe('error policy-violation')
   })
 
+  test('a whole element cut by the end of a long chunk is read again with the next one, and what is wrong before the cut is refused at once', () => {
+    // Long first chunks (the element at most an eighth of them) take the re-read path.
+    const filler = `<presence id='${'f'.repeat(200)}'/>`.repeat(12)
+    const stanza =
+      "<message xml:lang='en' id='a&amp;b' to='x@y'><body>t\u00e9xt &lt;&#x1F600;&#233;</body>" +
+      "<x xmlns='urn:x'><item a=\"1\" b='2'/><item/></x>\n</message>"
+    const input = encoder.encode(`${HEADER}${filler}${stanza}<presence/>`)
+    const whole = feed([input]).events
+    expect(whole.filter((e) => e.startsWith('element'))).toHaveLength(14)
+    expect(whole.at(-2)).toBe(
+      'element <message xml:lang="en" id="a&amp;b" to="x@y"><body>t\u00e9xt &lt;\u{1F600}\u00e9</body>' +
+        '<x xmlns="urn:x"><item a="1" b="2"/><item/></x>\n</message>',
+    )
+    const start = input.length - encoder.encode(`${stanza}<presence/>`).length
+    for (let k = start; k < input.length; k++) {
+      const run = makeParser()
+      run.parser.write(input.subarray(0, k))
+      expect(run.parser.betweenElements).toBe(k === start || k === input.length - 11)
+      run.parser.write(input.subarray(k))
+      expect({ k, events: run.events }).toEqual({ k, events: whole })
+    }
+    // Refused as soon as they are read, as the state machine does, before the rest comes.
+    for (const [bad, condition] of [
+      ['<message></>', 'not-well-formed'],
+      ["<message a='1'b", 'not-well-formed'],
+      ["<message a='<", 'not-well-formed'],
+      ['<message>\u0001', 'not-well-formed'],
+      ['<message>&bogus;', 'restricted-xml'],
+      ["<message a='1' a='2'/>", 'not-well-formed'],
+    ]) {
+      const run = feed([`${HEADER}${filler}${bad}`])
+      expect({ bad, errors: run.errors.map((e) => e.condition) }).toEqual({
+        bad,
+        errors: [condition],
+      })
+    }
+  })
+
   test('whitespace keepalives between stanzas are ignored', () => {
     const run = feed([HEADER, ' ', '\n', '<presence/>\r\n\t ', ' ', '<presence/>', '   '])
     expect(run.errors).toEqual([])

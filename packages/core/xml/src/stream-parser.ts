@@ -6,9 +6,13 @@ import { StreamError } from '@core/errors'
  *
  * A hand-written state machine that keeps its state across chunks, so bytes may be split
  * anywhere (inside a name, an attribute value, an entity, a CDATA marker or a multi-byte
- * UTF-8 character). Each chunk is scanned once: unfinished tokens are carried over as the
- * unfinished piece only, never by re-scanning what was already read, so the cost is linear
- * in the input size.
+ * UTF-8 character). Unfinished tokens are carried over as the unfinished piece; only a short
+ * tag or element cut by a long chunk's end is read again with the next chunk (at most an
+ * eighth to a quarter of that chunk), so the cost stays linear in the input size.
+ *
+ * Whole elements in their plainest, most common forms are read by a tighter loop (_plain)
+ * that builds them directly; it refuses nothing itself and leaves any element it does not
+ * read whole to the state machine, from that element's '<'.
  *
  * It enforces RFC 6120 §11 restricted XML (no DOCTYPE, comments, processing instructions or
  * entity references other than the predefined ones and character references), XML 1.0 and
@@ -195,11 +199,9 @@ function readName(s: string, i: number, end: number, flagsOut: Uint8Array, half:
   const cached = NAME_CACHE[h]!
   const n = cached.length
   if (n !== 0 && i + n < end) {
-    let k = 0
-    while (k < n && cached.charCodeAt(k) === s.charCodeAt(i + k)) k++
     // The cached name, unless the input's name goes on (`mechanism` read in `mechanisms`).
     const d = s.charCodeAt(i + n)
-    if (k === n && d < 0x80 && (ASCII_NAME[d]! & NAME_CHAR) === 0) {
+    if (d < 0x80 && (ASCII_NAME[d]! & NAME_CHAR) === 0 && s.startsWith(cached, i)) {
       flagsOut[0] = flagsOut[0]! | NAME_CACHE_FLAGS[h]!
       return cached
     }
@@ -335,6 +337,15 @@ const NO_NS_LOG = Object.freeze([]) as unknown as string[]
  * little whatever the chunk sizes.
  */
 const REREAD_MAX = 1024
+/**
+ * Longest element cut by a chunk's end that _plain has read again with the next chunk, in
+ * UTF-16 code units; at most an eighth of the chunk.
+ */
+const CARRY_MAX = 4096
+/** _plainElement's answers other than an index: see there. */
+const PLAIN_DEAD = -1
+const PLAIN_NO = -2
+const PLAIN_CUT = -3
 const ENCODER = new TextEncoder()
 const SCRATCH_POOL_MAX = 16
 
@@ -940,6 +951,19 @@ export class StreamParser {
           if (c !== 0x3c) {
             this._fail(BAD_FORMAT, 'text at the stream level')
             return
+          }
+          // The common forms of whole elements are read by _plain; the state machine goes on
+          // from the first element it did not read (or the chunk's end).
+          const next = this._plain(s, i, end)
+          if (next !== i) {
+            if (next < 0) return
+            i = next
+            if (i >= end) break
+            c = s.charCodeAt(i)
+            if (c !== 0x3c) {
+              this._fail(BAD_FORMAT, 'text at the stream level')
+              return
+            }
           }
           // A top-level element starts: its size is bounded from this '<'.
           this._inLimit = true
@@ -1712,6 +1736,244 @@ export class StreamParser {
     this._state = state
     this._tok = tokStart
     return i
+  }
+
+  /**
+   * Reads whole top-level elements from s[i] (a '<' between top-level elements), as long as
+   * each is complete in s and takes only the plainest forms: unprefixed names (`xml:lang`
+   * aside), one space before each attribute, `name='value'`, the predefined entities and
+   * character references, and no character that needs a check or a normalisation (surrogates,
+   * U+E000 and above, control characters, '\r', '>' in text). Each such element is emitted;
+   * the first one that is not (or that the size limit cuts) is left to the state machine,
+   * from its '<', which then reads it exactly as before: this method changes no parser state
+   * until an element is complete, and accepts nothing the state machine would refuse. One cut
+   * by the chunk's end is kept (in _carry) to be read again with the next chunk when it is
+   * short next to the chunk, else left to the state machine too. Returns where the state
+   * machine goes on (the '<' of the element left to it, the first character after the
+   * elements that is neither whitespace nor '<', or `end`), or -1 once the parser is dead.
+   *
+   * Why: the state machine pays for its generality on every character and every token (a
+   * dispatch, fields written back, scratch arrays); this loop keeps its state in locals and
+   * builds the elements directly, and is small enough for V8 to compile quickly.
+   */
+  private _plain(s: string, i: number, end: number): number {
+    for (;;) {
+      // s[i] is the '<' of a top-level element.
+      const next = this._plainElement(s, i, end)
+      if (next < 0) {
+        if (next === PLAIN_DEAD) return -1
+        if (next === PLAIN_NO) return i
+        // Cut by the end of s: when it is the chunk's end (not the size limit) and the element
+        // is short next to the chunk, the element is read again from its '<' with the next
+        // chunk, as _chunkEnd does with a cut tag; otherwise the state machine reads it.
+        const n = end - i
+        if (i + this._maxSize < end || end !== s.length || n > CARRY_MAX || n * 8 > end) return i
+        this._carry = s.slice(i)
+        return end
+      }
+      i = next
+      let c = 0
+      for (; i < end; i++) {
+        c = s.charCodeAt(i)
+        if (!(c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09)) break
+      }
+      if (i >= end || c !== 0x3c) return i
+    }
+  }
+
+  /**
+   * One top-level element for _plain, from its '<' at s[i]: emitted, and the index after it
+   * returned; or PLAIN_NO (not in the plainest forms: the state machine reads it), PLAIN_CUT
+   * (cut by the end of s or of the size limit) or PLAIN_DEAD (a handler stopped the parser).
+   * Called once per element, not once per chunk, V8 compiles it once, as a function.
+   */
+  private _plainElement(s: string, i: number, end: number): number {
+    const names = this._attrNames
+    const maxDepth = this._maxDepth
+    const maxAttrs = this._maxAttrs
+    const lim = Math.min(end, i + this._maxSize)
+    let depth = 0
+    let cur: Element | null = null
+    let c = 0
+    i++
+    for (;;) {
+      // s[i - 1] is a '<' inside the element (or its own).
+      if (i >= lim) return PLAIN_CUT
+      c = s.charCodeAt(i)
+      if (c === 0x2f) {
+        // An end tag: the name of the open element, then '>'. (At depth 0, the stream's.)
+        if (cur === null) return PLAIN_NO
+        const name = cur.name
+        const n = name.length
+        // (Cut by the end of s: carried only when what there is matches.)
+        const m = Math.min(n, lim - i - 1)
+        let k = 0
+        while (k < m && name.charCodeAt(k) === s.charCodeAt(i + 1 + k)) k++
+        if (k !== m) return PLAIN_NO
+        if (i + n + 1 >= lim) return PLAIN_CUT
+        if (s.charCodeAt(i + 1 + n) !== 0x3e) return PLAIN_NO
+        i += n + 2
+        depth--
+        if (depth === 0) break
+        cur = cur.parent
+      } else {
+        if (c >= 0x80 || (ASCII_NAME[c]! & NAME_START) === 0 || depth >= maxDepth) return PLAIN_NO
+        NAME_FLAGS[0] = 0
+        const name = readName(s, i, lim, NAME_FLAGS, ELEMENT_NAMES)
+        if (name === '') return PLAIN_CUT
+        if (NAME_FLAGS[0] !== 0 || (depth === 0 && name === 'stream')) return PLAIN_NO
+        i += name.length
+        const el = new Element(name)
+        const attrs = el.attrs
+        let n = 0
+        c = s.charCodeAt(i)
+        while (c === 0x20) {
+          i++
+          if (i >= lim) return PLAIN_CUT
+          c = s.charCodeAt(i)
+          if (c >= 0x80 || (ASCII_NAME[c]! & NAME_START) === 0) break
+          if (n >= maxAttrs) return PLAIN_NO
+          NAME_FLAGS[0] = 0
+          const an = readName(s, i, lim, NAME_FLAGS, ATTRIBUTE_NAMES)
+          if (an === '') return PLAIN_CUT
+          if (NAME_FLAGS[0] !== 0 && an !== 'xml:lang') return PLAIN_NO
+          i += an.length
+          if (i >= lim) return PLAIN_CUT
+          if (s.charCodeAt(i) !== 0x3d) return PLAIN_NO
+          if (i + 1 >= lim) return PLAIN_CUT
+          const q = s.charCodeAt(i + 1)
+          if (q !== 0x27 && q !== 0x22) return PLAIN_NO
+          i += 2
+          let vFrom = i
+          let acc = ''
+          for (;;) {
+            const long = lim - i > 24
+            const stop = long ? i + 24 : lim
+            for (; i < stop; i++) {
+              c = s.charCodeAt(i)
+              if (c > 0x3c ? c >= 0xd800 : c < 0x20 || c === q || c === 0x3c || c === 0x26) break
+            }
+            if (i === stop && long) {
+              const run = q === 0x27 ? APOS_RUN : QUOT_RUN
+              run.lastIndex = i
+              run.test(s)
+              i = run.lastIndex
+            }
+            if (i >= lim) return PLAIN_CUT
+            c = s.charCodeAt(i)
+            if (c === q) break
+            const e = c === 0x26 ? predefinedEntity(s, i + 1, lim) : 0
+            if (e === 0) return PLAIN_NO
+            acc += s.slice(vFrom, i) + String.fromCharCode(e & 0xff)
+            i += 1 + (e >> 8)
+            vFrom = i
+          }
+          const value = acc === '' ? s.slice(vFrom, i) : acc + s.slice(vFrom, i)
+          if (n > 0 && isDuplicate(names, n, an, attrs)) return PLAIN_NO
+          if (an === 'xmlns' && isReservedNs(value)) return PLAIN_NO
+          names[n++] = an
+          attrs[an] = value
+          i++
+          if (i >= lim) return PLAIN_CUT
+          c = s.charCodeAt(i)
+        }
+        for (let k = 0; k < n; k++) names[k] = ''
+        let open = true
+        if (c === 0x2f) {
+          if (i + 1 >= lim) return PLAIN_CUT
+          if (s.charCodeAt(i + 1) !== 0x3e) return PLAIN_NO
+          i += 2
+          open = false
+        } else if (c === 0x3e) {
+          i++
+        } else {
+          return PLAIN_NO
+        }
+        if (cur !== null) {
+          // A first child in an array of its own size: pushed onto ltx's empty array, it
+          // would get room for 17 (most elements here have one child or none).
+          const children = cur.children
+          if (children.length === 0) cur.children = [el]
+          else children.push(el)
+          el.parent = cur
+        }
+        if (!open) {
+          if (depth === 0) {
+            cur = el
+            break
+          }
+        } else {
+          cur = el
+          depth++
+        }
+      }
+      // Character data of cur, up to the next '<'.
+      let from = i
+      let text = ''
+      for (;;) {
+        const long = lim - i > 16
+        const stop = long ? i + 16 : lim
+        for (; i < stop; i++) {
+          c = s.charCodeAt(i)
+          if (
+            c > 0x3e
+              ? c >= 0xd800
+              : c < 0x20
+                ? c !== 0x0a && c !== 0x09
+                : c === 0x3c || c === 0x26 || c === 0x3e
+          ) {
+            break
+          }
+        }
+        if (i === stop && long) {
+          TEXT_RUN.lastIndex = i
+          TEXT_RUN.test(s)
+          i = TEXT_RUN.lastIndex
+        }
+        if (i >= lim) return PLAIN_CUT
+        c = s.charCodeAt(i)
+        if (c === 0x3c) break
+        if (c !== 0x26) return PLAIN_NO
+        const amp = i
+        let ch: string
+        const e = predefinedEntity(s, i + 1, lim)
+        if (e !== 0) {
+          ch = String.fromCharCode(e & 0xff)
+          i += 1 + (e >> 8)
+        } else {
+          // A character reference (XML 1.0 §4.1): '&#' digits ';' or '&#x' hex digits ';'.
+          let k = i + 1
+          if (k >= lim || s.charCodeAt(k) !== 0x23) return PLAIN_NO
+          k++
+          const hex = k < lim && s.charCodeAt(k) === 0x78
+          if (hex) k++
+          let v = 0
+          const first = k
+          for (; k < lim; k++) {
+            const d = s.charCodeAt(k)
+            if (d >= 0x30 && d <= 0x39) v = hex ? v * 16 + d - 0x30 : v * 10 + d - 0x30
+            else if (hex && d >= 0x61 && d <= 0x66) v = v * 16 + d - 0x57
+            else if (hex && d >= 0x41 && d <= 0x46) v = v * 16 + d - 0x37
+            else break
+            if (v > 0x10ffff) return PLAIN_NO
+          }
+          if (k === first || k >= lim || s.charCodeAt(k) !== 0x3b || !isXmlChar(v)) return PLAIN_NO
+          ch = String.fromCodePoint(v)
+          i = k + 1
+        }
+        text += amp > from ? s.slice(from, amp) + ch : ch
+        from = i
+      }
+      if (i > from) text = text === '' ? s.slice(from, i) : text + s.slice(from, i)
+      if (text !== '') {
+        const children = cur!.children
+        if (children.length === 0) cur!.children = [text]
+        else children.push(text)
+      }
+      i++
+    }
+    // cur is a complete top-level element, s[i - 1] its last '>'.
+    return this._emit(cur!) ? i : PLAIN_DEAD
   }
 
   /** A start tag is complete (its name in _tagName, attributes in _attrNames/_attrValues). */
