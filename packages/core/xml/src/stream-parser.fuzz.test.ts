@@ -1013,16 +1013,22 @@ describe('the reader against saxes, on generated and mutated streams', () => {
           cut === '64 KiB chunks' ? randomCuts(rng, bytes, 64 * 1024) : randomCuts(rng, bytes, 32)
         const smallChunks = cutUp(build(shape, 64 * 1024))
         const largeChunks = cutUp(build(shape, 16 * 64 * 1024))
-        let a = Number.POSITIVE_INFINITY
-        let b = Number.POSITIVE_INFINITY
-        for (let r = 0; r < 5; r++) {
-          a = Math.min(a, time(smallChunks))
-          b = Math.min(b, time(largeChunks))
-        }
         // 16 times the input: about 16 times the time when linear (up to twice that as the heap
-        // grows), 256 when quadratic. A generous guard for a busy machine, not a speed target.
-        if (process.env.FUZZ_VERBOSE) console.log(name, cut, (b / a).toFixed(1))
-        expect({ name, cut, ratio: b / Math.max(a, 0.5) < 80 }).toEqual({ name, cut, ratio: true })
+        // grows), 256 when quadratic. A generous guard for a busy machine, not a speed target:
+        // a ratio past it is measured again (up to three rounds, the lowest counts), which a
+        // busy neighbour's one-off stall does not survive and a quadratic reader never passes.
+        let ratio = Number.POSITIVE_INFINITY
+        for (let round = 0; round < 3 && !(ratio < 80); round++) {
+          let a = Number.POSITIVE_INFINITY
+          let b = Number.POSITIVE_INFINITY
+          for (let r = 0; r < 5; r++) {
+            a = Math.min(a, time(smallChunks))
+            b = Math.min(b, time(largeChunks))
+          }
+          ratio = Math.min(ratio, b / Math.max(a, 0.5))
+          if (process.env.FUZZ_VERBOSE) console.log(name, cut, round, (b / a).toFixed(1))
+        }
+        expect({ name, cut, ratio: ratio < 80 }).toEqual({ name, cut, ratio: true })
       }
     }
   })
