@@ -80,6 +80,28 @@ type Handlers = { [K in HookName]?: HookHandler<HookName>[] | undefined }
 /** Their prototype has none: a hook named like an Object.prototype member reads nothing. */
 const NO_MEMBERS: object = Object.freeze(Object.create(null))
 
+/** While a plugin's setup runs, by Hooks: takes every handler's remover (undone on failure). */
+const recorders = new WeakMap<Hooks, { onUndo(off: () => void): void }>()
+
+/**
+ * Runs `fn` with `recorder` taking the remover of every handler added to `hooks` meanwhile.
+ * @internal
+ */
+export function recordingHandlers<T>(
+  hooks: Hooks,
+  recorder: { onUndo(off: () => void): void },
+  fn: () => T,
+): T {
+  const outer = recorders.get(hooks)
+  recorders.set(hooks, recorder)
+  try {
+    return fn()
+  } finally {
+    if (outer) recorders.set(hooks, outer)
+    else recorders.delete(hooks)
+  }
+}
+
 /**
  * Hooks run their handlers in registration order, awaiting each. When every handler is
  * synchronous, emit() is synchronous too and returns undefined (no promise per call).
@@ -90,8 +112,6 @@ export class Hooks {
   /** Pending next() calls, rejected by clear(); created on first use. */
   #nexts: Set<(error: Error) => void> | undefined
   readonly #report: ((error: unknown, hook: HookName) => void) | undefined
-  /** @internal While a plugin's setup runs: takes every handler's remover (undone on failure). */
-  recorder: { onUndo(off: () => void): void } | undefined
 
   constructor(report?: (error: unknown, hook: HookName) => void) {
     this.#report = report
@@ -115,7 +135,7 @@ export class Hooks {
     // for the first handler: a spread array keeps spare slots (idle connections add up).
     this.#handlers[name] = list ? [...list, h] : [h]
     const off = () => this.off(name, handler)
-    this.recorder?.onUndo(off)
+    recorders.get(this)?.onUndo(off)
     return off
   }
 

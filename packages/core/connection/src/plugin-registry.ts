@@ -3,7 +3,7 @@ import { ConnectionError, PluginError, type XMPPError } from '@core/errors'
 import type { Connection } from './connection.js'
 import { featureNegotiator } from './feature-negotiator.js'
 import type { Negotiator, StreamFeature } from './features.js'
-import type { Hooks } from './hooks.js'
+import { type Hooks, recordingHandlers } from './hooks.js'
 import type { InboundContext, Middleware, OutboundContext } from './middleware.js'
 import { isPromise } from './inbound-queue.js'
 import {
@@ -229,18 +229,15 @@ class Context implements PluginContext {
 
   /** Runs setup; a synchronous failure is undone here, an async one by the registry. */
   runSetup(): unknown {
-    const hooks = this.hooks
-    const recorder = hooks.recorder
-    hooks.recorder = this
-    try {
-      return this.plugin.setup(this, this.plugin.options)
-    } catch (error) {
-      const failure = setupFailed(this.plugin.name, error)
-      this.undo(failure)
-      throw failure
-    } finally {
-      hooks.recorder = recorder
-    }
+    return recordingHandlers(this.hooks, this, () => {
+      try {
+        return this.plugin.setup(this, this.plugin.options)
+      } catch (error) {
+        const failure = setupFailed(this.plugin.name, error)
+        this.undo(failure)
+        throw failure
+      }
+    })
   }
 
   setupDone(api: unknown): void {

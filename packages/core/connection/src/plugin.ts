@@ -70,32 +70,35 @@ export function assertSameCore(plugin: AnyPlugin): void {
 }
 
 /**
- * What identifies a plugin for dependency checks: a plugin made by definePlugin() and all
- * its with() variants share their definition; any other plugin object is its own.
- * @internal
- */
-export function originOf(plugin: AnyPlugin): object {
-  return plugin instanceof DefinedPlugin ? plugin.origin : plugin
-}
-
-/**
  * A class rather than an object literal with a `with` closure: a preset calls with() on
  * several plugins per connection, and each result lives as long as the connection.
  */
 class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
-  constructor(
-    /** @internal see originOf() */
-    readonly origin: PluginDefinition<N, A, O>,
-    readonly options: O,
-    readonly dependencies: readonly AnyPlugin[],
-  ) {}
+  /** Private: shared by all with() variants, see originOf(). */
+  readonly #origin: PluginDefinition<N, A, O>
+  readonly options: O
+  readonly dependencies: readonly AnyPlugin[]
+
+  constructor(origin: PluginDefinition<N, A, O>, options: O, dependencies: readonly AnyPlugin[]) {
+    this.#origin = origin
+    this.options = options
+    this.dependencies = dependencies
+  }
+
+  /**
+   * What identifies a plugin for dependency checks: a plugin made by definePlugin() and all
+   * its with() variants share their definition; any other plugin object is its own.
+   */
+  static originOf(plugin: AnyPlugin): object {
+    return #origin in plugin ? (plugin as DefinedPlugin<string, unknown, unknown>).#origin : plugin
+  }
 
   get name(): N {
-    return this.origin.name
+    return this.#origin.name
   }
 
   get setup(): PluginDefinition<N, A, O>['setup'] {
-    return this.origin.setup
+    return this.#origin.setup
   }
 
   /** On the prototype, so it costs nothing per variant. */
@@ -105,9 +108,12 @@ class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
 
   with(patch: Partial<O>): Plugin<N, A, O> {
     const options = Object.assign({}, this.options, patch)
-    return Object.freeze(new DefinedPlugin(this.origin, options, this.dependencies))
+    return Object.freeze(new DefinedPlugin(this.#origin, options, this.dependencies))
   }
 }
+
+/** @internal */
+export const originOf: (plugin: AnyPlugin) => object = DefinedPlugin.originOf
 
 /** Order of middleware: lower runs first (outermost). Ties keep registration order. */
 export interface MiddlewareOptions {
