@@ -206,9 +206,6 @@ export class Connection<A extends object = Record<string, unknown>> {
         this.limits = options.limits
         this.highWaterBytes = options.inboundHighWaterBytes ?? 1_048_576
       }
-      get setupTimeout(): number {
-        return this.timeouts.pluginSetup
-      }
       get inboundIdle(): boolean {
         return this.connection.#inQueue.idle
       }
@@ -547,16 +544,14 @@ export class Connection<A extends object = Record<string, unknown>> {
   #report(error: unknown, hook?: HookName): void {
     const err = error instanceof Error ? error : new Error(String(error))
     if (hook !== 'error' && this.hooks.has('error')) void this.hooks.emit('error', { error: err })
-    else this.#fallbackReport(err)
-  }
-
-  #fallbackReport(error: Error): void {
-    try {
-      this.#reportError(error)
-    } catch (thrown) {
-      // The app's reporter failed: both go to stderr rather than crash the process.
-      reportToStderr(error)
-      reportToStderr(thrown instanceof Error ? thrown : new Error(String(thrown)))
+    else {
+      try {
+        this.#reportError(err)
+      } catch (thrown) {
+        // The app's reporter failed: both go to stderr rather than crash the process.
+        reportToStderr(err)
+        reportToStderr(thrown instanceof Error ? thrown : new Error(String(thrown)))
+      }
     }
   }
 }
@@ -588,5 +583,3 @@ function safeInvalid(read: () => unknown): boolean {
 function leftToConnectCaller(): void {}
 
 const RESOLVED: Promise<void> = Promise.resolve()
-
-export type { HookMap }

@@ -25,7 +25,7 @@ type Disposer = () => void | Promise<void>
 type Timer = ReturnType<typeof setTimeout>
 
 export interface RegistryHost {
-  setupTimeout: number
+  readonly timeouts: { readonly pluginSetup: number }
   report(error: unknown): void
   inboundSettled(timeout: number): Promise<boolean>
   fail(error: XMPPError, appCondition?: Element): void
@@ -134,7 +134,7 @@ export class PluginRegistry {
 
   #track(ctx: Context, result: Promise<unknown>): void {
     const { name } = ctx.plugin
-    const ms = this.host.setupTimeout
+    const ms = this.host.timeouts.pluginSetup
     const message = `setup of plugin "${name}" did not finish within ${ms} ms`
     let timer: Timer | undefined
     const timeout = new Promise<never>((_, reject) => {
