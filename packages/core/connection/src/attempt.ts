@@ -11,11 +11,11 @@ import type { ConnectionState } from './state.js'
 import type { Transport, TransportEvents } from './transport.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
-/** An empty list shared while there is nothing (most of the time): never written to. */
+/** A shared empty list, never written to. */
 const NONE: never[] = Object.freeze([]) as never[]
 
 /** What attempts read of their connection's options and (once composed) its registry. */
-export interface StreamConfig {
+interface StreamConfig {
   readonly timeouts: Required<ConnectionTimeouts>
   readonly limits: StreamParserOptions | undefined
   readonly highWaterBytes: number
@@ -27,14 +27,10 @@ export interface StreamConfig {
 /** What an attempt needs of its connection beyond the public API. */
 export interface AttemptHost extends StreamConfig {
   readonly connection: Connection
-  /** No inbound element is being handled or waits. */
   readonly inboundIdle: boolean
   setState(state: ConnectionState, cause?: Error): void
-  /** Into the inbound pipeline (the connection's queue). */
   enqueue(element: Element): void
-  /** Through the outbound pipeline, as negotiation. */
   send(element: Element): Promise<void>
-  /** Negotiation finished: the connection is online. */
   online(resumed: boolean): void
   report(error: unknown): void
 }
@@ -50,36 +46,28 @@ interface Waiter {
 }
 
 /**
- * One connection attempt: one transport, the XML stream on it (restarted during negotiation)
- * and its negotiation, from connect() until the transport closed. It is the transport's event
- * sink, the reader's handler and the features' NegotiationContext; its one timer guards the
- * phase it is in (the transport's connect, the peer's header, the peer's close).
+ * One transport, its stream (restarted during negotiation) and negotiation, until the
+ * transport closed: transport events, reader handler and NegotiationContext in one. One
+ * timer guards the current phase (connect, peer's header, peer's close).
  */
 export class Attempt implements TransportEvents, StreamParserHandlers, NegotiationContext {
-  // Set by run(): an attempt exists from connect() (or a redirect) on, before its transport.
+  // Set by run(): the attempt exists before its transport.
   transport!: Transport
   writer!: OutboundWriter
-  /** The peer's stream header on the current stream. */
   header: Record<string, string> = {}
   #completed: Set<string> | undefined
   resumed = false
-  /** The first cause of the stream's end (ours, the peer's stream error or close). */
+  /** The first cause of the stream's end. */
   failure: XMPPError | undefined
   /** Why the stream ends, when the first cause said so itself. */
   endReason: DisconnectReason | undefined
-  /** disconnect() sent our close and waits for the peer's. */
   closing = false
-  /** The transport closed and the attempt was torn down. */
   finished = false
-  /** connect() failed: a connect() now (from a hook) starts a new call instead of joining. */
+  /** connect() failed: a new connect() (from a hook) does not join it. */
   failed = false
-  /** disconnect() was called while connecting: the attempt stops with this error. */
   cancelled: XMPPError | undefined
   readonly #host: AttemptHost
-  /**
-   * Aborts what negotiation awaits (a drop, a timeout, disconnect()). Dropped once online
-   * with what it holds (the transport may have made it a real AbortSignal with listeners).
-   */
+  /** Aborts negotiation's waits; dropped once online (it may hold an AbortSignal and listeners). */
   #cancel: Cancellation | undefined = new Cancellation()
   #parser: StreamReader | undefined
   /** Top-level elements' parent: namespace lookups see the stream's declarations. */
@@ -89,12 +77,12 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   #phase: Phase
   #headerWait: ((error?: Error) => void) | undefined
   #waiters: Waiter[] = NONE
-  /** Elements that came while negotiating and that no wait took (yet). */
+  /** Elements that came while negotiating and no wait took (yet). */
   #pending: Element[] = NONE
   #paused = false
   /** Input bytes read while a backlog (pending or queued elements) existed. */
   #backlogBytes = 0
-  /** `true` once the stream ended; before, the wait for it, made when first asked for. */
+  /** `true` once the stream ended; before, the wait for it (made on demand). */
   #end: { promise: Promise<void>; resolve: () => void } | true | undefined
 
   constructor(host: AttemptHost) {
@@ -104,7 +92,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   get #online(): boolean {
     return this.#cancel === undefined
   }
-  /** Features that already ran in this attempt, across restarts (dropped once online). */
+  /** Features that already ran, across restarts (dropped once online). */
   get completed(): Set<string> {
     this.#completed ??= new Set()
     return this.#completed
@@ -118,17 +106,14 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   get features(): readonly StreamFeature[] {
     return this.#host.features
   }
-  /** An AbortSignal only for a feature (or transport) that asks for it. */
   get signal(): AbortSignal {
     return (this.#cancel ?? new Cancellation()).signal
   }
-  /** The stream takes elements (open, neither failed nor closing). */
   get writable(): boolean {
     return this.transport !== undefined && !this.finished && !this.failure && !this.closing
   }
 
-  // A feature still running after its attempt ended (it ignored the signal) must not write
-  // into, read from or restart a later attempt's stream.
+  // A feature that outlived its attempt must not touch a later attempt's stream.
   send(element: Element): Promise<void> {
     return this.#cancel?.aborted ? this.#abandoned() : this.#host.send(element)
   }
@@ -173,12 +158,10 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       await cancel.race(this.transport.connect(target, this))
       this.#disarm('connect')
       this.#host.setState('negotiating')
-      // Whatever a feature awaits (a TLS upgrade, a hash), a drop or a timeout ends it here.
       await this.#openStream()
       await cancel.race(negotiator.negotiate(this))
       if (this.finished || this.failure) throw this.failure ?? closedError()
-      // Elements that arrived during negotiation and that no feature took go through the
-      // inbound pipeline now, in order (one of them may still end the stream).
+      // Elements no feature took go through the inbound pipeline now, in order.
       const pending = this.#pending
       this.#pending = NONE
       this.#cancel = this.#completed = undefined
@@ -194,7 +177,6 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       this.#disarm('connect')
       const typed = this.failure ?? toXMPPError(error)
       if (!this.finished) {
-        // A stream error was already sent by fail(); otherwise close our stream politely.
         if (!this.failure && this.#parser) this.#writeFooter()
         const redirect = mayRedirect && isRedirect(typed)
         if (!redirect) this.failed = true
@@ -205,7 +187,6 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     }
   }
 
-  /** disconnect() while connecting: the attempt stops with `error`. */
   cancel(error: XMPPError): void {
     if (this.finished) return
     this.cancelled = error
@@ -213,7 +194,6 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     this.#cancel?.abort(error)
   }
 
-  /** disconnect() while online: our close, then (bounded) the peer's. */
   shutdown(): Promise<void> {
     if (this.finished || this.closing) return this.ended()
     this.endReason ??= 'stopped'
@@ -238,7 +218,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     return this.#end.promise
   }
 
-  /** Starts a stream (initially or on restart): fresh reader, our header, the peer's header. */
+  /** Starts a stream (first or restart): fresh reader, our header, the peer's header. */
   #openStream(): Promise<void> {
     const { negotiator, timeouts, limits } = this.#host
     const connection = this.connection
@@ -266,7 +246,6 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       }
     })
     this.writer.writeRaw(ours)
-    // Ends with the attempt too; the teardown that follows rejects the wait itself.
     return this.#cancel ? this.#cancel.race(header) : header
   }
 
@@ -277,9 +256,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     for (let i = 0; i < taps.length; i++) (taps[i] as RawTap)('in', chunk)
     this.#parser?.write(chunk)
     if (this.#pending.length > 0 || !this.#host.inboundIdle) {
-      // A backlog waits (a busy handler, or elements that arrived during negotiation): count
-      // what arrives meanwhile, and stop reading past the high-water mark. Counted per chunk,
-      // an upper bound of what the backlog holds.
+      // A backlog waits: count what arrives (per chunk, an upper bound) and pause past the mark.
       this.#backlogBytes += chunk.length
       if (this.#backlogBytes > this.#host.highWaterBytes && !this.#paused && !this.finished) {
         this.#paused = true
@@ -295,8 +272,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       this.failure ??
       (clean
         ? undefined
-        : // A transport that knows why it closed (a TLS failure) says so with a typed error.
-          error instanceof XMPPError
+        : error instanceof XMPPError
           ? error
           : new ConnectionError(
               'disconnected',
@@ -304,7 +280,6 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
               error,
             ))
     if (!this.#online) {
-      // run() is in flight: it tears down and throws (or follows a redirect) itself.
       this.failure ??= failure
       this.#cancel?.abort(this.failure)
       return
@@ -329,8 +304,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   // StreamParserHandlers (a stopped reader calls none).
   streamStart(attrs: Record<string, string>): void {
     const xmlns = this.connection.xmlns
-    // RFC 6120 §4.9.3.10: the stream element must be in the streams namespace with our
-    // content namespace as default.
+    // RFC 6120 §4.9.3.10: our content namespace as default.
     if (attrs.xmlns !== undefined && attrs.xmlns !== xmlns) {
       const message = `peer opened a stream with content namespace "${attrs.xmlns}"`
       this.fail(new StreamError('invalid-namespace', message))
@@ -342,8 +316,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   #started(attrs: Record<string, string>): void {
     const xmlns = this.connection.xmlns
     this.header = attrs
-    // The root shares the header's attributes when the peer declared its content namespace
-    // (as every server does): one copy per stream, not two.
+    // Shares the header's attributes when the peer declared its namespace: one copy, not two.
     this.#root.attrs = attrs.xmlns === undefined ? { ...attrs, xmlns } : attrs
     const wait = this.#headerWait
     this.#headerWait = undefined
@@ -356,17 +329,15 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     if (this.#offer(element)) return
     if (element.getName() === 'error' && element.getNS() === NS_STREAM) this.#onStreamError(element)
     else if (this.#online) this.#host.enqueue(element)
-    // Kept for a later wait, or for the inbound pipeline once online (a server resends
-    // unacknowledged stanzas right after <resumed/>). Bounded by bytes in data().
+    // Kept for a wait or for once online (XEP-0198 resends after <resumed/>); bounded in data().
     else if (this.#pending === NONE) this.#pending = [element]
     else this.#pending.push(element)
   }
 
   streamEnd(): void {
-    // Our close was answered: the stream is closed cleanly.
     if (this.closing) this.transport.end()
     else {
-      // RFC 6120 §4.4: the peer closed the stream; close ours and the transport.
+      // RFC 6120 §4.4: the peer closed; close ours and the transport.
       this.endReason ??= 'peer-closed'
       this.fail(new ConnectionError('disconnected', 'the peer closed the stream'))
     }
@@ -386,15 +357,11 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     }
     const message = `the peer closed the stream: ${condition}${text ? ` (${text})` : ''}`
     const details = text === undefined ? {} : { text }
-    // RFC 6120 §4.9.1.1: after a stream error the stream is closed; answer with ours and
-    // act on nothing the peer sends after it.
+    // RFC 6120 §4.9.1.1: after a stream error, close and act on nothing more.
     this.fail(new StreamError(condition, message, { remote: true, element, ...details }))
   }
 
-  /**
-   * The stream ends with `error`: a stream error we detected goes to the peer, then our
-   * close, the transport half-closed (bounded), and every wait told why. The first cause wins.
-   */
+  /** Ends the stream with `error` (ours goes to the peer), then closes; the first cause wins. */
   fail(error: XMPPError, appCondition?: Element): void {
     if (this.failure || this.finished || !this.transport) return
     this.failure = error
@@ -412,7 +379,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     this.#rejectWaits(error)
   }
 
-  /** Our `</stream:stream>` (or the framing's close), at most once per stream. */
+  /** Our close, at most once per stream. */
   #writeFooter(): void {
     if (this.#footerSent || this.finished) return
     this.#footerSent = true
@@ -426,7 +393,6 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     this.#arm('close', timeout, () => {
       if (this.finished) return
       if (this.closing) {
-        // The peer did not answer our close in time: not a clean close.
         this.endReason = 'close-timeout'
         const message = `the peer did not close its stream within ${timeout} ms`
         this.failure ??= new TimeoutError(message, 'close')
@@ -452,25 +418,21 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   }
 
   /**
-   * Ends the attempt and reports the disconnection once. `kind`: 'drop' (it was online),
-   * 'connect' (run() throws the error itself, so it is not reported again), 'redirect' (run()'s
-   * caller follows a see-other-host: nothing is reported and the session does not end).
+   * Ends the attempt and reports the disconnection once. `kind`: 'drop' (was online),
+   * 'connect' (run() throws it itself), 'redirect' (nothing reported, the session goes on).
    */
   #teardown(error: XMPPError | undefined, clean: boolean, kind = 'drop'): void {
     this.finished = true
     this.#parser?.stop()
     const failure = error ?? closedError()
     this.#cancel?.abort(failure)
-    // Let what we wrote last (a stream error, our footer) go out, but not wait forever.
     this.transport.end()
     this.#arm('kill', this.#host.timeouts.close, () => this.transport.destroy())
     ;(this.#timer as { unref?: () => void }).unref?.()
     this.#rejectWaits(failure)
-    // Elements of a negotiation that did not finish were never the app's. Elements already
-    // queued for the inbound pipeline are still handled (and reported handled) in order.
+    // Negotiation's leftovers were never the app's; queued inbound elements are still handled.
     this.#pending = NONE
     this.#paused = false
-    // What was not handed to the transport never will be: those send() calls reject.
     const unsent = 'the stream closed before the element was written'
     this.writer.fail(error ?? new ConnectionError('not-connected', unsent))
     const connection = this.connection
@@ -479,21 +441,17 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       this.#markEnded()
       return
     }
-    // A drop while connect() still awaits the 'online' hooks: that call is over, so a
-    // connect() from a 'disconnected' handler starts a new one instead of joining it.
+    // A drop while connect() awaits 'online' hooks ends that call too (see `failed`).
     this.failed = true
     const reason = this.endReason ?? reasonOf(error)
     const stopped = reason === 'stopped' || reason === 'close-timeout'
-    // Reported to an `error` hook when there is one; the state and `disconnected` hooks,
-    // connect() and every pending promise carry it anyway.
+    // Only to an `error` hook: the `disconnected` hook and pending promises carry it anyway.
     const { hooks } = connection
     if (kind === 'drop' && error && !stopped && hooks.has('error')) this.#host.report(error)
-    // A stream error ends the session as well as the stream: the server does not keep it
-    // for resumption (RFC 6120 §4.9.1.1; XEP-0198 §5 resumes after a drop, not after an error).
+    // A stream error ends the session too (RFC 6120 §4.9.1.1; XEP-0198 §5 resumes only drops).
     const resumable = connection.resumable && !stopped && reason !== 'stream-error'
     const done = hooks.emit('disconnected', { error, clean, reason, resumable })
-    // Whatever the `disconnected` handlers do (they may start a new attempt), what waited
-    // on this session learns now.
+    // Now, whatever the `disconnected` handlers do (they may reconnect).
     if (!resumable) connection.endSession(error)
     if (done) done.then(this.#markEnded.bind(this), this.#markEnded.bind(this))
     else this.#markEnded()
@@ -505,10 +463,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     if (end && end !== true) end.resolve()
   }
 
-  /**
-   * Resolves with the first kept or next arriving element that `match` accepts; after the
-   * stream failed, only a kept element can answer.
-   */
+  /** The first kept or next element `match` accepts; after a failure, only a kept one. */
   #waitFor(match: (element: Element) => boolean, options: WaitOptions): Promise<Element> {
     for (let i = 0; i < this.#pending.length; i++) {
       const element = this.#pending[i] as Element
@@ -537,10 +492,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     })
   }
 
-  /**
-   * Offers an inbound element to the waits. True when one took it (or its matcher threw:
-   * that wait fails with the error and the element is dropped).
-   */
+  /** True when a wait took the element (or its matcher threw: that wait fails, it drops). */
   #offer(element: Element): boolean {
     for (const waiter of this.#waiters) {
       let matched: boolean
@@ -553,7 +505,6 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       }
       if (!matched) continue
       this.#drop(waiter)
-      // A restart follows: nothing more from this stream may be acted upon.
       if (endsStream(waiter.last, element)) this.#parser?.stop()
       waiter.resolve(element)
       return true
@@ -589,7 +540,6 @@ export function isRedirect(error: unknown): error is StreamError {
   return error instanceof StreamError && error.remote && error.condition === 'see-other-host'
 }
 
-/** Why a stream ended, from its error, when the cause did not say so itself. */
 function reasonOf(error: XMPPError | undefined): DisconnectReason {
   if (error === undefined) return 'stopped'
   if (error instanceof StreamError) return 'stream-error'

@@ -44,17 +44,9 @@ export interface ConnectionOptions<T extends readonly AnyPlugin[] = readonly Any
   timeouts?: ConnectionTimeouts
   /** How many see-other-host redirects connect() follows. Default 3. */
   maxRedirects?: number
-  /**
-   * Input bytes buffered while a handler is busy (or during negotiation) before the
-   * transport is paused. The reader's elements take many times their size in memory, so
-   * this bounds the heap an unread backlog can take. Default 1 MiB.
-   */
+  /** Input bytes buffered while handlers are busy before the transport pauses. Default 1 MiB. */
   inboundHighWaterBytes?: number
-  /**
-   * Where errors go that no `error` hook took: a failing handler, plugin or hook. Default:
-   * one line on stderr (class, code, condition, first line of the message; never element
-   * content). Errors never vanish.
-   */
+  /** Errors no `error` hook took. Default: one line on stderr, never element content. */
   reportError?: (error: Error) => void
 }
 
@@ -64,10 +56,7 @@ let newInternals: (
 ) => InboundSteps & RegistryHost & AttemptHost
 let newHooks: (connection: Connection) => Hooks
 
-/**
- * One XMPP stream over one transport at a time, with its plugin registry. connect() may be
- * called again after a disconnection: plugins and their state carry over.
- */
+/** One XMPP stream at a time, with its plugins; connect() again after a drop keeps them. */
 export class Connection<A extends object = Record<string, unknown>> {
   readonly domain: string
   readonly service: string | undefined
@@ -75,38 +64,27 @@ export class Connection<A extends object = Record<string, unknown>> {
   readonly hooks: Hooks
   /** The APIs of the registered plugins, keyed by plugin name. */
   readonly plugins: A
-  /** Our address once bound (set by the bind feature, or by the component negotiator). */
+  /** Our address once bound. */
   jid: JID | undefined = undefined
-  /**
-   * Set by a plugin that can resume the session after a drop (stream management): then a
-   * disconnection does not end the session, and `session-end` is left to that plugin.
-   */
+  /** Set by a plugin that can resume (stream management): it then emits `session-end`. */
   resumable = false
 
   #state: ConnectionState = 'disconnected'
-  // What connect() needs of the options (not the options object: it holds the plugin list).
   readonly #newTransport: TransportFactory
   readonly #maxRedirects: number
   readonly #registry: PluginRegistry
   readonly #internals: InboundSteps & RegistryHost & AttemptHost
-  /** The registry's taps, read per element once composed. */
   #handled: ((ctx: InboundContext) => void)[] = []
-  /** The connect() call in flight. */
   #connecting: Promise<void> | undefined
-  /** The current (or last) attempt: its transport, stream and negotiation. */
   #attempt: Attempt | undefined
   /** Increments per attempt: completions of an older stream's elements are ignored. */
   #generation = 0
   #disposing: Promise<void> | undefined
-  /** The composed middleware; undefined when no plugin added any. */
   #inbound: Pipeline<InboundContext, Connection<A>> | undefined
   #outbound: Pipeline<OutboundContext, Connection<A>> | undefined
-  /** Inbound elements, handled one at a time (they may outlive their stream). */
   readonly #inQueue: InboundQueue
-  /** The last valid `from` seen, and its JID (see #checkFrom). */
   #lastFrom: string | undefined
   #lastFromJid: JID | undefined
-  /** The current session's end (connection.signal); created on first use. */
   #session: Cancellation | undefined
   readonly #reportError: (error: Error) => void
 
@@ -117,8 +95,6 @@ export class Connection<A extends object = Record<string, unknown>> {
     this.service = options.service
     this.lang = options.lang
     this.#reportError = options.reportError ?? reportToStderr
-    // One object with methods serves the inbound queue, the attempts and the registry
-    // (closures per connection add up over many idle connections).
     this.#internals = newInternals(this as unknown as Connection, options)
     this.#inQueue = new InboundQueue(this.#internals)
     this.hooks = newHooks(this as unknown as Connection)
@@ -127,17 +103,13 @@ export class Connection<A extends object = Record<string, unknown>> {
     try {
       for (const plugin of options.plugins ?? []) this.#registry.use(plugin)
     } catch (error) {
-      // The caller gets no connection: the plugins already set up are torn down (in
-      // reverse order) rather than left running with nobody holding them.
+      // The caller gets no connection: tear down what was set up.
       this.#disposing = this.#registry.teardown()
       throw error
     }
   }
 
-  /**
-   * The stream's content namespace: `jabber:client`, or what the negotiation strategy a
-   * plugin brought says (a component's `jabber:component:accept`).
-   */
+  /** The stream's content namespace: `jabber:client` unless a negotiator says otherwise. */
   get xmlns(): string {
     return this.#registry.negotiator.xmlns ?? NS_CLIENT
   }
@@ -146,20 +118,12 @@ export class Connection<A extends object = Record<string, unknown>> {
     return this.#state
   }
 
-  /**
-   * The number of the current stream (connection attempt), as in `InboundContext.stream`:
-   * it increments at every attempt. Stream management counts inbound stanzas per session
-   * with it.
-   */
+  /** The current stream's number (as `InboundContext.stream`), incremented per attempt. */
   get stream(): number {
     return this.#generation
   }
 
-  /**
-   * Where the next connect() attempt goes instead of `service` (only its first try; a
-   * see-other-host redirect still applies). Set by a plugin: stream management's preferred
-   * `location` for resumption (XEP-0198 §5). One-shot: cleared when an attempt starts.
-   */
+  /** One-shot target for the next connect() instead of `service` (XEP-0198 §5 `location`). */
   nextTarget: { host: string; port?: number | undefined } | undefined = undefined
 
   /** The transport of the current stream, if any. */
@@ -174,24 +138,16 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   /**
-   * Aborted when the current session ends, with the cause as its `reason`: a StreamError
-   * (with its condition), a ConnectionError (`disconnected` for a drop, `stopped` for the
-   * app's own disconnect()), a TimeoutError. Race your own waits against it
-   * (`AbortSignal.any`, or `signal.addEventListener('abort', ...)`) so that they end at once
-   * with the real cause. A session ends when its stream ends, unless a plugin (stream
-   * management) keeps it resumable; the next connect() after the end starts a new session
-   * and a new signal.
+   * Aborted when the session ends, with the cause as `reason` (StreamError, ConnectionError
+   * `disconnected`/`stopped`, TimeoutError). A resumable session outlives its stream; the
+   * next connect() after the end brings a new signal.
    */
   get signal(): AbortSignal {
     this.#session ??= new Cancellation()
     return this.#session.signal
   }
 
-  /**
-   * Ends the session: pending requests fail with `cause` and `signal` aborts. The core calls
-   * it when a stream ends and the session is not resumable; a plugin that kept a session
-   * resumable calls it once it gives up on resuming.
-   */
+  /** Ends the session: `signal` aborts with `cause`, `session-end` is emitted. */
   endSession(cause?: XMPPError): void {
     const session = this.#session
     if (session?.aborted) return
@@ -202,10 +158,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   /**
-   * Registers a plugin. Its dependencies (plugin objects, or their with() variants) must
-   * already be registered. Fails once the registry froze (at the first connect()). A plugin
-   * whose setup throws leaves nothing behind; one whose dependency's setup is async is set
-   * up once that finished.
+   * Registers a plugin after its dependencies; fails after the first connect(). A setup that
+   * throws leaves nothing behind.
    */
   use<P extends AnyPlugin>(plugin: P): Connection<A & { [K in P['name']]: ApiOf<P> }> {
     this.#registry.use(plugin)
@@ -218,7 +172,6 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   static {
-    // What the inbound queue, the attempts and the registry call back into.
     class ConnectionHooks extends Hooks {
       readonly #c: Connection
       constructor(connection: Connection) {
@@ -231,14 +184,13 @@ export class Connection<A extends object = Record<string, unknown>> {
     }
     newHooks = (connection) => new ConnectionHooks(connection)
 
-    // The connection's settings and internals, for the inbound queue, the attempts and the
-    // registry: one object with methods (closures per connection add up when idle).
+    // What the inbound queue, the attempts and the registry call back into: one object with
+    // methods, not closures (they add up over many idle connections).
     class Internals implements InboundSteps, RegistryHost, AttemptHost {
       readonly connection: Connection
       readonly timeouts: Required<ConnectionTimeouts>
       readonly limits: StreamParserOptions | undefined
       readonly highWaterBytes: number
-      // Set when the registry is composed.
       features: readonly StreamFeature[] = []
       negotiator: Negotiator = featureNegotiator
       rawTaps: readonly RawTap[] = []
@@ -253,9 +205,6 @@ export class Connection<A extends object = Record<string, unknown>> {
         }
         this.limits = options.limits
         this.highWaterBytes = options.inboundHighWaterBytes ?? 1_048_576
-      }
-      get setupTimeout(): number {
-        return this.timeouts.pluginSetup
       }
       get inboundIdle(): boolean {
         return this.connection.#inQueue.idle
@@ -287,8 +236,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       }
       online(resumed: boolean): void {
         const c = this.connection
-        // A plugin ended the previous session during this negotiation (stream management
-        // whose resumption failed): the session now online is a new one, with a new signal.
+        // A plugin ended the previous session during this negotiation: a new one, new signal.
         if (!resumed && c.#session?.aborted) c.#session = undefined
         c.#setState('online')
       }
@@ -306,7 +254,6 @@ export class Connection<A extends object = Record<string, unknown>> {
     if (inboundLayers.length > 0) this.#inbound = new Pipeline(inboundLayers, this.#deliver, self)
     if (outboundLayers.length > 0)
       this.#outbound = new Pipeline(outboundLayers, this.#writeElement, self)
-    // The pipelines keep their own copies; the registration lists are not read again.
     registry.inboundLayers = registry.outboundLayers = []
     this.#handled = registry.handled
     const internals = this.#internals
@@ -315,16 +262,12 @@ export class Connection<A extends object = Record<string, unknown>> {
     internals.rawTaps = registry.rawTaps
   }
 
-  /**
-   * Opens the transport and negotiates the stream. Resolves when online; rejects with a
-   * typed error (and the connection is disconnected) otherwise.
-   */
+  /** Opens the transport and negotiates. Resolves when online; rejects with a typed error. */
   connect(): Promise<void> {
     if (this.#registry.disposed || this.#disposing) {
       return Promise.reject(new ConnectionError('disposed', 'the connection was disposed'))
     }
-    // A second call while connecting joins the call in flight, unless that call already
-    // failed (a 'disconnected' hook reconnecting): then a new one starts.
+    // Join the call in flight, unless it failed (a 'disconnected' hook reconnecting).
     if (this.#connecting && !this.#attempt?.failed) return this.#connecting
     if (this.#state !== 'disconnected') {
       return Promise.reject(
@@ -332,12 +275,10 @@ export class Connection<A extends object = Record<string, unknown>> {
       )
     }
     this.#registry.freeze()
-    // The previous session ended: this connection starts a new one (and a new signal).
     if (this.#session?.aborted) this.#session = undefined
-    // The attempt exists at once (disconnect() may stop it), but starts one turn later:
-    // connect() returns before any state change, and the call is registered before hooks
-    // run (a 'state' hook may call disconnect(); a 'disconnected' hook that reconnects lets
-    // the old session end first).
+    // The attempt exists now (disconnect() may stop it) but starts a turn later: the call is
+    // registered before any hook runs, and a reconnecting 'disconnected' hook lets the old
+    // session end first.
     const attempt = new Attempt(this.#internals)
     this.#attempt = attempt
     const connecting = RESOLVED.then(() => this.#connectWithRedirects(attempt)).finally(() => {
@@ -348,7 +289,6 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   async #connectWithRedirects(first: Attempt): Promise<void> {
-    // Without async setups there is nothing to wait for (and no reason to yield).
     if (this.#registry.hasAsyncSetups) await this.#registry.settled()
     this.#compose()
     const max = this.#maxRedirects
@@ -401,20 +341,14 @@ export class Connection<A extends object = Record<string, unknown>> {
     return attempt.run(transport, host, port, mayRedirect)
   }
 
-  /**
-   * Closes the stream cleanly: our `</stream:stream>`, then waits (bounded) for the peer's
-   * before closing the transport. Reported with reason `stopped` (`close-timeout` when the
-   * peer did not close in time).
-   */
+  /** Closes the stream, waiting (bounded) for the peer's; reason `stopped` or `close-timeout`. */
   async disconnect(): Promise<void> {
-    // Also when there is no stream to close: a pending reconnection must not start one.
+    // Even without a stream: a pending reconnection must not start one.
     void this.hooks.emit('stop', {})
     const connecting = this.#connecting
     const attempt = this.#attempt
     if (connecting && this.#state !== 'online') {
-      // Stop the attempt in flight; connect() rejects with this error.
       attempt?.cancel(new ConnectionError('stopped', 'disconnect() was called while connecting'))
-      // connect()'s caller gets the call's outcome; disconnect() only waits for its end.
       await connecting.then(undefined, leftToConnectCaller)
       return
     }
@@ -434,22 +368,17 @@ export class Connection<A extends object = Record<string, unknown>> {
     return attempt.shutdown()
   }
 
-  /**
-   * Disconnects, then tears the plugins down in reverse registration order. Concurrent
-   * calls share one teardown.
-   */
+  /** Disconnects, then tears plugins down in reverse order; concurrent calls share it. */
   dispose(): Promise<void> {
     this.#disposing ??= this.disconnect().then(() => this.#registry.teardown())
     return this.#disposing
   }
 
   /**
-   * Sends an element through the outbound pipeline, in any state: a plugin (stream
-   * management) may hold it while there is no stream. Resolves once it was handed to the
-   * transport, or, when a plugin tracks delivery, when that plugin says it was delivered.
-   * Rejects with ConnectionError `not-connected` when the connection is not online and no
-   * plugin took the element, and with the cause when the stream ends before it was
-   * written. A middleware that drops an element (no next(), no delivery) resolves it.
+   * Sends through the outbound pipeline, in any state (a plugin may hold it). Resolves once
+   * handed to the transport, or once a delivery-tracking plugin confirms; a dropped element
+   * resolves. Rejects with ConnectionError `not-connected` when offline and no plugin took
+   * it, or with the cause when the stream ends before it was written.
    */
   send(element: Element): Promise<void> {
     if (!this.#registry.composed) {
@@ -475,7 +404,6 @@ export class Connection<A extends object = Record<string, unknown>> {
   #writeElement(ctx: OutboundContext): void {
     const attempt = this.#attempt
     const online = this.#state === 'online'
-    // Before online, only negotiation may write: a stanza there is a protocol error.
     if (!attempt?.writable || (!online && !ctx.negotiation)) {
       throw new ConnectionError(
         'not-connected',
@@ -512,8 +440,7 @@ export class Connection<A extends object = Record<string, unknown>> {
     const current = ctx.stream === this.#generation
     if (current && ctx.kind === 'stanza' && !this.#checkFrom(ctx)) return
     if (current && needsAnswer(ctx)) {
-      // An iq request needs an answer addressed from its `to`: check it now (`from` was
-      // checked above for every stanza).
+      // The answer is addressed from the request's `to`: check it now.
       try {
         void ctx.to
       } catch (error) {
@@ -527,9 +454,8 @@ export class Connection<A extends object = Record<string, unknown>> {
   }
 
   /**
-   * RFC 6120 §8.1.2.1: a stanza's `from` is a valid JID. Checked for every stanza, so that a
-   * malformed one is treated the same whatever routes or handlers exist: the stream ends
-   * with invalid-from. The last sender is cached (most traffic comes from few senders).
+   * RFC 6120 §8.1.2.1: every stanza's `from` must parse, whatever handlers exist, else
+   * invalid-from. The last sender is cached (most traffic comes from few senders).
    */
   #checkFrom(ctx: InboundContext): boolean {
     const from = ctx.element.attrs.from
@@ -590,7 +516,6 @@ export class Connection<A extends object = Record<string, unknown>> {
 
   #answerError(ctx: InboundContext, condition: string, type: string): void {
     if (ctx.stream !== this.#generation || !this.transport) return
-    // The answer comes from the address the request was sent to (a component serves many).
     const { id, from, to } = ctx.element.attrs
     const reply = new Element('iq', { type: 'error', id, to: from, from: to })
     reply.c('error', { type }).c(condition, { xmlns: NS_STANZA_ERRORS })
@@ -615,23 +540,18 @@ export class Connection<A extends object = Record<string, unknown>> {
     void this.hooks.emit('state', { state, previous, cause })
   }
 
-  /**
-   * To the `error` hook; without one, or from a failing `error` handler (`hook`), to the
-   * reporter: errors never vanish.
-   */
+  /** To the `error` hook; without one, or from a failing `error` handler, to the reporter. */
   #report(error: unknown, hook?: HookName): void {
     const err = error instanceof Error ? error : new Error(String(error))
     if (hook !== 'error' && this.hooks.has('error')) void this.hooks.emit('error', { error: err })
-    else this.#fallbackReport(err)
-  }
-
-  #fallbackReport(error: Error): void {
-    try {
-      this.#reportError(error)
-    } catch (thrown) {
-      // The app's reporter failed: both go to stderr rather than crash the process.
-      reportToStderr(error)
-      reportToStderr(thrown instanceof Error ? thrown : new Error(String(thrown)))
+    else {
+      try {
+        this.#reportError(err)
+      } catch (thrown) {
+        // The app's reporter failed: both go to stderr rather than crash the process.
+        reportToStderr(err)
+        reportToStderr(thrown instanceof Error ? thrown : new Error(String(thrown)))
+      }
     }
   }
 }
@@ -663,5 +583,3 @@ function safeInvalid(read: () => unknown): boolean {
 function leftToConnectCaller(): void {}
 
 const RESOLVED: Promise<void> = Promise.resolve()
-
-export type { HookMap }

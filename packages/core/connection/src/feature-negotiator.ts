@@ -5,12 +5,7 @@ import { NS_STREAM } from '@core/xml'
 
 const isFeatures = (element: Element): boolean => element.is('features', NS_STREAM)
 
-/**
- * The default negotiation (RFC 6120 §4.3): for each `<stream:features/>`, run the
- * registered features that apply, in priority order. A feature's 'restart' restarts the
- * stream and waits for the next features; 'done' ends negotiation. When every applicable
- * feature said 'continue', negotiation is complete (nothing else is required).
- */
+/** RFC 6120 §4.3: for each `<stream:features/>`, the features that apply, by priority. */
 export const featureNegotiator: Negotiator = {
   streamAttributes: (connection) => ({
     to: connection.domain,
@@ -43,7 +38,6 @@ export const featureNegotiator: Negotiator = {
   },
 }
 
-/** Features marked `mustRun` must have run before the session goes online. */
 function assertRequiredRan(nc: NegotiationContext): void {
   const missing = nc.features.filter((f) => f.mustRun && !nc.completed.has(f.name))
   if (missing.length > 0) {
@@ -55,9 +49,8 @@ function assertRequiredRan(nc: NegotiationContext): void {
 }
 
 /**
- * RFC 6120 §4.3.2: a feature marked `<required/>` must be negotiated. Without a registered
- * feature that negotiates it, going on would be wrong (STARTTLS required but no TLS plugin:
- * the next step would send credentials in the clear), so negotiation fails first.
+ * RFC 6120 §4.3.2: a `<required/>` feature nobody negotiates fails now (STARTTLS required
+ * with no TLS plugin would otherwise send credentials in the clear).
  */
 function assertRequiredCovered(features: Element, nc: NegotiationContext): void {
   for (const offered of features.getChildElements()) {

@@ -5,41 +5,27 @@ import { ElementReader, StreamParser } from '@core/xml'
 import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
 import { escapeAttr, serialize, STREAM_FOOTER, streamHeader } from '@core/xml'
 
-/** What a framing's reader offers the connection: bytes or messages in, events out. */
+/** A framing's reader: bytes or messages in, events out. */
 export interface StreamReader {
   /** A chunk (TCP) or one message (WebSocket) from the peer. */
   write(data: Uint8Array | string): void
-  /** Discard the reader: later writes are ignored. */
+  /** Later writes are ignored. */
   stop(): void
   readonly stopped: boolean
 }
 
-/**
- * How a transport frames an XML stream: RFC 6120 §4's one long document over TCP, or
- * RFC 7395's `<open/>` / `<close/>` with one complete element per WebSocket message. The
- * transport brings it (`Transport.framing`); the connection writes and reads through it.
- */
+/** How a transport frames an XML stream (RFC 6120 §4 over TCP, RFC 7395 over WebSocket). */
 export interface Framing {
-  /** Our stream opening (initially and at every restart), from the negotiator's attributes. */
+  /** Our stream opening (also at every restart). */
   open(attrs: Record<string, string | undefined>): string
-  /** Our stream closing. */
   readonly close: string
-  /**
-   * A stream error we send (our closing follows it). `appCondition`: the serialized
-   * application-specific condition element (RFC 6120 §4.9.4), with its own namespace.
-   */
+  /** A stream error we send; `appCondition` is serialized (RFC 6120 §4.9.4). */
   streamError(condition: string, appCondition?: string): string
-  /** One top-level element as written; `xmlns` is the stream's content namespace. */
+  /** One top-level element; `xmlns` is the stream's content namespace. */
   element(element: Element, xmlns: string): string
-  /**
-   * true: the elements of one tick go out in one write (a byte stream). false: one element
-   * per write (a message-based transport: RFC 7395 §3.3.3).
-   */
+  /** One write per tick (byte stream), else one per element (RFC 7395 §3.3.3). */
   readonly batch: boolean
-  /**
-   * The reader of the peer's side for one stream (a new one at every restart).
-   * `streamStart` gets the peer's opening attributes; `xmlns` is our content namespace.
-   */
+  /** The reader of one stream of the peer's (a new one at every restart). */
   reader(handlers: StreamParserHandlers, xmlns: string, limits?: StreamParserOptions): StreamReader
 }
 
@@ -56,12 +42,7 @@ export const xmlStreamFraming: Framing = {
 
 export const NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing'
 
-/**
- * RFC 7395 (XMPP over WebSocket): `<open/>` and `<close/>` in the framing namespace instead
- * of the stream's start and end tags, and one complete element per message, with its
- * namespaces declared (§3.3.3). What the WebSocket transport brings; also used by the
- * core's tests to run every test over both framings.
- */
+/** RFC 7395: `<open/>` / `<close/>`, one complete element per message with its namespace. */
 export const websocketFraming: Framing = {
   open(attrs) {
     // §3.3.2: no content namespace and no streams prefix on <open/>.
@@ -79,8 +60,7 @@ export const websocketFraming: Framing = {
   element(element, xmlns) {
     const data = serialize(element)
     if (element.attrs.xmlns !== undefined) return data
-    // §3.3.3: every message declares its namespace; a stanza built without one is in the
-    // stream's content namespace.
+    // §3.3.3: every message declares its namespace.
     const nameEnd = 1 + element.name.length
     return `${data.slice(0, nameEnd)} xmlns="${escapeAttr(xmlns)}"${data.slice(nameEnd)}`
   },
@@ -88,11 +68,7 @@ export const websocketFraming: Framing = {
   reader: (handlers, xmlns, limits) => new MessageReader(handlers, xmlns, limits),
 }
 
-/**
- * Reads RFC 7395 messages: each one complete element (§3.3.3), read whole by ElementReader
- * (the stream reader's restrictions and limits, without its resumable parsing) as children
- * of an implied stream; `<open/>` and `<close/>` become the stream's start and end.
- */
+/** Reads RFC 7395 messages (§3.3.3) whole; `<open/>` and `<close/>` start and end the stream. */
 class MessageReader implements StreamReader {
   readonly #handlers: StreamParserHandlers
   readonly #reader: ElementReader
@@ -125,7 +101,7 @@ class MessageReader implements StreamReader {
     }
     const { elements, error, complete } = this.#reader.read(data)
     const first = elements[0]
-    // The first element is handled before what follows it is judged (a <close/> ends it all).
+    // The first element is handled before the rest is judged (a <close/> ends it all).
     if (first !== undefined) this.#element(first)
     if (this.#stopped) return
     if (error !== undefined) this.#error(error)

@@ -4,36 +4,23 @@ import { reportToStderr } from './error-report.js'
 import type { ConnectionState } from './state.js'
 
 /**
- * Named, typed events. Each value is the payload handed to handlers of that hook.
- * Packages add hook names by declaration merging:
- *
- * ```ts
- * declare module '@core/connection' {
- *   interface HookMap { 'post-resume': { resumed: true } }
- * }
- * ```
+ * Hook names and their payloads; packages add names by declaration merging
+ * (`declare module '@core/connection' { interface HookMap { ... } }`).
  */
 export interface HookMap {
   /** Every state change, with what caused it. */
   state: { state: ConnectionState; previous: ConnectionState; cause?: Error | undefined }
   /** The stream header the peer sent (after every restart). */
   'stream-start': { attrs: Readonly<Record<string, string>> }
-  /**
-   * disconnect() is about to close an online stream: the last moment to send on it (the
-   * stream is still online). Awaited before the closing starts.
-   */
+  /** disconnect() is about to close an online stream: the last moment to send (awaited). */
   closing: Record<string, never>
-  /**
-   * The app called disconnect() (or dispose()), whatever the state: nothing should start a
-   * new attempt on its own (a reconnection plugin cancels its pending retry).
-   */
+  /** The app called disconnect() or dispose(): nothing should start a new attempt itself. */
   stop: Record<string, never>
-  /** Stream negotiation finished; `resumed` says whether a previous session was resumed. */
+  /** Negotiation finished; `resumed`: a previous session was resumed. */
   online: { resumed: boolean }
   /**
-   * The transport is gone. `error` is set unless the close was requested and clean;
-   * `reason` tells the causes apart; `resumable` says whether a plugin (stream management)
-   * can resume the session, in which case `session-end` waits for that plugin.
+   * The transport is gone; `error` unless the close was requested and clean. When
+   * `resumable`, `session-end` waits for the plugin that can resume.
    */
   disconnected: {
     error?: XMPPError | undefined
@@ -41,10 +28,7 @@ export interface HookMap {
     reason: DisconnectReason
     resumable: boolean
   }
-  /**
-   * The session is over for good (not resumable): pending requests should fail. A plugin
-   * that can resume sessions (stream management) delays this until resumption failed.
-   */
+  /** The session is over for good: pending requests should fail. */
   'session-end': { error?: XMPPError | undefined }
   /** The peer asked us to reconnect elsewhere (RFC 6120 §4.9.3.19). */
   redirect: { host: string; port?: number | undefined; count: number }
@@ -57,13 +41,9 @@ export interface HookMap {
 }
 
 /**
- * Why a stream ended:
- * - `stopped`: the app called disconnect() (or dispose()), and the peer closed in time;
- * - `close-timeout`: the app called disconnect() and the peer did not close in time;
- * - `stream-error`: a stream error, ours or the peer's (`error.condition` says which);
- * - `peer-closed`: the peer closed its stream without an error;
- * - `timeout`: a connect or negotiation step did not finish in time;
- * - `dropped`: the transport failed or closed under us (network, TLS), or a step failed.
+ * Why a stream ended: `stopped` (disconnect(), peer closed in time), `close-timeout` (it did
+ * not), `stream-error` (ours or the peer's), `peer-closed` (without error), `timeout` (a
+ * connect or negotiation step), `dropped` (transport failure, or a step failed).
  */
 export type DisconnectReason =
   | 'stopped'
@@ -80,28 +60,38 @@ type Handlers = { [K in HookName]?: HookHandler<HookName>[] | undefined }
 /** Their prototype has none: a hook named like an Object.prototype member reads nothing. */
 const NO_MEMBERS: object = Object.freeze(Object.create(null))
 
-/**
- * Hooks run their handlers in registration order, awaiting each. When every handler is
- * synchronous, emit() is synchronous too and returns undefined (no promise per call).
- */
+/** While a plugin's setup runs: takes every handler's remover (undone on failure). */
+const recorders = new WeakMap<Hooks, { onUndo(off: () => void): void }>()
+
+/** Runs `fn` with `recorder` taking the remover of every handler added meanwhile. @internal */
+export function recordingHandlers<T>(
+  hooks: Hooks,
+  recorder: { onUndo(off: () => void): void },
+  fn: () => T,
+): T {
+  const outer = recorders.get(hooks)
+  recorders.set(hooks, recorder)
+  try {
+    return fn()
+  } finally {
+    if (outer) recorders.set(hooks, outer)
+    else recorders.delete(hooks)
+  }
+}
+
+/** Handlers run in registration order; with only synchronous ones, emit() returns undefined. */
 export class Hooks {
-  /** By hook name: a plain object rather than a Map, smaller for the few names in use. */
+  /** A plain object, smaller than a Map for the few names in use. */
   #handlers = Object.create(NO_MEMBERS) as Handlers
   /** Pending next() calls, rejected by clear(); created on first use. */
   #nexts: Set<(error: Error) => void> | undefined
   readonly #report: ((error: unknown, hook: HookName) => void) | undefined
-  /** @internal While a plugin's setup runs: takes every handler's remover (undone on failure). */
-  recorder: { onUndo(off: () => void): void } | undefined
 
   constructor(report?: (error: unknown, hook: HookName) => void) {
     this.#report = report
   }
 
-  /**
-   * Where a handler's failure goes when emit() was given no `onError`: the constructor's
-   * `report` (one line on stderr without one: errors never vanish). A subclass may take it
-   * instead (the connection does: no closure per instance).
-   */
+  /** A failure with no `onError`: to `report`, else stderr. A subclass may take it instead. */
   protected failed(error: unknown, hook: HookName): void {
     if (this.#report) this.#report(error, hook)
     else reportToStderr(error instanceof Error ? error : new Error(String(error)))
@@ -111,11 +101,11 @@ export class Hooks {
   on<K extends HookName>(name: K, handler: HookHandler<K>): () => void {
     const list = this.#handlers[name]
     const h = handler as HookHandler<HookName>
-    // Copy on write: an emit in progress keeps iterating the list it started with. A literal
-    // for the first handler: a spread array keeps spare slots (idle connections add up).
+    // Copy on write: an emit in progress keeps its list. A literal for the first handler: a
+    // spread array keeps spare slots (idle connections add up).
     this.#handlers[name] = list ? [...list, h] : [h]
     const off = () => this.off(name, handler)
-    this.recorder?.onUndo(off)
+    recorders.get(this)?.onUndo(off)
     return off
   }
 
@@ -155,10 +145,8 @@ export class Hooks {
   }
 
   /**
-   * Runs the handlers in order. A handler that throws or rejects is reported through the
-   * `error` hook (or to the connection's reporter for the `error` hook itself) and the
-   * remaining handlers still run. With `onError`, the emitter takes those errors instead
-   * (a plugin that acts on a failing handler, e.g. ends the session).
+   * Runs the handlers in order; a failing one is reported (through `onError` if given) and
+   * the rest still run.
    */
   emit<K extends HookName>(
     name: K,
@@ -181,7 +169,7 @@ export class Hooks {
     return undefined
   }
 
-  /** The rest of an emit() once a handler returned a promise: each handler is awaited. */
+  /** The rest of an emit() once a handler returned a promise. */
   async #finishAsync<K extends HookName>(
     pending: Promise<void>,
     list: HookHandler<HookName>[],

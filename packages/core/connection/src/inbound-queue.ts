@@ -1,32 +1,24 @@
 import type { InboundContext } from './middleware.js'
 
 export interface InboundSteps {
-  /** Handles one element and completes it, whatever the outcome; a promise while busy. */
   process(ctx: InboundContext): void | Promise<void>
-  /** The queue emptied after async handling. */
   drained(): void
 }
 
-/** An empty list shared while nothing waits (most of a connection's life): never written to. */
+/** A shared empty list, never written to. */
 const NONE: InboundContext[] = Object.freeze([]) as unknown as InboundContext[]
 
-/**
- * Inbound elements are handled one at a time, in order: while one's handling is async, the
- * next wait here (bounded by the input bytes read meanwhile, see the connection's
- * inboundHighWaterBytes).
- */
+/** Inbound elements, one at a time, in order (bounded by inboundHighWaterBytes). */
 export class InboundQueue {
   readonly #steps: InboundSteps
   #queue: InboundContext[] = NONE
   #busy = false
-  /** Waiting for in-flight handling to settle (PluginContext.inboundSettled). */
   #settleWaiters: (() => void)[] | undefined
 
   constructor(steps: InboundSteps) {
     this.#steps = steps
   }
 
-  /** No element is being handled or waits. */
   get idle(): boolean {
     return !this.#busy && this.#queue.length === 0
   }
@@ -54,7 +46,6 @@ export class InboundQueue {
     if (waiters) for (const wake of waiters) wake()
   }
 
-  /** Resolves true once no element is being handled or waits, false on timeout. */
   settled(timeout: number): Promise<boolean> {
     if (this.idle) return Promise.resolve(true)
     return new Promise((resolve) => {

@@ -2,11 +2,11 @@ import type { Element } from '@core/xml'
 import { PluginError } from '@core/errors'
 import { JID } from '@core/jid'
 
-/** RFC 6120 §8: the three stanza kinds. Every other top-level element is a nonza. */
+/** RFC 6120 §8: the stanza kinds; any other top-level element is a nonza. */
 export type StanzaName = 'message' | 'presence' | 'iq'
 export type ElementKind = 'stanza' | 'nonza'
 
-export function isStanzaName(name: string): name is StanzaName {
+function isStanzaName(name: string): name is StanzaName {
   return name === 'message' || name === 'presence' || name === 'iq'
 }
 
@@ -17,18 +17,10 @@ export type Middleware<C> = (ctx: C, next: Next) => void | Promise<void>
 export class InboundContext {
   readonly element: Element
   readonly kind: ElementKind
-  /** Local name of the element (`message`, `iq`, `r`, ...). */
   readonly name: string
-  /**
-   * Set by whoever takes charge of the element (the IQ caller, a router handler). An iq
-   * get/set that nobody handled is answered service-unavailable (RFC 6120 §8.4).
-   */
+  /** Set by whoever takes charge (RFC 6120 §8.4: else an iq get/set gets service-unavailable). */
   handled = false
-  /**
-   * Which stream (connection attempt) of the connection the element was read from: its
-   * handling may complete after that stream ended (stream management counts it for the
-   * session it came from).
-   */
+  /** The stream it was read from (its handling may complete after that stream ended). */
   readonly stream: number
   #from: JID | null | undefined = null
   #to: JID | null | undefined = null
@@ -40,24 +32,24 @@ export class InboundContext {
     this.stream = stream
   }
 
-  /** @internal the connection validated `from` already (see Connection#process). */
+  /** @internal the connection validated `from` already. */
   presetFrom(from: JID | undefined): void {
     this.#from = from
   }
 
-  /** The sender, parsed on first access (never eagerly). Throws JIDError when invalid. */
+  /** Parsed on first access; throws JIDError when invalid. */
   get from(): JID | undefined {
     if (this.#from === null) this.#from = parseAddress(this.element.attrs.from)
     return this.#from
   }
 
-  /** The recipient, parsed on first access. Throws JIDError when invalid. */
+  /** Parsed on first access; throws JIDError when invalid. */
   get to(): JID | undefined {
     if (this.#to === null) this.#to = parseAddress(this.element.attrs.to)
     return this.#to
   }
 
-  /** The `type` attribute, as a string ('' when absent). */
+  /** '' when absent. */
   get type(): string {
     const t = this.element.attrs.type
     return typeof t === 'string' ? t : ''
@@ -71,37 +63,25 @@ function parseAddress(value: unknown): JID | undefined {
 
 /** The text of one write to the transport (see OutboundContext.batch). */
 export interface WrittenText {
-  /** Every element of this write, in order (with any stream header or footer among them). */
   readonly text: string
 }
 
 /** What an outbound middleware sees: one element on its way to the transport. */
 export class OutboundContext {
-  /** The element to write. A middleware may replace it before calling next(). */
+  /** A middleware may replace it before calling next(). */
   element: Element
   readonly kind: ElementKind
-  /** Sent by stream negotiation (a feature's nc.send), which may write before online. */
+  /** Sent by negotiation, which may write before online. */
   readonly negotiation: boolean
-  /**
-   * After next(): true when the element was serialized and queued for the transport's next
-   * write. send() settles once that write happened (or rejects if the stream ended first).
-   */
+  /** After next(): serialized and queued for the next write (send() settles once written). */
   queued = false
   /** After next(): the exact XML that was queued. */
   data: string | undefined = undefined
-  /**
-   * After next(): the write this element is part of. Its `text` holds `data` at `offset` (a
-   * plugin that keeps what was written, stream management, keeps that text and a position
-   * instead of a string per element). `offset` is -1 where each element is its own write
-   * (WebSocket framing).
-   */
+  /** After next(): the write holding `data` at `offset` (keep it, not a string per element). */
   batch: WrittenText | undefined = undefined
-  /** After next(): where `data` starts in `batch.text`; -1 when it is not part of one text. */
+  /** -1 when each element is its own write (WebSocket framing). */
   offset = -1
-  /**
-   * A middleware that tracks delivery (stream management) sets this; send() then settles
-   * when it settles instead of when the element was written.
-   */
+  /** Set by a middleware that tracks delivery: send() settles with it instead. */
   delivery: Promise<void> | undefined = undefined
 
   constructor(element: Element, negotiation = false) {
@@ -112,12 +92,9 @@ export class OutboundContext {
 }
 
 /**
- * Middleware composed once (when the registry freezes). A run goes through the layers in
- * order and ends with `terminal` (a method of `self`); a layer that does not call next()
- * stops the element there. Calling next() twice from one layer throws a PluginError.
- *
- * A run allocates only the `next` of each layer it enters (next() takes no argument and may
- * be called after an await, so it must know its element): no dispatcher per element.
+ * Middleware composed once, ending with `terminal` (a method of `self`); a layer without
+ * next() stops the element, next() twice throws. A run allocates only each entered layer's
+ * `next` (it may be called after an await, so it must know its element).
  */
 export class Pipeline<C, T> {
   readonly #fns: readonly Middleware<C>[]

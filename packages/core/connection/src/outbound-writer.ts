@@ -6,41 +6,32 @@ const RESOLVED: Promise<void> = Promise.resolve()
 
 export type RawTap = (direction: 'in' | 'out', data: string | Uint8Array) => void
 
-/**
- * The outbound buffer of one connection: serialized elements wait here for the tick's
- * write, and each send() settles once its element was handed to the transport (or fails
- * with the stream's end). The transport's backpressure holds them here, not in memory
- * beyond what senders queue: a sender that awaits send() goes at the peer's pace.
- */
 const NONE: string[] = Object.freeze([]) as unknown as string[]
 
+/**
+ * Serialized elements wait here for the tick's write; send() settles once its element was
+ * handed to the transport, so a sender awaiting send() goes at the peer's pace.
+ */
 export class OutboundWriter {
   #transport: Transport | undefined
   readonly #framing: Framing
   readonly #taps: readonly RawTap[]
-  /** NONE while empty (most of an idle connection's life): never written to. */
+  /** NONE while empty (most of an idle connection's life). */
   #buffer: string[] = NONE
-  /** The length of what #buffer holds (elements' offsets in the text of their write). */
   #buffered = 0
-  /** The elements in #buffer: settles when they are handed to the transport. */
   #batch: WriteBatch | undefined
   #flushScheduled = false
   #blocked = false
-  /** Made on the first batched write (an idle connection may never make one). */
+  /** Made on the first batched write. */
   #flushTask: (() => void) | undefined
 
-  /** Writes go to `transport`, framed by `framing`, seen by `taps`. */
   constructor(transport: Transport, framing: Framing, taps: readonly RawTap[]) {
     this.#transport = transport
     this.#framing = framing
     this.#taps = taps
   }
 
-  /**
-   * Serializes the element and queues it. `now`: written in this turn (negotiation is one
-   * element per round trip, and the peer should get it before the wait for its answer is
-   * set up); otherwise with the rest of this tick's elements.
-   */
+  /** `now`: written in this turn (negotiation, one element per round trip), else this tick. */
   queue(ctx: OutboundContext, xmlns: string, now: boolean): void {
     const data = this.#framing.element(ctx.element, xmlns)
     ctx.data = data
@@ -64,19 +55,13 @@ export class OutboundWriter {
     this.#buffered += data.length
   }
 
-  /**
-   * Writes immediately (stream headers, footers, errors), after anything queued, even when
-   * the transport asked us to wait: control data must not be lost before a close.
-   */
+  /** Writes now (headers, footers, errors), even when blocked: not lost before a close. */
   writeRaw(data: string): void {
     this.#add(data)
     this.flush(true)
   }
 
-  /**
-   * Hands what is queued to the transport in one write, unless the transport asked us to
-   * wait (then the queued elements' send() stay pending until it drains).
-   */
+  /** Hands what is queued to the transport in one write, unless it asked us to wait. */
   flush(force = false): void {
     if (!force) this.#flushScheduled = false
     const transport = this.#transport
@@ -98,8 +83,7 @@ export class OutboundWriter {
       ok = transport.write(text)
       batch?.wrote(text)
     } else {
-      // One element per message: each part is its own write (all are accepted; the
-      // transport's answer to the last says whether to wait).
+      // One element per message; the answer to the last says whether to wait.
       ok = true
       for (const part of parts) ok = transport.write(part) && ok
     }
@@ -107,16 +91,12 @@ export class OutboundWriter {
     batch?.done()
   }
 
-  /** The transport drained: write what waited. */
   drained(): void {
     this.#blocked = false
     this.flush()
   }
 
-  /**
-   * The stream ended: what was not handed to the transport never will be, and those
-   * send() calls reject with `error`.
-   */
+  /** The stream ended: what was not written never will be; those send() calls reject. */
   fail(error: unknown): void {
     this.#transport = undefined
     this.#buffer = NONE
@@ -128,17 +108,13 @@ export class OutboundWriter {
   }
 }
 
-/**
- * The elements queued for one write. send() asks for a promise only when it has to wait:
- * an element sent while the transport is blocked, or (online) before the tick's write.
- */
+/** The elements queued for one write; a promise is made only when a send() has to wait. */
 class WriteBatch implements WrittenText {
   #state: 'queued' | 'written' | 'failed' = 'queued'
   #error: unknown
   #promise: Promise<void> | undefined
   #resolve: (() => void) | undefined
   #reject: ((error: unknown) => void) | undefined
-  /** What is (or was) queued for this write, until it was written. */
   #parts: string[] | undefined
   #text: string | undefined
   /** How many parts #text was joined from, while still queued. */
@@ -148,11 +124,11 @@ class WriteBatch implements WrittenText {
     this.#parts = parts
   }
 
-  /** The text of this write: as written, or (not written yet, or failed) what was queued. */
+  /** As written, or (not written yet, or failed) what was queued. */
   get text(): string {
     const parts = this.#parts
     if (parts === undefined) return this.#text as string
-    // Still queued, more elements may join this write: joined again only when they did.
+    // More elements may join while queued: joined again only when they did.
     if (this.#text === undefined || this.#joined !== parts.length) {
       this.#text = parts.join('')
       this.#joined = parts.length
@@ -161,7 +137,6 @@ class WriteBatch implements WrittenText {
     return this.#text
   }
 
-  /** Its text as handed to the transport. */
   wrote(text: string): void {
     this.#text = text
     this.#parts = undefined
@@ -189,10 +164,7 @@ class WriteBatch implements WrittenText {
   }
 }
 
-/**
- * What send() returns: the delivery a plugin tracks, else the element's write. Consumed by
- * a middleware without next() and without a delivery: that middleware decided its fate.
- */
+/** What send() returns: the tracked delivery, else the write (resolved if never queued). */
 export function settledOf(ctx: OutboundContext): Promise<void> {
   if (ctx.delivery) return ctx.delivery
   const batch = ctx.batch as WriteBatch | undefined

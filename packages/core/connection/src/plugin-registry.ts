@@ -3,7 +3,7 @@ import { ConnectionError, PluginError, type XMPPError } from '@core/errors'
 import type { Connection } from './connection.js'
 import { featureNegotiator } from './feature-negotiator.js'
 import type { Negotiator, StreamFeature } from './features.js'
-import type { Hooks } from './hooks.js'
+import { type Hooks, recordingHandlers } from './hooks.js'
 import type { InboundContext, Middleware, OutboundContext } from './middleware.js'
 import { isPromise } from './inbound-queue.js'
 import {
@@ -24,20 +24,17 @@ interface Layer<C> {
 type Disposer = () => void | Promise<void>
 type Timer = ReturnType<typeof setTimeout>
 
-/** What the registry needs from its connection besides the connection itself. */
 export interface RegistryHost {
-  setupTimeout: number
+  readonly timeouts: { readonly pluginSetup: number }
   report(error: unknown): void
   inboundSettled(timeout: number): Promise<boolean>
   fail(error: XMPPError, appCondition?: Element): void
 }
 
 /**
- * The plugins of one connection: registration with dependency checks, setup (sync or async;
- * a failed one is undone), and teardown in reverse order. What is a plugin's own (its
- * signal, its disposers, what to undo while its setup runs) is kept on its context, which
- * the registry holds only while the plugin has something to tear down: most plugins keep
- * no context after setup (idle connections add up).
+ * One connection's plugins: dependency checks, setup (a failed one is undone), teardown in
+ * reverse order. The registry keeps a plugin's context only while it has something to tear
+ * down: most keep none after setup (idle connections add up).
  */
 export class PluginRegistry {
   inboundLayers: Layer<InboundContext>[] = []
@@ -45,27 +42,24 @@ export class PluginRegistry {
   features: StreamFeature[] = []
   readonly handled: ((ctx: InboundContext) => void)[] = []
   readonly rawTaps: ((direction: 'in' | 'out', data: string | Uint8Array) => void)[] = []
-  /** Set by at most one plugin (ctx.negotiation()); stream features otherwise. */
   negotiator: Negotiator = featureNegotiator
   negotiatorOwner: string | undefined
-  /** No more use(): set by the first connect() (freeze()). */
+  /** No more use() (first connect()). */
   frozen = false
-  /** Pipelines composed: no more extensions through a context. */
+  /** No more extensions through a context. */
   composed = false
   disposed = false
-  /** Plugin timers (ctx.setTimeout), cleared at teardown. */
   timers: Set<Timer> | undefined
   readonly connection: Connection
   readonly host: RegistryHost
   #plugins: AnyPlugin[] = []
-  /** Async setups still running, by plugin: their dependents wait for them. */
+  /** Async setups still running: their dependents wait for them. */
   #running: Map<AnyPlugin, Promise<void>> | undefined
-  /** Contexts with a signal or disposers, torn down in reverse registration order. */
+  /** Contexts with a signal or disposers. */
   #owners: Context[] | undefined
-  /** Every async setup, for ready() and settled(). */
   #setups: Promise<void>[] | undefined
   #teardown: Promise<void> | undefined
-  /** ready() was called: it takes async setup failures (as connect() does once frozen). */
+  /** ready() was called: it takes async setup failures. */
   #awaited = false
 
   constructor(connection: Connection, host: RegistryHost) {
@@ -73,29 +67,23 @@ export class PluginRegistry {
     this.host = host
   }
 
-  /** The plugin list is final: trimmed to its size (idle connections add up). */
+  /** Trims the final plugin list to its size (idle connections add up). */
   freeze(): void {
     if (this.frozen) return
     this.frozen = true
     this.#plugins = this.#plugins.slice()
   }
 
-  /** Whether some plugin's setup is async (connect() then waits for settled()). */
   get hasAsyncSetups(): boolean {
     return this.#setups !== undefined
   }
 
-  /** Resolves once every plugin's (possibly async) setup finished. */
   async ready(): Promise<void> {
     this.#awaited = true
     await Promise.all(this.#setups ?? [])
   }
 
-  /**
-   * Registers a plugin after its dependencies. A plugin whose setup throws leaves nothing
-   * behind; one whose dependency's setup is async is set up once that finished
-   * (ctx.get(dependency) is typed as present).
-   */
+  /** A plugin whose dependency's setup is async is set up once that finished. */
   use(plugin: AnyPlugin): void {
     const { name } = plugin
     if (this.disposed || this.frozen) {
@@ -129,7 +117,7 @@ export class PluginRegistry {
     }
   }
 
-  /** The registered plugin that is `plugin` (or a with() variant of it). */
+  /** The registered plugin that is `plugin` or a with() variant of it. */
   #find(plugin: AnyPlugin, dependent: string): AnyPlugin {
     const origin = originOf(plugin)
     const found = this.#plugins.find((p) => originOf(p) === origin)
@@ -144,10 +132,9 @@ export class PluginRegistry {
     )
   }
 
-  /** An async setup: done when it resolves in time, undone when it fails. */
   #track(ctx: Context, result: Promise<unknown>): void {
     const { name } = ctx.plugin
-    const ms = this.host.setupTimeout
+    const ms = this.host.timeouts.pluginSetup
     const message = `setup of plugin "${name}" did not finish within ${ms} ms`
     let timer: Timer | undefined
     const timeout = new Promise<never>((_, reject) => {
@@ -163,25 +150,20 @@ export class PluginRegistry {
         clearTimeout(timer)
         const failure = error instanceof PluginError ? error : setupFailed(name, error)
         ctx.undo(failure)
-        // Nobody waits for the setups yet (connect() and ready() would get the failure):
-        // reported, not lost. A dependent failing with its dependency's error adds nothing.
+        // Nobody waits yet: reported, not lost (a dependent's copy of the failure is not).
         if (!this.frozen && !this.#awaited && failure.plugin === name) this.host.report(failure)
         throw failure
       },
     )
     this.#running ??= new Map()
     this.#running.set(ctx.plugin, setup)
-    // connect() (through settled()) reports a failure and tears the registry down; this only
-    // keeps the rejection from also being unhandled while nobody awaits it yet.
+    // settled() reports failures; this only keeps the rejection from being unhandled.
     setup.then(undefined, reportedThroughSettled)
     this.#setups ??= []
     this.#setups.push(setup)
   }
 
-  /**
-   * Every async setup finished, or one failed: then the whole registry is torn down (in
-   * reverse order) and the connection is disposed, so that no plugin is left running.
-   */
+  /** Every async setup finished; if one failed, everything is torn down, then it throws. */
   async settled(): Promise<void> {
     const results = await Promise.allSettled(this.#setups ?? [])
     const failed = results.find((r) => r.status === 'rejected')
@@ -190,7 +172,7 @@ export class PluginRegistry {
     throw failed.reason
   }
 
-  /** Tears every plugin down, in reverse registration order; runs once. */
+  /** Runs once. */
   teardown(): Promise<void> {
     this.#teardown ??= this.#runTeardown()
     return this.#teardown
@@ -206,7 +188,6 @@ export class PluginRegistry {
     this.connection.hooks.clear()
   }
 
-  /** Keeps `ctx` for teardown: it now has a signal or disposers. */
   keep(ctx: Context): void {
     // A literal for the first: an array grown by push keeps spare slots.
     if (!this.#owners) this.#owners = [ctx]
@@ -227,20 +208,17 @@ class Context implements PluginContext {
     undoLists.set(this, [])
   }
 
-  /** Runs setup; a synchronous failure is undone here, an async one by the registry. */
+  /** A synchronous failure is undone here, an async one by the registry. */
   runSetup(): unknown {
-    const hooks = this.hooks
-    const recorder = hooks.recorder
-    hooks.recorder = this
-    try {
-      return this.plugin.setup(this, this.plugin.options)
-    } catch (error) {
-      const failure = setupFailed(this.plugin.name, error)
-      this.undo(failure)
-      throw failure
-    } finally {
-      hooks.recorder = recorder
-    }
+    return recordingHandlers(this.hooks, this, () => {
+      try {
+        return this.plugin.setup(this, this.plugin.options)
+      } catch (error) {
+        const failure = setupFailed(this.plugin.name, error)
+        this.undo(failure)
+        throw failure
+      }
+    })
   }
 
   setupDone(api: unknown): void {
@@ -253,10 +231,7 @@ class Context implements PluginContext {
     undoLists.get(this)?.push(fn)
   }
 
-  /**
-   * A failed setup leaves nothing behind: what it registered is removed (most recent first),
-   * its timers are cleared, its signal aborts with `failure`, its disposers never run.
-   */
+  /** Removes what setup registered (latest first), aborts the signal; disposers never run. */
   undo(failure: PluginError): void {
     const undo = undoLists.get(this) ?? []
     undoLists.delete(this)
@@ -265,7 +240,6 @@ class Context implements PluginContext {
     this.#controller?.abort(failure)
   }
 
-  /** Aborts the signal, then runs the disposers, most recent first. */
   async dispose(): Promise<void> {
     this.#controller?.abort(new ConnectionError('disposed', 'the connection was disposed'))
     const disposers = this.#disposers ?? []
@@ -309,7 +283,6 @@ class Context implements PluginContext {
         `plugin "${name}" asked for plugin "${plugin.name}" without declaring it in dependencies`,
       )
     }
-    // use() checked that the plugin registered under that name is this dependency.
     return (this.connection.plugins as Record<string, unknown>)[plugin.name] as ApiOf<P>
   }
 
@@ -360,7 +333,7 @@ class Context implements PluginContext {
     this.#add(this.#registry.rawTaps, fn)
   }
 
-  /** The plugin's name, once checked that the pipelines are not composed yet. */
+  /** The plugin's name; throws once the pipelines are composed. */
   #open(): string {
     const { name } = this.plugin
     if (!this.#registry.composed) return name
@@ -419,10 +392,7 @@ class Context implements PluginContext {
   }
 }
 
-/**
- * While a plugin's setup runs: how to take back what it registered, should it fail. Kept
- * off the context, which most often outlives its setup (idle connections add up).
- */
+/** While a setup runs, how to undo it: off the context, which outlives setup. */
 const undoLists = new WeakMap<Context, (() => void)[]>()
 
 function setupFailed(name: string, error: unknown): PluginError {

@@ -36,10 +36,7 @@ export interface PluginDefinition<N extends string, A, O> {
   setup(ctx: PluginContext, options: O): A | Promise<A>
 }
 
-/**
- * Declares a plugin. Dependencies are plugin objects; the registry checks that each was
- * registered before this one and fails with PluginError `missing-dependency` otherwise.
- */
+/** Declares a plugin; each dependency must be registered first (else `missing-dependency`). */
 export function definePlugin<N extends string, A, O = undefined>(
   definition: PluginDefinition<N, A, O>,
 ): Plugin<N, A, O> {
@@ -48,10 +45,8 @@ export function definePlugin<N extends string, A, O = undefined>(
 }
 
 /**
- * Marks the plugins made by definePlugin() with the copy of @core/connection that made them.
- * The key is global (Symbol.for), the value belongs to this copy: a registry that meets a
- * plugin marked by another copy knows the app loaded @core/connection twice, which breaks
- * dependency matching and `instanceof` (see the README, "One copy").
+ * A global key whose value belongs to this copy of @core/connection: a plugin marked by
+ * another copy means the app loaded it twice (README, "One copy").
  */
 const CORE_MARK: unique symbol = Symbol.for('@core/connection:plugin-core')
 const THIS_CORE: { readonly module: string } = Object.freeze({ module: import.meta.url })
@@ -69,102 +64,79 @@ export function assertSameCore(plugin: AnyPlugin): void {
   )
 }
 
-/**
- * What identifies a plugin for dependency checks: a plugin made by definePlugin() and all
- * its with() variants share their definition; any other plugin object is its own.
- * @internal
- */
-export function originOf(plugin: AnyPlugin): object {
-  return plugin instanceof DefinedPlugin ? plugin.origin : plugin
-}
-
-/**
- * A class rather than an object literal with a `with` closure: a preset calls with() on
- * several plugins per connection, and each result lives as long as the connection.
- */
+/** A class, not a literal with a `with` closure: with() results live as long as connections. */
 class DefinedPlugin<N extends string, A, O> implements Plugin<N, A, O> {
-  constructor(
-    /** @internal see originOf() */
-    readonly origin: PluginDefinition<N, A, O>,
-    readonly options: O,
-    readonly dependencies: readonly AnyPlugin[],
-  ) {}
+  readonly #origin: PluginDefinition<N, A, O>
+  readonly options: O
+  readonly dependencies: readonly AnyPlugin[]
+
+  constructor(origin: PluginDefinition<N, A, O>, options: O, dependencies: readonly AnyPlugin[]) {
+    this.#origin = origin
+    this.options = options
+    this.dependencies = dependencies
+  }
+
+  /** Identity for dependency checks: with() variants share their definition. */
+  static originOf(plugin: AnyPlugin): object {
+    return #origin in plugin ? (plugin as DefinedPlugin<string, unknown, unknown>).#origin : plugin
+  }
 
   get name(): N {
-    return this.origin.name
+    return this.#origin.name
   }
 
   get setup(): PluginDefinition<N, A, O>['setup'] {
-    return this.origin.setup
+    return this.#origin.setup
   }
 
-  /** On the prototype, so it costs nothing per variant. */
+  /** On the prototype: nothing per variant. */
   get [CORE_MARK](): { readonly module: string } {
     return THIS_CORE
   }
 
   with(patch: Partial<O>): Plugin<N, A, O> {
     const options = Object.assign({}, this.options, patch)
-    return Object.freeze(new DefinedPlugin(this.origin, options, this.dependencies))
+    return Object.freeze(new DefinedPlugin(this.#origin, options, this.dependencies))
   }
 }
+
+/** @internal */
+export const originOf: (plugin: AnyPlugin) => object = DefinedPlugin.originOf
 
 /** Order of middleware: lower runs first (outermost). Ties keep registration order. */
 export interface MiddlewareOptions {
   priority?: number
 }
 
-/** What a plugin's setup() gets: the extension points of the core, scoped to the plugin. */
+/** What a plugin's setup() gets: the core's extension points, scoped to the plugin. */
 export interface PluginContext {
-  /** The connection (untyped plugins view). */
   readonly connection: Connection
   readonly hooks: Hooks
-  /**
-   * Aborted when the connection is disposed, or with `setup-failed` when this plugin's setup
-   * fails; use it for the plugin's own timers and I/O.
-   */
+  /** Aborted at dispose, or with `setup-failed` when this plugin's setup fails. */
   readonly signal: AbortSignal
   /** The API of a dependency (it must be listed in `dependencies`). */
   get<P extends AnyPlugin>(plugin: P): ApiOf<P>
-  /** Adds an inbound middleware: every element read from the stream passes through it. */
+  /** Middleware for every element read. */
   inbound(fn: Middleware<InboundContext>, options?: MiddlewareOptions): void
-  /** Adds an outbound middleware: every element sent passes through it. */
+  /** Middleware for every element sent. */
   outbound(fn: Middleware<OutboundContext>, options?: MiddlewareOptions): void
-  /** Registers a stream feature for negotiation. */
   feature(feature: StreamFeature): void
-  /**
-   * Replaces the negotiation strategy (default: the stream features, in priority order),
-   * with the stream namespace it needs. One plugin per connection may do so (a second one
-   * fails with `duplicate-negotiator`).
-   */
+  /** Replaces the negotiation strategy; a second plugin fails with `duplicate-negotiator`. */
   negotiation(negotiator: Negotiator): void
-  /**
-   * Called once the inbound element's handling is complete (every middleware settled),
-   * whichever middleware consumed it. Stream management counts stanzas here.
-   */
+  /** Called once an inbound element's handling completed, whoever consumed it. */
   onHandled(fn: (ctx: InboundContext) => void): void
-  /**
-   * Sees raw data in both directions: chunks as read (bytes or text, before parsing) and
-   * each element's XML as written. For logging; keep it cheap when switched off.
-   */
+  /** Raw data both ways: chunks as read, each element's XML as written. Keep it cheap. */
   onRaw(fn: (direction: 'in' | 'out', data: string | Uint8Array) => void): void
   /** A timer that is cleared when the connection is disposed. */
   setTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout>
-  /** Clears a timer from setTimeout() (and forgets it). */
   clearTimeout(timer: ReturnType<typeof setTimeout> | undefined): void
-  /**
-   * Resolves true once no inbound element is being handled or waiting to be, false when
-   * `timeout` ms passed first. Stream management waits on it before it reports a count.
-   */
+  /** True once no inbound element is handled or waiting; false after `timeout` ms. */
   inboundSettled(timeout: number): Promise<boolean>
   /**
-   * Ends the current stream with `error`: a StreamError of ours is sent to the peer (with
-   * `appCondition`, an application-specific condition element, RFC 6120 §4.9.4), then the
-   * stream closes and the disconnection is reported with reason `stream-error`. For a plugin
-   * that detects a protocol violation (stream management: an ack for more than was sent).
-   * Does nothing when there is no stream.
+   * Ends the current stream with `error` (a StreamError of ours goes to the peer, with
+   * `appCondition` per RFC 6120 §4.9.4); reason `stream-error`. No-op without a stream.
    */
   fail(error: XMPPError, appCondition?: Element): void
-  /** Runs at dispose, in reverse registration order of plugins. */
+  /** Runs at dispose, plugins in reverse order. */
   onDispose(fn: () => void | Promise<void>): void
 }

@@ -22,11 +22,8 @@ interface CommonAttributes {
   [attribute: string]: unknown
 }
 
-/** An ltx Element known to be a `<message/>`. */
 export type Message = Element & { attrs: CommonAttributes & { type?: MessageType } }
-/** An ltx Element known to be a `<presence/>`. */
 export type Presence = Element & { attrs: CommonAttributes & { type?: PresenceType } }
-/** An ltx Element known to be an `<iq/>`. */
 export type Iq = Element & { attrs: CommonAttributes & { type: IqType; id: string } }
 
 export interface StanzaTypes {

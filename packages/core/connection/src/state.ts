@@ -1,8 +1,4 @@
-/**
- * Connection states. A connection moves
- * disconnected → connecting → negotiating → online → disconnecting → disconnected,
- * and back to disconnected from any state when the transport fails.
- */
+/** connecting → negotiating → online → disconnecting → disconnected (at once on failure). */
 export type ConnectionState =
   | 'disconnected'
   | 'connecting'
