@@ -500,7 +500,7 @@ const settleMs = col('idle', 'ours', 'settleMs')
   .concat(col('idle', 'xmppjs', 'settleMs'), col('idle', 'raw', 'settleMs'))
   .flat()
 const rawIdleLine = has('idle')
-  ? `idle: young generation capped (\`--max-semi-space-size=1\`), a warm-up wave of 100 clients (online, not counted), then the memory settled (full GCs until the young generation and the RSS stop changing: ${fmt(Math.min(...settleMs) / 1000, 1)}..${fmt(Math.max(...settleMs) / 1000, 1)} s), then N clients, settled again. Raw-socket baseline (one net.Socket, same handshake, no XML) per client: ${spread(col('idle', 'raw', 'heapKB'))} KB heap, ${spread(col('idle', 'raw', 'rssKB'))} KB RSS`
+  ? `idle: young generation capped (\`--max-semi-space-size=1\`), a warm-up wave of 500 clients (online, not counted), then the memory settled (full GCs until the young generation and the RSS stop changing: ${fmt(Math.min(...settleMs) / 1000, 1)}..${fmt(Math.max(...settleMs) / 1000, 1)} s), then N clients, settled again. Raw-socket baseline (one net.Socket, same handshake, no XML) per client: ${spread(col('idle', 'raw', 'heapKB'))} KB heap, ${spread(col('idle', 'raw', 'rssKB'))} KB RSS`
   : undefined
 if (has('login:cached')) {
   notes.push(
