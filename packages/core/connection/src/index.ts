@@ -16,9 +16,7 @@ export {
 } from './features.js'
 export {
   type Framing,
-  NS_FRAMING,
   type StreamReader,
-  websocketFraming,
   xmlStreamFraming,
 } from './framing.js'
 export {

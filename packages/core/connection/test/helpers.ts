@@ -7,7 +7,9 @@ import {
   definePlugin,
   type StreamFeature,
 } from '../src/index.js'
-import { websocketFraming, xmlStreamFraming } from '../src/framing.js'
+import { xmlStreamFraming } from '../src/framing.js'
+// By path (vitest alias, tsconfig paths): @transport/ws depends on this package.
+import { websocketFraming } from '@transport/ws'
 import { MemoryPeer } from '@test/memory-peer'
 
 /**

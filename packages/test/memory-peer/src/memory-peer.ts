@@ -6,7 +6,6 @@ import {
   type ConnectTarget,
   createConnection,
   type Framing,
-  NS_FRAMING,
   type StreamReader,
   type Transport,
   type TransportEvents,
@@ -15,10 +14,14 @@ import {
 } from '@core/connection'
 import { type Element, escapeAttr, NS_STREAM, StreamParser, serialize } from '@core/xml'
 
+/** RFC 7395 §3.3.2: the namespace of `<open/>` and `<close/>`. */
+const NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing'
+
 export interface MemoryPeerOptions {
   /**
    * The framing both sides speak: `xmlStreamFraming` (RFC 6120, the default) or
-   * `websocketFraming` (RFC 7395: `<open/>`/`<close/>`, one element per message).
+   * `@transport/ws`'s `websocketFraming` (RFC 7395: `<open/>`/`<close/>`, one element per
+   * message).
    */
   framing?: Framing
 }

@@ -7,6 +7,7 @@ export {
   REL_WEBSOCKET,
 } from './discovery.js'
 export { WebSocketError, type WebSocketErrorCode } from './errors.js'
+export { websocketFraming } from './framing.js'
 export type {
   CloseEventLike,
   ErrorEventLike,

@@ -1,15 +1,9 @@
-import {
-  type ConnectTarget,
-  NS_FRAMING,
-  type Transport,
-  type TransportEvents,
-  type TransportFactory,
-  websocketFraming,
-} from '@core/connection'
+import type { ConnectTarget, Transport, TransportEvents, TransportFactory } from '@core/connection'
 import { ConnectionError } from '@core/errors'
 import { ElementReader, NS_CLIENT } from '@core/xml'
 import { defaultWebSocket, later } from '#platform'
 import type { Discovery } from './discovery.js'
+import { NS_FRAMING, websocketFraming } from './framing.js'
 import { checkPlaintext, parseEndpoint, redirectTarget } from './endpoint.js'
 import { WebSocketError } from './errors.js'
 import type {
@@ -69,7 +63,7 @@ type Phase = 'idle' | 'connecting' | 'open' | 'redirecting' | 'closed'
 /**
  * XMPP over WebSocket (RFC 7395). One instance per connection attempt; give `websocket()`
  * to createConnection() rather than building one. The framing (`<open/>`, `<close/>`, one
- * element per message) is the core's `websocketFraming`, which this transport brings.
+ * element per message) is `websocketFraming` (framing.ts), which this transport brings.
  */
 export class WebSocketTransport implements Transport {
   readonly framing = websocketFraming

@@ -1,9 +1,11 @@
 // RFC 7395 framing as the transport's strategy: what goes on the wire, and malformed frames.
 import { describe, expect, test } from 'vitest'
-import { createConnection, websocketFraming } from '../src/index.js'
+import { createConnection, definePlugin } from '@core/connection'
 import { xml } from '@core/xml'
 import { MemoryPeer } from '@test/memory-peer'
-import { SHORT } from './helpers.js'
+import { websocketFraming } from '../src/index.js'
+
+const SHORT = { connect: 500, negotiation: 500, close: 200, pluginSetup: 500 }
 
 async function wsOnline() {
   const peer = new MemoryPeer({ framing: websocketFraming })
@@ -40,12 +42,21 @@ describe('RFC 7395 framing', () => {
 
   test('a restart is a new <open/> with no <close/> before it', async () => {
     const peer = new MemoryPeer({ framing: websocketFraming })
-    const { featurePlugin } = await import('./helpers.js')
     let restarts = 0
-    const restarting = featurePlugin('auth', 'auth', async () => {
-      if (restarts++ > 0) return 'done'
-      peer.restart()
-      return 'restart'
+    const restarting = definePlugin({
+      name: 'auth',
+      setup(ctx) {
+        ctx.feature({
+          name: 'auth',
+          priority: 1,
+          applies: () => true,
+          negotiate: async () => {
+            if (restarts++ > 0) return 'done'
+            peer.restart()
+            return 'restart'
+          },
+        })
+      },
     })
     const conn = createConnection({
       transport: peer.transport,
