@@ -46,6 +46,12 @@ export async function accept(peer: MemoryPeer): Promise<void> {
   peer.open({ features: '' })
 }
 
+/** `starting` (lifecycle's start()) once the peer accepted its first attempt. */
+export async function startedOnline(peer: MemoryPeer, starting: Promise<unknown>): Promise<void> {
+  await accept(peer)
+  await starting
+}
+
 export const NS_FAKE_RESUME = 'urn:example:fake-resume'
 
 /**

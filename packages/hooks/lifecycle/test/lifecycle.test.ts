@@ -1,7 +1,14 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest'
 import { xml } from '@core/xml'
 import { iq } from '@core/iq'
-import { accept, fakeResume, NS_FAKE_RESUME, TIMEOUTS, withLifecycle } from './helpers.js'
+import {
+  accept,
+  fakeResume,
+  NS_FAKE_RESUME,
+  startedOnline,
+  TIMEOUTS,
+  withLifecycle,
+} from './helpers.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
@@ -13,9 +20,7 @@ afterEach(() => {
 describe('states and hooks', () => {
   test('start(): connecting, then online; post-connect fires once', async () => {
     const { peer, conn, states, hooks } = withLifecycle({ idleTimeout: 0 })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     expect(states).toEqual([{ state: 'connecting' }, { state: 'online', resumed: false }])
     expect(hooks).toEqual(['post-connect'])
     expect(conn.plugins.lifecycle.state).toEqual({ state: 'online', resumed: false })
@@ -42,9 +47,7 @@ describe('states and hooks', () => {
           seen.push(s.state)
       }
     })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.close(new Error('ECONNRESET'))
     await vi.advanceTimersByTimeAsync(0)
     await accept(peer)
@@ -64,9 +67,7 @@ describe('states and hooks', () => {
     conn.hooks.on('post-connect', async () => {
       throw new Error('roster fetch failed')
     })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     await vi.advanceTimersByTimeAsync(1000)
     expect(errors.map((e) => e.message)).toEqual(['roster fetch failed'])
     expect(conn.state).toBe('online')
@@ -100,9 +101,7 @@ describe('states and hooks', () => {
 describe('reconnection', () => {
   test('a drop: disconnected, a prompt retry, online again, post-connect again', async () => {
     const { peer, conn, states, hooks } = withLifecycle({ idleTimeout: 0 })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.close(new Error('ECONNRESET'))
     await vi.advanceTimersByTimeAsync(0)
     await accept(peer)
@@ -220,9 +219,7 @@ describe('reconnection', () => {
 
   test('a permanent stream error (conflict) is reported once and nothing reconnects', async () => {
     const { peer, conn, states } = withLifecycle({ idleTimeout: 0 })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.send(
       "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
     )
@@ -239,9 +236,7 @@ describe('reconnection', () => {
       idleTimeout: 0,
       backoff: { initial: 1000, jitter: 0 },
     })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.send(
       "<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
     )
@@ -257,9 +252,7 @@ describe('reconnection', () => {
 
   test('stop() during a backoff wait: nothing reconnects and no timer is left', async () => {
     const { peer, conn, states } = withLifecycle({ backoff: { initial: 5000 } })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.accept = false
     peer.close(new Error('ECONNRESET'))
     await vi.advanceTimersByTimeAsync(0) // the prompt retry fails
@@ -277,9 +270,7 @@ describe('reconnection', () => {
 
   test("the app's conn.disconnect() during a backoff wait cancels the retry like stop()", async () => {
     const { peer, conn, states } = withLifecycle({ backoff: { initial: 5000 } })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.send(
       "<stream:error><reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
     )
@@ -301,9 +292,7 @@ describe('reconnection', () => {
       backoff: { initial: 5000 },
       signal: controller.signal,
     })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.send(
       "<stream:error><reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
     )
@@ -320,9 +309,7 @@ describe('reconnection', () => {
 
   test('stop() while online closes cleanly and reports stopped once', async () => {
     const { peer, conn, states } = withLifecycle()
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     await conn.plugins.lifecycle.stop()
     expect(states.map((s) => s.state)).toEqual(['connecting', 'online', 'stopped'])
     expect(peer.streamEnded).toBe(true)
@@ -332,9 +319,7 @@ describe('reconnection', () => {
 
   test('reconnect: false reports the drop and leaves the rest to the app', async () => {
     const { peer, conn, states } = withLifecycle({ reconnect: false, idleTimeout: 0 })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.close(new Error('ECONNRESET'))
     await vi.advanceTimersByTimeAsync(600_000)
     expect(states.map((s) => s.state)).toEqual(['connecting', 'online', 'disconnected'])
@@ -345,9 +330,7 @@ describe('reconnection', () => {
 describe('resumption (the seam with stream management)', () => {
   test('a resumable session: resuming, online {resumed}, post-resume and not post-connect', async () => {
     const { peer, conn, states, hooks, downtimes } = withLifecycle({ idleTimeout: 0 }, [fakeResume])
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.close(new Error('ECONNRESET'))
     await vi.advanceTimersByTimeAsync(0)
     await vi.advanceTimersByTimeAsync(250) // the server takes its time
@@ -372,9 +355,7 @@ describe('resumption (the seam with stream management)', () => {
 
   test('the session expired: <failed/>, a new session, and post-connect fires', async () => {
     const { peer, conn, states, hooks } = withLifecycle({ idleTimeout: 0 }, [fakeResume])
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     peer.close(new Error('ECONNRESET'))
     await vi.advanceTimersByTimeAsync(0)
     await accept(peer)
@@ -388,9 +369,7 @@ describe('resumption (the seam with stream management)', () => {
 
   test('a permanent error while resumable ends the session (nobody will resume it)', async () => {
     const { peer, conn } = withLifecycle({ idleTimeout: 0 }, [fakeResume])
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     const signal = conn.signal
     peer.send(
       "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
@@ -405,9 +384,7 @@ describe('resumption (the seam with stream management)', () => {
     const { peer, conn } = withLifecycle({ idleTimeout: 0, backoff: { initial: 5000 } }, [
       fakeResume,
     ])
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     const signal = conn.signal
     // A drop keeps the session resumable (a stream error would end it: the server does not
     // keep a session for resumption after one).
@@ -423,9 +400,7 @@ describe('resumption (the seam with stream management)', () => {
 describe('dead-connection detection', () => {
   test('a silent peer: probed after idleTimeout, dropped after probeTimeout, then reconnected', async () => {
     const { peer, conn, states } = withLifecycle({ idleTimeout: 1000, probeTimeout: 500 }, [iq])
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     await vi.advanceTimersByTimeAsync(999)
     expect(peer.queued).toHaveLength(0)
     await vi.advanceTimersByTimeAsync(1)
@@ -447,9 +422,7 @@ describe('dead-connection detection', () => {
 
   test('an answered probe keeps the connection; inbound data postpones the probe', async () => {
     const { peer, conn } = withLifecycle({ idleTimeout: 1000, probeTimeout: 500 }, [iq])
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     await vi.advanceTimersByTimeAsync(800)
     peer.send(' ')
     await vi.advanceTimersByTimeAsync(999)
@@ -472,9 +445,7 @@ describe('dead-connection detection', () => {
         return new Promise(() => undefined)
       },
     })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     await vi.advanceTimersByTimeAsync(1500)
     expect(signal?.aborted).toBe(true)
     expect(states.find((s) => s.state === 'disconnected')).toBeDefined()
@@ -482,9 +453,7 @@ describe('dead-connection detection', () => {
 
   test('without a probe or iq plugin: a whitespace keepalive each idle period', async () => {
     const { peer, conn } = withLifecycle({ idleTimeout: 1000 })
-    const started = conn.plugins.lifecycle.start()
-    await accept(peer)
-    await started
+    await startedOnline(peer, conn.plugins.lifecycle.start())
     const before = peer.written.length
     await vi.advanceTimersByTimeAsync(1000)
     expect(peer.written.slice(before)).toEqual([' '])
