@@ -87,9 +87,7 @@ export interface LifecycleApi {
 export const lifecycle = definePlugin({
   name: 'lifecycle',
   options: DEFAULTS,
-  setup(ctx, options): LifecycleApi {
-    return new Lifecycle(ctx, options)
-  },
+  setup: createLifecycle,
 })
 
 interface IqRequester {
@@ -105,206 +103,139 @@ interface AckProber {
   probe(signal: AbortSignal): Promise<void>
 }
 
-class Lifecycle implements LifecycleApi {
-  readonly #ctx: PluginContext
-  readonly #conn: Connection
-  readonly #options: LifecycleOptions
-  readonly #backoff: BackoffOptions
-  #current: LifecycleState = STOPPED
+type Probe = (signal: AbortSignal) => Promise<void>
+
+/** The plugin's state lives in this closure (its names minify; a class's fields would not). */
+function createLifecycle(ctx: PluginContext, options: LifecycleOptions): LifecycleApi {
+  const conn: Connection = ctx.connection
+  const hooks = ctx.hooks
+  const backoff: BackoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff }
+  const idleTimeout = options.idleTimeout
+  let current: LifecycleState = STOPPED
   /** Retry after failures: set by start() and by reaching online; cleared by a stop or a give-up. */
-  #active = false
+  let active = false
   /** Attempts since the last time online, and how many of them waited (the backoff's step). */
-  #attempt = 0
-  #delayed = 0
-  #retryTimer: ReturnType<typeof setTimeout> | undefined
+  let attempt = 0
+  let delayed = 0
+  let retryTimer: ReturnType<typeof setTimeout> | undefined
   /** Counts the core's `disconnected` hooks: tells whether an attempt's failure was reported. */
-  #disconnects = 0
-  #everOnline = false
-  #droppedAt: number | undefined
-  #lastCause: XMPPError | undefined
+  let disconnects = 0
+  let everOnline = false
+  let droppedAt: number | undefined
+  let lastCause: XMPPError | undefined
   /** A fatal hook failure: the disconnection that follows reports it. */
-  #fatal: XMPPError | undefined
-  #waiters: { resolve: () => void; reject: (error: Error) => void }[] = []
+  let fatal: XMPPError | undefined
+  let waiters: { resolve: () => void; reject: (error: Error) => void }[] = []
   // Dead-connection detection.
-  #lastInbound = 0
-  #idleTimer: ReturnType<typeof setTimeout> | undefined
-  #probing: { controller: AbortController; timer: ReturnType<typeof setTimeout> } | undefined
+  let lastInbound = 0
+  let idleTimer: ReturnType<typeof setTimeout> | undefined
+  let probing: { controller: AbortController; timer: ReturnType<typeof setTimeout> } | undefined
 
-  constructor(ctx: PluginContext, options: LifecycleOptions) {
-    this.#ctx = ctx
-    this.#conn = ctx.connection
-    this.#options = options
-    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff }
-    ctx.hooks.on('state', ({ state, previous }) => {
-      if (state !== 'connecting' || previous !== 'disconnected') return
-      // An attempt started (ours, or the app's own connect()): no retry is pending any more.
-      this.#clearRetry()
-      return this.#set(this.#conn.resumable ? RESUMING : CONNECTING)
-    })
-    ctx.hooks.on('online', ({ resumed }) => this.#onOnline(resumed))
-    ctx.hooks.on('disconnected', (payload) => this.#onDisconnected(payload))
-    // The app's own disconnect() means stop, also between a drop and the next attempt
-    // (there is no stream to close then, and no `disconnected` hook follows).
-    ctx.hooks.on('stop', () => {
-      this.#active = false
-      this.#clearRetry()
-      if (this.#conn.state === 'disconnected') this.#enterStopped()
-    })
-    // Any inbound data proves the peer is there; chunks, not elements (whitespace counts).
-    if (options.idleTimeout > 0) {
-      ctx.onRaw((direction) => {
-        if (direction === 'in') this.#lastInbound = Date.now()
-      })
-    }
-    const signal = options.signal
-    if (signal) {
-      const onAbort = () => {
-        void this.stop()
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      ctx.onDispose(() => signal.removeEventListener('abort', onAbort))
-    }
-    // Browsers: retry at once when the network is back; check the link when it changes.
-    const target = globalThis as Partial<
-      Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
-    >
-    if (
-      typeof target.addEventListener === 'function' &&
-      typeof target.removeEventListener === 'function'
-    ) {
-      const onOnline = () => this.#networkBack()
-      const onOffline = () => this.#runProbe()
-      target.addEventListener('online', onOnline)
-      target.addEventListener('offline', onOffline)
-      ctx.onDispose(() => {
-        target.removeEventListener?.('online', onOnline)
-        target.removeEventListener?.('offline', onOffline)
-      })
-    }
-    ctx.onDispose(() => {
-      this.#active = false
-      this.#clearRetry()
-      this.#stopWatching()
-      this.#failWaiters(new ConnectionError('disposed', 'the connection was disposed'))
-    })
+  const set = (state: LifecycleState): Promise<void> | undefined => {
+    current = state
+    return hooks.emit('lifecycle', state)
   }
 
-  get state(): LifecycleState {
-    return this.#current
+  const clearRetry = (): void => {
+    if (retryTimer === undefined) return
+    ctx.clearTimeout(retryTimer)
+    retryTimer = undefined
   }
 
-  start(): Promise<void> {
-    if (this.#options.signal?.aborted) {
-      return Promise.reject(new ConnectionError('stopped', 'the lifecycle signal was aborted'))
-    }
-    this.#active = true
-    if (this.#conn.state === 'online') return Promise.resolve()
-    const started = new Promise<void>((resolve, reject) => {
-      this.#waiters.push({ resolve, reject })
-    })
-    if (this.#conn.state === 'disconnected' && this.#retryTimer === undefined) this.#attemptNow()
-    return started
+  const failWaiters = (error: Error): void => {
+    const list = waiters
+    waiters = []
+    for (const waiter of list) waiter.reject(error)
   }
 
-  async stop(): Promise<void> {
-    this.#active = false
-    this.#clearRetry()
-    this.#stopWatching()
-    if (this.#conn.state !== 'disconnected') await this.#conn.disconnect()
-    // Already disconnected (a retry was pending), or the close raced a drop: say so here.
-    this.#enterStopped()
+  /** Stops retrying and watching: a stop, a give-up, the end of the connection. */
+  const halt = (): void => {
+    active = false
+    clearRetry()
+    stopWatching()
   }
 
-  #set(state: LifecycleState): Promise<void> | undefined {
-    this.#current = state
-    return this.#ctx.hooks.emit('lifecycle', state)
-  }
-
-  async #onOnline(resumed: boolean): Promise<void> {
-    this.#active = true
-    this.#attempt = 0
-    this.#delayed = 0
-    this.#lastCause = undefined
-    const downtime = this.#droppedAt === undefined ? 0 : Date.now() - this.#droppedAt
-    this.#droppedAt = undefined
-    const reconnected = this.#everOnline
-    this.#everOnline = true
-    this.#lastInbound = Date.now()
-    this.#armIdle(this.#options.idleTimeout)
-    await this.#set(resumed ? ONLINE_RESUMED : ONLINE_FRESH)
-    if (this.#options.signal?.aborted) {
-      void this.stop()
+  const onOnline = async (resumed: boolean): Promise<void> => {
+    active = true
+    attempt = 0
+    delayed = 0
+    lastCause = undefined
+    const downtime = droppedAt === undefined ? 0 : Date.now() - droppedAt
+    droppedAt = undefined
+    const reconnected = everOnline
+    everOnline = true
+    lastInbound = Date.now()
+    armIdle(idleTimeout)
+    await set(resumed ? ONLINE_RESUMED : ONLINE_FRESH)
+    if (options.signal?.aborted) {
+      void api.stop()
       return
     }
     // Exactly one of the two per (re)connection, chosen by what negotiation said.
     const failures: unknown[] = []
     const onError =
-      this.#options.hookErrors === 'fatal' ? (error: unknown) => failures.push(error) : undefined
+      options.hookErrors === 'fatal' ? (error: unknown) => failures.push(error) : undefined
     const hook = resumed ? 'post-resume' : 'post-connect'
-    if (resumed) await this.#ctx.hooks.emit('post-resume', { downtime }, onError)
-    else await this.#ctx.hooks.emit('post-connect', { reconnected }, onError)
+    if (resumed) await hooks.emit('post-resume', { downtime }, onError)
+    else await hooks.emit('post-connect', { reconnected }, onError)
     if (failures.length === 0) {
       // start() resolves once the session is set up, as connect() does.
-      const waiters = this.#waiters
-      this.#waiters = []
-      for (const waiter of waiters) waiter.resolve()
+      const list = waiters
+      waiters = []
+      for (const waiter of list) waiter.resolve()
       return
     }
     const first = failures[0]
-    this.#fatal = new LifecycleError(
-      'hook-failed',
-      `a ${hook} handler failed: ${first instanceof Error ? first.message : String(first)}`,
-      first,
-    )
-    // disconnect() does not reject; its `disconnected` hook reports #fatal.
-    if (this.#conn.state !== 'disconnected') void this.#conn.disconnect()
-    else this.#giveUp(this.#takeFatal() as XMPPError, false)
+    fatal = new LifecycleError('hook-failed', `${hook} handler failed: ${describe(first)}`, first)
+    // disconnect() does not reject; its `disconnected` hook reports the fatal error.
+    if (conn.state !== 'disconnected') void conn.disconnect()
+    else giveUp(takeFatal() as XMPPError, false)
   }
 
-  #onDisconnected(payload: HookMap['disconnected']): void {
-    this.#disconnects++
-    this.#stopWatching()
-    this.#droppedAt ??= Date.now()
-    const fatal = this.#takeFatal()
-    if (fatal) {
-      this.#giveUp(fatal, payload.resumable)
+  const onDisconnected = (payload: HookMap['disconnected']): void => {
+    disconnects++
+    stopWatching()
+    droppedAt ??= Date.now()
+    const failed = takeFatal()
+    if (failed) {
+      giveUp(failed, payload.resumable)
       return
     }
     if (payload.reason === 'stopped' || payload.reason === 'close-timeout') {
-      this.#enterStopped()
+      enterStopped()
       return
     }
     const cause = payload.error ?? new ConnectionError('disconnected', 'the stream ended')
-    if (this.#options.isPermanent(cause)) {
-      this.#giveUp(cause, payload.resumable)
+    if (options.isPermanent(cause)) {
+      giveUp(cause, payload.resumable)
       return
     }
-    this.#lastCause = cause
-    void this.#set({
+    lastCause = cause
+    void set({
       state: 'disconnected',
       resumable: payload.resumable,
       cause,
       reason: payload.reason,
     })
     // A `disconnected` handler may have stopped us.
-    if (this.#active && this.#options.reconnect) this.#schedule(payload.reason, payload.resumable)
+    if (active && options.reconnect) schedule(payload.reason, payload.resumable)
   }
 
-  #takeFatal(): XMPPError | undefined {
-    const fatal = this.#fatal
-    this.#fatal = undefined
-    return fatal
+  const takeFatal = (): XMPPError | undefined => {
+    const error = fatal
+    fatal = undefined
+    return error
   }
 
-  #schedule(reason: DisconnectReason, resumable: boolean): void {
-    this.#attempt++
-    const max = this.#options.maxAttempts
-    if (this.#attempt > max) {
-      const last = this.#lastCause
-      this.#giveUp(
+  const schedule = (reason: DisconnectReason, resumable: boolean): void => {
+    attempt++
+    const max = options.maxAttempts
+    if (attempt > max) {
+      const last = lastCause
+      giveUp(
         new LifecycleError(
           'retries-exhausted',
-          `gave up after ${max} reconnection attempt${max === 1 ? '' : 's'}${last ? `: ${last.message}` : ''}`,
+          `gave up after ${max} attempts${last ? `: ${last.message}` : ''}`,
           last,
         ),
         resumable,
@@ -312,137 +243,108 @@ class Lifecycle implements LifecycleApi {
       return
     }
     // The first retry after a network failure is prompt: most drops are a moment's loss.
-    const prompt = this.#attempt === 1 && (reason === 'dropped' || reason === 'timeout')
-    const delay = prompt ? 0 : backoffDelay(this.#delayed++, this.#backoff, this.#options.random)
+    const prompt = attempt === 1 && (reason === 'dropped' || reason === 'timeout')
+    const delay = prompt ? 0 : backoffDelay(delayed++, backoff, options.random)
     // The timer first: a `reconnecting` handler that calls stop() clears it.
-    this.#retryTimer = this.#ctx.setTimeout(() => {
-      this.#retryTimer = undefined
-      this.#attemptNow()
+    retryTimer = ctx.setTimeout(() => {
+      retryTimer = undefined
+      attemptNow()
     }, delay)
-    void this.#set({ state: 'reconnecting', attempt: this.#attempt, delay })
+    void set({ state: 'reconnecting', attempt, delay })
   }
 
-  #attemptNow(): void {
-    if (!this.#active || this.#conn.state !== 'disconnected') return
-    const seen = this.#disconnects
-    this.#conn.connect().then(
+  const attemptNow = (): void => {
+    if (!active || conn.state !== 'disconnected') return
+    const seen = disconnects
+    conn.connect().then(
       // Online: the core's `online` hook has told the rest.
       () => undefined,
       (error: unknown) => {
         // The `disconnected` hook reported this failure already.
-        if (seen !== this.#disconnects || !this.#active) return
+        if (seen !== disconnects || !active) return
         if ((error as { code?: unknown }).code === 'disposed') return
         // It failed before there was a transport (its factory threw): handled as a drop.
-        this.#onDisconnected({
+        onDisconnected({
           error:
             error instanceof XMPPError
               ? error
               : new ConnectionError('transport', describe(error), error),
           clean: false,
           reason: 'dropped',
-          resumable: this.#conn.resumable,
+          resumable: conn.resumable,
         })
       },
     )
   }
 
-  /** The network is back: retry now rather than at the end of a backoff delay. */
-  #networkBack(): void {
-    // Online already: the network may have changed under the connection; check it.
-    if (this.#conn.state === 'online') {
-      this.#runProbe()
-      return
-    }
-    if (!this.#active || this.#retryTimer === undefined) return
-    this.#clearRetry()
-    this.#attemptNow()
-  }
-
-  #giveUp(error: XMPPError, resumable: boolean): void {
-    this.#active = false
-    this.#clearRetry()
-    this.#stopWatching()
+  const giveUp = (error: XMPPError, resumable: boolean): void => {
+    halt()
     // Nobody will resume this session: what waits on it fails now.
-    if (resumable || this.#conn.resumable) this.#conn.endSession(error)
-    this.#failWaiters(error)
-    void this.#set({ state: 'permanent-error', error })
+    if (resumable || conn.resumable) conn.endSession(error)
+    failWaiters(error)
+    void set({ state: 'permanent-error', error })
   }
 
-  #enterStopped(): void {
-    this.#active = false
-    this.#clearRetry()
-    this.#stopWatching()
+  const enterStopped = (): void => {
+    halt()
     const stopped = new ConnectionError('stopped', 'stopped by the app')
-    if (this.#conn.state === 'disconnected' && this.#conn.resumable) this.#conn.endSession(stopped)
-    this.#failWaiters(stopped)
-    if (this.#current.state !== 'stopped' && this.#current.state !== 'permanent-error') {
-      void this.#set(STOPPED)
-    }
-  }
-
-  #failWaiters(error: Error): void {
-    const waiters = this.#waiters
-    this.#waiters = []
-    for (const waiter of waiters) waiter.reject(error)
-  }
-
-  #clearRetry(): void {
-    if (this.#retryTimer === undefined) return
-    this.#ctx.clearTimeout(this.#retryTimer)
-    this.#retryTimer = undefined
+    if (conn.state === 'disconnected' && conn.resumable) conn.endSession(stopped)
+    failWaiters(stopped)
+    if (current.state !== 'stopped' && current.state !== 'permanent-error') void set(STOPPED)
   }
 
   // Dead-connection detection: after `idleTimeout` ms without inbound data, probe; no answer
   // within `probeTimeout` ms and the transport is destroyed, which the core reports as a drop.
 
-  #armIdle(ms: number): void {
-    if (this.#options.idleTimeout <= 0) return
-    if (this.#idleTimer !== undefined) this.#ctx.clearTimeout(this.#idleTimer)
-    this.#idleTimer = this.#ctx.setTimeout(() => this.#onIdle(), ms)
+  const armIdle = (ms: number): void => {
+    if (idleTimeout <= 0) return
+    if (idleTimer !== undefined) ctx.clearTimeout(idleTimer)
+    idleTimer = ctx.setTimeout(onIdle, ms)
   }
 
-  #onIdle(): void {
-    this.#idleTimer = undefined
-    if (this.#conn.state !== 'online') return
-    const quiet = Date.now() - this.#lastInbound
-    const idle = this.#options.idleTimeout
-    if (quiet < idle) {
-      this.#armIdle(idle - quiet)
-      return
-    }
-    this.#runProbe()
+  const onIdle = (): void => {
+    idleTimer = undefined
+    if (conn.state !== 'online') return
+    const quiet = Date.now() - lastInbound
+    if (quiet < idleTimeout) armIdle(idleTimeout - quiet)
+    else runProbe()
   }
 
-  #runProbe(): void {
-    const transport = this.#conn.transport
-    if (this.#probing || this.#conn.state !== 'online' || !transport) return
-    const probe = this.#options.probe ?? this.#smProbe() ?? this.#pingProbe()
+  const runProbe = (): void => {
+    const transport = conn.transport
+    if (probing || conn.state !== 'online' || !transport) return
+    const probe = options.probe ?? smProbe() ?? pingProbe()
     if (!probe) {
       // RFC 6120 §4.6.1: whitespace between elements keeps the link in use. Only on an XML
       // stream: a message framing (RFC 7395) allows no bytes outside elements.
       if (transport.framing.batch) transport.write(' ')
-      this.#armIdle(this.#options.idleTimeout)
+      armIdle(idleTimeout)
       return
     }
     const controller = new AbortController()
-    const timeout = this.#options.probeTimeout
+    const timeout = options.probeTimeout
+    /** Ends this probe (if it is still the one running); true when it was. */
+    const settle = (): boolean => {
+      if (probing?.controller !== controller) return false
+      ctx.clearTimeout(probing.timer)
+      probing = undefined
+      return true
+    }
     const fail = (error: unknown) => {
-      if (this.#probing?.controller !== controller) return
-      this.#ctx.clearTimeout(this.#probing.timer)
-      this.#probing = undefined
+      if (!settle()) return
       controller.abort(error)
-      if (this.#conn.transport !== transport) return
+      if (conn.transport !== transport) return
       transport.destroy(
         new ConnectionError(
           'disconnected',
-          `the peer did not answer the liveness probe: ${describe(error)}`,
+          `no answer to the liveness probe: ${describe(error)}`,
           error,
         ),
       )
     }
-    this.#probing = {
+    probing = {
       controller,
-      timer: this.#ctx.setTimeout(
+      timer: ctx.setTimeout(
         () => fail(new TimeoutError(`no answer within ${timeout} ms`, 'probe')),
         timeout,
       ),
@@ -454,10 +356,7 @@ class Lifecycle implements LifecycleApi {
       pending = Promise.reject(error)
     }
     pending.then(() => {
-      if (this.#probing?.controller !== controller) return
-      this.#ctx.clearTimeout(this.#probing.timer)
-      this.#probing = undefined
-      this.#armIdle(this.#options.idleTimeout)
+      if (settle()) armIdle(idleTimeout)
     }, fail)
   }
 
@@ -465,18 +364,18 @@ class Lifecycle implements LifecycleApi {
    * XEP-0198 §4: with stream management enabled on this stream (a plugin registered as `sm`
    * whose API says `enabled`), an ack request: the cheapest question the server must answer.
    */
-  #smProbe(): ((signal: AbortSignal) => Promise<void>) | undefined {
-    const sm = (this.#conn.plugins as Record<string, unknown>).sm as AckProber | undefined
+  const smProbe = (): Probe | undefined => {
+    const sm = (conn.plugins as Record<string, unknown>).sm as AckProber | undefined
     if (sm?.enabled !== true || typeof sm.probe !== 'function') return undefined
     return (signal) => sm.probe(signal)
   }
 
   /** XEP-0199 §4.2: a ping to the server; any answer, an error included, proves it is there. */
-  #pingProbe(): ((signal: AbortSignal) => Promise<void>) | undefined {
-    const iq = (this.#conn.plugins as Record<string, unknown>).iq as IqRequester | undefined
+  const pingProbe = (): Probe | undefined => {
+    const iq = (conn.plugins as Record<string, unknown>).iq as IqRequester | undefined
     if (typeof iq?.request !== 'function') return undefined
-    const timeout = this.#options.probeTimeout
-    const domain = this.#conn.domain
+    const timeout = options.probeTimeout
+    const domain = conn.domain
     return (signal) =>
       iq
         .request(xml('iq', { type: 'get', to: domain }, xml('ping', { xmlns: 'urn:xmpp:ping' })), {
@@ -493,16 +392,101 @@ class Lifecycle implements LifecycleApi {
         )
   }
 
-  #stopWatching(): void {
-    if (this.#idleTimer !== undefined) this.#ctx.clearTimeout(this.#idleTimer)
-    this.#idleTimer = undefined
-    const probing = this.#probing
-    this.#probing = undefined
-    if (probing) {
-      this.#ctx.clearTimeout(probing.timer)
-      probing.controller.abort(new ConnectionError('disconnected', 'the stream ended'))
+  const stopWatching = (): void => {
+    if (idleTimer !== undefined) ctx.clearTimeout(idleTimer)
+    idleTimer = undefined
+    const running = probing
+    probing = undefined
+    if (running) {
+      ctx.clearTimeout(running.timer)
+      running.controller.abort(new ConnectionError('disconnected', 'the stream ended'))
     }
   }
+
+  const api: LifecycleApi = {
+    get state() {
+      return current
+    },
+
+    start() {
+      if (options.signal?.aborted) {
+        return Promise.reject(new ConnectionError('stopped', 'the lifecycle signal was aborted'))
+      }
+      active = true
+      if (conn.state === 'online') return Promise.resolve()
+      const started = new Promise<void>((resolve, reject) => {
+        waiters.push({ resolve, reject })
+      })
+      if (conn.state === 'disconnected' && retryTimer === undefined) attemptNow()
+      return started
+    },
+
+    async stop() {
+      halt()
+      if (conn.state !== 'disconnected') await conn.disconnect()
+      // Already disconnected (a retry was pending), or the close raced a drop: say so here.
+      enterStopped()
+    },
+  }
+
+  hooks.on('state', ({ state, previous }) => {
+    if (state !== 'connecting' || previous !== 'disconnected') return
+    // An attempt started (ours, or the app's own connect()): no retry is pending any more.
+    clearRetry()
+    return set(conn.resumable ? RESUMING : CONNECTING)
+  })
+  hooks.on('online', ({ resumed }) => onOnline(resumed))
+  hooks.on('disconnected', onDisconnected)
+  // The app's own disconnect() means stop, also between a drop and the next attempt
+  // (there is no stream to close then, and no `disconnected` hook follows).
+  hooks.on('stop', () => {
+    active = false
+    clearRetry()
+    if (conn.state === 'disconnected') enterStopped()
+  })
+  // Any inbound data proves the peer is there; chunks, not elements (whitespace counts).
+  if (idleTimeout > 0) {
+    ctx.onRaw((direction) => {
+      if (direction === 'in') lastInbound = Date.now()
+    })
+  }
+  const signal = options.signal
+  if (signal) {
+    const onAbort = () => {
+      void api.stop()
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    ctx.onDispose(() => signal.removeEventListener('abort', onAbort))
+  }
+  // Browsers: retry at once when the network is back; check the link when it changes.
+  const target = globalThis as Partial<
+    Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
+  >
+  if (
+    typeof target.addEventListener === 'function' &&
+    typeof target.removeEventListener === 'function'
+  ) {
+    /** The network is back: retry now rather than at the end of a backoff delay. */
+    const onNetworkBack = () => {
+      // Online already: the network may have changed under the connection; check it.
+      if (conn.state === 'online') runProbe()
+      else if (active && retryTimer !== undefined) {
+        clearRetry()
+        attemptNow()
+      }
+    }
+    target.addEventListener('online', onNetworkBack)
+    target.addEventListener('offline', runProbe)
+    ctx.onDispose(() => {
+      target.removeEventListener?.('online', onNetworkBack)
+      target.removeEventListener?.('offline', runProbe)
+    })
+  }
+  ctx.onDispose(() => {
+    halt()
+    failWaiters(new ConnectionError('disposed', 'the connection was disposed'))
+  })
+  return api
 }
 
 const STOPPED: LifecycleState = Object.freeze({ state: 'stopped' })
