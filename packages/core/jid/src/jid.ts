@@ -31,47 +31,28 @@ const MAX_PART_BYTES = 1023
 /** RFC 1035 §2.3.4 (via RFC 5890): a DNS label is at most 63 octets. */
 const MAX_LABEL = 63
 
-// Flags for the 128 ASCII code units, so the fast paths are a table lookup per character.
-const LOCAL_BAD = 1 // forbidden in a localpart
-const DNS_OK = 2 // allowed in a hostname label
-const UPPER = 4 // needs lowercasing
-const CTRL = 8 // C0 control or DEL: forbidden in every part
-const FLAGS = new Uint8Array(128)
-for (let c = 0; c < 128; c++) {
-  let f = 0
-  if (c < 0x20 || c === 0x7f) f |= CTRL | LOCAL_BAD
-  if (c === 0x20) f |= LOCAL_BAD
-  if ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x5f) f |= DNS_OK
-  if (c >= 0x41 && c <= 0x5a) f |= DNS_OK | UPPER
-  FLAGS[c] = f
-}
-// RFC 7622 §3.3.1: the localpart must not contain these eight characters.
-for (const ch of '"&\'/:<>@') FLAGS[ch.charCodeAt(0)]! |= LOCAL_BAD
-
-// Unicode slow paths (only reached when a part contains a code unit >= 0x80).
+// What each part refuses. The Unicode classes cover the ASCII ones: C0 controls and DEL are
+// \p{Cc}, space, tab, CR and LF are \p{White_Space}; \p{Cs} is a lone surrogate.
+// RFC 7622 §3.3.1: a localpart also refuses these eight characters.
+const LOCAL_BAD = /[\p{Cc}\p{Cs}\p{White_Space}"&'/:<>@]/u
+// A domainpart: also ASCII that a hostname label does not allow (letters, digits, hyphen, and
+// underscore, which real DNS names use; '.' separates labels).
+const DOMAIN_BAD = /[\p{Cc}\p{Cs}\p{White_Space}]|[^\w.\x80-\u{10ffff}-]/u
+const RESOURCE_BAD = /[\p{Cc}\p{Cs}]/u
+const NON_ASCII = /[^\x00-\x7f]/
 const WIDTH_FORMS = /[\uff01-\uffef]/g // fullwidth and halfwidth forms (RFC 8265 width mapping)
 const IDEOGRAPHIC_STOP = /\u3002/g // after width mapping, the remaining IDNA label separator
 const NON_ASCII_SPACE = /\p{Zs}/gu // OpaqueString maps these to U+0020
-const LOCAL_BAD_U = /[\p{Cc}\p{Cs}\p{White_Space}"&'/:<>@]/u
-const DOMAIN_BAD_U = /[\p{Cc}\p{Cs}\p{White_Space}]/u
-const RESOURCE_BAD_U = /[\p{Cc}\p{Cs}]/u
 
 // tryParse()/isValidJID() run the same code in "quiet" mode: failures throw this shared
 // sentinel instead of building a JIDError (and its stack trace).
 const QUIET_FAILURE: unique symbol = Symbol('invalid JID')
 let quiet = false
-// Set by JID.#trusted() so that the constructor skips validation of already-normalised parts.
-let trusted = false
+// Set by trusted() so that the constructor skips validation of already-normalised parts.
+let trusting = false
 
 function quote(s: string): string {
   return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s)
-}
-
-function describe(cp: number): string {
-  const hex = cp.toString(16).toUpperCase().padStart(4, '0')
-  // Show the character itself only when it is printable.
-  const printable = cp > 0x20 && !(cp >= 0x7f && cp <= 0xa0) && !(cp >= 0xd800 && cp <= 0xdfff)
-  return printable ? `U+${hex} (${String.fromCodePoint(cp)})` : `U+${hex}`
 }
 
 function fail(src: string | undefined, message: string): never {
@@ -83,130 +64,76 @@ function fail(src: string | undefined, message: string): never {
 
 const UTF8 = new TextEncoder()
 
-/** UTF-8 length of a string (the callers have refused lone surrogates already). */
-function utf8Length(s: string): number {
-  return UTF8.encode(s).length
-}
-
-function checkLength(src: string | undefined, part: string, bytes: number): void {
-  if (bytes > MAX_PART_BYTES)
-    fail(src, `${part} is ${bytes} bytes long (at most ${MAX_PART_BYTES})`)
-}
-
 function widthMap(s: string): string {
   return s.replace(WIDTH_FORMS, (c) => c.normalize('NFKC'))
 }
 
-/** `part` (e.g. 'localpart') of `src`, whose text is `value`, has something wrong with it. */
-function badPart(src: string | undefined, part: string, value: string, what: string): never {
-  fail(src, `${part} ${quote(value)} ${what}`)
-}
-
-function forbidden(
+/**
+ * Checks the normalised `out` of one part (whose text was `value`): no character `bad`
+ * matches (named with its position when `out` is `value`, i.e. ASCII), at most 1023 bytes of
+ * UTF-8 (`ascii`: one byte per character).
+ */
+function check(
   src: string | undefined,
   part: string,
   value: string,
-  cp: number,
-  index?: number,
-): never {
-  badPart(
-    src,
-    part,
-    value,
-    `contains forbidden character ${describe(cp)}${index === undefined ? '' : ` at index ${index}`}`,
-  )
-}
-
-function rejectMatch(src: string | undefined, part: string, value: string, re: RegExp): void {
-  const m = re.exec(value)
-  if (m) forbidden(src, part, value, m[0].codePointAt(0)!)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Localpart (RFC 7622 §3.3)
-
-function normLocal(l: string, src: string | undefined): string {
-  let upper = false
-  for (let i = 0; i < l.length; i++) {
-    const c = l.charCodeAt(i)
-    if (c >= 0x80) return normLocalUnicode(l, src)
-    const f = FLAGS[c]!
-    if (f & LOCAL_BAD) forbidden(src, 'localpart', l, c, i)
-    if (f & UPPER) upper = true
+  out: string,
+  bad: RegExp,
+  ascii: boolean,
+): string {
+  const m = bad.exec(out)
+  if (m) {
+    const cp = m[0].codePointAt(0) as number
+    const hex = cp.toString(16).toUpperCase().padStart(4, '0')
+    // The character itself only when it is printable.
+    const shown = cp > 0x20 && !(cp >= 0x7f && cp <= 0xa0) && !(cp >= 0xd800 && cp <= 0xdfff)
+    fail(
+      src,
+      `${part} ${quote(value)} contains forbidden character U+${hex}${shown ? ` (${m[0]})` : ''}${ascii ? ` at index ${m.index}` : ''}`,
+    )
   }
-  checkLength(src, 'localpart', l.length)
-  return upper ? l.toLowerCase() : l
-}
-
-function normLocalUnicode(l: string, src: string | undefined): string {
-  // UsernameCaseMapped order (RFC 8265 §3.3.2): width mapping, case mapping, then NFC.
-  const out = widthMap(l).toLowerCase().normalize('NFC')
-  rejectMatch(src, 'localpart', out, LOCAL_BAD_U)
-  checkLength(src, 'localpart', utf8Length(out))
+  const bytes = ascii ? out.length : UTF8.encode(out).length
+  if (bytes > MAX_PART_BYTES)
+    fail(src, `${part} is ${bytes} bytes long (at most ${MAX_PART_BYTES})`)
   return out
 }
 
-// ---------------------------------------------------------------------------------------------
-// Domainpart (RFC 7622 §3.2)
-
-function normDomain(d: string, src: string | undefined): string {
-  if (d.length === 0) fail(src, 'the domainpart is empty')
-  if (d.charCodeAt(0) === 0x5b /* [ */) return normIPLiteral(d, src)
-  for (let i = 0; i < d.length; i++) {
-    if (d.charCodeAt(i) >= 0x80) return normDomainUnicode(d, src)
-  }
-  return checkLabels(d, src, d)
-}
-
-function normDomainUnicode(d: string, src: string | undefined): string {
-  // A rough stand-in for the IDNA2008 mappings of RFC 5895: width mapping, the ideographic
-  // full stop as a label separator, lowercase, NFC.
-  const out = widthMap(d).replace(IDEOGRAPHIC_STOP, '.').toLowerCase().normalize('NFC')
-  rejectMatch(src, 'domainpart', out, DOMAIN_BAD_U)
-  return checkLabels(out, src, d)
+/**
+ * Localpart (RFC 7622 §3.3), UsernameCaseMapped order (RFC 8265 §3.3.2): width mapping,
+ * case mapping, then NFC. ASCII needs the case mapping only.
+ */
+function normLocal(l: string, src: string | undefined): string {
+  if (!NON_ASCII.test(l)) return check(src, 'localpart', l, l.toLowerCase(), LOCAL_BAD, true)
+  const out = widthMap(l).toLowerCase().normalize('NFC')
+  return check(src, 'localpart', l, out, LOCAL_BAD, false)
 }
 
 /**
- * Strips one trailing dot (RFC 7622 §3.2 says a final label separator is removed), then
- * checks each label: non-empty, at most 63 characters when ASCII, only LDH characters (plus
- * underscore) among its ASCII characters, no hyphen at either end. Lowercases ASCII.
+ * Domainpart (RFC 7622 §3.2). Non-ASCII, a rough stand-in for the IDNA2008 mappings of
+ * RFC 5895: width mapping, the ideographic full stop as a label separator, lowercase, NFC.
+ * One trailing dot is removed (a final label separator); then each label is non-empty, at
+ * most 63 characters when ASCII, only LDH characters (plus underscore) among its ASCII
+ * characters, no hyphen at either end.
  */
-function checkLabels(d: string, src: string | undefined, original: string): string {
-  let end = d.length
-  if (d.charCodeAt(end - 1) === 0x2e) end--
-  const bad = (what: string) => badPart(src, 'domainpart', original, what)
-  if (end === 0) bad('is empty')
-  let upper = false
-  let ascii = true
-  let labelStart = 0
-  let labelAscii = true
-  for (let i = 0; i <= end; i++) {
-    const c = i === end ? 0x2e : d.charCodeAt(i)
-    if (c === 0x2e) {
-      const len = i - labelStart
-      if (len === 0) bad('has an empty label')
-      if (labelAscii && len > MAX_LABEL) {
-        bad(`has a label of ${len} characters (at most ${MAX_LABEL})`)
-      }
-      if (d.charCodeAt(labelStart) === 0x2d || d.charCodeAt(i - 1) === 0x2d) {
-        bad('has a label that starts or ends with "-"')
-      }
-      labelStart = i + 1
-      labelAscii = true
-      continue
+function normDomain(d: string, src: string | undefined): string {
+  if (d === '') fail(src, 'the domainpart is empty')
+  if (d.charCodeAt(0) === 0x5b /* [ */) return normIPLiteral(d, src)
+  const ascii = !NON_ASCII.test(d)
+  let out = ascii
+    ? d.toLowerCase()
+    : widthMap(d).replace(IDEOGRAPHIC_STOP, '.').toLowerCase().normalize('NFC')
+  if (out.endsWith('.')) out = out.slice(0, -1)
+  const bad = (what: string) => fail(src, `domainpart ${quote(d)} ${what}`)
+  if (out === '') bad('is empty')
+  for (const label of out.split('.')) {
+    if (label === '') bad('has an empty label')
+    if (label.length > MAX_LABEL && !NON_ASCII.test(label)) {
+      bad(`has a label of ${label.length} characters (at most ${MAX_LABEL})`)
     }
-    if (c >= 0x80) {
-      ascii = false
-      labelAscii = false
-      continue
-    }
-    const f = FLAGS[c]!
-    if (!(f & DNS_OK)) forbidden(src, 'domainpart', original, c)
-    if (f & UPPER) upper = true
+    if (label.startsWith('-') || label.endsWith('-'))
+      bad('has a label that starts or ends with "-"')
   }
-  const out = end === d.length ? d : d.slice(0, end)
-  checkLength(src, 'domainpart', ascii ? out.length : utf8Length(out))
-  return upper ? out.toLowerCase() : out
+  return check(src, 'domainpart', d, out, DOMAIN_BAD, ascii)
 }
 
 /**
@@ -215,40 +142,31 @@ function checkLabels(d: string, src: string | undefined, original: string): stri
  * identifier), after a character check: that parser would drop tabs and newlines.
  */
 function normIPLiteral(d: string, src: string | undefined): string {
-  if (!isIPv6Literal(d)) badPart(src, 'domainpart', d, 'is not a valid bracketed IPv6 address')
-  return d.toLowerCase()
-}
-
-function isIPv6Literal(d: string): boolean {
-  if (!/^\[[\da-f:.]+\]$/i.test(d)) return false
-  try {
-    new URL(`http://${d}/`)
-    return true
-  } catch {
-    // Not an IPv6 address.
-    return false
+  if (/^\[[\da-f:.]+\]$/i.test(d)) {
+    try {
+      new URL(`http://${d}/`)
+      return d.toLowerCase()
+    } catch {
+      // Not an IPv6 address: refused below.
+    }
   }
+  fail(src, `domainpart ${quote(d)} is not a valid bracketed IPv6 address`)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Resourcepart (RFC 7622 §3.4)
-
+/**
+ * Resourcepart (RFC 7622 §3.4), OpaqueString (RFC 8265 §4.2.2): non-ASCII spaces to
+ * U+0020, no case mapping, NFC.
+ */
 function normResource(r: string, src: string | undefined): string {
-  for (let i = 0; i < r.length; i++) {
-    const c = r.charCodeAt(i)
-    if (c >= 0x80) return normResourceUnicode(r, src)
-    if (FLAGS[c]! & CTRL) forbidden(src, 'resourcepart', r, c, i)
-  }
-  checkLength(src, 'resourcepart', r.length)
-  return r
+  const ascii = !NON_ASCII.test(r)
+  const out = ascii ? r : r.replace(NON_ASCII_SPACE, ' ').normalize('NFC')
+  return check(src, 'resourcepart', r, out, RESOURCE_BAD, ascii)
 }
 
-function normResourceUnicode(r: string, src: string | undefined): string {
-  // OpaqueString (RFC 8265 §4.2.2): non-ASCII spaces to U+0020, no case mapping, NFC.
-  const out = r.replace(NON_ASCII_SPACE, ' ').normalize('NFC')
-  rejectMatch(src, 'resourcepart', out, RESOURCE_BAD_U)
-  checkLength(src, 'resourcepart', utf8Length(out))
-  return out
+/** A JID of parts already normalised. */
+function trusted(local: string, domain: string, resource: string): JID {
+  trusting = true
+  return new JID(local, domain, resource)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,8 +195,8 @@ export class JID {
    * absent. Throws JIDError.
    */
   constructor(local: string, domain: string, resource = '') {
-    if (trusted) {
-      trusted = false
+    if (trusting) {
+      trusting = false
       this.local = local
       this.domain = domain
       this.resource = resource
@@ -290,11 +208,6 @@ export class JID {
     this.local = local === '' ? '' : normLocal(local, undefined)
     this.domain = normDomain(domain, undefined)
     this.resource = resource === '' ? '' : normResource(resource, undefined)
-  }
-
-  static #trusted(local: string, domain: string, resource: string): JID {
-    trusted = true
-    return new JID(local, domain, resource)
   }
 
   /**
@@ -336,7 +249,7 @@ export class JID {
     }
     if (domainStart === bareEnd) fail(s, 'the domainpart is missing')
     const domain = normDomain(s.slice(domainStart, bareEnd), s)
-    return JID.#trusted(local, domain, resource)
+    return trusted(local, domain, resource)
   }
 
   /** Like parse(), but returns undefined for an invalid JID instead of throwing. */
@@ -355,7 +268,7 @@ export class JID {
   /** The JID without its resource (this same object when it is already bare). */
   bare(): JID {
     if (this.resource === '') return this
-    this.#bare ??= JID.#trusted(this.local, this.domain, '')
+    this.#bare ??= trusted(this.local, this.domain, '')
     return this.#bare
   }
 
@@ -392,7 +305,7 @@ export class JID {
   withResource(r: string): JID {
     if (typeof r !== 'string') fail(undefined, 'the resourcepart must be a string')
     if (r === '') return this.bare()
-    return JID.#trusted(this.local, this.domain, normResource(r, undefined))
+    return trusted(this.local, this.domain, normResource(r, undefined))
   }
 }
 
