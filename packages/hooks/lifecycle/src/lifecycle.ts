@@ -235,7 +235,7 @@ function createLifecycle(ctx: PluginContext, options: LifecycleOptions): Lifecyc
       giveUp(
         new LifecycleError(
           'retries-exhausted',
-          `gave up after ${max} attempts${last ? `: ${last.message}` : ''}`,
+          `gave up after ${max} attempt${max === 1 ? '' : 's'}${last ? `: ${last.message}` : ''}`,
           last,
         ),
         resumable,

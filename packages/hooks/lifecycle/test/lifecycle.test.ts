@@ -214,7 +214,19 @@ describe('reconnection', () => {
     const permanent = states.filter((s) => s.state === 'permanent-error')
     expect(permanent).toHaveLength(1)
     expect(await failure).toMatchObject({ code: 'retries-exhausted' })
+    expect(((await failure) as Error).message).toMatch(/^gave up after 3 attempts: /)
     expect(vi.getTimerCount()).toBe(0)
+  })
+
+  test('maxAttempts 1: the message counts one attempt', async () => {
+    const { peer, conn } = withLifecycle({ idleTimeout: 0, maxAttempts: 1 })
+    peer.accept = false
+    const failure = conn.plugins.lifecycle.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    await vi.advanceTimersByTimeAsync(600_000)
+    expect(((await failure) as Error).message).toMatch(/^gave up after 1 attempt: /)
   })
 
   test('a permanent stream error (conflict) is reported once and nothing reconnects', async () => {
