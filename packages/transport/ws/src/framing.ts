@@ -28,88 +28,70 @@ export const websocketFraming: Framing = {
     return `${data.slice(0, nameEnd)} xmlns="${escapeAttr(xmlns)}"${data.slice(nameEnd)}`
   },
   batch: false,
-  reader: (handlers, xmlns, limits) => new MessageReader(handlers, xmlns, limits),
+  reader: messageReader,
 }
 
 /** Reads RFC 7395 messages (§3.3.3) whole; `<open/>` and `<close/>` start and end the stream. */
-class MessageReader implements StreamReader {
-  readonly #handlers: StreamParserHandlers
-  readonly #reader: ElementReader
-  #opened = false
-  #stopped = false
-
-  constructor(handlers: StreamParserHandlers, xmlns: string, limits?: StreamParserOptions) {
-    this.#handlers = handlers
-    this.#reader = new ElementReader(xmlns, limits)
+function messageReader(
+  handlers: StreamParserHandlers,
+  xmlns: string,
+  limits?: StreamParserOptions,
+): StreamReader {
+  const reader = new ElementReader(xmlns, limits)
+  let opened = false
+  let stopped = false
+  const error = (e: StreamError): void => {
+    if (stopped) return
+    stopped = true
+    handlers.error(e)
   }
-
-  get stopped(): boolean {
-    return this.#stopped
-  }
-
-  stop(): void {
-    this.#stopped = true
-  }
-
-  write(data: Uint8Array | string): void {
-    if (this.#stopped) return
-    if (typeof data !== 'string') {
-      // §3.2: text frames only.
-      this.#fail('a binary message (RFC 7395 allows text messages only)')
-      return
-    }
-    if (data.charCodeAt(0) !== 0x3c) {
-      this.#fail('a message that does not start with an element')
-      return
-    }
-    const { elements, error, complete } = this.#reader.read(data)
-    const first = elements[0]
-    // The first element is handled before the rest is judged (a <close/> ends it all).
-    if (first !== undefined) this.#element(first)
-    if (this.#stopped) return
-    if (error !== undefined) this.#error(error)
-    else if (elements.length !== 1 || !complete) {
-      this.#fail(
-        elements.length > 1
-          ? 'a message with more than one element'
-          : 'a message that is not one complete element',
-      )
-    }
-  }
-
-  #element(element: Element): void {
-    if (element.name === 'open' && element.attrs.xmlns === NS_FRAMING) {
-      if (this.#opened) {
-        this.#fail('a second <open/> on the same stream')
-        return
-      }
-      this.#opened = true
+  const fail = (message: string): void =>
+    error(new StreamError('not-well-formed', `RFC 7395 framing: ${message}`))
+  const element = (el: Element): void => {
+    const framing = el.attrs.xmlns === NS_FRAMING
+    if (framing && el.name === 'open' && opened) {
+      fail('a second <open/> on the same stream')
+    } else if (framing && el.name === 'open') {
+      opened = true
       const attrs: Record<string, string> = {}
-      for (const key in element.attrs) {
-        if (key !== 'xmlns') attrs[key] = String(element.attrs[key])
+      for (const key in el.attrs) {
+        if (key !== 'xmlns') attrs[key] = String(el.attrs[key])
       }
-      this.#handlers.streamStart(attrs)
-      return
+      handlers.streamStart(attrs)
+    } else if (!opened) {
+      fail(`<${el.name}/> before <open/>`)
+    } else if (framing && el.name === 'close') {
+      stopped = true
+      handlers.streamEnd()
+    } else {
+      handlers.element(el)
     }
-    if (!this.#opened) {
-      this.#fail(`<${element.name}/> before <open/>`)
-      return
-    }
-    if (element.name === 'close' && element.attrs.xmlns === NS_FRAMING) {
-      this.#stopped = true
-      this.#handlers.streamEnd()
-      return
-    }
-    this.#handlers.element(element)
   }
-
-  #fail(message: string): void {
-    this.#error(new StreamError('not-well-formed', `RFC 7395 framing: ${message}`))
-  }
-
-  #error(error: StreamError): void {
-    if (this.#stopped) return
-    this.#stopped = true
-    this.#handlers.error(error)
+  return {
+    get stopped() {
+      return stopped
+    },
+    stop() {
+      stopped = true
+    },
+    write(data) {
+      if (stopped) return
+      // §3.2: text frames only.
+      if (typeof data !== 'string') return fail('a binary message (text messages only)')
+      if (data.charCodeAt(0) !== 0x3c) return fail('a message that does not start with an element')
+      const read = reader.read(data)
+      const [first] = read.elements
+      const n = read.elements.length
+      // The first element is handled before the rest is judged (a <close/> ends it all).
+      if (first !== undefined) element(first)
+      if (read.error !== undefined) error(read.error)
+      else if (n !== 1 || !read.complete) {
+        fail(
+          n > 1
+            ? 'a message with more than one element'
+            : 'a message that is not one complete element',
+        )
+      }
+    },
   }
 }
