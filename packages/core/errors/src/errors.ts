@@ -6,11 +6,11 @@ import type { Element } from 'ltx'
  */
 export class XMPPError extends Error {
   /** Stable, machine-readable identifier, e.g. `stream-error`, `timeout`. */
-  readonly code: string
+  declare readonly code: string
   /** The XMPP defined condition (RFC 6120 §4.9.3, §8.3.3, §6.5), when there is one. */
-  readonly condition: string | undefined
+  declare readonly condition: string | undefined
   /** The element that carried the error, when it came from the wire. */
-  readonly element: Element | undefined
+  declare readonly element: Element | undefined
 
   constructor(
     code: string,
@@ -28,9 +28,9 @@ export class XMPPError extends Error {
 /** RFC 6120 §4.9: a stream-level error, sent by the peer (`remote`) or by us. */
 export class StreamError extends XMPPError {
   /** true when the peer sent the error, false when we detected it and sent it. */
-  readonly remote: boolean
+  declare readonly remote: boolean
   /** Human-readable text from the peer's `<text/>`, if any. */
-  readonly text: string | undefined
+  declare readonly text: string | undefined
 
   constructor(
     condition: string,
@@ -50,8 +50,8 @@ export class StreamError extends XMPPError {
 /** RFC 6120 §8.3: an error returned for a stanza (usually an iq). */
 export class StanzaError extends XMPPError {
   /** The error type: auth, cancel, continue, modify or wait. */
-  readonly type: string
-  readonly text: string | undefined
+  declare readonly type: string
+  declare readonly text: string | undefined
 
   constructor(
     condition: string,
@@ -73,7 +73,7 @@ export class StanzaError extends XMPPError {
 
 /** RFC 6120 §6.5: authentication failed. */
 export class SASLError extends XMPPError {
-  readonly text: string | undefined
+  declare readonly text: string | undefined
 
   constructor(
     condition: string,
@@ -94,7 +94,7 @@ export class SASLError extends XMPPError {
 /** An operation did not finish in time. */
 export class TimeoutError extends XMPPError {
   /** What timed out, when known: `connect`, `negotiation`, `close`, `tls`, `request`, ... */
-  readonly step: string | undefined
+  declare readonly step: string | undefined
 
   constructor(message = 'operation timed out', step?: string) {
     super('timeout', message)
@@ -140,7 +140,7 @@ export class JIDError extends XMPPError {
 
 /** Misuse of the plugin registry: a missing dependency, a duplicate name, a late registration. */
 export class PluginError extends XMPPError {
-  readonly plugin: string
+  declare readonly plugin: string
 
   constructor(
     code:
