@@ -30,7 +30,7 @@ export type WebSocketErrorCode =
 export class WebSocketError extends XMPPError {
   declare readonly code: WebSocketErrorCode
   /** The WebSocket close code, when the failure came with one (e.g. 1006). */
-  readonly closeCode: number | undefined
+  declare readonly closeCode: number | undefined
 
   constructor(
     code: WebSocketErrorCode,

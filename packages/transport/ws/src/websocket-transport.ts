@@ -67,9 +67,9 @@ type Phase = 'idle' | 'connecting' | 'open' | 'redirecting' | 'closed'
  */
 export class WebSocketTransport implements Transport {
   readonly framing = websocketFraming
-  readonly allowPlaintext: boolean
+  declare readonly allowPlaintext: boolean
   /** Settles (never rejects) once the transport is closed, with the error if it failed. */
-  readonly closed: Promise<Error | undefined>
+  declare readonly closed: Promise<Error | undefined>
   readonly #options: WebSocketOptions
   #markClosed: (error: Error | undefined) => void = () => undefined
   #phase: Phase = 'idle'
