@@ -46,6 +46,33 @@ describe('ElementReader', () => {
     expect(() => reader({ maxDepth: 0 })).toThrow(RangeError)
   })
 
+  test('character references (XML 1.0 §4.1): decimal, lowercase-x hex, in range, ended by ;', () => {
+    const text = (ref: string) => reader().read(`<a>${ref}</a>`).elements[0]?.getText()
+    expect(text('&#65;&#x41;&#x0041;&#0000065;&#x10FFFF;')).toBe('AAAA\u{10ffff}')
+    for (const bad of [
+      '&#X41;',
+      '&#x;',
+      '&#;',
+      '&#a;',
+      '&#1a;',
+      '&#xG;',
+      '&#65',
+      '&#1114112;',
+      '&#x110000;',
+      '&#99999999999999999999;',
+      '&#xFFFE;',
+      '&#xD800;',
+    ]) {
+      expect(condition(`<a>${bad}</a>`), bad).toBe('not-well-formed')
+    }
+    // The text ends inside the reference: unfinished, not an error.
+    for (const cut of ['<a>&', '<a>&#', '<a>&#x', '<a>&#12', '<a>&#x1F']) {
+      expect(reader().read(cut), cut).toEqual({ elements: [], error: undefined, complete: false })
+    }
+    // Out of range is known before the text ends.
+    expect(condition('<a>&#1114112')).toBe('not-well-formed')
+  })
+
   test('an unfinished element is no error, and not complete', () => {
     const read = reader().read(`<a><b>`)
     expect(read).toEqual({ elements: [], error: undefined, complete: false })

@@ -121,6 +121,7 @@ const TEXT_RUN = /[^<&>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*/y
 const CDATA_RUN = /[^>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*/y
 const APOS_RUN = /[^'<&\x00-\x1f\ud800-\udfff\ufffe\uffff]*/y
 const QUOT_RUN = /[^"<&\x00-\x1f\ud800-\udfff\ufffe\uffff]*/y
+const CHAR_REF = /#(?:x([\da-fA-F]*)|(\d*))/y
 const ENTITIES: Record<string, string> = {
   __proto__: null,
   amp: '&',
@@ -188,30 +189,15 @@ function validQName(name: string, colon: number): boolean {
 
 /** XML 1.0 §4.1, §4.6: the reference at s[i] ('&'), decoded; `at` is set past its ';'. */
 function reference(s: string, i: number): string {
-  let c = code(s, ++i)
-  if (c === 0x23) {
-    c = code(s, ++i)
-    const hex = c === 0x78
-    if (!hex && !(c >= 0x30 && c <= 0x39)) fail(NWF, 'invalid character reference')
-    if (hex) i++
-    let v = 0
-    let digits = 0
-    for (; ; i++) {
-      c = code(s, i)
-      const d =
-        c >= 0x30 && c <= 0x39
-          ? c - 0x30
-          : hex && c >= 0x61 && c <= 0x66
-            ? c - 0x57
-            : hex && c >= 0x41 && c <= 0x46
-              ? c - 0x37
-              : -1
-      if (d < 0) break
-      v = v * (hex ? 16 : 10) + d
-      digits++
-      if (v > 0x10ffff) fail(NWF, 'character reference out of range')
-    }
-    if (c !== 0x3b || digits === 0) fail(NWF, 'invalid character reference')
+  if (code(s, ++i) === 0x23) {
+    // A character reference: '#x' and hex digits, or '#' and decimal digits, then ';'.
+    CHAR_REF.lastIndex = i
+    const m = CHAR_REF.exec(s) as RegExpExecArray
+    const digits = m[1] ?? (m[2] as string)
+    const v = Number.parseInt(digits, m[1] === undefined ? 10 : 16)
+    if (v > 0x10ffff) fail(NWF, 'character reference out of range')
+    i = CHAR_REF.lastIndex
+    if (code(s, i) !== 0x3b || digits === '') fail(NWF, 'invalid character reference')
     // XML 1.0 §2.2: Char.
     if (
       !(
