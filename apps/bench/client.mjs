@@ -42,6 +42,8 @@ const { values: args } = parseArgs({
     // Stream management on (ours: the @xep/0198-sm plugin; xmpp.js enables it by itself when
     // the server offers it: run the server with --sm).
     sm: { type: 'boolean', default: false },
+    // ours, SM off: the app pauses as it does with SM on (clients/ours.mjs; sm.mjs's control).
+    paced: { type: 'boolean', default: false },
     shape: { type: 'string', default: 'chat' },
     'scram-salt': { type: 'string' },
     'scram-salted': { type: 'string' },
@@ -70,6 +72,7 @@ const base = {
   mechanism: args.tls ? 'SCRAM-SHA-1' : 'PLAIN',
   plaintext: !args.tls,
   sm: args.sm,
+  paced: args.paced,
   ...(args['scram-salt'] && args['scram-salted']
     ? {
         scramCache: {

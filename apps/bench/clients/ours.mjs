@@ -68,6 +68,11 @@ export function create(config) {
   }
   const message = (to, body) =>
     client.send(xml('message', { to, type: 'chat' }, xml('body', null, body)))
+  // `paced` (sm.mjs's control row, SM off): the same pauses without stream management, one
+  // round trip every SM_HIGH messages (each pause above ends with an <a/> that acknowledges
+  // about everything sent, so it comes every SM_HIGH messages): a ping, which the server
+  // answers after the messages before it, as it answers the <r/>.
+  let sent = 0
   return {
     connect: () => client.connect(),
     presence: () => client.send(xml('presence')),
@@ -77,7 +82,13 @@ export function create(config) {
           room ??= smApi.whenBelow(SM_LOW).then(roomMade)
           return room.then(() => message(to, body))
         }
-      : message,
+      : config.paced
+        ? (to, body) => {
+            if (room) return room.then(() => message(to, body))
+            if (++sent % SM_HIGH === 0) room = client.plugins.ping.ping().then(roomMade)
+            return message(to, body)
+          }
+        : message,
     ping: () => client.plugins.ping.ping(),
     close: () => client.disconnect(),
   }

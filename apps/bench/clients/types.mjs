@@ -9,6 +9,8 @@
  * @property {boolean} plaintext   no TLS (the scripted server); else STARTTLS, not verified
  * @property {((id: string | undefined, body: string | null) => void) | undefined} [onMessage]
  *   chat messages with a body (the send workload's `done`)
+ * @property {boolean | undefined} [sm]      stream management on (the server offers it)
+ * @property {boolean | undefined} [paced]   without SM, pause as the SM app does (ours only)
  * @property {RecvRoute | undefined} [recv]   the recv workload's stanzas (see shapes.mjs)
  * @property {{ salt: Uint8Array, saltedPassword: Uint8Array, iterations: number } | undefined} [scramCache]
  *   SCRAM's salted password for the server's salt and iteration count, cached by the app
