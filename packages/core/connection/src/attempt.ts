@@ -1,7 +1,6 @@
 import { Element, NS_STREAM, NS_STREAM_ERRORS } from '@core/xml'
 import type { StreamParserHandlers, StreamParserOptions } from '@core/xml'
-import { ConnectionError, StreamError, TimeoutError, XMPPError } from '@core/errors'
-import { Cancellation } from './cancellation.js'
+import { AbortError, ConnectionError, StreamError, TimeoutError, XMPPError } from '@core/errors'
 import type { Connection, ConnectionTimeouts } from './connection.js'
 import type { NegotiationContext, Negotiator, StreamFeature, WaitOptions } from './features.js'
 import type { StreamReader } from './framing.js'
@@ -67,8 +66,13 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   failed = false
   cancelled: XMPPError | undefined
   readonly #host: AttemptHost
-  /** Aborts negotiation's waits; dropped once online (it may hold an AbortSignal and listeners). */
-  #cancel: Cancellation | undefined = new Cancellation()
+  #online = false
+  /** Why negotiation was abandoned (drop, timeout, disconnect()), once it was. */
+  #aborted: XMPPError | undefined
+  /** `signal`, made when first read (most negotiations never read it). */
+  #controller: AbortController | undefined
+  /** Rejected on abort: negotiation's waits race it. Made on the first wait, dropped online. */
+  #abort: { promise: Promise<never>; reject: (error: Error) => void } | undefined
   #parser: StreamReader | undefined
   /** Top-level elements' parent: namespace lookups see the stream's declarations. */
   #root = new Element('stream:stream')
@@ -89,9 +93,6 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     this.#host = host
   }
 
-  get #online(): boolean {
-    return this.#cancel === undefined
-  }
   /** Features that already ran, across restarts (dropped once online). */
   get completed(): Set<string> {
     this.#completed ??= new Set()
@@ -107,7 +108,12 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     return this.#host.features
   }
   get signal(): AbortSignal {
-    return (this.#cancel ?? new Cancellation()).signal
+    if (this.#online) return new AbortController().signal
+    if (!this.#controller) {
+      this.#controller = new AbortController()
+      if (this.#aborted) this.#controller.abort(this.#aborted)
+    }
+    return this.#controller.signal
   }
   get writable(): boolean {
     return this.transport !== undefined && !this.finished && !this.failure && !this.closing
@@ -115,16 +121,39 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
 
   // A feature that outlived its attempt must not touch a later attempt's stream.
   send(element: Element): Promise<void> {
-    return this.#cancel?.aborted ? this.#abandoned() : this.#host.send(element)
+    return this.#aborted ? Promise.reject(this.#aborted) : this.#host.send(element)
   }
   waitFor(match: (element: Element) => boolean, options: WaitOptions = {}): Promise<Element> {
-    return this.#cancel?.aborted ? this.#abandoned() : this.#waitFor(match, options)
+    return this.#aborted ? Promise.reject(this.#aborted) : this.#waitFor(match, options)
   }
   restart(): Promise<void> {
-    return this.#cancel?.aborted ? this.#abandoned() : this.#openStream()
+    return this.#aborted ? Promise.reject(this.#aborted) : this.#openStream()
   }
-  #abandoned(): Promise<never> {
-    return Promise.reject(this.#cancel?.reason)
+
+  /** Once: negotiation's waits reject with `reason` (then run() tears the attempt down). */
+  #abandon(reason: XMPPError): void {
+    if (this.#online || this.#aborted) return
+    this.#aborted = reason
+    this.#abort?.reject(reason)
+    this.#controller?.abort(reason)
+  }
+
+  /** Settles like `promise`, or rejects as soon as negotiation is abandoned. */
+  #race<T>(promise: Promise<T>): Promise<T> {
+    if (this.#online) return promise
+    if (this.#aborted) {
+      // What `promise` does later is superseded, not an unhandled rejection.
+      promise.then(undefined, superseded)
+      return Promise.reject(this.#aborted)
+    }
+    if (!this.#abort) {
+      let reject: (error: Error) => void = superseded
+      const promise = new Promise<never>((_, fail) => {
+        reject = fail
+      })
+      this.#abort = { promise, reject }
+    }
+    return Promise.race([promise, this.#abort.promise])
   }
 
   /** Connects `transport` and negotiates; resolves once online and the hooks ran. */
@@ -136,35 +165,27 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
   ): Promise<void> {
     const { timeouts, negotiator } = this.#host
     const connection = this.connection
-    const cancel = this.#cancel as Cancellation
     this.transport = transport
     this.writer = new OutboundWriter(transport, transport.framing, this.#host.rawTaps)
     this.#arm('connect', timeouts.connect, () =>
-      cancel.abort(
+      this.#abandon(
         new TimeoutError(`transport did not connect within ${timeouts.connect} ms`, 'connect'),
       ),
     )
     try {
+      // No signal: an abandoned connect is stopped by end() (see the catch below).
       const { service, domain } = connection
-      const target = {
-        service,
-        domain,
-        host,
-        port,
-        get signal() {
-          return cancel.signal
-        },
-      }
-      await cancel.race(this.transport.connect(target, this))
+      await this.#race(transport.connect({ service, domain, host, port }, this))
       this.#disarm('connect')
       this.#host.setState('negotiating')
       await this.#openStream()
-      await cancel.race(negotiator.negotiate(this))
+      await this.#race(negotiator.negotiate(this))
       if (this.finished || this.failure) throw this.failure ?? closedError()
       // Elements no feature took go through the inbound pipeline now, in order.
       const pending = this.#pending
       this.#pending = NONE
-      this.#cancel = this.#completed = undefined
+      this.#online = true
+      this.#abort = this.#controller = this.#completed = undefined
       this.#host.online(this.resumed)
       for (const element of pending) {
         if (this.failure) break
@@ -191,7 +212,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     if (this.finished) return
     this.cancelled = error
     this.endReason ??= 'stopped'
-    this.#cancel?.abort(error)
+    this.#abandon(error)
   }
 
   shutdown(): Promise<void> {
@@ -246,7 +267,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
       }
     })
     this.writer.writeRaw(ours)
-    return this.#cancel ? this.#cancel.race(header) : header
+    return this.#race(header)
   }
 
   // TransportEvents.
@@ -281,7 +302,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
             ))
     if (!this.#online) {
       this.failure ??= failure
-      this.#cancel?.abort(this.failure)
+      this.#abandon(this.failure ?? new AbortError('the operation was aborted'))
       return
     }
     this.#teardown(failure, clean)
@@ -425,7 +446,7 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     this.finished = true
     this.#parser?.stop()
     const failure = error ?? closedError()
-    this.#cancel?.abort(failure)
+    this.#abandon(failure)
     this.transport.end()
     this.#arm('kill', this.#host.timeouts.close, () => this.transport.destroy())
     ;(this.#timer as { unref?: () => void }).unref?.()
@@ -530,6 +551,8 @@ export class Attempt implements TransportEvents, StreamParserHandlers, Negotiati
     header?.(error)
   }
 }
+
+function superseded(): void {}
 
 function endsStream(last: WaitOptions['last'], element: Element): boolean {
   return typeof last === 'function' ? last(element) : last === true

@@ -4,7 +4,6 @@ import { ConnectionError, JIDError, StreamError, type XMPPError } from '@core/er
 import { JID } from '@core/jid'
 import { Attempt, type AttemptHost, isRedirect, toXMPPError } from './attempt.js'
 import { featureNegotiator } from './feature-negotiator.js'
-import { Cancellation } from './cancellation.js'
 import { type HookMap, type HookName, Hooks } from './hooks.js'
 import type { Negotiator, StreamFeature } from './features.js'
 import { InboundContext, OutboundContext, Pipeline } from './middleware.js'
@@ -85,7 +84,9 @@ export class Connection<A extends object = Record<string, unknown>> {
   readonly #inQueue: InboundQueue
   #lastFrom: string | undefined
   #lastFromJid: JID | undefined
-  #session: Cancellation | undefined
+  /** `signal`'s controller, made when first read; `#ended` once the session ended. */
+  #session: AbortController | undefined
+  #ended: XMPPError | undefined
   readonly #reportError: (error: Error) => void
 
   constructor(options: ConnectionOptions) {
@@ -143,18 +144,24 @@ export class Connection<A extends object = Record<string, unknown>> {
    * next connect() after the end brings a new signal.
    */
   get signal(): AbortSignal {
-    this.#session ??= new Cancellation()
+    if (!this.#session) {
+      this.#session = new AbortController()
+      if (this.#ended) this.#session.abort(this.#ended)
+    }
     return this.#session.signal
   }
 
   /** Ends the session: `signal` aborts with `cause`, `session-end` is emitted. */
   endSession(cause?: XMPPError): void {
-    const session = this.#session
-    if (session?.aborted) return
-    const error = cause ?? new ConnectionError('stopped', 'the connection was closed by the app')
-    this.#session ??= new Cancellation()
-    this.#session.abort(error)
+    if (this.#ended) return
+    this.#ended = cause ?? new ConnectionError('stopped', 'the connection was closed by the app')
+    this.#session?.abort(this.#ended)
     void this.hooks.emit('session-end', { error: cause })
+  }
+
+  /** A new session: a new `signal`. */
+  #newSession(): void {
+    if (this.#ended) this.#session = this.#ended = undefined
   }
 
   /**
@@ -237,7 +244,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       online(resumed: boolean): void {
         const c = this.connection
         // A plugin ended the previous session during this negotiation: a new one, new signal.
-        if (!resumed && c.#session?.aborted) c.#session = undefined
+        if (!resumed) c.#newSession()
         c.#setState('online')
       }
     }
@@ -275,7 +282,7 @@ export class Connection<A extends object = Record<string, unknown>> {
       )
     }
     this.#registry.freeze()
-    if (this.#session?.aborted) this.#session = undefined
+    this.#newSession()
     // The attempt exists now (disconnect() may stop it) but starts a turn later: the call is
     // registered before any hook runs, and a reconnecting 'disconnected' hook lets the old
     // session end first.

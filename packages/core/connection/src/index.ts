@@ -4,7 +4,6 @@ export {
   type ConnectionTimeouts,
   createConnection,
 } from './connection.js'
-export { Cancellation } from './cancellation.js'
 export { featureNegotiator } from './feature-negotiator.js'
 export {
   type FeatureResult,

@@ -25,8 +25,11 @@ export interface ConnectTarget {
   /** A redirect's host (see-other-host); the service's host otherwise. */
   readonly host?: string | undefined
   readonly port?: number | undefined
-  /** connect() should reject when aborted. */
-  readonly signal: AbortSignal
+  /**
+   * connect() rejects when it aborts. A Connection gives none: it stops a connect() with
+   * end() or destroy(), which every transport honours (no AbortSignal per attempt).
+   */
+  readonly signal?: AbortSignal | undefined
 }
 
 export interface TransportEvents {

@@ -582,7 +582,9 @@ describe('races and failure paths', () => {
     expect(peer.queued).toHaveLength(0)
   })
 
-  test('a transport that listens to target.signal (not the Cancellation) is stopped by it', async () => {
+  // No AbortSignal per attempt (an AbortController and its listener cost ~20 µs a connect):
+  // the connection stops a connect() in flight with end(), which a transport must honour.
+  test('a connect() in flight is stopped by end(), and the transport gets no signal', async () => {
     const peer = newPeer()
     const seen: string[] = []
     const conn = createConnection({
@@ -592,10 +594,15 @@ describe('races and failure paths', () => {
           get secure() {
             return inner.secure
           },
-          connect(target: ConnectTarget, events: TransportEvents) {
-            seen.push(`aborted=${target.signal.aborted}`)
-            target.signal.addEventListener('abort', () => seen.push('abort'))
-            return inner.connect(target, events)
+          connect(target: ConnectTarget, _events: TransportEvents) {
+            seen.push(`signal=${target.signal}`)
+            // Never connects: only end() or destroy() can settle it.
+            return new Promise<void>((_, reject) => {
+              inner.end = () => {
+                seen.push('end')
+                reject(new Error('stopped by end()'))
+              }
+            })
           },
           framing: inner.framing,
           write: (data: string) => inner.write(data),
@@ -607,10 +614,10 @@ describe('races and failure paths', () => {
       timeouts: SHORT,
     })
     const connecting = conn.connect()
-    await peer.nextHeader()
+    await tick(2)
     await conn.disconnect()
     await expect(connecting).rejects.toMatchObject({ code: 'stopped' })
-    expect(seen).toEqual(['aborted=false', 'abort'])
+    expect(seen).toEqual(['signal=undefined', 'end'])
   })
 
   test('a feature that outlives its attempt can no longer send, wait or restart', async () => {

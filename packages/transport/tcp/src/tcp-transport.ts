@@ -1,7 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import {
-  Cancellation,
   type ConnectTarget,
   type Transport,
   type TransportEvents,
@@ -68,17 +67,12 @@ export class TcpTransport implements Transport {
   readonly allowPlaintext: boolean
   readonly #options: TcpOptions
   /**
-   * Aborts the operation in flight (connect, STARTTLS) on destroy(). It exists only while
-   * one runs: an open transport holds none (idle connections add up).
+   * Why destroy() stopped the operation in flight (connect, STARTTLS), and how it tells the
+   * current wait (SRV lookup, socket, handshake). Nothing while none runs, and no
+   * AbortController: the connection stops a connect() with end() or destroy().
    */
-  #stop: Cancellation | undefined
-  /** Unhooks the caller's signal from #stop once the operation is over. */
-  #unlink: (() => void) | undefined
-  /**
-   * The caller's signal, while connect() runs. Not kept after: STARTTLS is stopped through
-   * destroy(), and an open transport holds no AbortSignal (idle connections add up).
-   */
-  #attempt: AbortSignal | undefined
+  #stopped: Error | undefined
+  #interrupt: ((error: Error) => void) | undefined
   /** `closed`, made when first asked for (most apps never do). */
   #closed: Promise<Error | undefined> | undefined
   #markClosed: ((error: Error | undefined) => void) | undefined
@@ -113,27 +107,16 @@ export class TcpTransport implements Transport {
     Object.defineProperty(TcpTransport.prototype, BRAND, { value: true })
   }
 
-  /**
-   * Starts an abortable operation: it is aborted by destroy() (or end()) and, during
-   * connect(), by the caller's signal, until #endOperation().
-   */
-  #beginOperation(): Cancellation {
-    const stop = new Cancellation()
-    this.#stop = stop
-    const attempt = this.#attempt
-    if (attempt?.aborted) stop.abort(attempt.reason)
-    else if (attempt) {
-      const onAbort = () => stop.abort(attempt.reason)
-      attempt.addEventListener('abort', onAbort, { once: true })
-      this.#unlink = () => attempt.removeEventListener('abort', onAbort)
-    }
-    return stop
+  #throwIfStopped(): void {
+    if (this.#stopped) throw this.#stopped
   }
 
-  #endOperation(): void {
-    this.#unlink?.()
-    this.#unlink = undefined
-    this.#stop = undefined
+  /** Settles like `promise`, or rejects as soon as destroy() stops the operation. */
+  #interruptible<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#interrupt = reject
+      promise.then(resolve, reject)
+    })
   }
 
   /**
@@ -184,18 +167,20 @@ export class TcpTransport implements Transport {
     this.#phase = 'connecting'
     this.#events = events
     this.#domain = target.domain
-    this.#attempt = target.signal
-    const signal = this.#beginOperation()
+    // A caller's signal (a Connection gives none) stops the connect like destroy() does.
+    const signal = target.signal
+    const onAbort = () => this.destroy(signal?.reason)
     try {
-      signal.throwIfAborted()
+      signal?.throwIfAborted()
+      signal?.addEventListener('abort', onAbort, { once: true })
       // A service with a port (or a redirect) needs no lookup: no await before the socket.
       const found = this.#targets(target)
-      const targets = Array.isArray(found) ? found : await signal.race(found)
+      const targets = Array.isArray(found) ? found : await this.#interruptible(found)
       const failures: { target: TcpTarget; error: unknown }[] = []
       for (const candidate of targets) {
-        signal.throwIfAborted()
+        this.#throwIfStopped()
         try {
-          const socket = await this.#open(candidate, signal)
+          const socket = await this.#open(candidate)
           this.#socket = socket
           this.#remote = candidate
           this.#secure = candidate.tls === 'direct'
@@ -205,7 +190,7 @@ export class TcpTransport implements Transport {
           this.#attach(socket)
           return
         } catch (error) {
-          signal.throwIfAborted()
+          this.#throwIfStopped()
           failures.push({ target: candidate, error })
         }
       }
@@ -215,8 +200,8 @@ export class TcpTransport implements Transport {
       this.#finish(error instanceof Error ? error : new Error(String(error)))
       throw error
     } finally {
-      this.#endOperation()
-      this.#attempt = undefined
+      signal?.removeEventListener('abort', onAbort)
+      this.#interrupt = this.#stopped = undefined
     }
   }
 
@@ -247,7 +232,7 @@ export class TcpTransport implements Transport {
   }
 
   /** Opens one TCP connection, with the TLS handshake first for direct TLS. */
-  #open(target: TcpTarget, signal: Cancellation): Promise<Socket> {
+  #open(target: TcpTarget): Promise<Socket> {
     const direct = target.tls === 'direct'
     const domain = this.#domain
     return new Promise<Socket>((resolve, reject) => {
@@ -278,7 +263,7 @@ export class TcpTransport implements Transport {
       const done = () => {
         settled = true
         clearTimeout(timer)
-        signal.offAbort(onAbort)
+        this.#interrupt = undefined
         socket.off('connect', onConnect)
         socket.off('close', onClose)
         socket.off(direct ? 'secureConnect' : 'connect', onReady)
@@ -289,7 +274,6 @@ export class TcpTransport implements Transport {
         socket.destroy()
         reject(error)
       }
-      const onAbort = () => fail(signal.reason)
       const onConnect = () => {
         reached = true
       }
@@ -319,7 +303,7 @@ export class TcpTransport implements Transport {
       socket.on(direct ? 'secureConnect' : 'connect', onReady)
       socket.on('error', onError)
       socket.on('close', onClose)
-      signal.onAbort(onAbort)
+      this.#interrupt = fail
     })
   }
 
@@ -345,11 +329,9 @@ export class TcpTransport implements Transport {
     raw.off('data', onSocketData)
     raw.off('drain', onSocketDrain)
     raw.off('close', onSocketClose)
-    const signal = this.#beginOperation()
     const domain = this.#domain
     let secure: TLSSocket
     try {
-      signal.throwIfAborted()
       secure = await new Promise<TLSSocket>((resolve, reject) => {
         const socket = tlsConnect({ ...tlsOptions(domain, this.#options.tls), socket: raw })
         this.#socket = socket
@@ -369,7 +351,7 @@ export class TcpTransport implements Transport {
         const settle = () => {
           settled = true
           clearTimeout(timer)
-          signal.offAbort(onAbort)
+          this.#interrupt = undefined
           socket.off('close', onClose)
           socket.off('secureConnect', onReady)
         }
@@ -379,7 +361,6 @@ export class TcpTransport implements Transport {
           socket.destroy()
           reject(error)
         }
-        const onAbort = () => fail(signal.reason)
         const onReady = () => {
           if (!socket.authorized && this.#options.tls?.insecure !== true) {
             fail(handshakeError(socket.authorizationError, domain))
@@ -403,7 +384,7 @@ export class TcpTransport implements Transport {
         socket.on('secureConnect', onReady)
         socket.on('error', onError)
         socket.on('close', onClose)
-        signal.onAbort(onAbort)
+        this.#interrupt = fail
       })
     } catch (error) {
       this.#socket?.destroy()
@@ -411,7 +392,7 @@ export class TcpTransport implements Transport {
       this.#finish(error instanceof Error ? error : new Error(String(error)))
       throw error
     } finally {
-      this.#endOperation()
+      this.#interrupt = this.#stopped = undefined
     }
     this.#secure = true
     this.#verified = secure.authorized === true
@@ -479,8 +460,10 @@ export class TcpTransport implements Transport {
   destroy(error?: Error): void {
     if (error) this.#error ??= error
     if (this.#phase === 'closed') return
-    const reason = error ?? new ConnectionError('disconnected', 'the transport was destroyed')
-    if (this.#phase === 'connecting' || this.#phase === 'upgrading') this.#stop?.abort(reason)
+    if (this.#phase === 'connecting' || this.#phase === 'upgrading') {
+      this.#stopped ??= error ?? new ConnectionError('disconnected', 'the transport was destroyed')
+      this.#interrupt?.(this.#stopped)
+    }
     if (this.#phase === 'idle') {
       this.#finish(error)
       return

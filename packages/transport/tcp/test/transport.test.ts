@@ -1,7 +1,14 @@
-import type { TransportEvents } from '@core/connection'
+import { createConnection, type TransportEvents } from '@core/connection'
 import { TimeoutError } from '@core/errors'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type SrvRecord, type SrvResolver, TcpError, TcpTransport, TLSError } from '../src/index.js'
+import {
+  type SrvRecord,
+  type SrvResolver,
+  TcpError,
+  TcpTransport,
+  TLSError,
+  tcp,
+} from '../src/index.js'
 import { certs, closedPort, onlyTlsRecords, Peer, serverTls, settle } from './peer.js'
 
 function recorder() {
@@ -368,6 +375,58 @@ describe('TcpTransport cancellation', () => {
     const reason = new Error('gave up')
     controller.abort(reason)
     expect(await connecting).toEqual({ error: reason })
+    await server.closed
+  })
+})
+
+// A Connection passes no AbortSignal: it stops a connect in flight with end().
+describe('a Connection stops a TcpTransport connect in flight', () => {
+  it('during the SRV lookup: connect() rejects with the cause and no socket is opened', async () => {
+    const asked: string[] = []
+    const answers: ((records: SrvRecord[]) => void)[] = []
+    const resolver: SrvResolver = (name) => {
+      asked.push(name)
+      return new Promise((resolve) => answers.push(resolve))
+    }
+    const conn = createConnection({ transport: tcp({ resolver }), domain: 'example.com' })
+    const connecting = settle(conn.connect())
+    await expect.poll(() => asked.length).toBe(2)
+    await conn.disconnect()
+    expect(await connecting).toMatchObject({ error: { code: 'stopped' } })
+    // The lookup answers late: nothing connects to what it names.
+    for (const answer of answers)
+      answer([{ name: '127.0.0.1', port: peer.port, priority: 0, weight: 0 }])
+    await turn()
+    await turn()
+    expect(peer.connections).toHaveLength(0)
+    expect(conn.state).toBe('disconnected')
+  })
+
+  it('during the socket connect (a silent TLS peer): the connect timeout closes the socket', async () => {
+    const conn = createConnection({
+      transport: tcp({ tls: { ca: certs.ca }, connectTimeout: 0 }),
+      domain: 'localhost',
+      service: `xmpps://127.0.0.1:${peer.port}`,
+      timeouts: { connect: 150 },
+    })
+    const connecting = settle(conn.connect())
+    const server = await peer.nextPeer()
+    const { error } = (await connecting) as { error: TimeoutError }
+    expect(error).toBeInstanceOf(TimeoutError)
+    expect(error.step).toBe('connect')
+    await server.closed
+  })
+
+  it('during the socket connect: disconnect() rejects connect() with stopped and closes it', async () => {
+    const conn = createConnection({
+      transport: tcp({ tls: { ca: certs.ca } }),
+      domain: 'localhost',
+      service: `xmpps://127.0.0.1:${peer.port}`,
+    })
+    const connecting = settle(conn.connect())
+    const server = await peer.nextPeer()
+    await conn.disconnect()
+    expect(await connecting).toMatchObject({ error: { code: 'stopped' } })
     await server.closed
   })
 })

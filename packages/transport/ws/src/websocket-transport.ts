@@ -76,6 +76,8 @@ export class WebSocketTransport implements Transport {
   #socket: WebSocketLike | undefined
   #url: URL | undefined
   #events: TransportEvents | undefined
+  /** Aborted by destroy() and the caller's signal (a Connection gives none) during connect. */
+  #connecting: AbortController | undefined
   #signal: AbortSignal | undefined
   /** Aborts the open in flight (connect or redirect) on destroy(). */
   #stop: AbortController | undefined
@@ -142,9 +144,14 @@ export class WebSocketTransport implements Transport {
     }
     this.#phase = 'connecting'
     this.#events = events
-    this.#signal = target.signal
+    const connecting = new AbortController()
+    this.#connecting = connecting
+    this.#signal = connecting.signal
+    const outer = target.signal
+    const onAbort = () => connecting.abort(outer?.reason)
     try {
-      target.signal.throwIfAborted()
+      outer?.throwIfAborted()
+      outer?.addEventListener('abort', onAbort, { once: true })
       if (target.host !== undefined) {
         // RFC 7395 §3.6.1: over WebSocket, a server moves a client with see-other-uri;
         // a see-other-host names no URL path or scheme to go to.
@@ -158,6 +165,8 @@ export class WebSocketTransport implements Transport {
     } catch (error) {
       this.#finish(error instanceof Error ? error : new Error(String(error)))
       throw error
+    } finally {
+      outer?.removeEventListener('abort', onAbort)
     }
   }
 
@@ -165,7 +174,7 @@ export class WebSocketTransport implements Transport {
   async #discover(target: ConnectTarget): Promise<string | undefined> {
     const discovery = this.#options.discovery
     if (!discovery) return undefined
-    const first = (await discovery(target.domain, target.signal))[0]
+    const first = (await discovery(target.domain, this.#signal as AbortSignal))[0]
     if (first === undefined) {
       throw new WebSocketError(
         'invalid-service',
@@ -369,6 +378,7 @@ export class WebSocketTransport implements Transport {
     if (this.#phase === 'closed') return
     const reason = error ?? new ConnectionError('disconnected', 'the transport was destroyed')
     this.#stop?.abort(reason)
+    this.#connecting?.abort(reason)
     // Ended on our side: what was held while paused is not delivered any more.
     this.#inbox = []
     this.#inboxSize = 0
